@@ -1,0 +1,42 @@
+"""Which devices exist here, and turning a user's device name into a checked one."""
+
+from __future__ import annotations
+
+import torch
+
+
+class DeviceError(ValueError):
+    """The requested device does not exist or is not usable on this machine."""
+
+
+def available_devices() -> list[str]:
+    """Devices usable on this machine: always ``cpu``, then each ``cuda:N``, then ``mps``."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def resolve_device(name: str, *, batch_size: int = 1) -> str:
+    """Check ``name`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) and return a concrete one.
+
+    ``auto`` picks the CPU for small batches, where a GPU only adds launch overhead per
+    step, and the first GPU for batches of 256 or more when one exists.
+    """
+    devices = available_devices()
+    name = name.strip().lower()
+    if name == "auto":
+        if batch_size >= 256 and len(devices) > 1:
+            return devices[1]
+        return "cpu"
+    if name == "cuda":
+        name = "cuda:0"
+    if name in devices:
+        return name
+    if name.startswith("cuda") or name == "mps":
+        have = ", ".join(devices)
+        raise DeviceError(f"device {name!r} is not available on this machine (available: {have}, auto)")
+    raise DeviceError(f"unknown device {name!r}: expected auto, cpu, cuda, cuda:N or mps")

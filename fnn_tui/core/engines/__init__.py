@@ -1,0 +1,64 @@
+"""Training engines: the PyTorch reference and the fused (compiled, CPU) engine.
+
+Both implement :class:`Engine`; the trainer drives either through the same epoch loop.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+ENGINE_NAMES = ("auto", "torch", "fused")
+
+
+class EngineError(ValueError):
+    """The requested engine cannot run this preset on this device."""
+
+
+class Engine(Protocol):
+    """What the trainer needs from an engine."""
+
+    name: str
+    steps_per_epoch: int
+    n_train: int
+
+    def set_epoch(self, epoch: int, order: torch.Tensor, lr: float) -> None:
+        """Prepare epoch ``epoch`` (0-based) with this sample order and learning rate."""
+
+    def run_steps(self, start: int, stop: int) -> int:
+        """Train steps ``start..stop-1`` of the epoch; return the first non-finite step or -1."""
+
+    def train_metrics(self) -> tuple[float, float]:
+        """Mean MSE and mean |y_hat / y| over the epoch's steps."""
+
+    def evaluate(self) -> tuple[float, float, float]:
+        """Test MSE, test mean |y_hat / y| and test MAE with the current weights."""
+
+    def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Copies of the parameters and momentum buffers, as CPU tensors by parameter name."""
+
+
+def fused_unsupported_reason(activation: str, loss: str, device: str) -> str | None:
+    """Why the fused engine cannot run this configuration, or ``None`` when it can."""
+    if device != "cpu":
+        return f"the fused engine runs on the CPU only, not {device}"
+    if activation != "relu" or loss != "mse":
+        return "the fused engine supports ReLU networks with MSE loss only"
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return "the fused engine needs numba, which is not installed"
+    return None
+
+
+def choose_engine(name: str, *, device: str, activation: str, loss: str) -> str:
+    """Resolve ``auto`` and check an explicit choice; raise :class:`EngineError` if impossible."""
+    if name not in ENGINE_NAMES:
+        raise EngineError(f"unknown engine {name!r}: expected one of {', '.join(ENGINE_NAMES)}")
+    reason = fused_unsupported_reason(activation, loss, device)
+    if name == "auto":
+        return "fused" if reason is None else "torch"
+    if name == "fused" and reason is not None:
+        raise EngineError(reason)
+    return name

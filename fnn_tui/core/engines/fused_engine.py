@@ -1,0 +1,139 @@
+"""The fused CPU engine: the reference algorithm compiled into chunk-sized Numba calls.
+
+It starts from the same initial weights and walks the same per-epoch sample order as the
+PyTorch engine, and converts its flat arrays back into a ``state_dict`` for checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from fnn_tui.core.data import Dataset
+from fnn_tui.core.engines import fused_kernels as k
+from fnn_tui.core.model import build_model
+from fnn_tui.core.presets import Preset
+from fnn_tui.core.state import TrainState
+
+
+def layout(sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weight offsets, bias offsets and activation offsets of the flat layout."""
+    w_off, b_off = [], []
+    pos = 0
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        w_off.append(pos)
+        pos += a * b
+        b_off.append(pos)
+        pos += b
+    a_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return np.array(w_off, dtype=np.int64), np.array(b_off, dtype=np.int64), a_off
+
+
+def flatten(tensors: dict[str, torch.Tensor], names: list[str], dtype: type[np.floating]) -> np.ndarray:
+    """Concatenate named tensors into one contiguous array."""
+    return np.concatenate([tensors[n].detach().cpu().reshape(-1).double().numpy() for n in names]).astype(dtype)
+
+
+class FusedEngine:
+    """Per-sample SGD in compiled loops over flat float32 arrays (CPU only)."""
+
+    name = "fused"
+
+    def __init__(
+        self,
+        preset: Preset,
+        data: Dataset,
+        device: str = "cpu",
+        resume: TrainState | None = None,
+        dtype: type[np.floating] = np.float32,
+    ) -> None:
+        t = preset.training
+        self.dtype = dtype
+        model = build_model(preset.model, preset.data.seed)
+        state_dict = {n: p.detach() for n, p in model.named_parameters()}
+        if resume is not None:
+            state_dict = dict(resume.params)
+        self.names = list(state_dict)
+        self.shapes = {n: tuple(state_dict[n].shape) for n in self.names}
+        self.params = flatten(state_dict, self.names, dtype)
+        self.buf = np.zeros_like(self.params)
+        self.state = np.zeros(1, dtype=np.int64)
+        if resume is not None and resume.momentum:
+            self.buf = flatten(resume.momentum, self.names, dtype)
+            self.state[0] = 1
+        self.grad = np.zeros_like(self.params)
+        sizes = preset.model.sizes
+        self.sizes = np.array(sizes, dtype=np.int64)
+        self.w_off, self.b_off, self.a_off = layout(sizes)
+        width = int(self.a_off[-1])
+        self.act = np.zeros(width, dtype=dtype)
+        self.pre = np.zeros(width, dtype=dtype)
+        self.cen = np.zeros(width, dtype=dtype)
+        self.dz = np.zeros(width, dtype=dtype)
+        self.var = np.zeros(len(sizes), dtype=dtype)
+        self.use_norm = preset.model.norm == "seed"
+        self.batch = t.batch_size
+        # scalars in the arrays' precision, as PyTorch casts them for float32 tensors
+        self.momentum = dtype(t.momentum)
+        self.two_l2 = dtype(2.0 * t.l2)
+        self.clip = dtype(-1.0 if t.clip is None else t.clip)
+        self.eps = dtype(1e-6)
+        self.x_train = data.x_train.reshape(-1).double().numpy().astype(dtype)
+        self.y_train = data.y_train.reshape(-1).double().numpy().astype(dtype)
+        self.x_test = data.x_test.reshape(-1).double().numpy().astype(dtype)
+        self.y_test = data.y_test.reshape(-1).double().numpy().astype(dtype)
+        self.n_train = data.n_train
+        self.steps_per_epoch = math.ceil(data.n_train / self.batch)
+        self.losses = np.zeros(self.steps_per_epoch, dtype=dtype)
+        self.ratios = np.zeros(self.steps_per_epoch, dtype=dtype)
+        self.xs = self.x_train
+        self.ys = self.y_train
+        self.lr = dtype(t.lr)
+
+    def set_epoch(self, epoch: int, order: torch.Tensor, lr: float) -> None:
+        """Gather the epoch's samples in order."""
+        idx = order.numpy()
+        self.xs = np.ascontiguousarray(self.x_train[idx])
+        self.ys = np.ascontiguousarray(self.y_train[idx])
+        self.lr = self.dtype(lr)
+        self.losses[:] = 0
+        self.ratios[:] = 0
+
+    def run_steps(self, start: int, stop: int) -> int:
+        """One compiled call for the whole range of steps."""
+        return int(
+            k.run_steps(
+                self.params, self.buf, self.state, self.grad, self.sizes, self.w_off, self.b_off,
+                self.a_off, self.act, self.pre, self.cen, self.var, self.dz, self.xs, self.ys,
+                start, stop, self.batch, self.lr, self.momentum, self.two_l2, self.clip, self.eps, self.use_norm,
+                self.losses, self.ratios,
+            )
+        )
+
+    def train_metrics(self) -> tuple[float, float]:
+        """Epoch means of the per-step MSE and ratio."""
+        return float(self.losses.mean(dtype=np.float64)), float(self.ratios.mean(dtype=np.float64))
+
+    def evaluate(self) -> tuple[float, float, float]:
+        """Test MSE, ratio and MAE."""
+        loss, ratio, mae = k.evaluate(
+            self.params, self.sizes, self.w_off, self.b_off, self.a_off, self.act, self.pre,
+            self.cen, self.var, self.x_test, self.y_test, self.use_norm,
+        )
+        return float(loss), float(ratio), float(mae)
+
+    def _unflatten(self, flat: np.ndarray) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        pos = 0
+        for n in self.names:
+            size = math.prod(self.shapes[n])
+            out[n] = torch.from_numpy(flat[pos : pos + size].copy()).reshape(self.shapes[n]).float()
+            pos += size
+        return out
+
+    def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The flat arrays as a ``state_dict`` and momentum buffers by name."""
+        momentum = self._unflatten(self.buf) if self.state[0] else {}
+        return self._unflatten(self.params), momentum

@@ -1,0 +1,181 @@
+"""Numba kernels of the fused engine: whole chunks of SGD steps in one compiled call.
+
+The network lives in one flat float32 parameter array in PyTorch's ``state_dict`` order
+(``layers.0.weight`` row-major, ``layers.0.bias``, ``layers.1.weight``, ...). The
+backward pass is written out by hand, including the derivative of the seed's
+normalisation ``n = (z - mean(z)) / var(z)`` with unbiased variance ``v``::
+
+    dL/dz_j = (g_j - mean(g)) / v - 2 c_j (sum_i g_i c_i) / ((H - 1) v^2),   c = z - mean(z)
+
+Clipping and momentum follow PyTorch's formulas exactly (see ``_apply_update``). All
+kernels release the GIL, so the UI thread keeps running while they compute.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def _forward(params, sizes, w_off, b_off, a_off, act, pre, cen, var, x, use_norm):  # noqa: ANN001, ANN202
+    """One sample through the network; fills the layer buffers and returns y_hat."""
+    n_layers = sizes.shape[0] - 1
+    act[0] = x
+    for layer in range(n_layers):
+        nin = sizes[layer]
+        nout = sizes[layer + 1]
+        wo = w_off[layer]
+        bo = b_off[layer]
+        ai = a_off[layer]
+        ao = a_off[layer + 1]
+        for o in range(nout):
+            s = np.float32(0.0)
+            row = wo + o * nin
+            for i in range(nin):
+                s += params[row + i] * act[ai + i]
+            pre[ao + o] = s + params[bo + o]
+        if layer == n_layers - 1:
+            return pre[ao]
+        if use_norm:
+            m = np.float32(0.0)
+            for o in range(nout):
+                m += pre[ao + o]
+            m = m / np.float32(nout)
+            ss = np.float32(0.0)
+            for o in range(nout):
+                c = pre[ao + o] - m
+                cen[ao + o] = c
+                ss += c * c
+            v = ss / np.float32(nout - 1)
+            var[layer] = v
+            for o in range(nout):
+                pre[ao + o] = cen[ao + o] / v
+        for o in range(nout):
+            h = pre[ao + o]
+            act[ao + o] = h if h > 0 else np.float32(0.0)
+    return np.float32(0.0)
+
+
+@njit(nogil=True, cache=True)
+def _backward(params, grad, sizes, w_off, b_off, a_off, act, pre, cen, var, dz, dout, use_norm):  # noqa: ANN001, ANN202
+    """Accumulate one sample's gradient, given dL/dy_hat = ``dout``."""
+    n_layers = sizes.shape[0] - 1
+    dz[a_off[n_layers]] = dout
+    for layer in range(n_layers - 1, -1, -1):
+        nin = sizes[layer]
+        nout = sizes[layer + 1]
+        wo = w_off[layer]
+        bo = b_off[layer]
+        ai = a_off[layer]
+        ao = a_off[layer + 1]
+        for o in range(nout):
+            g = dz[ao + o]
+            grad[bo + o] += g
+            row = wo + o * nin
+            for i in range(nin):
+                grad[row + i] += g * act[ai + i]
+        if layer == 0:
+            break
+        # gradient w.r.t. this layer's input, through the previous layer's ReLU
+        for i in range(nin):
+            s = np.float32(0.0)
+            for o in range(nout):
+                s += params[wo + o * nin + i] * dz[ao + o]
+            dz[ai + i] = s if pre[ai + i] > 0 else np.float32(0.0)
+        if use_norm:
+            v = var[layer - 1]
+            mg = np.float32(0.0)
+            gc = np.float32(0.0)
+            for i in range(nin):
+                mg += dz[ai + i]
+                gc += dz[ai + i] * cen[ai + i]
+            mg = mg / np.float32(nin)
+            k = np.float32(2.0) * gc / (np.float32(nin - 1) * v * v)
+            for i in range(nin):
+                dz[ai + i] = (dz[ai + i] - mg) / v - k * cen[ai + i]
+
+
+@njit(nogil=True, cache=True)
+def _apply_update(params, grad, buf, state, lr, momentum, two_l2, clip, eps):  # noqa: ANN001, ANN202
+    """L2 gradient, global-norm clip and SGD with momentum, as PyTorch computes them.
+
+    The scalars arrive already in the arrays' precision (as PyTorch casts them).
+    ``clip_coef = clip / (total_norm + 1e-6)``, applied when below 1. ``state[0]`` is 0
+    until the momentum buffer exists: PyTorch starts it as the first gradient
+    (dampening 0), then ``buf = momentum * buf + grad``; ``p -= lr * buf``.
+    """
+    n = params.shape[0]
+    if two_l2 > 0:
+        for k in range(n):
+            grad[k] += two_l2 * params[k]
+    if clip > 0:
+        total = grad[0] * grad[0]
+        for k in range(1, n):
+            total += grad[k] * grad[k]
+        coef = clip / (math.sqrt(total) + eps)
+        if coef < 1:
+            for k in range(n):
+                grad[k] *= coef
+    if state[0] == 0:
+        for k in range(n):
+            buf[k] = grad[k]
+        state[0] = 1
+    else:
+        for k in range(n):
+            buf[k] = momentum * buf[k] + grad[k]
+    for k in range(n):
+        params[k] -= lr * buf[k]
+
+
+@njit(nogil=True, cache=True)
+def run_steps(  # noqa: ANN201, PLR0913
+    params, buf, state, grad, sizes, w_off, b_off, a_off, act, pre, cen, var, dz,
+    xs, ys, start, stop, batch, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios,
+):  # noqa: ANN001
+    """Train steps ``start..stop-1``; each step averages the gradient over its batch.
+
+    Works in the precision of the arrays (float32 in use, float64 for verification).
+    Returns the first step whose loss is not finite (its update is not applied), or -1.
+    """
+    n = xs.shape[0]
+    for s in range(start, stop):
+        lo = s * batch
+        hi = min(lo + batch, n)
+        nb = hi - lo
+        grad[:] = 0
+        loss = np.float32(0.0)
+        ratio = np.float32(0.0)
+        for j in range(lo, hi):
+            y = ys[j]
+            yhat = _forward(params, sizes, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)
+            err = yhat - y
+            loss += err * err
+            ratio += abs(yhat / y)
+            _backward(params, grad, sizes, w_off, b_off, a_off, act, pre, cen, var, dz,
+                      np.float32(2.0) * err / np.float32(nb), use_norm)
+        loss = loss / np.float32(nb)
+        losses[s] = loss
+        ratios[s] = ratio / np.float32(nb)
+        if not math.isfinite(loss):
+            return s
+        _apply_update(params, grad, buf, state, lr, momentum, two_l2, clip, eps)
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def evaluate(params, sizes, w_off, b_off, a_off, act, pre, cen, var, xs, ys, use_norm):  # noqa: ANN001, ANN201
+    """Test MSE, mean |y_hat / y| and MAE over the given samples."""
+    n = xs.shape[0]
+    se = 0.0
+    ratio = 0.0
+    ae = 0.0
+    for j in range(n):
+        yhat = _forward(params, sizes, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)
+        err = float(yhat) - float(ys[j])
+        se += err * err
+        ae += abs(err)
+        ratio += abs(float(yhat) / float(ys[j]))
+    return se / n, ratio / n, ae / n

@@ -1,0 +1,92 @@
+"""Typed events the trainer emits to its one callback, and the per-epoch metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from fnn_tui.core.state import TrainState
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """What one epoch measured. ``ratio`` is the seed's "acc": mean |y_hat / y|, 1.0 is perfect."""
+
+    epoch: int  # 1-based
+    train_loss: float  # MSE part only, mean over the epoch's steps
+    train_ratio: float  # mean |y_hat / y| over the epoch's steps
+    test_loss: float
+    test_ratio: float
+    test_mae: float
+    lr: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """Training is about to start (after data, model and device are ready)."""
+
+    preset: str
+    engine: str
+    device: str
+    seed: int
+    epochs: int
+    steps_per_epoch: int
+    start_epoch: int = 0  # epochs already done (non-zero when resuming)
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """Progress inside an epoch, sent between chunks of steps."""
+
+    epoch: int  # 1-based epoch in progress
+    step: int  # steps done in this epoch
+    steps_per_epoch: int
+
+
+@dataclass(frozen=True)
+class EpochFinished:
+    """An epoch is done; ``state`` is everything needed to continue from here."""
+
+    metrics: EpochMetrics
+    epochs: int
+    state: TrainState
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """All epochs are done."""
+
+    final: EpochMetrics
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class RunDiverged:
+    """The loss became NaN or infinite; finished epochs are kept."""
+
+    epoch: int  # 1-based epoch in which it happened
+    step: int  # 1-based step in that epoch (0: during evaluation)
+    reason: str
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class RunCancelled:
+    """Stopped on request; ``epochs_done`` complete epochs are kept."""
+
+    epochs_done: int
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """An unexpected error stopped the run."""
+
+    error: str
+    wall_seconds: float
+
+
+Event = Union[RunStarted, StepProgress, EpochFinished, RunFinished, RunDiverged, RunCancelled, RunFailed]
+EndEvent = Union[RunFinished, RunDiverged, RunCancelled, RunFailed]

@@ -1,0 +1,179 @@
+"""The one trainer API both front ends call: ``train(preset, options, emit, stop_event)``.
+
+It reads top to bottom like a training script: prepare (device, engine, data, model),
+then per epoch: schedule, chunks of steps (with the stop check between chunks), divergence
+check, evaluation, log. It never prints; everything it has to say is an event.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from fnn_tui.core.data import epoch_order, make_dataset
+from fnn_tui.core.devices import resolve_device
+from fnn_tui.core.engines import Engine, choose_engine
+from fnn_tui.core.events import (
+    EndEvent,
+    EpochFinished,
+    EpochMetrics,
+    Event,
+    RunCancelled,
+    RunDiverged,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepProgress,
+)
+from fnn_tui.core.presets import Preset
+from fnn_tui.core.state import CheckpointError, TrainState
+
+CHUNK_SECONDS = 0.1  # target time between stop checks and progress events
+
+
+class StopFlag(Protocol):
+    """Anything with ``is_set()``, such as :class:`threading.Event`."""
+
+    def is_set(self) -> bool:  # noqa: D102
+        ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a preset: on which device and with which engine."""
+
+    device: str = "auto"
+    engine: str = "auto"
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A run's concrete device and engine, checked before any work."""
+
+    device: str
+    engine: str
+
+
+def resolve(preset: Preset, options: RunOptions) -> ResolvedRun:
+    """Check device and engine; raises ``DeviceError`` or ``EngineError`` on bad input."""
+    device = resolve_device(options.device, batch_size=preset.training.batch_size)
+    engine = choose_engine(
+        options.engine, device=device, activation=preset.model.activation, loss=preset.training.loss
+    )
+    return ResolvedRun(device=device, engine=engine)
+
+
+def _make_engine(preset: Preset, run: ResolvedRun, resume: TrainState | None) -> Engine:
+    data = make_dataset(preset.data)
+    if run.engine == "fused":
+        from fnn_tui.core.engines.fused_engine import FusedEngine
+
+        return FusedEngine(preset, data, run.device, resume)
+    from fnn_tui.core.engines.torch_engine import TorchEngine
+
+    return TorchEngine(preset, data, run.device, resume)
+
+
+def check_resume(preset: Preset, resume: TrainState) -> None:
+    """Refuse a checkpoint that belongs to another preset or is past the end."""
+    if resume.preset_hash != preset.digest():
+        raise CheckpointError("the checkpoint was made from a different preset (its hash does not match)")
+    if resume.epoch > preset.training.epochs:
+        raise CheckpointError(f"the checkpoint is at epoch {resume.epoch}, past the preset's {preset.training.epochs}")
+
+
+def train(
+    preset: Preset,
+    options: RunOptions,
+    emit: Callable[[Event], None],
+    stop_event: StopFlag | None = None,
+    resume: TrainState | None = None,
+) -> EndEvent:
+    """Train ``preset``, sending every event to ``emit``; return the final event.
+
+    Bad input (device, engine, checkpoint) raises before any work. Once training has
+    started, every outcome is an event: finished, diverged, cancelled or failed.
+    """
+    run = resolve(preset, options)
+    if resume is not None:
+        check_resume(preset, resume)
+    t = preset.training
+    seed = preset.data.seed
+    started = time.perf_counter()
+    try:
+        engine = _make_engine(preset, run, resume)
+        start_epoch = resume.epoch if resume is not None else 0
+        steps = engine.steps_per_epoch
+        emit(RunStarted(preset.name, run.engine, run.device, seed, t.epochs, steps, start_epoch))
+        toml, digest = preset.to_toml(), preset.digest()
+        chunk = 32
+        last: EpochMetrics | None = None
+        for epoch in range(start_epoch, t.epochs):
+            epoch_start = time.perf_counter()
+            # schedule: StepLR's closed form, so a resumed run gets the same rate
+            lr = t.lr_at(epoch)
+            engine.set_epoch(epoch, epoch_order(engine.n_train, seed, epoch), lr)
+            # steps, in chunks: stop check and progress between chunks
+            step = 0
+            while step < steps:
+                if stop_event is not None and stop_event.is_set():
+                    end: EndEvent = RunCancelled(epoch, time.perf_counter() - started)
+                    emit(end)
+                    return end
+                stop = min(step + chunk, steps)
+                chunk_start = time.perf_counter()
+                bad = engine.run_steps(step, stop)
+                if bad >= 0:
+                    end = RunDiverged(
+                        epoch + 1, bad + 1, "training loss became NaN or infinite", time.perf_counter() - started
+                    )
+                    emit(end)
+                    return end
+                elapsed = time.perf_counter() - chunk_start
+                chunk = _next_chunk(chunk, stop - step, elapsed)
+                step = stop
+                emit(StepProgress(epoch + 1, step, steps))
+            # evaluate and log
+            train_loss, train_ratio = engine.train_metrics()
+            test_loss, test_ratio, mae = engine.evaluate()
+            if not all(math.isfinite(v) for v in (train_loss, test_loss)):
+                end = RunDiverged(epoch + 1, 0, "test loss became NaN or infinite", time.perf_counter() - started)
+                emit(end)
+                return end
+            last = EpochMetrics(
+                epoch + 1, train_loss, train_ratio, test_loss, test_ratio, mae, lr,
+                time.perf_counter() - epoch_start,
+            )
+            params, momentum = engine.snapshot()
+            state = TrainState(epoch + 1, params, momentum, toml, digest, run.engine, seed)
+            emit(EpochFinished(last, t.epochs, state))
+        if last is None:  # resumed from a checkpoint that was already complete
+            raise CheckpointError("the checkpoint is already at the last epoch: nothing to resume")
+        end = RunFinished(last, time.perf_counter() - started)
+        emit(end)
+        return end
+    except CheckpointError:
+        raise
+    except Exception as exc:  # an unexpected failure becomes an event, not a crash
+        end = RunFailed(f"{exc.__class__.__name__}: {exc}", time.perf_counter() - started)
+        emit(end)
+        return end
+
+
+def _next_chunk(chunk: int, done: int, elapsed: float) -> int:
+    """Grow or shrink the chunk so one chunk takes about ``CHUNK_SECONDS``."""
+    if elapsed <= 0:
+        return chunk * 2
+    per_step = elapsed / max(done, 1)
+    target = int(CHUNK_SECONDS / per_step)
+    return max(1, min(target, chunk * 4, 1_000_000))
+
+
+def set_single_thread() -> None:
+    """Pin torch to one thread (for process pools: one preset per process)."""
+    torch.set_num_threads(1)
