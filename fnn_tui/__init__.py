@@ -1,0 +1,3 @@
+"""fnn-tui: a terminal lab runner for small PyTorch feed-forward-network experiments."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,149 @@
+"""Rich renderings for the CLI: preset details, run lists, results tables, progress bars."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich import box
+from rich.table import Table
+
+from fnn_tui.core.catalog import PresetEntry
+from fnn_tui.core.presets import Preset
+from fnn_tui.export import ResultRow, fmt
+from fnn_tui.store.runs import RunRecord
+
+STATUS_STYLE = {
+    "finished": "green",
+    "running": "cyan",
+    "diverged": "red",
+    "failed": "red",
+    "crashed": "red",
+    "cancelled": "yellow",
+    "interrupted": "yellow",
+}
+
+
+def presets_table(entries: list[PresetEntry]) -> Table:
+    """The ``list`` command's table."""
+    table = Table(title="Presets", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("name")
+    table.add_column("setting / error")
+    table.add_column("from")
+    for e in entries:
+        origin = e.origin + (" (shadows built-in)" if e.shadows else "")
+        if e.preset is not None:
+            table.add_row(str(e.preset.experiment.number), e.name, f"{e.preset.experiment.name}: {e.preset.setting()}", origin)
+        else:
+            assert e.error is not None
+            table.add_row("!", e.name, f"[red]invalid: {e.error.problems[0]}[/red]", origin)
+    return table
+
+
+def preset_detail(preset: Preset) -> Table:
+    """The ``show`` command's key/value table."""
+    t, m, d, r = preset.training, preset.model, preset.data, preset.reported
+    table = Table(title=f"{preset.name}: {preset.experiment.name}", title_justify="left", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    rows = [
+        ("tests", preset.experiment.description),
+        ("target", f"y = {d.target} on x in [{d.domain[0]:g}, {d.domain[1]:g}]"),
+        ("data", f"{d.samples} samples, {d.n_train} train / {d.samples - d.n_train} test, seed {d.seed}"),
+        ("model", f"1 -> {' -> '.join(map(str, m.hidden))} -> 1, {m.activation}, norm {m.norm}"),
+        ("training", f"{t.epochs} epochs, batch {t.batch_size}, SGD lr {t.lr:g} momentum {t.momentum:g}"),
+        ("decay", "none" if t.decay_factor is None else f"x{t.decay_factor:g} every {t.decay_every} epochs"),
+        ("L2 / clip", f"{t.l2:g} / {'none' if t.clip is None else f'{t.clip:g}'}"),
+        ("seed reported", _reported(preset)),
+        ("notes", preset.experiment.notes or "-"),
+        ("file", preset.source),
+    ]
+    del r
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def _reported(preset: Preset) -> str:
+    r = preset.reported
+    parts = [
+        f"{label} {fmt(value)}"
+        for label, value in (
+            ("train loss", r.train_loss),
+            ("train ratio", r.train_ratio),
+            ("test loss", r.test_loss),
+            ("test ratio", r.test_ratio),
+        )
+        if value is not None
+    ]
+    if r.note:
+        parts.append(r.note)
+    return ", ".join(parts) or "-"
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
+    """Stored runs, one line each; fits 80 columns."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col, just in (("run", "right"), ("preset", "left"), ("status", "left"), ("epochs", "right"),
+                      ("train loss", "right"), ("test loss", "right"), ("engine", "left"), ("started", "left")):
+        table.add_column(col, justify=just, no_wrap=True, min_width=len(col))  # type: ignore[arg-type]
+    for r in records:
+        f = r.final
+        style = STATUS_STYLE.get(r.status, "")
+        table.add_row(
+            str(r.id), r.preset, f"[{style}]{r.status}[/{style}]" if style else r.status,
+            f"{r.epochs_done}/{r.epochs_total}",
+            _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
+            f"{r.engine}/{r.device}", _when(r.started_at)[5:],
+        )
+    return table
+
+
+def results_table(rows: list[ResultRow]) -> Table:
+    """Our final numbers with the seed's below them in brackets; fits 80 columns."""
+    table = Table(
+        title="Results: ours (the seed's); ratio = mean |y_hat/y|, 1 is perfect",
+        title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+    )
+    for col in ("#", "preset", "status", "train loss", "train ratio", "test loss", "test ratio", "engine"):
+        left = col in ("preset", "status", "engine")
+        table.add_column(col, justify="left" if left else "right", no_wrap=True)
+    for r in rows:
+        style = "red" if r.status.startswith("diverged") else ""
+        wall = f"{r.wall_seconds:.1f} s" if r.wall_seconds else ""
+        table.add_row(
+            str(r.number), r.preset, f"[{style}]{r.status}[/{style}]" if style else r.status,
+            _pair(r.train_loss, r.seed_train_loss), _pair(r.train_ratio, r.seed_train_ratio, r.seed_note),
+            _pair(r.test_loss, r.seed_test_loss), _pair(r.test_ratio, r.seed_test_ratio),
+            f"{r.engine}/{r.device}\n{wall}",
+        )
+    return table
+
+
+def _short(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _pair(ours: float | None, seed: float | None, note: str = "") -> str:
+    theirs = _short(seed) if seed is not None else note.replace("train acc ", "")
+    return f"{_short(ours)}\n[dim]({theirs})[/dim]" if theirs else _short(ours)
+
+
+def make_progress(console: object) -> Progress:
+    """One bar per preset: epoch, loss and ETA."""
+    return Progress(
+        TextColumn("[bold]{task.fields[preset]:<6}"),
+        BarColumn(),
+        TextColumn("epoch {task.fields[epoch]:>4}/{task.fields[epochs]:<4}"),
+        TextColumn("loss {task.fields[loss]:<10}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,  # type: ignore[arg-type]
+        transient=False,
+    )

@@ -1,0 +1,184 @@
+"""The results table, from the store, as Markdown, CSV or JSON; files written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fnn_tui.core.presets import PresetError, parse_preset
+from fnn_tui.store.runs import RunRecord
+
+FORMATS = ("md", "csv", "json")
+RESULT_STATUSES = ("finished", "diverged")
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One line of the lab report's table: our numbers beside the seed's."""
+
+    number: int
+    preset: str
+    setting: str
+    lr_decay: str
+    status: str
+    epochs: str
+    train_loss: float | None
+    train_ratio: float | None
+    test_loss: float | None
+    test_ratio: float | None
+    seed_train_loss: float | None
+    seed_train_ratio: float | None
+    seed_test_loss: float | None
+    seed_test_ratio: float | None
+    seed_note: str
+    engine: str
+    device: str
+    wall_seconds: float | None
+    run_id: int
+
+
+COLUMNS: list[tuple[str, str]] = [
+    ("number", "#"),
+    ("setting", "setting"),
+    ("lr_decay", "lr+decay"),
+    ("status", "status"),
+    ("epochs", "epochs"),
+    ("train_loss", "train loss"),
+    ("seed_train_loss", "seed train loss"),
+    ("train_ratio", "train ratio"),
+    ("seed_train_ratio", "seed train ratio"),
+    ("test_loss", "test loss"),
+    ("seed_test_loss", "seed test loss"),
+    ("test_ratio", "test ratio"),
+    ("seed_test_ratio", "seed test ratio"),
+    ("engine", "engine"),
+    ("device", "device"),
+    ("wall_seconds", "wall s"),
+    ("run_id", "run"),
+]
+
+
+def result_row(record: RunRecord) -> ResultRow:
+    """Build a row from a stored run; the seed's numbers come from its stored preset."""
+    try:
+        preset = parse_preset(record.preset_toml, source=f"run {record.id}", name=record.preset)
+        setting, lr_decay, rep = preset.setting(), preset.lr_decay(), preset.reported
+    except PresetError:
+        setting, lr_decay, rep = "?", "?", None
+    f = record.final
+    return ResultRow(
+        number=record.number,
+        preset=record.preset,
+        setting=setting,
+        lr_decay=lr_decay,
+        status=record.status if record.status != "diverged" else f"diverged@{record.diverged_epoch}",
+        epochs=f"{record.epochs_done}/{record.epochs_total}",
+        train_loss=f.train_loss if f else None,
+        train_ratio=f.train_ratio if f else None,
+        test_loss=f.test_loss if f else None,
+        test_ratio=f.test_ratio if f else None,
+        seed_train_loss=rep.train_loss if rep else None,
+        seed_train_ratio=rep.train_ratio if rep else None,
+        seed_test_loss=rep.test_loss if rep else None,
+        seed_test_ratio=rep.test_ratio if rep else None,
+        seed_note=rep.note if rep else "",
+        engine=record.engine,
+        device=record.device,
+        wall_seconds=record.wall_seconds,
+        run_id=record.id,
+    )
+
+
+def results_table(records: list[RunRecord], *, latest_only: bool = True) -> list[ResultRow]:
+    """Rows for finished and diverged runs, by experiment number; the newest run per preset
+    unless ``latest_only`` is false."""
+    chosen: list[RunRecord] = []
+    seen: set[str] = set()
+    for r in sorted(records, key=lambda r: (-r.started_at, -r.id)):
+        if r.status not in RESULT_STATUSES:
+            continue
+        if latest_only and r.preset in seen:
+            continue
+        seen.add(r.preset)
+        chosen.append(r)
+    rows = [result_row(r) for r in chosen]
+    return sorted(rows, key=lambda r: (r.number, r.preset, r.run_id))
+
+
+def fmt(value: object) -> str:
+    """Numbers as the notes print them: 6 significant digits; missing as an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def to_markdown(rows: list[ResultRow]) -> str:
+    """A GitHub pipe table; "ratio" is the seed's "acc": mean |y_hat / y|, 1.0 is perfect."""
+    header = [title for _, title in COLUMNS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        data = asdict(row)
+        cells = []
+        for key, _ in COLUMNS:
+            cell = fmt(data[key])
+            if key == "seed_train_ratio" and not cell and row.seed_note:
+                cell = row.seed_note
+            cells.append(cell.replace("|", "\\|"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[ResultRow]) -> str:
+    """CSV with one header line of field names; numbers at full precision."""
+    out = io.StringIO()
+    fields = list(ResultRow.__dataclass_fields__)
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in asdict(row).items()})
+    return out.getvalue()
+
+
+def to_json(rows: list[ResultRow]) -> str:
+    """A JSON array of row objects."""
+    return json.dumps([asdict(r) for r in rows], indent=2) + "\n"
+
+
+def render(rows: list[ResultRow], fmt_name: str) -> str:
+    """The table in ``md``, ``csv`` or ``json``."""
+    if fmt_name not in FORMATS:
+        raise ValueError(f"unknown format {fmt_name!r}: expected one of {', '.join(FORMATS)}")
+    return {"md": to_markdown, "csv": to_csv, "json": to_json}[fmt_name](rows)
+
+
+def format_for_path(path: Path) -> str | None:
+    """Guess the format from a file's suffix."""
+    return {".md": "md", ".markdown": "md", ".csv": "csv", ".json": "json"}.get(path.suffix.lower())
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``.
+
+    Raises ``OSError`` with the path in the message when the folder is not writable.
+    """
+    path = path.expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OSError(f"folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

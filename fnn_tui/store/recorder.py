@@ -1,0 +1,157 @@
+"""Running a preset *and* keeping it: the trainer's events written to the store as they come.
+
+Each finished epoch is first checkpointed (atomically), then stored with the run's new
+epoch count in one transaction, so a killed process loses at most the epoch in progress.
+Both front ends train through :func:`record_run` and :func:`resume_run`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fnn_tui.core.events import (
+    EndEvent,
+    EpochFinished,
+    Event,
+    RunCancelled,
+    RunDiverged,
+    RunFailed,
+    RunFinished,
+    StepProgress,
+)
+from fnn_tui.core.presets import Preset, PresetError, parse_preset
+from fnn_tui.core.state import CheckpointError, load_latest_checkpoint, save_checkpoint
+from fnn_tui.core.trainer import RunOptions, StopFlag, resolve, train
+from fnn_tui.store.runs import RunRecord, Store
+
+HEARTBEAT_SECONDS = 2.0
+RESUMABLE = ("interrupted", "crashed", "cancelled")
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """The stored run's id and how it ended."""
+
+    run_id: int
+    end: EndEvent
+
+
+class ResumeError(ValueError):
+    """A run cannot be resumed (wrong status, checkpoint missing or not matching)."""
+
+
+def _recording_emit(
+    store: Store,
+    run_id: int,
+    run_dir: Path,
+    emit: Callable[[Event], None] | None,
+    stop_event: StopFlag | None,
+) -> Callable[[Event], None]:
+    last_beat = [time.monotonic()]
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, EpochFinished):
+            save_checkpoint(event.state, run_dir / "checkpoint.pt")
+            store.add_epoch(run_id, event.metrics)
+            last_beat[0] = time.monotonic()
+        elif isinstance(event, StepProgress):
+            if time.monotonic() - last_beat[0] > HEARTBEAT_SECONDS:
+                store.heartbeat(run_id)
+                last_beat[0] = time.monotonic()
+        elif isinstance(event, RunFinished):
+            store.end_run(run_id, "finished", wall_seconds=event.wall_seconds)
+        elif isinstance(event, RunDiverged):
+            store.end_run(
+                run_id, "diverged", wall_seconds=event.wall_seconds,
+                message=f"{event.reason} at epoch {event.epoch}" + (f", step {event.step}" if event.step else ""),
+                diverged_at=(event.epoch, event.step),
+            )
+        elif isinstance(event, RunCancelled):
+            status = getattr(stop_event, "status", "cancelled")
+            message = (
+                "interrupted by a signal; `fnn-tui resume` continues it" if status == "interrupted" else "stopped by the user"
+            )
+            store.end_run(run_id, status, wall_seconds=event.wall_seconds, message=message)
+        elif isinstance(event, RunFailed):
+            store.end_run(run_id, "failed", wall_seconds=event.wall_seconds, message=event.error)
+        if emit is not None:
+            emit(event)
+
+    return on_event
+
+
+def record_run(
+    home: Path,
+    preset: Preset,
+    options: RunOptions,
+    emit: Callable[[Event], None] | None = None,
+    stop_event: StopFlag | None = None,
+    *,
+    on_created: Callable[[int], None] | None = None,
+) -> RecordedRun:
+    """Train ``preset`` and store the run; bad input raises before anything is written."""
+    resolved = resolve(preset, options)
+    with Store(home) as store:
+        run_id = store.create_run(preset, engine=resolved.engine, device=resolved.device)
+        if on_created is not None:
+            on_created(run_id)
+        record = store.get_run(run_id)
+        assert record is not None
+        on_event = _recording_emit(store, run_id, Path(record.run_dir), emit, stop_event)
+        try:
+            end = train(preset, RunOptions(resolved.device, resolved.engine), on_event, stop_event)
+        except BaseException:
+            # an interrupt (Ctrl-C) or a crash below the trainer: keep what was finished
+            if store.get_run(run_id).status == "running":  # type: ignore[union-attr]
+                store.end_run(run_id, "interrupted", message="interrupted; `fnn-tui resume` continues it")
+            raise
+        return RecordedRun(run_id, end)
+
+
+def stored_preset(record: RunRecord) -> Preset:
+    """The fully resolved preset a run was made with."""
+    try:
+        return parse_preset(record.preset_toml, source=f"run {record.id}", name=record.preset)
+    except PresetError as exc:
+        raise ResumeError(f"run {record.id}'s stored preset no longer validates: {exc.first_line()}") from None
+
+
+def resume_run(
+    home: Path,
+    run_id: int,
+    emit: Callable[[Event], None] | None = None,
+    stop_event: StopFlag | None = None,
+    *,
+    device: str | None = None,
+) -> RecordedRun:
+    """Continue an interrupted, crashed or cancelled run from its last good checkpoint."""
+    with Store(home) as store:
+        store.mark_stale_as_crashed()
+        record = store.get_run(run_id)
+        if record is None:
+            raise ResumeError(f"no run with id {run_id}; `fnn-tui results` lists them")
+        if record.status not in RESUMABLE:
+            raise ResumeError(f"run {run_id} is {record.status}; only {', '.join(RESUMABLE)} runs can be resumed")
+        preset = stored_preset(record)
+        try:
+            state, _ = load_latest_checkpoint(record.checkpoint_path)
+        except CheckpointError as exc:
+            raise ResumeError(f"cannot resume run {run_id}: {exc}") from None
+        if state.preset_hash != record.preset_hash:
+            raise ResumeError(f"cannot resume run {run_id}: its checkpoint was made from a different preset")
+        if state.engine != record.engine:
+            raise ResumeError(f"cannot resume run {run_id}: checkpoint engine {state.engine} != run engine {record.engine}")
+        options = RunOptions(device or record.device, record.engine)
+        resolve(preset, options)  # device still there?
+        store.reopen_run(run_id, from_epoch=state.epoch)
+        on_event = _recording_emit(store, run_id, Path(record.run_dir), emit, stop_event)
+        try:
+            end = train(preset, options, on_event, stop_event, resume=state)
+        except BaseException:
+            if store.get_run(run_id).status == "running":  # type: ignore[union-attr]
+                store.end_run(run_id, "interrupted", message="interrupted; `fnn-tui resume` continues it")
+            raise
+        return RecordedRun(run_id, end)

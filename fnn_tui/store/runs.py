@@ -1,0 +1,229 @@
+"""Reading and writing runs and epochs; rows become small dataclasses here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fnn_tui.core.events import EpochMetrics
+from fnn_tui.core.presets import Preset
+from fnn_tui.store.db import DB_NAME, connect, transaction
+
+ACTIVE = ("running",)
+STATUSES = ("running", "finished", "failed", "cancelled", "diverged", "interrupted", "crashed")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored run with its final (last finished epoch's) metrics, if any."""
+
+    id: int
+    preset: str
+    number: int
+    preset_toml: str
+    preset_hash: str
+    seed: int
+    engine: str
+    device: str
+    status: str
+    epochs_total: int
+    epochs_done: int
+    started_at: float
+    ended_at: float | None
+    wall_seconds: float | None
+    torch_version: str
+    host: str
+    pid: int | None
+    heartbeat_at: float | None
+    message: str | None
+    diverged_epoch: int | None
+    diverged_step: int | None
+    run_dir: str
+    final: EpochMetrics | None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where this run's latest checkpoint lives."""
+        return Path(self.run_dir) / "checkpoint.pt"
+
+
+def _metrics(row: sqlite3.Row) -> EpochMetrics:
+    return EpochMetrics(
+        epoch=row["epoch"],
+        train_loss=row["train_loss"],
+        train_ratio=row["train_ratio"],
+        test_loss=row["test_loss"],
+        test_ratio=row["test_ratio"],
+        test_mae=row["test_mae"],
+        lr=row["lr"],
+        seconds=row["seconds"],
+    )
+
+
+def _run(row: sqlite3.Row, final: EpochMetrics | None) -> RunRecord:
+    keys = [f for f in RunRecord.__dataclass_fields__ if f != "final"]
+    return RunRecord(**{k: row[k] for k in keys}, final=final)
+
+
+class Store:
+    """A connection to the run store in ``home``; make one per thread or process."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.path = home / DB_NAME
+        self.conn = connect(self.path)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing ---------------------------------------------------------------
+
+    def create_run(self, preset: Preset, *, engine: str, device: str) -> int:
+        """Insert a run in status ``running`` and make its folder; return its id."""
+        now = time.time()
+        with transaction(self.conn) as c:
+            cur = c.execute(
+                "INSERT INTO runs (preset, number, preset_toml, preset_hash, seed, engine, device, status,"
+                " epochs_total, started_at, torch_version, host, pid, heartbeat_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                (
+                    preset.name, preset.experiment.number, preset.to_toml(), preset.digest(),
+                    preset.data.seed, engine, device, preset.training.epochs, now,
+                    torch.__version__, socket.gethostname(), os.getpid(), now,
+                ),
+            )
+            run_id = int(cur.lastrowid or 0)
+            run_dir = self.home / "runs" / f"{run_id:06d}"
+            c.execute("UPDATE runs SET run_dir = ? WHERE id = ?", (str(run_dir), run_id))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_id
+
+    def add_epoch(self, run_id: int, m: EpochMetrics) -> None:
+        """Store one finished epoch and advance the run's count and heartbeat, atomically."""
+        with transaction(self.conn) as c:
+            c.execute(
+                "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, m.epoch, m.train_loss, m.train_ratio, m.test_loss, m.test_ratio, m.test_mae, m.lr, m.seconds),
+            )
+            c.execute(
+                "UPDATE runs SET epochs_done = ?, heartbeat_at = ? WHERE id = ?", (m.epoch, time.time(), run_id)
+            )
+
+    def heartbeat(self, run_id: int) -> None:
+        """Say the run's process is alive."""
+        with transaction(self.conn) as c:
+            c.execute("UPDATE runs SET heartbeat_at = ?, pid = ? WHERE id = ?", (time.time(), os.getpid(), run_id))
+
+    def end_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        wall_seconds: float | None = None,
+        message: str | None = None,
+        diverged_at: tuple[int, int] | None = None,
+    ) -> None:
+        """Record how the run ended."""
+        assert status in STATUSES
+        epoch, step = diverged_at if diverged_at else (None, None)
+        with transaction(self.conn) as c:
+            c.execute(
+                "UPDATE runs SET status = ?, ended_at = ?, wall_seconds = COALESCE(?, wall_seconds),"
+                " message = ?, diverged_epoch = ?, diverged_step = ? WHERE id = ?",
+                (status, time.time(), wall_seconds, message, epoch, step, run_id),
+            )
+
+    def reopen_run(self, run_id: int, *, from_epoch: int) -> None:
+        """Mark a run running again (resume), dropping epochs after ``from_epoch``."""
+        with transaction(self.conn) as c:
+            c.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, from_epoch))
+            c.execute(
+                "UPDATE runs SET status = 'running', epochs_done = ?, ended_at = NULL, message = NULL,"
+                " diverged_epoch = NULL, diverged_step = NULL, pid = ?, heartbeat_at = ? WHERE id = ?",
+                (from_epoch, os.getpid(), time.time(), run_id),
+            )
+
+    def mark_stale_as_crashed(self, stale_after: float = 30.0) -> list[int]:
+        """Runs still 'running' whose heartbeat is stale and whose process is gone become 'crashed'."""
+        now = time.time()
+        host = socket.gethostname()
+        crashed: list[int] = []
+        rows = self.conn.execute("SELECT id, pid, host, heartbeat_at FROM runs WHERE status = 'running'").fetchall()
+        for row in rows:
+            if row["heartbeat_at"] is not None and now - row["heartbeat_at"] < stale_after:
+                continue
+            if row["host"] == host and row["pid"] and _pid_alive(row["pid"]):
+                continue
+            crashed.append(row["id"])
+        for run_id in crashed:
+            with transaction(self.conn) as c:
+                c.execute(
+                    "UPDATE runs SET status = 'crashed', ended_at = ?,"
+                    " message = 'the training process stopped without a word (heartbeat went stale)'"
+                    " WHERE id = ? AND status = 'running'",
+                    (now, run_id),
+                )
+        return crashed
+
+    # --- reading ---------------------------------------------------------------
+
+    def get_run(self, run_id: int) -> RunRecord | None:
+        """One run by id, or ``None``."""
+        row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return None if row is None else _run(row, self._last_epoch(run_id))
+
+    def list_runs(self, preset: str | None = None, *, statuses: tuple[str, ...] | None = None, limit: int | None = None) -> list[RunRecord]:
+        """Runs, newest first, optionally for one preset and some statuses."""
+        sql, args = "SELECT * FROM runs", []
+        where = []
+        if preset is not None:
+            where.append("preset = ?")
+            args.append(preset)
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        rows = self.conn.execute(sql, args).fetchall()
+        return [_run(r, self._last_epoch(r["id"])) for r in rows]
+
+    def epochs(self, run_id: int) -> list[EpochMetrics]:
+        """Every stored epoch of a run, in order."""
+        rows = self.conn.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+        return [_metrics(r) for r in rows]
+
+    def _last_epoch(self, run_id: int) -> EpochMetrics | None:
+        row = self.conn.execute(
+            "SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch DESC LIMIT 1", (run_id,)
+        ).fetchone()
+        return None if row is None else _metrics(row)
+
+    def integrity_ok(self) -> bool:
+        """``PRAGMA integrity_check`` says ok."""
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
