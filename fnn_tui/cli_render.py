@@ -90,7 +90,7 @@ def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
     """Stored runs, one line each; fits 80 columns."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for col, just in (("run", "right"), ("preset", "left"), ("status", "left"), ("epochs", "right"),
-                      ("train loss", "right"), ("test loss", "right"), ("engine", "left"), ("started", "left")):
+                      ("train loss", "right"), ("test loss", "right"), ("engine", "left"), ("at", "left")):
         table.add_column(col, justify=just, no_wrap=True, min_width=len(col))  # type: ignore[arg-type]
     for r in records:
         f = r.final
@@ -99,7 +99,7 @@ def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
             str(r.id), r.preset, f"[{style}]{r.status}[/{style}]" if style else r.status,
             f"{r.epochs_done}/{r.epochs_total}",
             _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
-            f"{r.engine}/{r.device}", _when(r.started_at)[5:],
+            f"{r.engine}/{r.device}", _when(r.started_at)[11:],
         )
     return table
 
@@ -110,17 +110,17 @@ def results_table(rows: list[ResultRow]) -> Table:
         title="Results: ours (the seed's); ratio = mean |y_hat/y|, 1 is perfect",
         title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
     )
-    for col in ("#", "preset", "status", "train loss", "train ratio", "test loss", "test ratio", "engine"):
+    for col in ("preset", "status", "train loss", "train ratio", "test loss", "test ratio", "engine"):
         left = col in ("preset", "status", "engine")
         table.add_column(col, justify="left" if left else "right", no_wrap=True)
     for r in rows:
         style = "red" if r.status.startswith("diverged") else ""
         wall = f"{r.wall_seconds:.1f} s" if r.wall_seconds else ""
         table.add_row(
-            str(r.number), r.preset, f"[{style}]{r.status}[/{style}]" if style else r.status,
+            r.preset, f"[{style}]{r.status}[/{style}]" if style else r.status,
             _pair(r.train_loss, r.seed_train_loss), _pair(r.train_ratio, r.seed_train_ratio, r.seed_note),
             _pair(r.test_loss, r.seed_test_loss), _pair(r.test_ratio, r.seed_test_ratio),
-            f"{r.engine}/{r.device}\n{wall}",
+            f"{r.engine}\n{wall}",
         )
     return table
 
