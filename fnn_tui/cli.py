@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fnn_tui import __version__
 from fnn_tui.paths import home_dir
@@ -72,13 +73,13 @@ def bad_input(settings: Settings | None) -> Iterator[None]:
         if settings is not None and settings.debug:
             raise
         for line in str(exc).splitlines():
-            err.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(line)}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except (UnknownPresetError, DeviceError, EngineError, CheckpointError, ResumeError, StoreError, OSError) as exc:
         if settings is not None and settings.debug:
             raise
         message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
-        err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
@@ -136,7 +137,7 @@ def validate(ctx: typer.Context, files: Annotated[list[Path], typer.Argument(hel
         except PresetError as exc:
             failed = True
             for line in str(exc).splitlines():
-                err.print(f"[red]error:[/red] {line}", markup=True, soft_wrap=True)
+                err.print(f"[red]error:[/red] {escape(line)}", markup=True, soft_wrap=True)
         else:
             out.print(f"{path}: ok")
     if failed:
