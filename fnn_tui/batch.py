@@ -13,7 +13,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from fnn_tui.core.events import EpochFinished, EpochMetrics, Event, RunDiverged, RunFailed, RunFinished, StepProgress
+from fnn_tui.core.events import (
+    EpochFinished,
+    EpochMetrics,
+    Event,
+    RunDiverged,
+    RunFailed,
+    RunFinished,
+    StepProgress,
+)
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.trainer import RunOptions
 

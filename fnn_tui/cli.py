@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -92,8 +92,8 @@ def _version(value: bool) -> None:
 @app.callback(invoke_without_command=True)
 def main_callback(
     ctx: typer.Context,
-    home: Annotated[Optional[Path], typer.Option(help="Store folder (default: $FNN_TUI_HOME or the user data dir).")] = None,
-    presets: Annotated[Optional[list[Path]], typer.Option("--presets", help="Extra folder of preset TOML files (repeatable).")] = None,
+    home: Annotated[Path | None, typer.Option(help="Store folder (default: $FNN_TUI_HOME or the user data dir).")] = None,
+    presets: Annotated[list[Path] | None, typer.Option("--presets", help="Extra folder of preset TOML files (repeatable).")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks instead of one-line errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
@@ -153,13 +153,13 @@ EngineOpt = Annotated[str, typer.Option(help="auto (fused on the CPU when it can
 @app.command()
 def run(
     ctx: typer.Context,
-    presets: Annotated[Optional[list[str]], typer.Argument(help="Preset names, numbers or TOML files.")] = None,
+    presets: Annotated[list[str] | None, typer.Argument(help="Preset names, numbers or TOML files.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Run every valid preset in order.")] = False,
     device: DeviceOpt = "auto",
     engine: EngineOpt = "auto",
-    seed: Annotated[Optional[int], typer.Option(help="Override the data/init seed.", min=0)] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Override the number of epochs.", min=1)] = None,
-    samples: Annotated[Optional[int], typer.Option(help="Override the number of samples.", min=2)] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the data/init seed.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Override the number of samples.")] = None,
     jobs: Annotated[int, typer.Option(help="Presets trained at once, one process each (0: one per core).", min=0)] = 1,
 ) -> None:
     """Train presets, store every epoch, and print the results table."""
@@ -207,7 +207,7 @@ def _print_results(s: Settings, ids: list[int]) -> None:
 def resume(
     ctx: typer.Context,
     run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui results`).")],
-    device: Annotated[Optional[str], typer.Option(help="Continue on another device (default: the run's).")] = None,
+    device: Annotated[str | None, typer.Option(help="Continue on another device (default: the run's).")] = None,
 ) -> None:
     """Continue an interrupted, crashed or cancelled run from its last checkpoint."""
     from fnn_tui.cli_runs import resume_here
@@ -225,7 +225,7 @@ def resume(
 @app.command()
 def results(
     ctx: typer.Context,
-    preset: Annotated[Optional[str], typer.Option(help="Only runs of this preset.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Only runs of this preset.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.", min=1)] = 50,
 ) -> None:
     """Stored runs, newest first."""
@@ -246,8 +246,8 @@ def results(
 @app.command()
 def export(
     ctx: typer.Context,
-    format_: Annotated[Optional[str], typer.Option("--format", "-f", help="md, csv or json (default: from -o's suffix, else md).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File to write (atomically); stdout if omitted.")] = None,
+    format_: Annotated[str | None, typer.Option("--format", "-f", help="md, csv or json (default: from -o's suffix, else md).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (atomically); stdout if omitted.")] = None,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Every finished run, not only the newest per preset.")] = False,
 ) -> None:
     """The results table (our numbers beside the seed's) as Markdown, CSV or JSON."""
@@ -279,7 +279,7 @@ def export(
 @app.command()
 def tui(
     ctx: typer.Context,
-    preset: Annotated[Optional[str], typer.Option(help="Preset to select at start.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Preset to select at start.")] = None,
     device: DeviceOpt = "auto",
     engine: EngineOpt = "auto",
     run_now: Annotated[bool, typer.Option("--run", help="Start the selected preset at once.")] = False,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich import box
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from fnn_tui.core.catalog import PresetEntry

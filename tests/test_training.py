@@ -14,7 +14,14 @@ from fnn_tui.core.data import epoch_order, make_dataset
 from fnn_tui.core.devices import DeviceError, available_devices, resolve_device
 from fnn_tui.core.engines import EngineError
 from fnn_tui.core.engines.torch_engine import TorchEngine
-from fnn_tui.core.events import EpochFinished, RunCancelled, RunDiverged, RunFinished, RunStarted, StepProgress
+from fnn_tui.core.events import (
+    EpochFinished,
+    RunCancelled,
+    RunDiverged,
+    RunFinished,
+    RunStarted,
+    StepProgress,
+)
 from fnn_tui.core.model import build_model, seed_norm
 from fnn_tui.core.trainer import RunOptions, train
 

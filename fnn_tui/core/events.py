@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fnn_tui.core.state import TrainState
@@ -88,5 +88,5 @@ class RunFailed:
     wall_seconds: float
 
 
-Event = Union[RunStarted, StepProgress, EpochFinished, RunFinished, RunDiverged, RunCancelled, RunFailed]
-EndEvent = Union[RunFinished, RunDiverged, RunCancelled, RunFailed]
+Event = RunStarted | StepProgress | EpochFinished | RunFinished | RunDiverged | RunCancelled | RunFailed
+EndEvent = RunFinished | RunDiverged | RunCancelled | RunFailed

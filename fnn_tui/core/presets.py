@@ -358,6 +358,8 @@ def _semantic_problems(preset: Preset) -> list[str]:
     data = preset.data
     if data.samples < 2:
         problems.append(f"data.samples: expected an integer >= 2, found {data.samples}")
+    if data.seed < 0:
+        problems.append(f"data.seed: expected an integer >= 0, found {data.seed}")
     if preset.training.epochs < 1:
         problems.append(f"training.epochs: expected an integer >= 1, found {preset.training.epochs}")
     try:

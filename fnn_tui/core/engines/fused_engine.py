@@ -72,6 +72,7 @@ class FusedEngine:
         self.pre = np.zeros(width, dtype=dtype)
         self.cen = np.zeros(width, dtype=dtype)
         self.dz = np.zeros(width, dtype=dtype)
+        self.tmp = np.zeros(max(sizes), dtype=dtype)
         self.var = np.zeros(len(sizes), dtype=dtype)
         self.use_norm = preset.model.norm == "seed"
         self.batch = t.batch_size
@@ -106,7 +107,7 @@ class FusedEngine:
         return int(
             k.run_steps(
                 self.params, self.buf, self.state, self.grad, self.sizes, self.w_off, self.b_off,
-                self.a_off, self.act, self.pre, self.cen, self.var, self.dz, self.xs, self.ys,
+                self.a_off, self.act, self.pre, self.cen, self.var, self.dz, self.tmp, self.xs, self.ys,
                 start, stop, self.batch, self.lr, self.momentum, self.two_l2, self.clip, self.eps, self.use_norm,
                 self.losses, self.ratios,
             )

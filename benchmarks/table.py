@@ -1,0 +1,51 @@
+"""Wall time of the whole eleven-preset table at full size with the fused engine.
+
+Run: ``python benchmarks/table.py [--jobs N]``. One preset per process, each process
+single-threaded, over all cores by default; runs go to a temporary store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from fnn_tui.batch import Progress, run_parallel
+from fnn_tui.core.catalog import discover
+from fnn_tui.core.trainer import RunOptions
+from fnn_tui.export import render, results_table
+from fnn_tui.store.runs import Store
+
+
+def main() -> None:
+    """Run the table and print the wall time and each run's own time."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--markdown", action="store_true", help="also print the results table")
+    args = parser.parse_args()
+    presets = discover(include_user=False).valid()
+    ended: list[str] = []
+
+    def on_progress(item: Progress) -> None:
+        if item.kind == "end":
+            ended.append(f"{item.preset} {item.status}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        start = time.perf_counter()
+        run_parallel(home, presets, RunOptions(engine="fused", device="cpu"), args.jobs, on_progress)
+        wall = time.perf_counter() - start
+        with Store(home) as store:
+            runs = sorted(store.list_runs(), key=lambda r: r.number)
+            for r in runs:
+                print(f"{r.preset}  {r.status:9s} {r.epochs_done:4d}/{r.epochs_total} epochs  {r.wall_seconds or 0:6.1f} s")
+            if args.markdown:
+                print(render(results_table(runs), "md"))
+    busy = sum(r.wall_seconds or 0 for r in runs)
+    print(f"all {len(presets)} presets: {wall:.1f} s wall over {args.jobs} processes ({busy:.1f} s of training in all)")
+
+
+if __name__ == "__main__":
+    main()

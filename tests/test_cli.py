@@ -1,0 +1,106 @@
+"""The command line through typer's CliRunner: exit codes, stdout data, stderr diagnostics."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from fnn_tui.cli import app
+from fnn_tui.store.runs import Store
+
+from .conftest import FIXTURES
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_help_and_version() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("list", "show", "validate", "run", "results", "export", "resume", "tui"):
+        assert command in result.output
+    assert "fnn-tui 0.1.0" in invoke("--version").output
+
+
+def test_list_and_show() -> None:
+    result = invoke("list")
+    assert result.exit_code == 0
+    assert "exp01" in result.output and "exp11" in result.output
+    shown = invoke("show", "exp08")
+    assert shown.exit_code == 0
+    assert "20 -> 20 -> 30" in shown.output and "0.002974" in shown.output
+
+
+def test_validate_ok_and_broken(catalog) -> None:
+    ok = invoke("validate", str(catalog.get("exp08").source))
+    assert ok.exit_code == 0 and ok.output.strip().endswith(": ok")
+    bad = runner.invoke(app, ["validate", str(FIXTURES / "broken" / "negative_lr.toml")])
+    assert bad.exit_code == 2
+    lines = [line for line in bad.output.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert "negative_lr.toml: training.lr: expected a finite number > 0, found -0.1" in lines[0]
+    assert "Traceback" not in bad.output
+
+
+def test_run_then_results_then_export(home, tmp_path) -> None:
+    result = invoke("run", "exp08", "--epochs", "2", "--samples", "300")
+    assert result.exit_code == 0, result.output
+    assert "exp08" in result.output and "finished" in result.output
+    with Store(home) as store:
+        (run,) = store.list_runs()
+        assert run.status == "finished" and run.epochs_done == 2 and run.engine == "fused"
+    listed = invoke("results")
+    assert listed.exit_code == 0 and "exp08" in listed.output and "2/2" in listed.output
+    md = invoke("export", "--format", "md")
+    assert md.exit_code == 0 and md.output.startswith("| # | setting |") and "| 0.00296 |" in md.output
+    target = tmp_path / "table.csv"
+    written = invoke("export", "-o", str(target))
+    assert written.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert rows[0]["preset"] == "exp08" and float(rows[0]["train_loss"]) == run.final.train_loss
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path) -> None:
+    cases = [
+        ("run", "exp99"),
+        ("run", "exp08", "--device", "cuda:7"),
+        ("run", "exp08", "--engine", "jax"),
+        ("run", "exp08", "--samples", "1"),
+        ("show", str(FIXTURES / "broken" / "syntax_error.toml")),
+        ("export", "-o", str(tmp_path / "missing" / "t.md")),
+        ("export", "--format", "xls"),
+        ("resume", "42"),
+    ]
+    for args in cases:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+        assert len([line for line in result.output.splitlines() if line.strip()]) <= 2, (args, result.output)
+
+
+def test_diverged_run_exits_1(home) -> None:
+    result = runner.invoke(app, ["run", str(FIXTURES / "diverges.toml")])
+    assert result.exit_code == 1
+    assert "diverged" in result.output
+
+
+def test_python_dash_m_and_console_script() -> None:
+    out = subprocess.run([sys.executable, "-m", "fnn_tui", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "fnn-tui" in out.stdout
+
+
+def test_core_imports_no_ui() -> None:
+    code = (
+        "import sys, fnn_tui.core.trainer, fnn_tui.core.catalog, fnn_tui.store.recorder, fnn_tui.export;"
+        "import fnn_tui.core.engines.fused_engine;"
+        "bad = [m for m in ('textual', 'rich', 'typer') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
