@@ -1,0 +1,329 @@
+"""The Textual app: presets, run controls, live training view and the results table.
+
+Training runs in one thread worker (``group="training"``); the trainer's events arrive as
+messages from :mod:`fnn_tui.tui.messages`. Store reads and file writes also run in thread
+workers, so the UI thread never trains and never waits on I/O.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ContentSwitcher, Footer, Header, Input, Label, OptionList
+from textual.worker import Worker, WorkerState
+
+from fnn_tui.core.catalog import Catalog, discover
+from fnn_tui.core.devices import DeviceError
+from fnn_tui.core.engines import EngineError
+from fnn_tui.core.events import EpochMetrics
+from fnn_tui.core.presets import Preset, PresetError
+from fnn_tui.core.stopping import StopRequest
+from fnn_tui.core.trainer import RunOptions, resolve
+from fnn_tui.store.runs import RunRecord, Store
+from fnn_tui.tui import runner
+from fnn_tui.tui.messages import EpochDone, QueueEnded, ResultsLoaded, StepAdvanced, TrainingEnded, TrainingStarted
+from fnn_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen, SaveScreen
+from fnn_tui.tui.widgets.controls import RunControls
+from fnn_tui.tui.widgets.live import LiveView
+from fnn_tui.tui.widgets.preset_details import PresetDetails
+from fnn_tui.tui.widgets.preset_list import PresetList
+from fnn_tui.tui.widgets.results import ResultsTable
+
+
+class FnnApp(App[None]):
+    """fnn-tui's lab: run presets and keep their results."""
+
+    TITLE = "fnn-tui"
+    SUB_TITLE = "FNN lab runner"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("r", "run", "Run", id="run"),
+        Binding("a", "run_all", "Run all", id="run_all"),
+        Binding("s", "stop", "Stop", id="stop"),
+        Binding("u", "resume", "Resume", id="resume", show=False),
+        Binding("t", "toggle_view", "Results", id="toggle_view"),
+        Binding("ctrl+s", "save", "Save", id="save"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit_app", "Quit", id="quit"),
+        Binding("escape", "focus_presets", "Presets", id="focus_presets", show=False),
+    ]
+
+    def __init__(self, *, home: Path, preset_dirs: list[Path] | None = None, preset: str | None = None,
+                 device: str = "auto", engine: str = "auto", start: bool = False) -> None:
+        super().__init__()
+        self.home = home
+        self.catalog: Catalog = discover(preset_dirs or [])
+        self.initial_preset = preset
+        self.initial_device = device
+        self.initial_engine = engine
+        self.start_now = start
+        self.stop_request: StopRequest | None = None
+        self.active_run: int | None = None
+        self.active_epochs: dict[int, list[EpochMetrics]] = {}
+        self.queue_pos = (0, 0)
+        self.quitting = False
+        self.records: dict[int, RunRecord] = {}
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with ContentSwitcher(initial="lab", id="views"):
+            with Horizontal(id="lab"):
+                with Vertical(id="left"):
+                    yield PresetList(self.catalog, id="presets")
+                    yield RunControls(self.initial_device, self.initial_engine, id="controls")
+                with Vertical(id="right"):
+                    yield PresetDetails(id="details")
+                    yield LiveView(id="live")
+            with Vertical(id="results-view"):
+                yield Label("Results: every finished run in the store (o sorts, t goes back, ctrl+s saves)",
+                            id="results-hint")
+                yield ResultsTable(id="results")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#presets").border_title = "Presets"
+        self.query_one("#controls").border_title = "Run"
+        self.query_one("#live").border_title = "Live"
+        presets = self.query_one(PresetList)
+        if self.initial_preset is not None:
+            presets.select_name(self.initial_preset)
+        elif presets.option_count:
+            presets.highlighted = 0
+        presets.focus()
+        self.refresh_results()
+        if self.start_now:
+            self.call_after_refresh(self.action_run)
+
+    # --- presets --------------------------------------------------------------------------
+
+    @on(OptionList.OptionHighlighted, "#presets")
+    def _preset_highlighted(self) -> None:
+        self.query_one(PresetDetails).show(self.query_one(PresetList).entry)
+
+    @on(OptionList.OptionSelected, "#presets")
+    def _preset_selected(self) -> None:
+        self.action_run()
+
+    # --- running --------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the training worker is busy."""
+        return self.stop_request is not None
+
+    def _prepare(self, preset: Preset) -> tuple[Preset, RunOptions] | None:
+        controls = self.query_one(RunControls)
+        overrides = controls.overrides()
+        options = controls.options()
+        try:
+            preset = preset.with_overrides(epochs=overrides["epochs"], seed=overrides["seed"])
+            resolve(preset, options)
+        except PresetError as exc:
+            self.notify(exc.first_line(), title="Bad override", severity="error")
+            return None
+        except (DeviceError, EngineError) as exc:
+            self.notify(str(exc), title="Cannot run", severity="error")
+            return None
+        return preset, options
+
+    def action_run(self) -> None:
+        """Run the highlighted preset."""
+        if self.running:
+            self.notify("A run is active: stop it first (s).", severity="warning")
+            return
+        entry = self.query_one(PresetList).entry
+        if entry is None:
+            return
+        if entry.preset is None:
+            assert entry.error is not None
+            self.notify(entry.error.first_line(), title="Invalid preset", severity="error")
+            return
+        prepared = self._prepare(entry.preset)
+        if prepared is not None:
+            self._start([prepared[0]], prepared[1])
+
+    def action_run_all(self) -> None:
+        """Queue the marked presets, or every valid one, in order."""
+        if self.running:
+            self.notify("A run is active: stop it first (s).", severity="warning")
+            return
+        presets: list[Preset] = []
+        options = None
+        for entry in self.query_one(PresetList).queued():
+            assert entry.preset is not None
+            prepared = self._prepare(entry.preset)
+            if prepared is None:
+                return
+            presets.append(prepared[0])
+            options = prepared[1]
+        if presets and options is not None:
+            self._start(presets, options)
+
+    def _start(self, presets: list[Preset], options: RunOptions) -> None:
+        self.stop_request = StopRequest()
+        self.query_one(RunControls).set_enabled(False)
+        self.query_one(ContentSwitcher).current = "lab"
+        self._train(presets, options, self.stop_request)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
+    def _train(self, presets: list[Preset], options: RunOptions, stop: StopRequest) -> None:
+        runner.run_queue(self.home, presets, options, stop, self.post_message)
+
+    def action_stop(self) -> None:
+        """Stop the active run at the next chunk of steps; the queue is dropped."""
+        if self.stop_request is None:
+            self.notify("Nothing is running.")
+            return
+        self.stop_request.set("cancelled")
+        for worker in self.workers:
+            if worker.group == "training":
+                worker.cancel()
+        self.query_one(LiveView).query_one("#run-status", Label).update("stopping…")
+
+    def action_resume(self) -> None:
+        """Resume the run highlighted in the results table (interrupted, crashed or cancelled)."""
+        if self.running:
+            self.notify("A run is active: stop it first (s).", severity="warning")
+            return
+        table = self.query_one(ResultsTable)
+        if self.query_one(ContentSwitcher).current != "results-view" or table.row_count == 0:
+            self.notify("Open the results (t) and highlight an interrupted run to resume it.")
+            return
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        record = self.records.get(int(str(row_key.value)))
+        if record is None or record.status not in ("interrupted", "crashed", "cancelled"):
+            self.notify("Only interrupted, crashed or cancelled runs can be resumed.", severity="warning")
+            return
+        from fnn_tui.store.recorder import ResumeError, stored_preset
+
+        try:
+            preset = stored_preset(record)
+        except ResumeError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.stop_request = StopRequest()
+        self.query_one(RunControls).set_enabled(False)
+        self.query_one(ContentSwitcher).current = "lab"
+        self._resume(record.id, preset, self.stop_request)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
+    def _resume(self, run_id: int, preset: Preset, stop: StopRequest) -> None:
+        runner.resume_one(self.home, run_id, preset, stop, self.post_message)
+
+    # --- messages from the worker ---------------------------------------------------------
+
+    def on_training_started(self, message: TrainingStarted) -> None:
+        self.active_run = message.run_id
+        self.queue_pos = (message.queue_index, message.queue_size)
+        history = self._stored_epochs(message.run_id) if message.start_epoch else []
+        self.active_epochs[message.run_id] = history
+        self.query_one(LiveView).start(message.preset, message.engine, message.device, message.epochs,
+                                       message.steps, message.start_epoch, message.queue_index,
+                                       message.queue_size, history)
+        self.refresh_results()
+
+    def _stored_epochs(self, run_id: int) -> list[EpochMetrics]:
+        with Store(self.home) as store:  # a resumed run's earlier epochs: one short read
+            return store.epochs(run_id)
+
+    def on_step_advanced(self, message: StepAdvanced) -> None:
+        self.query_one(LiveView).step(message.epoch, message.step, message.steps)
+
+    def on_epoch_done(self, message: EpochDone) -> None:
+        self.active_epochs.setdefault(message.run_id, []).append(message.metrics)
+        self.query_one(LiveView).epoch(message.metrics, message.epochs)
+        record = self.records.get(message.run_id)
+        if record is not None:
+            self.query_one(ResultsTable).live(record, message.metrics)
+
+    def on_training_ended(self, message: TrainingEnded) -> None:
+        index, size = self.queue_pos
+        self.query_one(LiveView).end(message.preset, message.status, message.message, index, size)
+        severity = "information" if message.status == "finished" else (
+            "error" if message.status in ("diverged", "failed") else "warning")
+        self.notify(f"{message.preset} {message.status}: {message.message}", severity=severity)
+        self.refresh_results()
+
+    def on_queue_ended(self, message: QueueEnded) -> None:
+        self.stop_request = None
+        self.active_run = None
+        self.query_one(RunControls).set_enabled(True)
+        if self.quitting:
+            self.exit()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "training" and event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.query_one(LiveView).end("run", "failed", f"{type(error).__name__}: {error}", *self.queue_pos)
+            self.notify(f"{type(error).__name__}: {error}", title="Training failed", severity="error")
+            self.on_queue_ended(QueueEnded())
+            self.refresh_results()
+
+    # --- results --------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="store", name="results")
+    def refresh_results(self) -> None:
+        """Reload the results table from the store, in a thread."""
+        with Store(self.home) as store:
+            store.mark_stale_as_crashed()
+            records = store.list_runs()
+        self.post_message(ResultsLoaded(records))
+
+    def on_results_loaded(self, message: ResultsLoaded) -> None:
+        self.records = {r.id: r for r in message.records}
+        table = self.query_one(ResultsTable)
+        table.load(message.records)
+        if self.active_run is not None and self.active_run in self.records:
+            history = self.active_epochs.get(self.active_run) or []
+            table.live(self.records[self.active_run], history[-1] if history else None)
+
+    def action_toggle_view(self) -> None:
+        """Switch between the lab and the results table."""
+        switcher = self.query_one(ContentSwitcher)
+        if switcher.current == "lab":
+            switcher.current = "results-view"
+            self.query_one(ResultsTable).focus()
+        else:
+            switcher.current = "lab"
+            self.query_one(PresetList).focus()
+
+    def action_save(self) -> None:
+        """Save the results table via a dialog."""
+
+        def saved(path: Path | None) -> None:
+            if path is not None:
+                self.notify(f"Saved the results table to {path}", title="Saved")
+
+        self.push_screen(SaveScreen(self.home), saved)
+
+    def action_focus_presets(self) -> None:
+        """Back to the preset list (from the controls or the results)."""
+        self.query_one(ContentSwitcher).current = "lab"
+        self.query_one(PresetList).focus()
+
+    @on(Input.Submitted, "#controls Input")
+    def _override_entered(self) -> None:
+        self.action_focus_presets()
+
+    def action_help(self) -> None:
+        """Show the key bindings."""
+        self.push_screen(HelpScreen())
+
+    def action_quit_app(self) -> None:
+        """Quit; while a run is active, ask first and stop it cleanly."""
+        if not self.running:
+            self.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.quitting = True
+                self.action_stop()
+
+        self.push_screen(ConfirmScreen("A run is active. Stop it and quit?"), answer)

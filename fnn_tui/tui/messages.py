@@ -1,0 +1,58 @@
+"""Messages from the training worker to the app (posted from the worker thread)."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from fnn_tui.core.events import EpochMetrics
+
+
+class TrainingStarted(Message):
+    """A run of the queue started (or was resumed) and has a store id."""
+
+    def __init__(self, run_id: int, preset: str, engine: str, device: str, epochs: int, steps: int, start_epoch: int,
+                 queue_index: int, queue_size: int) -> None:
+        super().__init__()
+        self.run_id, self.preset, self.engine, self.device = run_id, preset, engine, device
+        self.epochs, self.steps, self.start_epoch = epochs, steps, start_epoch
+        self.queue_index, self.queue_size = queue_index, queue_size
+
+
+class StepAdvanced(Message):
+    """Progress inside an epoch; a newer one replaces an undelivered older one."""
+
+    def __init__(self, run_id: int, epoch: int, step: int, steps: int) -> None:
+        super().__init__()
+        self.run_id, self.epoch, self.step, self.steps = run_id, epoch, step, steps
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the newest step position matters to the progress bar."""
+        return isinstance(message, StepAdvanced) and message.run_id == self.run_id
+
+
+class EpochDone(Message):
+    """An epoch finished and is in the store."""
+
+    def __init__(self, run_id: int, metrics: EpochMetrics, epochs: int) -> None:
+        super().__init__()
+        self.run_id, self.metrics, self.epochs = run_id, metrics, epochs
+
+
+class TrainingEnded(Message):
+    """A run ended: finished, diverged, cancelled, interrupted or failed."""
+
+    def __init__(self, run_id: int, preset: str, status: str, message: str) -> None:
+        super().__init__()
+        self.run_id, self.preset, self.status, self.message = run_id, preset, status, message
+
+
+class QueueEnded(Message):
+    """The worker has nothing more to run."""
+
+
+class ResultsLoaded(Message):
+    """Fresh rows for the results table, read from the store off the UI thread."""
+
+    def __init__(self, records: list) -> None:  # list[RunRecord]
+        super().__init__()
+        self.records = records

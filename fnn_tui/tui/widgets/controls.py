@@ -1,0 +1,55 @@
+"""Run controls: device, engine, seed and epochs overrides."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label, Select
+
+from fnn_tui.core.devices import available_devices
+from fnn_tui.core.engines import ENGINE_NAMES
+from fnn_tui.core.trainer import RunOptions
+
+
+class RunControls(Vertical):
+    """Device and engine selectors and two override fields; disabled while a run is active."""
+
+    def __init__(self, device: str = "auto", engine: str = "auto", **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.devices = ["auto", *available_devices()]
+        self.initial_device = device if device in self.devices else "auto"
+        self.initial_engine = engine if engine in ENGINE_NAMES else "auto"
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="row"):
+            yield Label("device", classes="key")
+            yield Select([(d, d) for d in self.devices], value=self.initial_device, allow_blank=False,
+                         compact=True, id="device")
+        with Horizontal(classes="row"):
+            yield Label("engine", classes="key")
+            yield Select([(e, e) for e in ENGINE_NAMES], value=self.initial_engine, allow_blank=False,
+                         compact=True, id="engine")
+        with Horizontal(classes="row"):
+            yield Label("seed", classes="key")
+            yield Input(placeholder="preset's", type="integer", compact=True, id="seed")
+        with Horizontal(classes="row"):
+            yield Label("epochs", classes="key")
+            yield Input(placeholder="preset's", type="integer", compact=True, id="epochs")
+
+    def options(self) -> RunOptions:
+        """The chosen device and engine."""
+        return RunOptions(device=str(self.query_one("#device", Select).value),
+                          engine=str(self.query_one("#engine", Select).value))
+
+    def overrides(self) -> dict[str, int | None]:
+        """Seed and epochs overrides (``None``: the preset's own)."""
+        out: dict[str, int | None] = {}
+        for key in ("seed", "epochs"):
+            text = self.query_one(f"#{key}", Input).value.strip()
+            out[key] = int(text) if text.lstrip("-").isdigit() else None
+        return out
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Enable or disable every control."""
+        for widget in self.query("Select, Input"):
+            widget.disabled = not enabled

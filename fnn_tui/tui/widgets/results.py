@@ -1,0 +1,109 @@
+"""The results table: every finished run in the store, our numbers beside the seed's."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from fnn_tui.core.events import EpochMetrics
+from fnn_tui.export import ResultRow, result_row
+from fnn_tui.store.runs import RunRecord
+
+COLUMNS = [
+    ("run", "run"), ("preset", "preset"), ("status", "status"), ("epochs", "epochs"),
+    ("train_loss", "train loss"), ("seed_train_loss", "seed"), ("train_ratio", "train ratio"),
+    ("seed_train_ratio", "seed"), ("test_loss", "test loss"), ("seed_test_loss", "seed"),
+    ("test_ratio", "test ratio"), ("seed_test_ratio", "seed"), ("engine", "engine"), ("device", "device"),
+    ("wall", "wall s"),
+]
+SHOWN = ("finished", "diverged", "running", "interrupted", "crashed")
+STYLE = {"diverged": "red", "failed": "red", "crashed": "red", "running": "cyan", "interrupted": "yellow"}
+
+
+def _num(value: float | None) -> Text:
+    return Text("" if value is None else f"{value:.4g}", justify="right")
+
+
+class ResultsTable(DataTable):
+    """Sortable (press o, or select a header); the active run is a live row."""
+
+    BINDINGS = [Binding("o", "sort_column", "Sort", id="sort")]
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+        self._sort: tuple[str, bool] = ("run", True)
+        self.rows_by_run: dict[int, ResultRow] = {}
+
+    def load(self, records: list[RunRecord]) -> None:
+        """Replace the rows with the store's runs (finished, diverged, running, resumable)."""
+        self.clear()
+        self.rows_by_run = {}
+        for record in records:
+            if record.status in SHOWN:
+                self._put(result_row(record))
+        self._apply_sort()
+
+    def _cells(self, r: ResultRow) -> list[object]:
+        status = Text(r.status, style=STYLE.get(r.status.split("@")[0], ""))
+        seed_ratio = _num(r.seed_train_ratio) if r.seed_train_ratio is not None else Text(r.seed_note.replace("train acc ", ""))
+        wall = _num(r.wall_seconds) if r.wall_seconds is not None else Text("")
+        return [Text(str(r.run_id), justify="right"), r.preset, status, r.epochs,
+                _num(r.train_loss), _num(r.seed_train_loss), _num(r.train_ratio), seed_ratio,
+                _num(r.test_loss), _num(r.seed_test_loss), _num(r.test_ratio), _num(r.seed_test_ratio),
+                r.engine, r.device, wall]
+
+    def _put(self, row: ResultRow) -> None:
+        key = str(row.run_id)
+        self.rows_by_run[row.run_id] = row
+        if key in self.rows:
+            for (col, _), cell in zip(COLUMNS, self._cells(row)):
+                self.update_cell(key, col, cell)
+        else:
+            self.add_row(*self._cells(row), key=key)
+
+    def live(self, record: RunRecord, last: EpochMetrics | None) -> None:
+        """Show or update the running run's row."""
+        row = result_row(record)
+        if last is not None:
+            from dataclasses import replace
+
+            row = replace(row, status="running", epochs=f"{last.epoch}/{record.epochs_total}",
+                          train_loss=last.train_loss, train_ratio=last.train_ratio,
+                          test_loss=last.test_loss, test_ratio=last.test_ratio)
+        self._put(row)
+
+    def sort_value(self, value: object) -> tuple[int, object]:
+        text = value.plain if isinstance(value, Text) else str(value)
+        try:
+            return (0, float(text))
+        except ValueError:
+            return (1 if text else 2, text)
+
+    def _apply_sort(self) -> None:
+        column, reverse = self._sort
+        if self.row_count:
+            self.sort(column, key=self.sort_value, reverse=reverse)
+
+    def sort_by(self, column: str) -> None:
+        """Sort by ``column``; the same column again flips the order."""
+        current, reverse = self._sort
+        self._sort = (column, not reverse if column == current else False)
+        self._apply_sort()
+
+    def action_sort_column(self) -> None:
+        """Sort by the column under the cursor."""
+        self.sort_by(COLUMNS[self.cursor_column][0] if self.cursor_type != "row" else self._next_column())
+
+    def _next_column(self) -> str:
+        keys = [k for k, _ in COLUMNS]
+        current = self._sort[0]
+        # in row-cursor mode, o steps through the numeric columns that matter most
+        cycle = ["run", "preset", "train_loss", "test_loss", "test_ratio", "wall"]
+        return cycle[(cycle.index(current) + 1) % len(cycle)] if current in cycle else keys[0]
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self.sort_by(str(event.column_key.value))
