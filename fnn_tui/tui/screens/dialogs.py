@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Markdown, RadioButton, RadioSet
 
-from fnn_tui.export import FORMATS, render, results_table, write_atomic
+from fnn_tui.export import FORMATS, format_for_path, render, results_table, write_atomic
 from fnn_tui.store.runs import Store
 
 FORMAT_LABELS = {"md": "Markdown", "csv": "CSV", "json": "JSON"}
@@ -26,7 +26,7 @@ def default_name(fmt: str) -> str:
 class SaveScreen(ModalScreen[Path | None]):
     """Ask for a path and a format, then write the table atomically (off the UI thread)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, home: Path) -> None:
         super().__init__()
@@ -36,6 +36,7 @@ class SaveScreen(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("Save the results table", classes="title")
+            yield Label("File (the suffix picks the format) — enter or ctrl+s saves, escape cancels")
             yield Input(value=default_name("md"), id="path")
             with RadioSet(id="format"):
                 for key in FORMATS:
@@ -71,8 +72,10 @@ class SaveScreen(ModalScreen[Path | None]):
         if not text:
             self.query_one("#error", Label).update("Give a file name.")
             return
+        path = Path(text).expanduser()
+        fmt = format_for_path(path) or self.fmt  # a typed ".csv" means CSV
         self.query_one("#error", Label).update("saving…")
-        self._write(Path(text).expanduser(), self.fmt)
+        self._write(path, fmt)
 
     @work(thread=True, exclusive=True, group="save")
     def _write(self, path: Path, fmt: str) -> None:

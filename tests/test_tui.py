@@ -1,0 +1,172 @@
+"""The Textual app driven with the Pilot at 80x24, on tiny real runs."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import shutil
+from pathlib import Path
+
+import torch
+from textual.widgets import Select, Sparkline
+
+from fnn_tui.store.runs import Store
+from fnn_tui.tui.app import FnnApp
+from fnn_tui.tui.messages import EpochDone
+from fnn_tui.tui.widgets.preset_details import PresetDetails
+from fnn_tui.tui.widgets.preset_list import PresetList
+from fnn_tui.tui.widgets.results import ResultsTable
+
+from .conftest import FIXTURES
+
+SIZE = (80, 24)
+
+
+async def _set_input(pilot, selector: str, text: str) -> None:
+    app = pilot.app
+    app.screen.query_one(selector).value = text
+    await pilot.pause()
+
+
+async def _wait_idle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.pause()
+
+
+async def test_run_a_preset_then_save_the_table(home: Path, tmp_path: Path) -> None:
+    app = FnnApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        presets = app.query_one(PresetList)
+        for _ in range(6):
+            await pilot.press("down")
+        assert presets.entry is not None and presets.entry.name == "exp07"
+        await _set_input(pilot, "#epochs", "2")
+        await pilot.press("r")
+        await _wait_idle(pilot)
+        with Store(home) as store:
+            (run,) = store.list_runs()
+            epochs = store.epochs(run.id)
+        assert run.status == "finished" and run.epochs_done == 2 and run.preset == "exp07"
+        # one sparkline point per epoch, on a log scale
+        train = app.query_one("#train-spark Sparkline", Sparkline)
+        assert len(train.data) == 2
+        assert train.data[-1] == __import__("math").log10(epochs[-1].train_loss)
+        # the results table shows the store's numbers
+        await pilot.press("t")
+        table = app.query_one(ResultsTable)
+        await pilot.pause()
+        assert table.row_count == 1
+        row = table.rows_by_run[run.id]
+        assert row.train_loss == run.final.train_loss and row.test_ratio == run.final.test_ratio
+        cells = table.get_row(str(run.id))
+        assert cells[1] == "exp07" and cells[2].plain == "finished"
+        # save as CSV through the dialog, with the keys
+        target = tmp_path / "table.csv"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("tab", "right", "space")  # the format set: CSV changes the suffix
+        await pilot.pause()
+        assert app.screen.query_one("#path").value.endswith(".csv")
+        await _set_input(pilot, "#path", str(target))
+        await pilot.press("ctrl+s")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if target.exists():
+                break
+        await pilot.pause()
+        rows = list(csv.DictReader(target.open()))
+        assert len(rows) == 1
+        assert rows[0]["preset"] == "exp07" and float(rows[0]["train_loss"]) == run.final.train_loss
+        assert float(rows[0]["test_ratio"]) == run.final.test_ratio
+
+
+async def test_save_to_an_unwritable_path_stays_in_the_dialog(home: Path, tmp_path: Path) -> None:
+    app = FnnApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await _set_input(pilot, "#path", str(tmp_path / "no" / "such" / "dir" / "t.md"))
+        await pilot.press("enter")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if "Cannot write" in str(app.screen.query_one("#error").render()):
+                break
+        assert "Cannot write" in str(app.screen.query_one("#error").render())
+        assert type(app.screen).__name__ == "SaveScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ != "SaveScreen"
+
+
+async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
+    app = FnnApp(home=home, preset="exp07", engine="torch")
+    first_epoch = asyncio.Event()
+
+    def hook(message) -> None:
+        if isinstance(message, EpochDone):
+            first_epoch.set()
+
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
+        await pilot.pause()
+        await pilot.press("r")
+        await asyncio.wait_for(first_epoch.wait(), timeout=60)
+        assert app.query_one("#device", Select).disabled  # controls locked while running
+        await pilot.press("s")
+        await _wait_idle(pilot)
+        assert not app.query_one("#device", Select).disabled
+    with Store(home) as store:
+        (run,) = store.list_runs()
+    assert run.status == "cancelled"
+    assert 1 <= run.epochs_done < 150
+
+
+async def test_quit_during_a_run_asks_and_stops_cleanly(home: Path) -> None:
+    app = FnnApp(home=home, preset="exp07", engine="torch")
+    first_epoch = asyncio.Event()
+    async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, EpochDone) and first_epoch.set()) as pilot:
+        await pilot.press("r")
+        await asyncio.wait_for(first_epoch.wait(), timeout=60)
+        await pilot.press("q")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmScreen"
+        await pilot.press("y")
+        await _wait_idle(pilot)
+    with Store(home) as store:
+        assert store.list_runs()[0].status == "cancelled"
+
+
+async def test_broken_preset_is_listed_with_its_error(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "presets"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "broken" / "negative_lr.toml", folder / "zz_broken.toml")
+    app = FnnApp(home=home, preset_dirs=[folder])
+    async with app.run_test(size=SIZE) as pilot:
+        presets = app.query_one(PresetList)
+        assert presets.select_name("zz_broken")
+        await pilot.pause()
+        prompt = presets.get_option("zz_broken").prompt
+        assert "invalid" in str(prompt)
+        details = str(app.query_one(PresetDetails).render())
+        assert "training.lr: expected a finite number > 0, found -0.1" in details
+        await pilot.press("r")  # refused with a notification, no crash, nothing stored
+        await pilot.pause()
+        assert app.is_running
+    with Store(home) as store:
+        assert store.list_runs() == []
+
+
+async def test_device_selector_lists_only_what_exists(home: Path) -> None:
+    app = FnnApp(home=home)
+    async with app.run_test(size=SIZE):
+        select = app.query_one("#device", Select)
+        values = [value for _, value in select._options]
+        assert values[:2] == ["auto", "cpu"]
+        if not torch.cuda.is_available():
+            assert not any(str(v).startswith("cuda") for v in values)
+
+
+def test_main_screen_snapshot(snap_compare, home: Path) -> None:
+    app = FnnApp(home=home, preset="exp08")
+    assert snap_compare(app, terminal_size=SIZE)
