@@ -25,7 +25,14 @@ from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions, resolve
 from fnn_tui.store.runs import RunRecord, Store
 from fnn_tui.tui import runner
-from fnn_tui.tui.messages import EpochDone, QueueEnded, ResultsLoaded, StepAdvanced, TrainingEnded, TrainingStarted
+from fnn_tui.tui.messages import (
+    EpochDone,
+    QueueEnded,
+    ResultsLoaded,
+    StepAdvanced,
+    TrainingEnded,
+    TrainingStarted,
+)
 from fnn_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen, SaveScreen
 from fnn_tui.tui.widgets.controls import RunControls
 from fnn_tui.tui.widgets.live import LiveView

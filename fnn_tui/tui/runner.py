@@ -43,7 +43,7 @@ def end_message(run_id: int, preset: str, event: Event, stop: StopRequest) -> Tr
 
 def _emitter(post: Post, preset: Preset, run_id: list[int], index: int, size: int, stop: StopRequest) -> Callable[[Event], None]:
     def emit(event: Event) -> None:
-        rid = run_id[0]
+        rid = run_id[-1]
         if isinstance(event, RunStarted):
             post(TrainingStarted(rid, event.preset, event.engine, event.device, event.epochs, event.steps_per_epoch,
                                  event.start_epoch, index, size))
@@ -65,9 +65,9 @@ def run_queue(home: Path, presets: list[Preset], options: RunOptions, stop: Stop
         for index, preset in enumerate(presets):
             if stop.is_set():
                 break
-            run_id = [0]
+            run_id: list[int] = [0]  # the store's id, appended once the run row exists
             emit = _emitter(post, preset, run_id, index, len(presets), stop)
-            record_run(home, preset, options, emit, stop, on_created=lambda rid: run_id.__setitem__(0, rid))
+            record_run(home, preset, options, emit, stop, on_created=run_id.append)
     finally:
         post(QueueEnded())
 

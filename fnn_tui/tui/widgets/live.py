@@ -12,14 +12,14 @@ from textual.widgets import Label, ProgressBar, RichLog, Sparkline
 
 from fnn_tui.core.events import EpochMetrics
 
-LOG_HEADER = "  ep train loss  ratio test loss  ratio      lr"
+LOG_HEADER = "  ep train loss ratio test loss ratio     lr"
 
 
 def epoch_line(m: EpochMetrics) -> str:
     """One epoch as the notes print it (train loss, train ratio, test loss, test ratio, lr),
-    in 46 columns under :data:`LOG_HEADER` so it fits the live view at 80x24."""
-    return (f"{m.epoch:4d} {m.train_loss:10.4g} {m.train_ratio:6.3f} {m.test_loss:9.4g} "
-            f"{m.test_ratio:6.3f} {m.lr:7.1e}")
+    in 43 columns under :data:`LOG_HEADER` so it fits the live view at 80x24."""
+    return (f"{m.epoch:4d} {m.train_loss:9.4g} {m.train_ratio:5.3f} {m.test_loss:9.4g} "
+            f"{m.test_ratio:5.3f} {m.lr:6.0e}")
 
 
 class LossSpark(Horizontal):
