@@ -161,6 +161,7 @@ def run(
     epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
     samples: Annotated[int | None, typer.Option(help="Override the number of samples.")] = None,
     jobs: Annotated[int, typer.Option(help="Presets trained at once, one process each (0: one per core).", min=0)] = 1,
+    detach: Annotated[bool, typer.Option(help="Train in a background process that outlives this terminal.")] = False,
 ) -> None:
     """Train presets, store every epoch, and print the results table."""
     from fnn_tui.core.trainer import RunOptions, resolve
@@ -179,6 +180,14 @@ def run(
         options = RunOptions(device=device, engine=engine)
         for p in chosen:
             resolve(p, options)  # bad device/engine: an error before any work
+        if detach:
+            from fnn_tui.store.background import QueueItem, launch
+
+            launched = launch(s.home, [QueueItem(preset=p) for p in chosen], options)
+            ids = " ".join(str(i) for i in launched.run_ids)
+            out.print(f"run {ids} training in the background (pid {launched.process.pid}); "
+                      f"`fnn-tui attach {launched.run_ids[0]}` follows it, `fnn-tui stop {launched.run_ids[0]}` stops it")
+            raise typer.Exit(EXIT_OK)
         n_jobs = jobs or os.cpu_count() or 1
         if n_jobs > 1 and len(chosen) > 1:
             from fnn_tui.cli_runs import run_in_pool
@@ -217,6 +226,69 @@ def resume(
         code = resume_here(s.home, run_id, device, out, err)
         _print_results(s, [run_id])
     raise typer.Exit(code)
+
+
+@app.command()
+def runs(ctx: typer.Context) -> None:
+    """Runs queued or training now (in this store), with where they are."""
+    from fnn_tui.cli_render import runs_table
+    from fnn_tui.store.runs import Store
+
+    s = _settings(ctx)
+    with bad_input(s):
+        with Store(s.home) as store:
+            store.mark_stale_as_crashed()
+            active = store.active_runs()
+    if not active:
+        err.print("no runs are going; `fnn-tui results` lists the stored ones")
+        return
+    out.print(runs_table(active, title="Active runs"))
+
+
+@app.command()
+def attach(
+    ctx: typer.Context,
+    run_id: Annotated[int | None, typer.Argument(help="The run to follow (default: the newest active one).")] = None,
+) -> None:
+    """Follow a background run live; Ctrl-C leaves it running."""
+    from fnn_tui.cli_runs import attach_here
+    from fnn_tui.store.runs import Store
+
+    s = _settings(ctx)
+    with bad_input(s):
+        if run_id is None:
+            with Store(s.home) as store:
+                store.mark_stale_as_crashed()
+                active = store.active_runs()
+            if not active:
+                err.print("[red]error:[/red] no runs are going; `fnn-tui results` lists the stored ones", markup=True)
+                raise typer.Exit(EXIT_BAD_INPUT)
+            run_id = active[-1].id
+        code = attach_here(s.home, run_id, out, err)
+        _print_results(s, [run_id])
+    raise typer.Exit(code)
+
+
+@app.command()
+def stop(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="The run to stop.")]) -> None:
+    """Stop a background run cleanly (it is stored as cancelled, finished epochs kept)."""
+    from fnn_tui.store.background import NotRunningError, stop_run
+
+    s = _settings(ctx)
+    try:
+        message = stop_run(s.home, run_id)
+    except NotRunningError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    err.print(message)
+
+
+@app.command(hidden=True)
+def worker(ctx: typer.Context, items: Annotated[list[str], typer.Argument()]) -> None:
+    """Train queued runs in order (the background process)."""
+    from fnn_tui.worker import main as worker_main
+
+    raise typer.Exit(worker_main(_settings(ctx).home, items))
 
 
 # --- results ------------------------------------------------------------------------------

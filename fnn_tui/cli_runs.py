@@ -143,3 +143,43 @@ def _summary(name: str, event: Event) -> Progress | None:
     if isinstance(event, RunFinished):
         return Progress(name, "end", event.final.epoch, status="finished")
     return None
+
+
+def attach_here(home: Path, run_id: int, out: Console, err: Console) -> int:
+    """Follow a run from the store with a progress bar until it ends; Ctrl-C detaches."""
+    from fnn_tui.store.background import Update, follow
+    from fnn_tui.store.runs import Store
+
+    with Store(home) as store:
+        record = store.get_run(run_id)
+    if record is None:
+        from fnn_tui.store.recorder import ResumeError
+
+        raise ResumeError(f"no run with id {run_id}; `fnn-tui results` lists them")
+    with make_progress(err) as progress:
+        task = progress.add_task("", total=None, preset=record.preset, epoch=0, epochs=record.epochs_total, loss="-")
+
+        def on_update(update: Update) -> None:
+            r = update.record
+            total = r.epochs_total * r.steps_per_epoch or None
+            if update.kind == "started":
+                last = update.history[-1] if update.history else None
+                progress.update(task, total=total, completed=(last.epoch if last else 0) * r.steps_per_epoch,
+                                epoch=last.epoch if last else 0, loss=fmt(last.train_loss) if last else "-")
+            elif update.kind == "step":
+                progress.update(task, total=total, completed=(update.epoch - 1) * r.steps_per_epoch + update.step,
+                                epoch=update.epoch)
+            elif update.kind == "epoch" and update.metrics is not None:
+                progress.update(task, total=total, completed=update.metrics.epoch * r.steps_per_epoch,
+                                epoch=update.metrics.epoch, loss=fmt(update.metrics.train_loss))
+
+        try:
+            final = follow(home, run_id, on_update)
+        except KeyboardInterrupt:
+            err.print(f"detached; run {run_id} keeps going (`fnn-tui attach {run_id}` follows it again)")
+            return 0
+    if final is None:
+        return 2
+    style = "green" if final.status == "finished" else ("red" if final.status in ("diverged", "failed", "crashed") else "yellow")
+    err.print(f"run {run_id} [{style}]{final.status}[/{style}]" + (f": {final.message}" if final.message else ""), markup=True)
+    return 1 if final.status in ("diverged", "failed", "crashed") else 0

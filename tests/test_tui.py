@@ -130,8 +130,8 @@ async def test_quit_during_a_run_asks_and_stops_cleanly(home: Path) -> None:
         await asyncio.wait_for(first_epoch.wait(), timeout=60)
         await pilot.press("q")
         await pilot.pause()
-        assert type(app.screen).__name__ == "ConfirmScreen"
-        await pilot.press("y")
+        assert type(app.screen).__name__ == "ChoiceScreen"
+        await pilot.press("s")
         await _wait_idle(pilot)
     with Store(home) as store:
         assert store.list_runs()[0].status == "cancelled"

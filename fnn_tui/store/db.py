@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "runs.sqlite3"
 
 _MIGRATIONS: dict[int, str] = {
@@ -55,6 +55,13 @@ _MIGRATIONS: dict[int, str] = {
         seconds REAL NOT NULL,
         PRIMARY KEY (run_id, epoch)
     );
+    """,
+    # 2: progress inside an epoch, for following a run from another process
+    2: """
+    ALTER TABLE runs ADD COLUMN steps_per_epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN progress_epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN progress_step INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX runs_status ON runs(status);
     """,
 }
 

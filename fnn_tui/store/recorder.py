@@ -20,14 +20,15 @@ from fnn_tui.core.events import (
     RunDiverged,
     RunFailed,
     RunFinished,
+    RunStarted,
     StepProgress,
 )
 from fnn_tui.core.presets import Preset, PresetError, parse_preset
-from fnn_tui.core.state import CheckpointError, load_latest_checkpoint, save_checkpoint
+from fnn_tui.core.state import CheckpointError, TrainState, load_latest_checkpoint, save_checkpoint
 from fnn_tui.core.trainer import RunOptions, StopFlag, resolve, train
 from fnn_tui.store.runs import RunRecord, Store
 
-HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_SECONDS = 1.0
 RESUMABLE = ("interrupted", "crashed", "cancelled")
 
 
@@ -53,13 +54,15 @@ def _recording_emit(
     last_beat = [time.monotonic()]
 
     def on_event(event: Event) -> None:
-        if isinstance(event, EpochFinished):
+        if isinstance(event, RunStarted):
+            store.start_run(run_id, steps_per_epoch=event.steps_per_epoch)
+        elif isinstance(event, EpochFinished):
             save_checkpoint(event.state, run_dir / "checkpoint.pt")
             store.add_epoch(run_id, event.metrics)
             last_beat[0] = time.monotonic()
         elif isinstance(event, StepProgress):
             if time.monotonic() - last_beat[0] > HEARTBEAT_SECONDS:
-                store.heartbeat(run_id)
+                store.heartbeat(run_id, event.epoch, event.step)
                 last_beat[0] = time.monotonic()
         elif isinstance(event, RunFinished):
             store.end_run(run_id, "finished", wall_seconds=event.wall_seconds)
@@ -91,11 +94,16 @@ def record_run(
     stop_event: StopFlag | None = None,
     *,
     on_created: Callable[[int], None] | None = None,
+    run_id: int | None = None,
 ) -> RecordedRun:
-    """Train ``preset`` and store the run; bad input raises before anything is written."""
+    """Train ``preset`` and store the run; bad input raises before anything is written.
+
+    ``run_id`` names a run already queued in the store (a background batch) to train.
+    """
     resolved = resolve(preset, options)
     with Store(home) as store:
-        run_id = store.create_run(preset, engine=resolved.engine, device=resolved.device)
+        if run_id is None:
+            run_id = store.create_run(preset, engine=resolved.engine, device=resolved.device)
         if on_created is not None:
             on_created(run_id)
         record = store.get_run(run_id)
@@ -119,6 +127,32 @@ def stored_preset(record: RunRecord) -> Preset:
         raise ResumeError(f"run {record.id}'s stored preset no longer validates: {exc.first_line()}") from None
 
 
+def prepare_resume(store: Store, run_id: int, *, queued: bool = False) -> tuple[RunRecord, Preset, TrainState]:
+    """Check that a run can be resumed and load its last good checkpoint.
+
+    ``queued`` accepts a run a background process was given to resume.
+    """
+    store.mark_stale_as_crashed()
+    record = store.get_run(run_id)
+    if record is None:
+        raise ResumeError(f"no run with id {run_id}; `fnn-tui results` lists them")
+    allowed = (*RESUMABLE, "queued") if queued else RESUMABLE
+    if record.status not in allowed:
+        raise ResumeError(f"run {run_id} is {record.status}; only {', '.join(RESUMABLE)} runs can be resumed")
+    preset = stored_preset(record)
+    try:
+        state, _ = load_latest_checkpoint(record.checkpoint_path)
+    except CheckpointError as exc:
+        raise ResumeError(f"cannot resume run {run_id}: {exc}") from None
+    if state.preset_hash != record.preset_hash or state.preset_hash != preset.digest():
+        raise ResumeError(f"cannot resume run {run_id}: its checkpoint was made from a different preset")
+    if state.engine != record.engine:
+        raise ResumeError(f"cannot resume run {run_id}: checkpoint engine {state.engine} != run engine {record.engine}")
+    if state.epoch >= preset.training.epochs:
+        raise ResumeError(f"cannot resume run {run_id}: its checkpoint is already at the last epoch")
+    return record, preset, state
+
+
 def resume_run(
     home: Path,
     run_id: int,
@@ -126,24 +160,11 @@ def resume_run(
     stop_event: StopFlag | None = None,
     *,
     device: str | None = None,
+    queued: bool = False,
 ) -> RecordedRun:
     """Continue an interrupted, crashed or cancelled run from its last good checkpoint."""
     with Store(home) as store:
-        store.mark_stale_as_crashed()
-        record = store.get_run(run_id)
-        if record is None:
-            raise ResumeError(f"no run with id {run_id}; `fnn-tui results` lists them")
-        if record.status not in RESUMABLE:
-            raise ResumeError(f"run {run_id} is {record.status}; only {', '.join(RESUMABLE)} runs can be resumed")
-        preset = stored_preset(record)
-        try:
-            state, _ = load_latest_checkpoint(record.checkpoint_path)
-        except CheckpointError as exc:
-            raise ResumeError(f"cannot resume run {run_id}: {exc}") from None
-        if state.preset_hash != record.preset_hash:
-            raise ResumeError(f"cannot resume run {run_id}: its checkpoint was made from a different preset")
-        if state.engine != record.engine:
-            raise ResumeError(f"cannot resume run {run_id}: checkpoint engine {state.engine} != run engine {record.engine}")
+        record, preset, state = prepare_resume(store, run_id, queued=queued)
         options = RunOptions(device or record.device, record.engine)
         resolve(preset, options)  # device still there?
         store.reopen_run(run_id, from_epoch=state.epoch)

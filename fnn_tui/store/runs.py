@@ -15,8 +15,9 @@ from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.presets import Preset
 from fnn_tui.store.db import DB_NAME, connect, transaction
 
-ACTIVE = ("running",)
-STATUSES = ("running", "finished", "failed", "cancelled", "diverged", "interrupted", "crashed")
+ACTIVE = ("queued", "running")
+STATUSES = ("queued", "running", "finished", "failed", "cancelled", "diverged", "interrupted", "crashed")
+STALE_SECONDS = 60.0  # a heartbeat older than this, from a process we cannot check, means crashed
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class RunRecord:
     diverged_epoch: int | None
     diverged_step: int | None
     run_dir: str
+    steps_per_epoch: int
+    progress_epoch: int
+    progress_step: int
     final: EpochMetrics | None
 
     @property
@@ -91,17 +95,18 @@ class Store:
 
     # --- writing ---------------------------------------------------------------
 
-    def create_run(self, preset: Preset, *, engine: str, device: str) -> int:
-        """Insert a run in status ``running`` and make its folder; return its id."""
+    def create_run(self, preset: Preset, *, engine: str, device: str, status: str = "running") -> int:
+        """Insert a run (``running``, or ``queued`` for a background batch) and make its folder."""
+        assert status in ACTIVE
         now = time.time()
         with transaction(self.conn) as c:
             cur = c.execute(
                 "INSERT INTO runs (preset, number, preset_toml, preset_hash, seed, engine, device, status,"
                 " epochs_total, started_at, torch_version, host, pid, heartbeat_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     preset.name, preset.experiment.number, preset.to_toml(), preset.digest(),
-                    preset.data.seed, engine, device, preset.training.epochs, now,
+                    preset.data.seed, engine, device, status, preset.training.epochs, now,
                     torch.__version__, socket.gethostname(), os.getpid(), now,
                 ),
             )
@@ -122,10 +127,30 @@ class Store:
                 "UPDATE runs SET epochs_done = ?, heartbeat_at = ? WHERE id = ?", (m.epoch, time.time(), run_id)
             )
 
-    def heartbeat(self, run_id: int) -> None:
-        """Say the run's process is alive."""
+    def heartbeat(self, run_id: int, epoch: int | None = None, step: int | None = None) -> None:
+        """Say the run's process is alive, and where it is inside the epoch."""
         with transaction(self.conn) as c:
-            c.execute("UPDATE runs SET heartbeat_at = ?, pid = ? WHERE id = ?", (time.time(), os.getpid(), run_id))
+            c.execute(
+                "UPDATE runs SET heartbeat_at = ?, pid = ?, progress_epoch = COALESCE(?, progress_epoch),"
+                " progress_step = COALESCE(?, progress_step) WHERE id = ?",
+                (time.time(), os.getpid(), epoch, step, run_id),
+            )
+
+    def set_pid(self, run_ids: list[int], pid: int) -> None:
+        """Record the process that will train these runs."""
+        with transaction(self.conn) as c:
+            c.executemany("UPDATE runs SET pid = ?, heartbeat_at = ? WHERE id = ?",
+                          [(pid, time.time(), rid) for rid in run_ids])
+
+    def start_run(self, run_id: int, *, steps_per_epoch: int) -> None:
+        """A queued or resumed run is training now, in this process."""
+        now = time.time()
+        with transaction(self.conn) as c:
+            c.execute(
+                "UPDATE runs SET status = 'running', pid = ?, heartbeat_at = ?, steps_per_epoch = ?,"
+                " started_at = CASE WHEN status = 'queued' THEN ? ELSE started_at END WHERE id = ?",
+                (os.getpid(), now, steps_per_epoch, now, run_id),
+            )
 
     def end_run(
         self,
@@ -156,27 +181,41 @@ class Store:
                 (from_epoch, os.getpid(), time.time(), run_id),
             )
 
-    def mark_stale_as_crashed(self, stale_after: float = 30.0) -> list[int]:
-        """Runs still 'running' whose heartbeat is stale and whose process is gone become 'crashed'."""
+    def mark_stale_as_crashed(self, grace: float = 5.0, stale_after: float = STALE_SECONDS) -> list[int]:
+        """Active runs whose process is gone become 'crashed' (queued ones: 'cancelled').
+
+        On this host a dead pid is proof once the heartbeat is ``grace`` seconds old; for a run
+        from another host only a heartbeat older than ``stale_after`` counts.
+        """
         now = time.time()
         host = socket.gethostname()
-        crashed: list[int] = []
-        rows = self.conn.execute("SELECT id, pid, host, heartbeat_at FROM runs WHERE status = 'running'").fetchall()
+        dead: list[tuple[int, str]] = []
+        rows = self.conn.execute(
+            "SELECT id, pid, host, heartbeat_at, status FROM runs WHERE status IN ('running', 'queued')"
+        ).fetchall()
         for row in rows:
-            if row["heartbeat_at"] is not None and now - row["heartbeat_at"] < stale_after:
-                continue
-            if row["host"] == host and row["pid"] and _pid_alive(row["pid"]):
-                continue
-            crashed.append(row["id"])
-        for run_id in crashed:
+            age = now - (row["heartbeat_at"] or 0)
+            if row["host"] == host:
+                gone = age > grace and not (row["pid"] and _pid_alive(row["pid"]))
+            else:
+                gone = age > stale_after
+            if gone:
+                dead.append((row["id"], row["status"]))
+        for run_id, status in dead:
+            new, message = (
+                ("crashed", "the training process ended without a word; `fnn-tui resume` continues it")
+                if status == "running" else ("cancelled", "its background process ended before it started")
+            )
             with transaction(self.conn) as c:
-                c.execute(
-                    "UPDATE runs SET status = 'crashed', ended_at = ?,"
-                    " message = 'the training process stopped without a word (heartbeat went stale)'"
-                    " WHERE id = ? AND status = 'running'",
-                    (now, run_id),
-                )
-        return crashed
+                c.execute("UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ? AND status = ?",
+                          (new, now, message, run_id, status))
+        return [run_id for run_id, status in dead if status == "running"]
+
+    def cancel_queued(self, run_ids: list[int], message: str) -> None:
+        """Queued runs that will not be trained after all."""
+        with transaction(self.conn) as c:
+            c.executemany("UPDATE runs SET status = 'cancelled', ended_at = ?, message = ? WHERE id = ? AND status = 'queued'",
+                          [(time.time(), message, rid) for rid in run_ids])
 
     # --- reading ---------------------------------------------------------------
 
@@ -203,10 +242,16 @@ class Store:
         rows = self.conn.execute(sql, args).fetchall()
         return [_run(r, self._last_epoch(r["id"])) for r in rows]
 
-    def epochs(self, run_id: int) -> list[EpochMetrics]:
-        """Every stored epoch of a run, in order."""
-        rows = self.conn.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+    def epochs(self, run_id: int, after: int = 0) -> list[EpochMetrics]:
+        """The stored epochs of a run after epoch ``after``, in order."""
+        rows = self.conn.execute(
+            "SELECT * FROM epochs WHERE run_id = ? AND epoch > ? ORDER BY epoch", (run_id, after)
+        ).fetchall()
         return [_metrics(r) for r in rows]
+
+    def active_runs(self) -> list[RunRecord]:
+        """Runs queued or training now, oldest first."""
+        return sorted(self.list_runs(statuses=ACTIVE), key=lambda r: r.id)
 
     def _last_epoch(self, run_id: int) -> EpochMetrics | None:
         row = self.conn.execute(
@@ -224,6 +269,12 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    try:  # a zombie (exited, not yet reaped by its parent) is not alive
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                return False
+    except (OSError, IndexError):
+        pass
     except PermissionError:
         return True
     return True

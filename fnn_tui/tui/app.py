@@ -1,12 +1,15 @@
 """The Textual app: presets, run controls, live training view and the results table.
 
-Training runs in one thread worker (``group="training"``); the trainer's events arrive as
-messages from :mod:`fnn_tui.tui.messages`. Store reads and file writes also run in thread
-workers, so the UI thread never trains and never waits on I/O.
+Runs train in a background process of their own (so a dropped SSH session does not kill
+them); one thread worker (``group="training"``) starts it and follows it through the
+store, posting messages from :mod:`fnn_tui.tui.messages`. Store reads and file writes run
+in thread workers too, so the UI thread never trains and never waits on I/O. Opening the
+app again reattaches to runs that are still going.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from textual import on, work
@@ -21,19 +24,20 @@ from fnn_tui.core.devices import DeviceError
 from fnn_tui.core.engines import EngineError
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.presets import Preset, PresetError
-from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions, resolve
+from fnn_tui.store.background import NotRunningError, QueueItem, plan_run_all, stop_run
 from fnn_tui.store.runs import RunRecord, Store
 from fnn_tui.tui import runner
 from fnn_tui.tui.messages import (
     EpochDone,
+    Following,
     QueueEnded,
     ResultsLoaded,
     StepAdvanced,
     TrainingEnded,
     TrainingStarted,
 )
-from fnn_tui.tui.screens.dialogs import ConfirmScreen, HelpScreen, SaveScreen
+from fnn_tui.tui.screens.dialogs import ChoiceScreen, HelpScreen, SaveScreen
 from fnn_tui.tui.widgets.controls import RunControls
 from fnn_tui.tui.widgets.live import LiveView
 from fnn_tui.tui.widgets.preset_details import PresetDetails
@@ -68,7 +72,8 @@ class FnnApp(App[None]):
         self.initial_device = device
         self.initial_engine = engine
         self.start_now = start
-        self.stop_request: StopRequest | None = None
+        self.batch: list[int] | None = None  # the runs being followed; None when idle
+        self.detach = threading.Event()  # set to let go of followed runs without stopping them
         self.active_run: int | None = None
         self.active_epochs: dict[int, list[EpochMetrics]] = {}
         self.queue_pos = (0, 0)
@@ -106,6 +111,8 @@ class FnnApp(App[None]):
         self.refresh_results()
         if self.start_now:
             self.call_after_refresh(self.action_run)
+        else:
+            self._reattach()
 
     # --- presets --------------------------------------------------------------------------
 
@@ -121,8 +128,8 @@ class FnnApp(App[None]):
 
     @property
     def running(self) -> bool:
-        """Whether the training worker is busy."""
-        return self.stop_request is not None
+        """Whether runs are being started or followed."""
+        return self.batch is not None
 
     def _prepare(self, preset: Preset) -> tuple[Preset, RunOptions] | None:
         controls = self.query_one(RunControls)
@@ -153,10 +160,11 @@ class FnnApp(App[None]):
             return
         prepared = self._prepare(entry.preset)
         if prepared is not None:
-            self._start([prepared[0]], prepared[1])
+            self._start([QueueItem(preset=prepared[0])], prepared[1])
 
     def action_run_all(self) -> None:
-        """Queue the marked presets, or every valid one, in order."""
+        """Queue the marked presets, or every valid one, in order; presets already finished
+        with the same settings are skipped and interrupted ones resumed."""
         if self.running:
             self.notify("A run is active: stop it first (s).", severity="warning")
             return
@@ -170,28 +178,57 @@ class FnnApp(App[None]):
             presets.append(prepared[0])
             options = prepared[1]
         if presets and options is not None:
-            self._start(presets, options)
-
-    def _start(self, presets: list[Preset], options: RunOptions) -> None:
-        self.stop_request = StopRequest()
-        self.query_one(RunControls).set_enabled(False)
-        self.query_one(ContentSwitcher).current = "lab"
-        self._train(presets, options, self.stop_request)
+            self.batch = []
+            self._plan_and_start(presets, options)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
-    def _train(self, presets: list[Preset], options: RunOptions, stop: StopRequest) -> None:
-        runner.run_queue(self.home, presets, options, stop, self.post_message)
+    def _plan_and_start(self, presets: list[Preset], options: RunOptions) -> None:
+        items, skipped = plan_run_all(self.home, presets, options)
+        if skipped:
+            self.call_from_thread(self.notify, f"Already finished with these settings: {', '.join(skipped)}",
+                                  title="Skipped")
+        if not items:
+            self.post_message(QueueEnded())
+            return
+        self.call_from_thread(self._lock_controls)
+        runner.run_batch(self.home, items, options, self.post_message, self.detach)
+
+    def _lock_controls(self) -> None:
+        self.query_one(RunControls).set_enabled(False)
+        self.query_one(ContentSwitcher).current = "lab"
+
+    def _start(self, items: list[QueueItem], options: RunOptions) -> None:
+        self.batch = []
+        self._lock_controls()
+        self._train(items, options)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
+    def _train(self, items: list[QueueItem], options: RunOptions) -> None:
+        runner.run_batch(self.home, items, options, self.post_message, self.detach)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
+    def _reattach(self) -> None:
+        runner.reattach(self.home, self.post_message, self.detach)
+
+    def on_following(self, message: Following) -> None:
+        self.batch = message.run_ids
+        self._lock_controls()
 
     def action_stop(self) -> None:
-        """Stop the active run at the next chunk of steps; the queue is dropped."""
-        if self.stop_request is None:
+        """Ask the background run to stop at its next chunk of steps; its queue is dropped."""
+        if not self.batch:
             self.notify("Nothing is running.")
             return
-        self.stop_request.set("cancelled")
-        for worker in self.workers:
-            if worker.group == "training":
-                worker.cancel()
+        run_id = self.active_run if self.active_run is not None else self.batch[0]
         self.query_one(LiveView).query_one("#run-status", Label).update("stopping…")
+        self._send_stop(run_id)
+
+    @work(thread=True, group="stop", name="stop")
+    def _send_stop(self, run_id: int) -> None:
+        try:
+            stop_run(self.home, run_id)
+        except NotRunningError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="warning")
 
     def action_resume(self) -> None:
         """Resume the run highlighted in the results table (interrupted, crashed or cancelled)."""
@@ -214,30 +251,20 @@ class FnnApp(App[None]):
         except ResumeError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.stop_request = StopRequest()
-        self.query_one(RunControls).set_enabled(False)
-        self.query_one(ContentSwitcher).current = "lab"
-        self._resume(record.id, preset, self.stop_request)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
-    def _resume(self, run_id: int, preset: Preset, stop: StopRequest) -> None:
-        runner.resume_one(self.home, run_id, preset, stop, self.post_message)
+        del preset  # validated above: the stored preset still loads
+        self._start([QueueItem(resume_id=record.id)], RunOptions(device=record.device, engine=record.engine))
 
     # --- messages from the worker ---------------------------------------------------------
 
     def on_training_started(self, message: TrainingStarted) -> None:
         self.active_run = message.run_id
         self.queue_pos = (message.queue_index, message.queue_size)
-        history = self._stored_epochs(message.run_id) if message.start_epoch else []
+        history = list(message.history)
         self.active_epochs[message.run_id] = history
         self.query_one(LiveView).start(message.preset, message.engine, message.device, message.epochs,
-                                       message.steps, message.start_epoch, message.queue_index,
+                                       message.steps, len(history), message.queue_index,
                                        message.queue_size, history)
         self.refresh_results()
-
-    def _stored_epochs(self, run_id: int) -> list[EpochMetrics]:
-        with Store(self.home) as store:  # a resumed run's earlier epochs: one short read
-            return store.epochs(run_id)
 
     def on_step_advanced(self, message: StepAdvanced) -> None:
         self.query_one(LiveView).step(message.epoch, message.step, message.steps)
@@ -258,7 +285,7 @@ class FnnApp(App[None]):
         self.refresh_results()
 
     def on_queue_ended(self, message: QueueEnded) -> None:
-        self.stop_request = None
+        self.batch = None
         self.active_run = None
         self.query_one(RunControls).set_enabled(True)
         if self.quitting:
@@ -323,14 +350,23 @@ class FnnApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_quit_app(self) -> None:
-        """Quit; while a run is active, ask first and stop it cleanly."""
+        """Quit; while a run is active, ask whether to stop it or leave it training."""
         if not self.running:
             self.exit()
             return
 
-        def answer(yes: bool | None) -> None:
-            if yes:
+        def answer(choice: str | None) -> None:
+            if choice == "stop":
                 self.quitting = True
                 self.action_stop()
+            elif choice == "leave":
+                self.detach.set()
+                self.exit()
 
-        self.push_screen(ConfirmScreen("A run is active. Stop it and quit?"), answer)
+        question = "A run is training in the background."
+        choices = [("s", "Stop it and quit", "stop"), ("l", "Leave it running and quit", "leave"),
+                   ("escape", "Stay", "stay")]
+        self.push_screen(ChoiceScreen(question, choices), answer)
+
+    def on_unmount(self) -> None:
+        self.detach.set()  # followers let go; background runs keep training

@@ -7,14 +7,22 @@ from textual.message import Message
 from fnn_tui.core.events import EpochMetrics
 
 
-class TrainingStarted(Message):
-    """A run of the queue started (or was resumed) and has a store id."""
+class Following(Message):
+    """The worker follows these runs (a new batch, or runs found going at start)."""
 
-    def __init__(self, run_id: int, preset: str, engine: str, device: str, epochs: int, steps: int, start_epoch: int,
-                 queue_index: int, queue_size: int) -> None:
+    def __init__(self, run_ids: list[int]) -> None:
+        super().__init__()
+        self.run_ids = run_ids
+
+
+class TrainingStarted(Message):
+    """A followed run is training; ``history`` holds the epochs it already has (resumed, reattached)."""
+
+    def __init__(self, run_id: int, preset: str, engine: str, device: str, epochs: int, steps: int,
+                 queue_index: int, queue_size: int, history: list[EpochMetrics]) -> None:
         super().__init__()
         self.run_id, self.preset, self.engine, self.device = run_id, preset, engine, device
-        self.epochs, self.steps, self.start_epoch = epochs, steps, start_epoch
+        self.epochs, self.steps, self.history = epochs, steps, history
         self.queue_index, self.queue_size = queue_index, queue_size
 
 

@@ -1,80 +1,77 @@
-"""The body of the app's training worker: runs a queue of presets through the recorder and
-turns trainer events into app messages. It runs in a thread; it only posts messages."""
+"""The bodies of the app's training worker: launch a background batch, or reattach to runs
+already going, and follow them through the store. They run in a thread and only post
+messages; training itself happens in the background process, which outlives the app."""
 
 from __future__ import annotations
 
+import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from textual.message import Message
 
-from fnn_tui.core.events import (
-    EpochFinished,
-    Event,
-    RunCancelled,
-    RunDiverged,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    StepProgress,
-)
-from fnn_tui.core.presets import Preset
-from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions
-from fnn_tui.store.recorder import record_run, resume_run
-from fnn_tui.tui.messages import EpochDone, QueueEnded, StepAdvanced, TrainingEnded, TrainingStarted
+from fnn_tui.store.background import QueueItem, Update, follow, launch
+from fnn_tui.store.runs import Store
+from fnn_tui.tui.messages import (
+    EpochDone,
+    Following,
+    QueueEnded,
+    StepAdvanced,
+    TrainingEnded,
+    TrainingStarted,
+)
 
 Post = Callable[[Message], object]
 
 
-def end_message(run_id: int, preset: str, event: Event, stop: StopRequest) -> TrainingEnded | None:
-    """The app message for a trainer's final event."""
-    if isinstance(event, RunFinished):
-        return TrainingEnded(run_id, preset, "finished", f"{event.final.epoch} epochs in {event.wall_seconds:.1f} s")
-    if isinstance(event, RunDiverged):
-        where = f"epoch {event.epoch}" + (f", step {event.step}" if event.step else "")
-        return TrainingEnded(run_id, preset, "diverged", f"{event.reason} at {where}; finished epochs are kept")
-    if isinstance(event, RunCancelled):
-        return TrainingEnded(run_id, preset, stop.status, f"stopped after {event.epochs_done} epochs")
-    if isinstance(event, RunFailed):
-        return TrainingEnded(run_id, preset, "failed", event.error)
-    return None
+def _follow_one(home: Path, run_id: int, index: int, size: int, post: Post, detach: threading.Event,
+                process: subprocess.Popen[bytes] | None) -> None:
+    def on_update(update: Update) -> None:
+        r = update.record
+        if update.kind == "started":
+            post(TrainingStarted(run_id, r.preset, r.engine, r.device, r.epochs_total, r.steps_per_epoch,
+                                 index, size, list(update.history)))
+        elif update.kind == "step":
+            post(StepAdvanced(run_id, update.epoch, update.step, r.steps_per_epoch))
+        elif update.kind == "epoch" and update.metrics is not None:
+            post(EpochDone(run_id, update.metrics, r.epochs_total))
+        elif update.kind == "ended":
+            if r.status == "finished":
+                message = f"{r.epochs_done} epochs in {r.wall_seconds or 0:.1f} s"
+            else:
+                message = r.message or r.status
+            post(TrainingEnded(run_id, r.preset, r.status, message))
+
+    follow(home, run_id, on_update, detach.is_set, process)
 
 
-def _emitter(post: Post, preset: Preset, run_id: list[int], index: int, size: int, stop: StopRequest) -> Callable[[Event], None]:
-    def emit(event: Event) -> None:
-        rid = run_id[-1]
-        if isinstance(event, RunStarted):
-            post(TrainingStarted(rid, event.preset, event.engine, event.device, event.epochs, event.steps_per_epoch,
-                                 event.start_epoch, index, size))
-        elif isinstance(event, StepProgress):
-            post(StepAdvanced(rid, event.epoch, event.step, event.steps_per_epoch))
-        elif isinstance(event, EpochFinished):
-            post(EpochDone(rid, event.metrics, event.epochs))
-        else:
-            message = end_message(rid, preset.name, event, stop)
-            if message is not None:
-                post(message)
-
-    return emit
-
-
-def run_queue(home: Path, presets: list[Preset], options: RunOptions, stop: StopRequest, post: Post) -> None:
-    """Train each preset in turn until the queue is done or a stop is asked for."""
+def run_batch(home: Path, items: list[QueueItem], options: RunOptions, post: Post, detach: threading.Event) -> None:
+    """Start a background batch and follow its runs until they end or the app lets go."""
     try:
-        for index, preset in enumerate(presets):
-            if stop.is_set():
+        launched = launch(home, items, options)
+        post(Following(launched.run_ids))
+        for index, run_id in enumerate(launched.run_ids):
+            if detach.is_set():
                 break
-            run_id: list[int] = [0]  # the store's id, appended once the run row exists
-            emit = _emitter(post, preset, run_id, index, len(presets), stop)
-            record_run(home, preset, options, emit, stop, on_created=run_id.append)
+            _follow_one(home, run_id, index, len(launched.run_ids), post, detach, launched.process)
     finally:
         post(QueueEnded())
 
 
-def resume_one(home: Path, run_id: int, preset: Preset, stop: StopRequest, post: Post) -> None:
-    """Resume one stored run, reporting like :func:`run_queue`."""
+def reattach(home: Path, post: Post, detach: threading.Event) -> None:
+    """Follow the runs that are queued or training in the store (from an earlier session)."""
+    with Store(home) as store:
+        store.mark_stale_as_crashed()
+        active = [r.id for r in store.active_runs()]
+    if not active:
+        return
     try:
-        resume_run(home, run_id, _emitter(post, preset, [run_id], 0, 1, stop), stop)
+        post(Following(active))
+        for index, run_id in enumerate(active):
+            if detach.is_set():
+                break
+            _follow_one(home, run_id, index, len(active), post, detach, None)
     finally:
         post(QueueEnded())

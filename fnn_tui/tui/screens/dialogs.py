@@ -1,4 +1,4 @@
-"""Modal dialogs: save the results table, confirm quitting, help."""
+"""Modal dialogs: save the results table, a question with choices, help."""
 
 from __future__ import annotations
 
@@ -94,31 +94,34 @@ class SaveScreen(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-class ConfirmScreen(ModalScreen[bool]):
-    """A yes/no question."""
+class ChoiceScreen(ModalScreen[str | None]):
+    """A question with a few answers, each with its own key."""
 
-    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
-
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, choices: list[tuple[str, str, str]]) -> None:
         super().__init__()
         self.question = question
+        self.choices = choices  # (key, label, value)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label(self.question, classes="title")
             with Horizontal(classes="buttons"):
-                yield Button("Yes (y)", variant="error", id="yes")
-                yield Button("No (n)", id="no")
+                for key, label, value in self.choices:
+                    shown = "esc" if key == "escape" else key
+                    yield Button(f"{label} ({shown})", id=f"choice-{value}",
+                                 variant="error" if value == "stop" else "default")
 
     def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
+        for key, _, value in self.choices:
+            self._bindings.bind(key, f"choose('{value}')", show=False)
+        self.query(Button).last().focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
+        self.dismiss((event.button.id or "").removeprefix("choice-"))
 
-    def action_answer(self, yes: bool) -> None:
-        """Close with the answer."""
-        self.dismiss(yes)
+    def action_choose(self, value: str) -> None:
+        """Close with the chosen value."""
+        self.dismiss(value)
 
 
 HELP = """\
@@ -133,14 +136,14 @@ Pick a preset on the left, choose device and engine, press **r**.
 | r | run the highlighted preset |
 | a | run all (the marked presets, or every one) |
 | s | stop the run (stored as cancelled) |
-| u | resume the highlighted interrupted run (results view) |
+| u | resume the highlighted interrupted or crashed run (results view) |
 | t | switch between the lab and the results table |
 | o | sort the results table |
 | ctrl+s | save the results table (Markdown, CSV, JSON) |
 | tab | move between list, controls and views |
 | ctrl+p | command palette |
 | ? | this help |
-| q | quit (asks first while a run is active) |
+| q | quit (while a run trains: stop it, or leave it running in the background) |
 
 **ratio** is the seed's "acc": the mean of |ŷ/y|; 1.0 is perfect. The target is
 close to zero near x = 1 and x = 2, so single samples can make it large.

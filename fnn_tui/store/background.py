@@ -1,0 +1,212 @@
+"""Runs that outlive the terminal: launched as their own process session, followed through the store.
+
+A background batch is one process (``fnn-tui worker``) started with
+``start_new_session=True``, so the SIGHUP of a dropped SSH session never reaches it. Its
+runs are queued in the store first; the process trains them in order, writing epochs,
+progress and a heartbeat. Anyone (the app, ``fnn-tui attach``) follows a run by polling
+the store; ``fnn-tui stop`` sends the process SIGUSR1, which cancels cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fnn_tui.core.events import EpochMetrics
+from fnn_tui.core.presets import Preset
+from fnn_tui.core.trainer import RunOptions, resolve
+from fnn_tui.store.recorder import prepare_resume
+from fnn_tui.store.runs import ACTIVE, RunRecord, Store, _pid_alive
+
+POLL_SECONDS = 0.2
+STOP_SIGNAL = getattr(signal, "SIGUSR1", signal.SIGTERM)
+
+
+@dataclass(frozen=True)
+class Launched:
+    """A background process and the runs it will train, in order."""
+
+    process: subprocess.Popen[bytes]
+    run_ids: list[int]
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One entry of a background batch: a new run of ``preset`` or the resumption of ``run_id``."""
+
+    preset: Preset | None = None
+    resume_id: int | None = None
+
+
+def _spawn(home: Path, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fnn_tui", "--home", str(home), "worker", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def launch(home: Path, items: list[QueueItem], options: RunOptions) -> Launched:
+    """Queue the items in the store and start one background process to train them.
+
+    Bad input (device, engine, a run that cannot be resumed) raises before anything starts.
+    """
+    args: list[str] = []
+    run_ids: list[int] = []
+    with Store(home) as store:
+        for item in items:
+            if item.resume_id is not None:
+                prepare_resume(store, item.resume_id)
+        for item in items:
+            if item.resume_id is not None:
+                with_status(store, item.resume_id, "queued")
+                args.append(f"r{item.resume_id}")
+                run_ids.append(item.resume_id)
+            else:
+                assert item.preset is not None
+                resolved = resolve(item.preset, options)
+                rid = store.create_run(item.preset, engine=resolved.engine, device=resolved.device, status="queued")
+                args.append(str(rid))
+                run_ids.append(rid)
+        first = store.get_run(run_ids[0])
+        assert first is not None
+        process = _spawn(home, args, Path(first.run_dir) / "worker.log")
+        store.set_pid(run_ids, process.pid)
+    return Launched(process, run_ids)
+
+
+def with_status(store: Store, run_id: int, status: str) -> None:
+    """Set a run's status (used to hand a resumable run to a background process)."""
+    from fnn_tui.store.db import transaction
+
+    with transaction(store.conn) as c:
+        c.execute("UPDATE runs SET status = ?, ended_at = NULL, heartbeat_at = ? WHERE id = ?",
+                  (status, time.time(), run_id))
+
+
+class NotRunningError(ValueError):
+    """The run is not queued or training, so there is nothing to stop."""
+
+
+def stop_run(home: Path, run_id: int) -> str:
+    """Ask a background run's process to stop cleanly (the run becomes "cancelled")."""
+    with Store(home) as store:
+        store.mark_stale_as_crashed()
+        record = store.get_run(run_id)
+        if record is None:
+            raise NotRunningError(f"no run with id {run_id}; `fnn-tui runs` lists the active ones")
+        if record.status not in ACTIVE:
+            raise NotRunningError(f"run {run_id} is {record.status}, not running")
+        if record.host != socket.gethostname():
+            raise NotRunningError(f"run {run_id} trains on {record.host}; stop it there")
+        if not record.pid or not _pid_alive(record.pid):
+            store.mark_stale_as_crashed(grace=0)
+            raise NotRunningError(f"run {run_id}'s process is gone; it is now marked crashed")
+        if record.pid == os.getpid():
+            raise NotRunningError(f"run {run_id} trains in this process")
+        os.kill(record.pid, STOP_SIGNAL)
+    return f"asked run {run_id} (pid {record.pid}) to stop"
+
+
+# --- following --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Update:
+    """What changed in a followed run: kind is started, step, epoch or ended."""
+
+    kind: str
+    record: RunRecord
+    metrics: EpochMetrics | None = None
+    history: tuple[EpochMetrics, ...] = ()
+    epoch: int = 0
+    step: int = 0
+
+
+def follow(
+    home: Path,
+    run_id: int,
+    on_update: Callable[[Update], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    process: subprocess.Popen[bytes] | None = None,
+) -> RunRecord | None:
+    """Report a run's progress from the store until it ends (or ``should_stop``); return its last record.
+
+    ``process`` is the background process when this side started it: polling it reaps it, so
+    an ended process is never mistaken for a live one.
+    """
+    with Store(home) as store:
+        started = False
+        seen = 0
+        position = (0, 0)
+        last_check = 0.0
+        while True:
+            if process is not None:
+                process.poll()
+            now = time.monotonic()
+            if now - last_check > 2.0:
+                store.mark_stale_as_crashed()
+                last_check = now
+            record = store.get_run(run_id)
+            if record is None:
+                return None
+            if record.status != "queued":
+                if not started:
+                    history = store.epochs(run_id)
+                    seen = history[-1].epoch if history else 0
+                    on_update(Update("started", record, history=tuple(history)))
+                    started = True
+                for metrics in store.epochs(run_id, after=seen):
+                    on_update(Update("epoch", record, metrics=metrics))
+                    seen = metrics.epoch
+                if (record.progress_epoch, record.progress_step) != position and record.status == "running":
+                    position = (record.progress_epoch, record.progress_step)
+                    if position[0] > seen:
+                        on_update(Update("step", record, epoch=position[0], step=position[1]))
+                if record.status not in ACTIVE:
+                    on_update(Update("ended", record))
+                    return record
+            if should_stop():
+                return record
+            time.sleep(POLL_SECONDS)
+
+
+def plan_run_all(home: Path, presets: list[Preset], options: RunOptions) -> tuple[list[QueueItem], list[str]]:
+    """What "Run all" should do: skip presets already finished with the same settings (resolved
+    preset and engine), resume the newest interrupted or crashed run of one, start the rest.
+
+    Returns the queue and the names skipped.
+    """
+    items: list[QueueItem] = []
+    skipped: list[str] = []
+    with Store(home) as store:
+        store.mark_stale_as_crashed()
+        for preset in presets:
+            engine = resolve(preset, options).engine
+            same = [r for r in store.list_runs(preset.name) if r.preset_hash == preset.digest() and r.engine == engine]
+            if any(r.status == "finished" for r in same):
+                skipped.append(preset.name)
+                continue
+            unfinished = [r for r in same if r.status in ("interrupted", "crashed")]
+            resumable = None
+            for record in unfinished:  # newest first
+                try:
+                    prepare_resume(store, record.id)
+                except ValueError:
+                    continue
+                resumable = record.id
+                break
+            items.append(QueueItem(resume_id=resumable) if resumable is not None else QueueItem(preset=preset))
+    return items, skipped
