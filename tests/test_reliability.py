@@ -1,0 +1,283 @@
+"""Nothing lost: signals, dropped sessions, crashes, resume, faults in the store and checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fnn_tui.cli import app
+from fnn_tui.core.events import EpochFinished, RunCancelled, RunDiverged, RunFinished
+from fnn_tui.core.state import CheckpointError, load_checkpoint, load_latest_checkpoint, previous_path, save_checkpoint
+from fnn_tui.core.stopping import StopRequest
+from fnn_tui.core.trainer import RunOptions
+from fnn_tui.store.background import QueueItem, launch, plan_run_all, stop_run
+from fnn_tui.store.recorder import ResumeError, record_run, resume_run
+from fnn_tui.store.runs import Store
+
+from .test_training import inject_infinite_target
+
+runner = CliRunner()
+
+
+def _cli(home: Path, *args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fnn_tui", "--home", str(home), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def _wait_for(predicate, timeout: float = 60.0, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
+
+
+def _run(home: Path, run_id: int):
+    with Store(home) as store:
+        return store.get_run(run_id)
+
+
+def _metrics(home: Path, run_id: int) -> list:
+    with Store(home) as store:
+        return [dataclasses.replace(m, seconds=0.0) for m in store.epochs(run_id)]
+
+
+# --- signals and sessions ----------------------------------------------------------------
+
+
+def test_sigterm_interrupts_cleanly_with_exit_143(home: Path) -> None:
+    proc = _cli(home, "run", "exp08", "--epochs", "60", "--samples", "400", "--engine", "torch")
+    _wait_for(lambda: Path(home, "runs.sqlite3").exists() and (_run(home, 1) or None) and _run(home, 1).epochs_done >= 1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    record = _run(home, 1)
+    assert record.status == "interrupted" and 1 <= record.epochs_done < 60
+    state = load_checkpoint(record.checkpoint_path)
+    assert state.epoch == record.epochs_done
+    assert b"fnn-tui resume 1" in err
+
+
+def test_detached_run_survives_sighup_to_the_parent_group(home: Path) -> None:
+    shell = subprocess.Popen(
+        ["bash", "-c", f"{sys.executable} -m fnn_tui --home {home} run exp08 --epochs 40 --samples 400 "
+                       "--engine torch --detach && sleep 60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: Path(home, "runs.sqlite3").exists() and _run(home, 1) and _run(home, 1).epochs_done >= 1)
+        os.killpg(shell.pid, signal.SIGHUP)  # what a dropped SSH session does to its terminal's group
+        shell.wait(timeout=10)
+        done = _run(home, 1).epochs_done
+        _wait_for(lambda: _run(home, 1).epochs_done >= done + 2, timeout=60)
+        assert _run(home, 1).status == "running"
+    finally:
+        stop_run(home, 1)
+    record = _wait_for(lambda: (r := _run(home, 1)).status != "running" and r)
+    assert record.status == "cancelled"
+
+
+def test_stale_heartbeat_of_a_dead_process_is_marked_crashed(home: Path, tiny08) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with Store(home) as store:
+        run_id = store.create_run(tiny08, engine="torch", device="cpu")
+        store.conn.execute("UPDATE runs SET pid = ?, heartbeat_at = ? WHERE id = ?", (dead.pid, time.time() - 120, run_id))
+        fresh = store.create_run(tiny08, engine="torch", device="cpu")  # this process: alive
+        assert store.mark_stale_as_crashed() == [run_id]
+        assert store.get_run(run_id).status == "crashed"
+        assert store.get_run(fresh).status == "running"
+
+
+# --- resume, exactly ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["torch", "fused"])
+def test_interrupt_and_resume_gives_the_uninterrupted_numbers(home: Path, tiny08, engine: str) -> None:
+    preset = tiny08.with_overrides(epochs=5)
+    straight = record_run(home, preset, RunOptions(engine=engine))
+    stop = StopRequest()
+
+    def interrupt_after_two(event) -> None:
+        if isinstance(event, EpochFinished) and event.metrics.epoch == 2:
+            stop.set("interrupted", signal.SIGTERM)
+
+    broken = record_run(home, preset, RunOptions(engine=engine), interrupt_after_two, stop)
+    assert isinstance(broken.end, RunCancelled) and _run(home, broken.run_id).status == "interrupted"
+    assert _run(home, broken.run_id).epochs_done == 2
+    resumed = resume_run(home, broken.run_id)
+    assert isinstance(resumed.end, RunFinished)
+    assert _metrics(home, broken.run_id) == _metrics(home, straight.run_id)  # bit-identical on the CPU
+    a = load_checkpoint(_run(home, straight.run_id).checkpoint_path)
+    b = load_checkpoint(_run(home, broken.run_id).checkpoint_path)
+    assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
+    assert all(torch.equal(a.momentum[k], b.momentum[k]) for k in a.momentum)
+
+
+def test_corrupt_latest_checkpoint_falls_back_then_fails_clearly(home: Path, tiny08) -> None:
+    stop = StopRequest()
+    result = record_run(home, tiny08, RunOptions(engine="fused"),
+                        lambda e: isinstance(e, EpochFinished) and e.metrics.epoch == 2 and stop.set("interrupted"), stop)
+    path = _run(home, result.run_id).checkpoint_path
+    assert load_checkpoint(path).epoch == 2 and load_checkpoint(previous_path(path)).epoch == 1
+    path.write_bytes(b"garbage, not a zip")
+    state, used = load_latest_checkpoint(path)
+    assert used == previous_path(path) and state.epoch == 1
+    resumed = resume_run(home, result.run_id)
+    assert isinstance(resumed.end, RunFinished)
+    assert [m.epoch for m in _metrics(home, result.run_id)] == [1, 2, 3]
+    # both gone: a clear error and exit code 2, never a silent fresh start
+    with Store(home) as store:
+        store.end_run(result.run_id, "interrupted")
+    path.unlink()
+    previous_path(path).unlink()
+    with pytest.raises(ResumeError, match="no checkpoint"):
+        resume_run(home, result.run_id)
+    cli = runner.invoke(app, ["--home", str(home), "resume", str(result.run_id)])
+    assert cli.exit_code == 2 and "no checkpoint" in cli.output
+
+
+def test_a_save_that_fails_halfway_keeps_the_previous_checkpoint(tmp_path: Path, home: Path, tiny08, monkeypatch) -> None:
+    result = record_run(home, tiny08.with_overrides(epochs=1), RunOptions(engine="fused"))
+    good = load_checkpoint(_run(home, result.run_id).checkpoint_path)
+    target = tmp_path / "ck" / "checkpoint.pt"
+    save_checkpoint(good, target)
+
+    def half_save(obj, fh) -> None:
+        fh.write(b"PK\x03\x04 half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_save)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint(dataclasses.replace(good, epoch=2), target)
+    assert load_checkpoint(target).epoch == 1
+    assert sorted(p.name for p in target.parent.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(CheckpointError, match="not an fnn-tui checkpoint"):
+        load_checkpoint(path)
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an fnn-tui checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    assert not marker.exists()
+
+
+def test_infinite_loss_keeps_the_last_finite_checkpoint(home: Path, tiny08, monkeypatch) -> None:
+    inject_infinite_target(monkeypatch, epoch=2, step=3)
+    result = record_run(home, tiny08.with_overrides(epochs=4), RunOptions(engine="fused"))
+    assert isinstance(result.end, RunDiverged) and (result.end.epoch, result.end.step) == (3, 4)
+    record = _run(home, result.run_id)
+    assert record.status == "diverged" and record.epochs_done == 2 and record.diverged_epoch == 3
+    state = load_checkpoint(record.checkpoint_path)
+    assert state.epoch == 2 and all(torch.isfinite(t).all() for t in state.params.values())
+    listed = runner.invoke(app, ["--home", str(home), "export", "--format", "csv"])
+    assert "diverged@3" in listed.output
+
+
+# --- the store under faults --------------------------------------------------------------
+
+
+def test_two_processes_write_the_store_at_once(home: Path) -> None:
+    procs = [_cli(home, "run", "exp07", "--epochs", "4", "--samples", "300", "--engine", e) for e in ("torch", "fused")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert b"locked" not in err
+    with Store(home) as store:
+        runs = store.list_runs()
+        assert sorted(r.status for r in runs) == ["finished", "finished"]
+        assert all(len(store.epochs(r.id)) == 4 for r in runs)
+        assert store.integrity_ok()
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from fnn_tui.core.catalog import discover
+from fnn_tui.core.events import EpochMetrics
+from fnn_tui.store.runs import Store
+store = Store(Path(sys.argv[1]))
+run_id = store.create_run(discover(include_user=False).get("exp08"), engine="torch", device="cpu")
+print(run_id, flush=True)
+epoch = 0
+while True:
+    epoch += 1
+    store.add_epoch(run_id, EpochMetrics(epoch, 1.0 / epoch, 1.0, 0.5, 1.0, 0.3, 0.01, 0.001))
+"""
+
+
+def test_a_sigkilled_writer_leaves_whole_epochs_only(home: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(home)], stdout=subprocess.PIPE)
+    run_id = int(proc.stdout.readline())
+    _wait_for(lambda: _run(home, run_id).epochs_done > 200, timeout=60, every=0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    with Store(home) as store:
+        assert store.integrity_ok()
+        epochs = store.epochs(run_id)
+        record = store.get_run(run_id)
+        assert [m.epoch for m in epochs] == list(range(1, len(epochs) + 1))
+        assert record.epochs_done == len(epochs) > 200
+        store.mark_stale_as_crashed(grace=0)
+        assert store.get_run(run_id).status == "crashed"
+
+
+# --- background batches and Run all ------------------------------------------------------
+
+
+def test_background_batch_trains_in_order_and_stop_cancels_the_rest(home: Path, catalog) -> None:
+    quick = catalog.get("exp07").with_overrides(samples=200, epochs=2)
+    slow = catalog.get("exp08").with_overrides(samples=400, epochs=200)
+    launched = launch(home, [QueueItem(preset=quick), QueueItem(preset=slow), QueueItem(preset=quick)],
+                      RunOptions(engine="torch"))
+    first, second, third = launched.run_ids
+    _wait_for(lambda: _run(home, second).epochs_done >= 1, timeout=60)
+    assert _run(home, first).status == "finished" and _run(home, third).status == "queued"
+    stop_run(home, second)
+    assert launched.process.wait(timeout=60) == 0
+    assert _run(home, second).status == "cancelled" and _run(home, third).status == "cancelled"
+    assert (Path(_run(home, first).run_dir) / "worker.log").read_text().count("epoch") >= 2
+
+
+def test_run_all_skips_finished_and_resumes_interrupted(home: Path, catalog) -> None:
+    a = catalog.get("exp07").with_overrides(samples=200, epochs=3)
+    b = catalog.get("exp08").with_overrides(samples=200, epochs=3)
+    c = catalog.get("exp09").with_overrides(samples=200, epochs=3)
+    record_run(home, a, RunOptions(engine="fused"))
+    stop = StopRequest()
+    interrupted = record_run(home, b, RunOptions(engine="fused"),
+                             lambda e: isinstance(e, EpochFinished) and stop.set("interrupted"), stop)
+    items, skipped = plan_run_all(home, [a, b, c], RunOptions(engine="fused"))
+    assert skipped == ["exp07"]
+    assert items == [QueueItem(resume_id=interrupted.run_id), QueueItem(preset=c)]
+    # a different engine is a different setting
+    items, skipped = plan_run_all(home, [a], RunOptions(engine="torch"))
+    assert skipped == [] and items == [QueueItem(preset=a)]
+
+
+def test_stop_and_attach_answer_bad_input_with_exit_2(home: Path) -> None:
+    for args in (["stop", "5"], ["attach"], ["attach", "9"]):
+        result = runner.invoke(app, ["--home", str(home), *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
