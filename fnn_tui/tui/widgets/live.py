@@ -58,6 +58,8 @@ class LossSpark(Horizontal):
 class LiveView(Vertical):
     """Everything about the run in progress."""
 
+    preset = ""
+
     def compose(self) -> ComposeResult:
         yield Label("Idle: pick a preset and press r.", id="run-status")
         with Horizontal(classes="row"):
@@ -74,6 +76,7 @@ class LiveView(Vertical):
               queue_index: int, queue_size: int, history: list[EpochMetrics]) -> None:
         """A run begins (or resumes with ``history`` already stored)."""
         self.started = time.monotonic()
+        self.preset = preset
         self.query_one("#run-status", Label).update(
             Text.assemble(("running ", "bold"), f"{preset} on {device} ({engine})"))
         bar = self.query_one("#run-progress", ProgressBar)
@@ -98,7 +101,7 @@ class LiveView(Vertical):
         self.query_one("#test-spark", LossSpark).add(m.test_loss)
         self.query_one("#epoch-log", RichLog).write(epoch_line(m))
         self.query_one("#run-status", Label).update(
-            f"epoch {m.epoch}/{epochs}  train loss {m.train_loss:.4g}  {m.seconds:.2f} s/epoch")
+            f"{self.preset} epoch {m.epoch}/{epochs}  loss {m.train_loss:.4g}  {m.seconds:.2f} s/ep")
 
     def end(self, preset: str, status: str, message: str, queue_index: int, queue_size: int) -> None:
         """A run ended; diverged and failed runs are shown in red."""
