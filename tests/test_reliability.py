@@ -17,7 +17,13 @@ from typer.testing import CliRunner
 
 from fnn_tui.cli import app
 from fnn_tui.core.events import EpochFinished, RunCancelled, RunDiverged, RunFinished
-from fnn_tui.core.state import CheckpointError, load_checkpoint, load_latest_checkpoint, previous_path, save_checkpoint
+from fnn_tui.core.state import (
+    CheckpointError,
+    load_checkpoint,
+    load_latest_checkpoint,
+    previous_path,
+    save_checkpoint,
+)
 from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions
 from fnn_tui.store.background import QueueItem, launch, plan_run_all, stop_run

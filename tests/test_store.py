@@ -135,3 +135,36 @@ def test_result_row_marks_divergence(home, catalog) -> None:
     assert run.status == "diverged" and run.diverged_epoch == 1 and "NaN" in run.message
     assert result_row(run).status == "diverged@1"
     assert results_table([run])[0].status == "diverged@1"
+
+
+def test_a_version_1_store_is_migrated(home) -> None:
+    import sqlite3
+
+    from fnn_tui.store.db import _MIGRATIONS
+
+    home.mkdir(parents=True)
+    conn = sqlite3.connect(home / "runs.sqlite3")
+    conn.executescript(_MIGRATIONS[1] + "; PRAGMA user_version = 1;")
+    conn.execute(
+        "INSERT INTO runs (preset, number, preset_toml, preset_hash, seed, engine, device, status, epochs_total,"
+        " started_at, torch_version, host) VALUES ('exp08', 8, '', 'h', 0, 'torch', 'cpu', 'finished', 3, 1.0, 't', 'h')"
+    )
+    conn.commit()
+    conn.close()
+    with Store(home) as store:
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        (run,) = store.list_runs()
+        assert run.preset == "exp08" and run.steps_per_epoch == 0 and run.progress_epoch == 0
+
+
+def test_a_store_from_a_newer_version_is_refused(home) -> None:
+    import sqlite3
+
+    from fnn_tui.store.db import StoreError
+
+    home.mkdir(parents=True)
+    conn = sqlite3.connect(home / "runs.sqlite3")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(home)

@@ -93,7 +93,7 @@ class FnnApp(App[None]):
                     yield PresetDetails(id="details")
                     yield LiveView(id="live")
             with Vertical(id="results-view"):
-                yield Label("Results: every finished run in the store (o sorts, t goes back, ctrl+s saves)",
+                yield Label("Every run in the store. o sorts, u resumes an interrupted run, ctrl+s saves, t back",
                             id="results-hint")
                 yield ResultsTable(id="results")
         yield Footer()

@@ -14,9 +14,37 @@ kernels release the GIL, so the UI thread keeps running while they compute.
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
-from numba import njit
+
+
+def _choose_cache_dir() -> None:
+    """Cache compiled kernels next to this file when it is writable, else in the user's cache
+    folder (a read-only install), else in a temporary folder; ``NUMBA_CACHE_DIR`` wins."""
+    if os.environ.get("NUMBA_CACHE_DIR") or os.access(Path(__file__).parent, os.W_OK):
+        return
+    import platformdirs
+
+    for folder in (Path(platformdirs.user_cache_dir("fnn-tui", appauthor=False)) / "numba",
+                   Path(tempfile.gettempdir()) / f"fnn-tui-numba-{os.getuid() if hasattr(os, 'getuid') else 0}"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            os.environ["NUMBA_CACHE_DIR"] = str(folder)
+            import numba
+
+            numba.config.CACHE_DIR = str(folder)  # in case numba was imported already
+            return
+
+
+_choose_cache_dir()
+
+from numba import njit  # noqa: E402  (after the cache folder is chosen)
 
 # Reassociation lets LLVM vectorise the dot products; no flag that assumes finite values,
 # so NaN and infinity checks stay exact.

@@ -11,11 +11,11 @@ from fnn_tui.export import ResultRow, result_row
 from fnn_tui.store.runs import RunRecord
 
 COLUMNS = [
-    ("run", "run"), ("preset", "preset"), ("status", "status"), ("epochs", "epochs"),
+    ("run", "run"), ("number", "#"), ("preset", "preset"), ("status", "status"), ("epochs", "epochs"),
     ("train_loss", "train loss"), ("seed_train_loss", "seed"), ("train_ratio", "train ratio"),
     ("seed_train_ratio", "seed"), ("test_loss", "test loss"), ("seed_test_loss", "seed"),
     ("test_ratio", "test ratio"), ("seed_test_ratio", "seed"), ("engine", "engine"), ("device", "device"),
-    ("wall", "wall s"),
+    ("wall", "wall s"), ("setting", "setting"), ("lr_decay", "lr+decay"),
 ]
 SHOWN = ("finished", "diverged", "running", "interrupted", "crashed")
 STYLE = {"diverged": "red", "failed": "red", "crashed": "red", "running": "cyan", "interrupted": "yellow"}
@@ -51,10 +51,10 @@ class ResultsTable(DataTable):
         status = Text(r.status, style=STYLE.get(r.status.split("@")[0], ""))
         seed_ratio = _num(r.seed_train_ratio) if r.seed_train_ratio is not None else Text(r.seed_note.replace("train acc ", ""))
         wall = _num(r.wall_seconds) if r.wall_seconds is not None else Text("")
-        return [Text(str(r.run_id), justify="right"), r.preset, status, r.epochs,
+        return [Text(str(r.run_id), justify="right"), Text(str(r.number), justify="right"), r.preset, status, r.epochs,
                 _num(r.train_loss), _num(r.seed_train_loss), _num(r.train_ratio), seed_ratio,
                 _num(r.test_loss), _num(r.seed_test_loss), _num(r.test_ratio), _num(r.seed_test_ratio),
-                r.engine, r.device, wall]
+                r.engine, r.device, wall, r.setting, r.lr_decay]
 
     def _put(self, row: ResultRow) -> None:
         key = str(row.run_id)
