@@ -42,9 +42,8 @@ class Progress:
     message: str = ""
 
 
-def summarize(preset: Preset, event: Event) -> Progress | None:
-    """Turn a trainer event into a :class:`Progress`, or ``None`` for events not shown."""
-    name, epochs = preset.name, preset.training.epochs
+def summarize(name: str, epochs: int, event: Event) -> Progress | None:
+    """Turn a trainer event of preset ``name`` into a :class:`Progress` (``None``: not shown)."""
     if isinstance(event, StepProgress):
         return Progress(name, "step", event.epoch, event.step, event.steps_per_epoch, epochs)
     if isinstance(event, EpochFinished):
@@ -70,7 +69,7 @@ def _worker(home: str, preset: Preset, options: RunOptions, q: queue_mod.Queue) 
     install_signal_stop(stop)
 
     def emit(event: Event) -> None:
-        item = summarize(preset, event)
+        item = summarize(preset.name, preset.training.epochs, event)
         if item is not None:
             q.put(item)
 

@@ -39,7 +39,7 @@ def _emitter(preset: Preset, progress, task_ids: dict[str, int]):  # noqa: ANN00
             task = task_ids[preset.name]
             progress.update(task, total=event.epochs * event.steps_per_epoch,
                             completed=event.start_epoch * event.steps_per_epoch, epoch=event.start_epoch)
-        item = summarize(preset, event)
+        item = summarize(preset.name, preset.training.epochs, event)
         if item is not None:
             _apply(progress, task_ids, item)
 
@@ -111,20 +111,20 @@ def resume_here(home: Path, run_id: int, device: str | None, out: Console, err: 
     install_signal_stop(stop)
     with make_progress(err) as progress:
         task_ids: dict[str, int] = {}
+        started: list[RunStarted] = []
 
         def emit(event: Event) -> None:
-            if isinstance(event, RunStarted) and event.preset not in task_ids:
+            if isinstance(event, RunStarted):
+                started.append(event)
                 task_ids[event.preset] = progress.add_task(
                     "", total=event.epochs * event.steps_per_epoch, completed=event.start_epoch * event.steps_per_epoch,
                     preset=event.preset, epoch=event.start_epoch, epochs=event.epochs, loss="-",
                 )
                 return
-            preset_name = next(iter(task_ids), None)
-            if preset_name is None:
-                return
-            item = _summary(preset_name, event)
-            if item is not None:
-                _apply(progress, task_ids, item)
+            if started:
+                item = summarize(started[0].preset, started[0].epochs, event)
+                if item is not None:
+                    _apply(progress, task_ids, item)
 
         result = resume_run(home, run_id, emit, stop, device=device)
     code = _report_end(result, err)
@@ -132,17 +132,6 @@ def resume_here(home: Path, run_id: int, device: str | None, out: Console, err: 
         return 128 + stop.signum
     return code
 
-
-def _summary(name: str, event: Event) -> Progress | None:
-    from fnn_tui.core.events import EpochFinished, RunFinished, StepProgress
-
-    if isinstance(event, StepProgress):
-        return Progress(name, "step", event.epoch, event.step, event.steps_per_epoch, 0)
-    if isinstance(event, EpochFinished):
-        return Progress(name, "epoch", event.metrics.epoch, epochs=event.epochs, metrics=event.metrics)
-    if isinstance(event, RunFinished):
-        return Progress(name, "end", event.final.epoch, status="finished")
-    return None
 
 
 def attach_here(home: Path, run_id: int, out: Console, err: Console) -> int:

@@ -287,3 +287,15 @@ def test_stop_and_attach_answer_bad_input_with_exit_2(home: Path) -> None:
         result = runner.invoke(app, ["--home", str(home), *args])
         assert result.exit_code == 2, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_a_run_stopped_before_its_first_epoch_resumes_from_the_start(home: Path, tiny08) -> None:
+    from fnn_tui.core.events import RunStarted
+
+    straight = record_run(home, tiny08, RunOptions(engine="fused"))
+    stop = StopRequest()
+    early = record_run(home, tiny08, RunOptions(engine="fused"),
+                       lambda e: isinstance(e, RunStarted) and stop.set("interrupted"), stop)
+    assert _run(home, early.run_id).status == "interrupted" and _run(home, early.run_id).epochs_done == 0
+    assert isinstance(resume_run(home, early.run_id).end, RunFinished)
+    assert _metrics(home, early.run_id) == _metrics(home, straight.run_id)

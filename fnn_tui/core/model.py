@@ -45,8 +45,3 @@ def build_model(spec: ModelSpec, seed: int) -> FNN:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + _INIT_STREAM)
         return FNN(spec.sizes, spec.norm == "seed")
-
-
-def parameter_count(sizes: tuple[int, ...]) -> int:
-    """Number of weights and biases of a network with these layer widths."""
-    return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))

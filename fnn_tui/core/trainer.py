@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import torch
-
 from fnn_tui.core.data import epoch_order, make_dataset
 from fnn_tui.core.devices import resolve_device
 from fnn_tui.core.engines import Engine, choose_engine
@@ -172,8 +170,3 @@ def _next_chunk(chunk: int, done: int, elapsed: float) -> int:
     per_step = elapsed / max(done, 1)
     target = int(CHUNK_SECONDS / per_step)
     return max(1, min(target, chunk * 4, 1_000_000))
-
-
-def set_single_thread() -> None:
-    """Pin torch to one thread (for process pools: one preset per process)."""
-    torch.set_num_threads(1)

@@ -24,7 +24,13 @@ from fnn_tui.core.events import (
     StepProgress,
 )
 from fnn_tui.core.presets import Preset, PresetError, parse_preset
-from fnn_tui.core.state import CheckpointError, TrainState, load_latest_checkpoint, save_checkpoint
+from fnn_tui.core.state import (
+    CheckpointError,
+    TrainState,
+    load_latest_checkpoint,
+    previous_path,
+    save_checkpoint,
+)
 from fnn_tui.core.trainer import RunOptions, StopFlag, resolve, train
 from fnn_tui.store.runs import RunRecord, Store
 
@@ -127,10 +133,12 @@ def stored_preset(record: RunRecord) -> Preset:
         raise ResumeError(f"run {record.id}'s stored preset no longer validates: {exc.first_line()}") from None
 
 
-def prepare_resume(store: Store, run_id: int, *, queued: bool = False) -> tuple[RunRecord, Preset, TrainState]:
+def prepare_resume(store: Store, run_id: int, *, queued: bool = False) -> tuple[RunRecord, Preset, TrainState | None]:
     """Check that a run can be resumed and load its last good checkpoint.
 
-    ``queued`` accepts a run a background process was given to resume.
+    A run stopped before its first epoch has none and starts again from the beginning
+    (``None``), which is exact; a run with finished epochs and no readable checkpoint is an
+    error, never a silent fresh start. ``queued`` accepts a run handed to a background process.
     """
     store.mark_stale_as_crashed()
     record = store.get_run(run_id)
@@ -140,6 +148,9 @@ def prepare_resume(store: Store, run_id: int, *, queued: bool = False) -> tuple[
     if record.status not in allowed:
         raise ResumeError(f"run {run_id} is {record.status}; only {', '.join(RESUMABLE)} runs can be resumed")
     preset = stored_preset(record)
+    paths = (record.checkpoint_path, previous_path(record.checkpoint_path))
+    if record.epochs_done == 0 and not any(p.exists() for p in paths):
+        return record, preset, None  # stopped before its first epoch: the start is exact
     try:
         state, _ = load_latest_checkpoint(record.checkpoint_path)
     except CheckpointError as exc:
@@ -167,7 +178,7 @@ def resume_run(
         record, preset, state = prepare_resume(store, run_id, queued=queued)
         options = RunOptions(device or record.device, record.engine)
         resolve(preset, options)  # device still there?
-        store.reopen_run(run_id, from_epoch=state.epoch)
+        store.reopen_run(run_id, from_epoch=state.epoch if state is not None else 0)
         on_event = _recording_emit(store, run_id, Path(record.run_dir), emit, stop_event)
         try:
             end = train(preset, options, on_event, stop_event, resume=state)
