@@ -93,7 +93,7 @@ class FnnApp(App[None]):
                     yield PresetDetails(id="details")
                     yield LiveView(id="live")
             with Vertical(id="results-view"):
-                yield Label("Every run in the store. o sorts, u resumes an interrupted run, ctrl+s saves, t back",
+                yield Label("Runs in the store. o sort  u resume interrupted  ctrl+s save  t back",
                             id="results-hint")
                 yield ResultsTable(id="results")
         yield Footer()
