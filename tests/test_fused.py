@@ -83,7 +83,8 @@ def _kernel_for(sizes, use_norm, dtype=np.float64):
     w_off, b_off, a_off = layout(sizes)
     width = int(a_off[-1])
     bufs = [np.zeros(width, dtype) for _ in range(4)]
-    return np.array(sizes, dtype=np.int64), w_off, b_off, a_off, bufs, np.zeros(len(sizes), dtype)
+    sz = np.array(sizes, dtype=np.int64)
+    return sz, sz.astype(dtype), w_off, b_off, a_off, bufs, np.zeros(len(sizes), dtype)
 
 
 def test_normalisation_backward_matches_autograd() -> None:
@@ -97,15 +98,19 @@ def test_normalisation_backward_matches_autograd() -> None:
     x, y = torch.tensor([[0.7]], dtype=torch.float64), torch.tensor([[0.3]], dtype=torch.float64)
     out = F.linear(F.relu(seed_norm(F.linear(x, w1, b1))), w2, b2)
     F.mse_loss(out, y).backward()
-    expected = np.concatenate([p.grad.reshape(-1).numpy() for p in params])
 
-    sz, w_off, b_off, a_off, (act, pre, cen, dz), var = _kernel_for(sizes, True)
-    flat = np.concatenate([p.detach().reshape(-1).numpy() for p in params])
+    from fnn_tui.core.engines.fused_engine import flatten
+
+    sz, fsz, w_off, b_off, a_off, (act, pre, cen, dz), var = _kernel_for(sizes, True)
+    names = ["w1", "b1", "w2", "b2"]
+    flat = flatten(dict(zip(names, params)), names, np.float64)  # the engine's (transposed) layout
     grad = np.zeros_like(flat)
-    yhat = k._forward(flat, sz, w_off, b_off, a_off, act, pre, cen, var, 0.7, True)
+    yhat = k._forward(flat, sz, fsz, w_off, b_off, a_off, act, pre, cen, var, 0.7, True)
     assert yhat == pytest.approx(out.item(), rel=1e-12)
-    k._backward(flat, grad, sz, w_off, b_off, a_off, act, pre, cen, var, dz, np.zeros(6), 2 * (yhat - 0.3), True)
-    np.testing.assert_allclose(grad, expected, rtol=1e-10, atol=1e-12)
+    k._backward(flat, grad, sz, fsz, w_off, b_off, a_off, act, pre, cen, var, dz, np.zeros(6),
+                2 * (yhat - 0.3), True)
+    expected_flat = flatten({n: p.grad for n, p in zip(names, params)}, names, np.float64)
+    np.testing.assert_allclose(grad, expected_flat, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("scale", [0.01, 100.0])

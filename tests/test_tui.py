@@ -133,9 +133,47 @@ async def test_quit_during_a_run_asks_and_stops_cleanly(home: Path) -> None:
         await pilot.pause()
         assert type(app.screen).__name__ == "ChoiceScreen"
         await pilot.press("s")
-        await _wait_idle(pilot)
+        for _ in range(600):  # the app exits by itself once the run is stopped
+            if not app.is_running:
+                break
+            await asyncio.sleep(0.05)
+        assert not app.is_running
     with Store(home) as store:
         assert store.list_runs()[0].status == "cancelled"
+
+
+async def test_quit_can_leave_the_run_training(home: Path) -> None:
+    app = FnnApp(home=home, preset="exp07", engine="torch")
+    first_epoch = asyncio.Event()
+    async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, EpochDone) and first_epoch.set()) as pilot:
+        await pilot.press("r")
+        await asyncio.wait_for(first_epoch.wait(), timeout=60)
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("l")
+        for _ in range(200):
+            if not app.is_running:
+                break
+            await asyncio.sleep(0.05)
+        assert not app.is_running
+    from fnn_tui.store.background import stop_run
+
+    with Store(home) as store:
+        (run,) = store.list_runs()
+    assert run.status == "running"
+    # a new app reattaches: the live view is filled from the store
+    again = FnnApp(home=home)
+    async with again.run_test(size=SIZE) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if again.batch and again.query_one("#train-spark").values:
+                break
+        assert again.batch == [run.id]
+        assert len(again.query_one("#train-spark").values) >= 1
+        stop_run(home, run.id)
+        await _wait_idle(pilot)
+    with Store(home) as store:
+        assert store.get_run(run.id).status == "cancelled"
 
 
 async def test_broken_preset_is_listed_with_its_error(home: Path, tmp_path: Path) -> None:

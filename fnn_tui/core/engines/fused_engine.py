@@ -32,8 +32,12 @@ def layout(sizes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def flatten(tensors: dict[str, torch.Tensor], names: list[str], dtype: type[np.floating]) -> np.ndarray:
-    """Concatenate named tensors into one contiguous array."""
-    return np.concatenate([tensors[n].detach().cpu().reshape(-1).double().numpy() for n in names]).astype(dtype)
+    """Concatenate named tensors into one contiguous array, weight matrices transposed."""
+    parts = []
+    for n in names:
+        t = tensors[n].detach().cpu().double()
+        parts.append((t.t().contiguous() if t.dim() == 2 else t).reshape(-1).numpy())
+    return np.concatenate(parts).astype(dtype)
 
 
 class FusedEngine:
@@ -66,6 +70,7 @@ class FusedEngine:
         self.grad = np.zeros_like(self.params)
         sizes = preset.model.sizes
         self.sizes = np.array(sizes, dtype=np.int64)
+        self.fsz = self.sizes.astype(dtype)  # the widths as numbers of the arrays' precision
         self.w_off, self.b_off, self.a_off = layout(sizes)
         width = int(self.a_off[-1])
         self.act = np.zeros(width, dtype=dtype)
@@ -106,7 +111,7 @@ class FusedEngine:
         """One compiled call for the whole range of steps."""
         return int(
             k.run_steps(
-                self.params, self.buf, self.state, self.grad, self.sizes, self.w_off, self.b_off,
+                self.params, self.buf, self.state, self.grad, self.sizes, self.fsz, self.w_off, self.b_off,
                 self.a_off, self.act, self.pre, self.cen, self.var, self.dz, self.tmp, self.xs, self.ys,
                 start, stop, self.batch, self.lr, self.momentum, self.two_l2, self.clip, self.eps, self.use_norm,
                 self.losses, self.ratios,
@@ -120,7 +125,7 @@ class FusedEngine:
     def evaluate(self) -> tuple[float, float, float]:
         """Test MSE, ratio and MAE."""
         loss, ratio, mae = k.evaluate(
-            self.params, self.sizes, self.w_off, self.b_off, self.a_off, self.act, self.pre,
+            self.params, self.sizes, self.fsz, self.w_off, self.b_off, self.a_off, self.act, self.pre,
             self.cen, self.var, self.x_test, self.y_test, self.use_norm,
         )
         return float(loss), float(ratio), float(mae)
@@ -129,8 +134,10 @@ class FusedEngine:
         out: dict[str, torch.Tensor] = {}
         pos = 0
         for n in self.names:
-            size = math.prod(self.shapes[n])
-            out[n] = torch.from_numpy(flat[pos : pos + size].copy()).reshape(self.shapes[n]).float()
+            shape = self.shapes[n]
+            size = math.prod(shape)
+            t = torch.from_numpy(flat[pos : pos + size].copy()).float()
+            out[n] = t.reshape(shape[1], shape[0]).t().contiguous() if len(shape) == 2 else t.reshape(shape)
             pos += size
         return out
 

@@ -1,7 +1,8 @@
 """Numba kernels of the fused engine: whole chunks of SGD steps in one compiled call.
 
 The network lives in one flat float32 parameter array in PyTorch's ``state_dict`` order
-(``layers.0.weight`` row-major, ``layers.0.bias``, ``layers.1.weight``, ...). The
+(``layers.0.weight``, ``layers.0.bias``, ``layers.1.weight``, ...), each weight matrix
+stored transposed (input-major) so the inner loops run over contiguous memory. The
 backward pass is written out by hand, including the derivative of the seed's
 normalisation ``n = (z - mean(z)) / var(z)`` with unbiased variance ``v``::
 
@@ -52,8 +53,12 @@ FASTMATH = {"reassoc", "contract"}
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _forward(params, sizes, w_off, b_off, a_off, act, pre, cen, var, x, use_norm):  # noqa: ANN001, ANN202
-    """One sample through the network; fills the layer buffers and returns y_hat."""
+def _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, x, use_norm):  # noqa: ANN001, ANN202
+    """One sample through the network; fills the layer buffers and returns y_hat.
+
+    Weights are stored transposed (input-major), so each input adds a contiguous row to
+    the outputs, and inputs the ReLU switched off are skipped.
+    """
     n_layers = sizes.shape[0] - 1
     act[0] = x
     for layer in range(n_layers):
@@ -64,36 +69,39 @@ def _forward(params, sizes, w_off, b_off, a_off, act, pre, cen, var, x, use_norm
         ai = a_off[layer]
         ao = a_off[layer + 1]
         for o in range(nout):
-            s = np.float32(0.0)
-            row = wo + o * nin
-            for i in range(nin):
-                s += params[row + i] * act[ai + i]
-            pre[ao + o] = s + params[bo + o]
+            pre[ao + o] = params[bo + o]
+        for i in range(nin):
+            a = act[ai + i]
+            if a == 0:
+                continue
+            row = wo + i * nout
+            for o in range(nout):
+                pre[ao + o] += params[row + o] * a
         if layer == n_layers - 1:
             return pre[ao]
         if use_norm:
-            m = np.float32(0.0)
+            m = pre[ao] - pre[ao]
             for o in range(nout):
                 m += pre[ao + o]
-            m = m / np.float32(nout)
-            ss = np.float32(0.0)
+            m = m / fsz[layer + 1]
+            ss = m - m
             for o in range(nout):
                 c = pre[ao + o] - m
                 cen[ao + o] = c
                 ss += c * c
-            v = ss / np.float32(nout - 1)
+            v = ss / (fsz[layer + 1] - fsz[0])  # fsz[0] is the input width, 1
             var[layer] = v
             for o in range(nout):
                 pre[ao + o] = cen[ao + o] / v
         for o in range(nout):
             h = pre[ao + o]
-            act[ao + o] = h if h > 0 else np.float32(0.0)
-    return np.float32(0.0)
+            act[ao + o] = h if h > 0 else 0
+    return pre[0]
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _backward(params, grad, sizes, w_off, b_off, a_off, act, pre, cen, var, dz, tmp, dout, use_norm):  # noqa: ANN001, ANN202
-    """Accumulate one sample's gradient, given dL/dy_hat = ``dout``."""
+def _backward(params, grad, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, dz, tmp, dout, use_norm):  # noqa: ANN001, ANN202
+    """Accumulate one sample's gradient, given dL/dy_hat = ``dout`` (transposed weights)."""
     n_layers = sizes.shape[0] - 1
     dz[a_off[n_layers]] = dout
     for layer in range(n_layers - 1, -1, -1):
@@ -104,45 +112,45 @@ def _backward(params, grad, sizes, w_off, b_off, a_off, act, pre, cen, var, dz, 
         ai = a_off[layer]
         ao = a_off[layer + 1]
         for o in range(nout):
-            g = dz[ao + o]
-            if g == 0:  # a unit the ReLU switched off: its row adds nothing
+            tmp[o] = dz[ao + o]  # a private copy: the loops below never read and write one array
+            grad[bo + o] += tmp[o]
+        # weight gradient: one contiguous row per input that was on
+        for i in range(nin):
+            a = act[ai + i]
+            if a == 0:
                 continue
-            grad[bo + o] += g
-            row = wo + o * nin
-            for i in range(nin):
-                grad[row + i] += g * act[ai + i]
+            row = wo + i * nout
+            for o in range(nout):
+                grad[row + o] += a * tmp[o]
         if layer == 0:
             break
-        # gradient w.r.t. this layer's input (row by row, so the inner loop is contiguous),
-        # then through the previous layer's ReLU
-        # (accumulated in the scratch ``tmp`` so no loop reads and writes one array)
+        # gradient w.r.t. this layer's input, through the previous layer's ReLU
         for i in range(nin):
-            tmp[i] = 0
-        for o in range(nout):
-            g = dz[ao + o]
-            if g == 0:
+            if not pre[ai + i] > 0:
+                dz[ai + i] = 0
                 continue
-            row = wo + o * nin
-            for i in range(nin):
-                tmp[i] += params[row + i] * g
-        for i in range(nin):
-            dz[ai + i] = tmp[i] if pre[ai + i] > 0 else 0
+            row = wo + i * nout
+            s = params[row] * tmp[0]
+            for o in range(1, nout):
+                s += params[row + o] * tmp[o]
+            dz[ai + i] = s
         if use_norm:
             v = var[layer - 1]
-            mg = np.float32(0.0)
-            gc = np.float32(0.0)
+            mg = dz[ai] - dz[ai]
+            gc = mg
             for i in range(nin):
                 mg += dz[ai + i]
                 gc += dz[ai + i] * cen[ai + i]
-            mg = mg / np.float32(nin)
-            k = np.float32(2.0) * gc / (np.float32(nin - 1) * v * v)
+            mg = mg / fsz[layer]
+            k = (gc + gc) / ((fsz[layer] - fsz[0]) * v * v)
             for i in range(nin):
                 dz[ai + i] = (dz[ai + i] - mg) / v - k * cen[ai + i]
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def _apply_update(params, grad, buf, state, lr, momentum, two_l2, clip, eps):  # noqa: ANN001, ANN202
-    """L2 gradient, global-norm clip and SGD with momentum, as PyTorch computes them.
+    """L2 gradient, global-norm clip and SGD with momentum, as PyTorch computes them, in two
+    passes over the parameters; leaves ``grad`` zeroed for the next step.
 
     The scalars arrive already in the arrays' precision (as PyTorch casts them).
     ``clip_coef = clip / (total_norm + 1e-6)``, applied when below 1. ``state[0]`` is 0
@@ -150,31 +158,30 @@ def _apply_update(params, grad, buf, state, lr, momentum, two_l2, clip, eps):  #
     (dampening 0), then ``buf = momentum * buf + grad``; ``p -= lr * buf``.
     """
     n = params.shape[0]
-    if two_l2 > 0:
+    scale = False
+    coef = clip
+    if two_l2 > 0 or clip > 0:
+        total = lr - lr
         for k in range(n):
-            grad[k] += two_l2 * params[k]
-    if clip > 0:
-        total = grad[0] * grad[0]
-        for k in range(1, n):
-            total += grad[k] * grad[k]
-        coef = clip / (math.sqrt(total) + eps)
-        if coef < 1:
-            for k in range(n):
-                grad[k] *= coef
-    if state[0] == 0:
-        for k in range(n):
-            buf[k] = grad[k]
-        state[0] = 1
-    else:
-        for k in range(n):
-            buf[k] = momentum * buf[k] + grad[k]
+            g = grad[k] + two_l2 * params[k]
+            grad[k] = g
+            total += g * g
+        if clip > 0:
+            coef = clip / (math.sqrt(total) + eps)
+            scale = coef < 1
+    first = state[0] == 0
     for k in range(n):
-        params[k] -= lr * buf[k]
+        g = grad[k] * coef if scale else grad[k]
+        b = g if first else momentum * buf[k] + g
+        buf[k] = b
+        params[k] -= lr * b
+        grad[k] = 0
+    state[0] = 1
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def run_steps(  # noqa: ANN201, PLR0913
-    params, buf, state, grad, sizes, w_off, b_off, a_off, act, pre, cen, var, dz, tmp,
+    params, buf, state, grad, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, dz, tmp,
     xs, ys, start, stop, batch, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios,
 ):  # noqa: ANN001
     """Train steps ``start..stop-1``; each step averages the gradient over its batch.
@@ -187,35 +194,35 @@ def run_steps(  # noqa: ANN201, PLR0913
         lo = s * batch
         hi = min(lo + batch, n)
         nb = hi - lo
-        grad[:] = 0
         loss = np.float32(0.0)
         ratio = np.float32(0.0)
         for j in range(lo, hi):
             y = ys[j]
-            yhat = _forward(params, sizes, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)
+            yhat = _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)
             err = yhat - y
             loss += err * err
             ratio += abs(yhat / y)
-            _backward(params, grad, sizes, w_off, b_off, a_off, act, pre, cen, var, dz, tmp,
+            _backward(params, grad, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, dz, tmp,
                       np.float32(2.0) * err / np.float32(nb), use_norm)
         loss = loss / np.float32(nb)
         losses[s] = loss
         ratios[s] = ratio / np.float32(nb)
         if not math.isfinite(loss):
+            grad[:] = 0
             return s
         _apply_update(params, grad, buf, state, lr, momentum, two_l2, clip, eps)
     return -1
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def evaluate(params, sizes, w_off, b_off, a_off, act, pre, cen, var, xs, ys, use_norm):  # noqa: ANN001, ANN201
+def evaluate(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, ys, use_norm):  # noqa: ANN001, ANN201
     """Test MSE, mean |y_hat / y| and MAE over the given samples."""
     n = xs.shape[0]
     se = 0.0
     ratio = 0.0
     ae = 0.0
     for j in range(n):
-        yhat = _forward(params, sizes, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)
+        yhat = _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)
         err = float(yhat) - float(ys[j])
         se += err * err
         ae += abs(err)
