@@ -209,3 +209,18 @@ async def test_device_selector_lists_only_what_exists(home: Path) -> None:
 def test_main_screen_snapshot(snap_compare, home: Path) -> None:
     app = FnnApp(home=home, preset="exp08")
     assert snap_compare(app, terminal_size=SIZE)
+
+
+async def test_tui_command_can_start_a_preset_at_once(home: Path) -> None:
+    app = FnnApp(home=home, preset="7", device="cpu", start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(400):
+            await pilot.pause(0.05)
+            if app.batch is not None:
+                break
+        await _wait_idle(pilot)
+        log = app.query_one("#epoch-log")
+        assert any("finished" in str(line.text) for line in log.lines)
+    with Store(home) as store:
+        (run,) = store.list_runs()
+    assert (run.preset, run.status, run.engine, run.device, run.epochs_done) == ("exp07", "finished", "fused", "cpu", 150)
