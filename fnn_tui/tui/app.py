@@ -112,6 +112,7 @@ class FnnApp(App[None]):
         if self.start_now:
             self.call_after_refresh(self.action_run)
         else:
+            self.batch = []  # busy until the store says whether runs are going
             self._reattach()
 
     # --- presets --------------------------------------------------------------------------

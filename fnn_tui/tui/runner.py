@@ -61,13 +61,14 @@ def run_batch(home: Path, items: list[QueueItem], options: RunOptions, post: Pos
 
 
 def reattach(home: Path, post: Post, detach: threading.Event) -> None:
-    """Follow the runs that are queued or training in the store (from an earlier session)."""
-    with Store(home) as store:
-        store.mark_stale_as_crashed()
-        active = [r.id for r in store.active_runs()]
-    if not active:
-        return
+    """Follow the runs that are queued or training in the store (from an earlier session);
+    ends with :class:`QueueEnded` either way, so the app knows it is free."""
     try:
+        with Store(home) as store:
+            store.mark_stale_as_crashed()
+            active = [r.id for r in store.active_runs()]
+        if not active:
+            return
         post(Following(active))
         for index, run_id in enumerate(active):
             if detach.is_set():
