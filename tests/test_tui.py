@@ -123,21 +123,29 @@ async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
     assert 1 <= run.epochs_done < 150
 
 
+async def _start_and_wait_for_an_epoch(app: FnnApp, pilot, first_epoch: asyncio.Event) -> None:
+    await pilot.press("r")
+    await asyncio.wait_for(first_epoch.wait(), timeout=60)
+
+
+async def _wait_for_exit(app: FnnApp) -> None:
+    for _ in range(600):
+        if not app.is_running:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the app did not exit")
+
+
 async def test_quit_during_a_run_asks_and_stops_cleanly(home: Path) -> None:
     app = FnnApp(home=home, preset="exp07", engine="torch")
     first_epoch = asyncio.Event()
     async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, EpochDone) and first_epoch.set()) as pilot:
-        await pilot.press("r")
-        await asyncio.wait_for(first_epoch.wait(), timeout=60)
+        await _start_and_wait_for_an_epoch(app, pilot, first_epoch)
         await pilot.press("q")
         await pilot.pause()
         assert type(app.screen).__name__ == "ChoiceScreen"
         await pilot.press("s")
-        for _ in range(600):  # the app exits by itself once the run is stopped
-            if not app.is_running:
-                break
-            await asyncio.sleep(0.05)
-        assert not app.is_running
+        await _wait_for_exit(app)  # the app exits by itself once the run is stopped
     with Store(home) as store:
         assert store.list_runs()[0].status == "cancelled"
 
@@ -146,16 +154,11 @@ async def test_quit_can_leave_the_run_training(home: Path) -> None:
     app = FnnApp(home=home, preset="exp07", engine="torch")
     first_epoch = asyncio.Event()
     async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, EpochDone) and first_epoch.set()) as pilot:
-        await pilot.press("r")
-        await asyncio.wait_for(first_epoch.wait(), timeout=60)
+        await _start_and_wait_for_an_epoch(app, pilot, first_epoch)
         await pilot.press("q")
         await pilot.pause()
         await pilot.press("l")
-        for _ in range(200):
-            if not app.is_running:
-                break
-            await asyncio.sleep(0.05)
-        assert not app.is_running
+        await _wait_for_exit(app)
     from fnn_tui.store.background import stop_run
 
     with Store(home) as store:

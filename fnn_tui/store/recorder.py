@@ -112,17 +112,31 @@ def record_run(
             run_id = store.create_run(preset, engine=resolved.engine, device=resolved.device)
         if on_created is not None:
             on_created(run_id)
-        record = store.get_run(run_id)
-        assert record is not None
-        on_event = _recording_emit(store, run_id, Path(record.run_dir), emit, stop_event)
-        try:
-            end = train(preset, RunOptions(resolved.device, resolved.engine), on_event, stop_event)
-        except BaseException:
-            # an interrupt (Ctrl-C) or a crash below the trainer: keep what was finished
-            if store.get_run(run_id).status == "running":  # type: ignore[union-attr]
-                store.end_run(run_id, "interrupted", message="interrupted; `fnn-tui resume` continues it")
-            raise
-        return RecordedRun(run_id, end)
+        options = RunOptions(resolved.device, resolved.engine)
+        return _train_recorded(store, run_id, preset, options, emit, stop_event, None)
+
+
+def _train_recorded(
+    store: Store,
+    run_id: int,
+    preset: Preset,
+    options: RunOptions,
+    emit: Callable[[Event], None] | None,
+    stop_event: StopFlag | None,
+    resume: TrainState | None,
+) -> RecordedRun:
+    """Train with every event written to the store; an exception leaves the run interrupted."""
+    record = store.get_run(run_id)
+    assert record is not None
+    on_event = _recording_emit(store, run_id, Path(record.run_dir), emit, stop_event)
+    try:
+        end = train(preset, options, on_event, stop_event, resume=resume)
+    except BaseException:
+        # an interrupt (Ctrl-C) or a crash below the trainer: keep what was finished
+        if store.get_run(run_id).status == "running":  # type: ignore[union-attr]
+            store.end_run(run_id, "interrupted", message="interrupted; `fnn-tui resume` continues it")
+        raise
+    return RecordedRun(run_id, end)
 
 
 def stored_preset(record: RunRecord) -> Preset:
@@ -179,11 +193,4 @@ def resume_run(
         options = RunOptions(device or record.device, record.engine)
         resolve(preset, options)  # device still there?
         store.reopen_run(run_id, from_epoch=state.epoch if state is not None else 0)
-        on_event = _recording_emit(store, run_id, Path(record.run_dir), emit, stop_event)
-        try:
-            end = train(preset, options, on_event, stop_event, resume=state)
-        except BaseException:
-            if store.get_run(run_id).status == "running":  # type: ignore[union-attr]
-                store.end_run(run_id, "interrupted", message="interrupted; `fnn-tui resume` continues it")
-            raise
-        return RecordedRun(run_id, end)
+        return _train_recorded(store, run_id, preset, options, emit, stop_event, state)
