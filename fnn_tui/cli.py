@@ -51,7 +51,7 @@ class Settings:
 
 
 def _settings(ctx: typer.Context) -> Settings:
-    return ctx.ensure_object(Settings) if isinstance(ctx.obj, Settings) else ctx.obj
+    return ctx.obj
 
 
 @contextmanager

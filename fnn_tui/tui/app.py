@@ -42,7 +42,7 @@ from fnn_tui.tui.widgets.controls import RunControls
 from fnn_tui.tui.widgets.live import LiveView
 from fnn_tui.tui.widgets.preset_details import PresetDetails
 from fnn_tui.tui.widgets.preset_list import PresetList
-from fnn_tui.tui.widgets.results import ResultsTable
+from fnn_tui.tui.widgets.results import ResultsTable, table_rows
 
 
 class FnnApp(App[None]):
@@ -273,9 +273,7 @@ class FnnApp(App[None]):
     def on_epoch_done(self, message: EpochDone) -> None:
         self.active_epochs.setdefault(message.run_id, []).append(message.metrics)
         self.query_one(LiveView).epoch(message.metrics, message.epochs)
-        record = self.records.get(message.run_id)
-        if record is not None:
-            self.query_one(ResultsTable).live(record, message.metrics)
+        self.query_one(ResultsTable).live(message.run_id, message.metrics)
 
     def on_training_ended(self, message: TrainingEnded) -> None:
         index, size = self.queue_pos
@@ -308,15 +306,15 @@ class FnnApp(App[None]):
         with Store(self.home) as store:
             store.mark_stale_as_crashed()
             records = store.list_runs()
-        self.post_message(ResultsLoaded(records))
+        self.post_message(ResultsLoaded(records, table_rows(records)))
 
     def on_results_loaded(self, message: ResultsLoaded) -> None:
         self.records = {r.id: r for r in message.records}
         table = self.query_one(ResultsTable)
-        table.load(message.records)
-        if self.active_run is not None and self.active_run in self.records:
-            history = self.active_epochs.get(self.active_run) or []
-            table.live(self.records[self.active_run], history[-1] if history else None)
+        table.load(message.rows)
+        history = self.active_epochs.get(self.active_run) if self.active_run is not None else None
+        if history:
+            table.live(self.active_run, history[-1])
 
     def action_toggle_view(self) -> None:
         """Switch between the lab and the results table."""

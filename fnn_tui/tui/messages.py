@@ -59,8 +59,9 @@ class QueueEnded(Message):
 
 
 class ResultsLoaded(Message):
-    """Fresh rows for the results table, read from the store off the UI thread."""
+    """The store's runs and the results table's rows, both made off the UI thread."""
 
-    def __init__(self, records: list) -> None:  # list[RunRecord]
+    def __init__(self, records: list, rows: list) -> None:  # list[RunRecord], list[ResultRow]
         super().__init__()
         self.records = records
+        self.rows = rows

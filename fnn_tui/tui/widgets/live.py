@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -75,7 +74,6 @@ class LiveView(Vertical):
     def start(self, preset: str, engine: str, device: str, epochs: int, steps: int, start_epoch: int,
               queue_index: int, queue_size: int, history: list[EpochMetrics]) -> None:
         """A run begins (or resumes with ``history`` already stored)."""
-        self.started = time.monotonic()
         self.preset = preset
         self.query_one("#run-status", Label).update(
             Text.assemble(("running ", "bold"), f"{preset} on {device} ({engine})"))

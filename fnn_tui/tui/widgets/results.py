@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
@@ -18,6 +20,12 @@ COLUMNS = [
     ("wall", "wall s"), ("setting", "setting"), ("lr_decay", "lr+decay"),
 ]
 SHOWN = ("finished", "diverged", "running", "interrupted", "crashed")
+SORT_CYCLE = ["run", "preset", "train_loss", "test_loss", "test_ratio", "wall"]
+
+
+def table_rows(records: list[RunRecord]) -> list[ResultRow]:
+    """The rows to show; parses each run's stored preset, so call it off the UI thread."""
+    return [result_row(r) for r in records if r.status in SHOWN]
 STYLE = {"diverged": "red", "failed": "red", "crashed": "red", "running": "cyan", "interrupted": "yellow"}
 
 
@@ -38,13 +46,12 @@ class ResultsTable(DataTable):
         self._sort: tuple[str, bool] = ("run", True)
         self.rows_by_run: dict[int, ResultRow] = {}
 
-    def load(self, records: list[RunRecord]) -> None:
-        """Replace the rows with the store's runs (finished, diverged, running, resumable)."""
+    def load(self, rows: list[ResultRow]) -> None:
+        """Replace the rows (built off the UI thread by :func:`table_rows`)."""
         self.clear()
         self.rows_by_run = {}
-        for record in records:
-            if record.status in SHOWN:
-                self._put(result_row(record))
+        for row in rows:
+            self._put(row)
         self._apply_sort()
 
     def _cells(self, r: ResultRow) -> list[object]:
@@ -65,16 +72,15 @@ class ResultsTable(DataTable):
         else:
             self.add_row(*self._cells(row), key=key)
 
-    def live(self, record: RunRecord, last: EpochMetrics | None) -> None:
-        """Show or update the running run's row."""
-        row = result_row(record)
-        if last is not None:
-            from dataclasses import replace
-
-            row = replace(row, status="running", epochs=f"{last.epoch}/{record.epochs_total}",
+    def live(self, run_id: int, last: EpochMetrics) -> None:
+        """Update the running run's row with its newest epoch (once the row is loaded)."""
+        row = self.rows_by_run.get(run_id)
+        if row is None:
+            return
+        total = row.epochs.split("/")[-1]
+        self._put(replace(row, status="running", epochs=f"{last.epoch}/{total}",
                           train_loss=last.train_loss, train_ratio=last.train_ratio,
-                          test_loss=last.test_loss, test_ratio=last.test_ratio)
-        self._put(row)
+                          test_loss=last.test_loss, test_ratio=last.test_ratio))
 
     def sort_value(self, value: object) -> tuple[int, object]:
         text = value.plain if isinstance(value, Text) else str(value)
@@ -95,15 +101,9 @@ class ResultsTable(DataTable):
         self._apply_sort()
 
     def action_sort_column(self) -> None:
-        """Sort by the column under the cursor."""
-        self.sort_by(COLUMNS[self.cursor_column][0] if self.cursor_type != "row" else self._next_column())
-
-    def _next_column(self) -> str:
-        keys = [k for k, _ in COLUMNS]
+        """Step the sort through the columns that matter most (the cursor selects rows)."""
         current = self._sort[0]
-        # in row-cursor mode, o steps through the numeric columns that matter most
-        cycle = ["run", "preset", "train_loss", "test_loss", "test_ratio", "wall"]
-        return cycle[(cycle.index(current) + 1) % len(cycle)] if current in cycle else keys[0]
+        self.sort_by(SORT_CYCLE[(SORT_CYCLE.index(current) + 1) % len(SORT_CYCLE)] if current in SORT_CYCLE else "run")
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         self.sort_by(str(event.column_key.value))
