@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import shutil
+import threading
 from pathlib import Path
 
 import torch
@@ -121,6 +122,37 @@ async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
         (run,) = store.list_runs()
     assert run.status == "cancelled"
     assert 1 <= run.epochs_done < 150
+
+
+async def test_a_run_key_pressed_during_the_start_up_check_waits_for_it(
+        home: Path, monkeypatch) -> None:
+    """At start the app asks the store, in a thread, for runs still going; r pressed before
+    the answer comes is kept and acted on, not refused as if a run were active."""
+    from fnn_tui.tui import runner
+
+    release = threading.Event()
+    real = runner.reattach
+
+    def slow_reattach(*args) -> None:
+        release.wait(10)
+        real(*args)
+
+    monkeypatch.setattr(runner, "reattach", slow_reattach)
+    app = FnnApp(home=home, preset="exp07", device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        await _set_input(pilot, "#epochs", "1")
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.checking and app.batch is None  # nothing started, nothing refused
+        release.set()
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if app.batch is not None:
+                break
+        await _wait_idle(pilot)
+    with Store(home) as store:
+        (run,) = store.list_runs()
+    assert (run.preset, run.status, run.epochs_done) == ("exp07", "finished", 1)
 
 
 async def _start_and_wait_for_an_epoch(app: FnnApp, pilot, first_epoch: asyncio.Event) -> None:

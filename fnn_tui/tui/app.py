@@ -10,6 +10,7 @@ app again reattaches to runs that are still going.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from textual import on, work
@@ -79,6 +80,10 @@ class FnnApp(App[None]):
         self.queue_pos = (0, 0)
         self.quitting = False
         self.records: dict[int, RunRecord] = {}
+        # At start-up a thread asks the store whether runs from an earlier session are still
+        # going. A run key pressed meanwhile waits for that answer instead of being refused.
+        self.checking = False
+        self.pending: Callable[[], None] | None = None
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -112,7 +117,7 @@ class FnnApp(App[None]):
         if self.start_now:
             self.call_after_refresh(self.action_run)
         else:
-            self.batch = []  # busy until the store says whether runs are going
+            self.checking = True
             self._reattach()
 
     # --- presets --------------------------------------------------------------------------
@@ -149,6 +154,8 @@ class FnnApp(App[None]):
 
     def action_run(self) -> None:
         """Run the highlighted preset."""
+        if self._defer(self.action_run):
+            return
         if self.running:
             self.notify("A run is active: stop it first (s).", severity="warning")
             return
@@ -166,6 +173,8 @@ class FnnApp(App[None]):
     def action_run_all(self) -> None:
         """Queue the marked presets, or every valid one, in order; presets already finished
         with the same settings are skipped and interrupted ones resumed."""
+        if self._defer(self.action_run_all):
+            return
         if self.running:
             self.notify("A run is active: stop it first (s).", severity="warning")
             return
@@ -211,7 +220,19 @@ class FnnApp(App[None]):
     def _reattach(self) -> None:
         runner.reattach(self.home, self.post_message, self.detach)
 
+    def _defer(self, action: Callable[[], None]) -> bool:
+        """While the start-up check runs, keep ``action`` for when it ends; True if kept."""
+        if not self.checking:
+            return False
+        self.pending = action
+        return True
+
     def on_following(self, message: Following) -> None:
+        self.checking = False
+        if self.pending is not None:
+            self.pending = None
+            self.notify("A run from an earlier session is still training: following it.",
+                        severity="warning")
         self.batch = message.run_ids
         self._lock_controls()
 
@@ -233,6 +254,8 @@ class FnnApp(App[None]):
 
     def action_resume(self) -> None:
         """Resume the run highlighted in the results table (interrupted, crashed or cancelled)."""
+        if self._defer(self.action_resume):
+            return
         if self.running:
             self.notify("A run is active: stop it first (s).", severity="warning")
             return
@@ -284,11 +307,15 @@ class FnnApp(App[None]):
         self.refresh_results()
 
     def on_queue_ended(self, message: QueueEnded) -> None:
+        self.checking = False
         self.batch = None
         self.active_run = None
         self.query_one(RunControls).set_enabled(True)
         if self.quitting:
             self.exit()
+        elif self.pending is not None:
+            action, self.pending = self.pending, None
+            action()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "training" and event.state == WorkerState.ERROR:
