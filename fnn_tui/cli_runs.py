@@ -28,7 +28,8 @@ def _report_end(result: RecordedRun, err: Console) -> int:
         err.print(f"[red]run {run_id} failed:[/red] {end.error}", markup=True)
         return 1
     if isinstance(end, RunCancelled):
-        err.print(f"[yellow]run {run_id} stopped after {end.epochs_done} epochs[/yellow]; "
+        steps = f" and {end.state.step} steps" if end.state is not None else ""
+        err.print(f"[yellow]run {run_id} stopped after {end.epochs_done} epochs{steps}[/yellow]; "
                   f"`fnn-tui resume {run_id}` continues it", markup=True)
     return 0
 
@@ -38,7 +39,7 @@ def _emitter(preset: Preset, progress, task_ids: dict[str, int]):  # noqa: ANN00
         if isinstance(event, RunStarted):
             task = task_ids[preset.name]
             progress.update(task, total=event.epochs * event.steps_per_epoch,
-                            completed=event.start_epoch * event.steps_per_epoch, epoch=event.start_epoch)
+                            completed=event.start_epoch * event.steps_per_epoch + event.start_step, epoch=event.start_epoch)
         item = summarize(preset.name, preset.training.epochs, event)
         if item is not None:
             _apply(progress, task_ids, item)
@@ -117,7 +118,7 @@ def resume_here(home: Path, run_id: int, device: str | None, out: Console, err: 
             if isinstance(event, RunStarted):
                 started.append(event)
                 task_ids[event.preset] = progress.add_task(
-                    "", total=event.epochs * event.steps_per_epoch, completed=event.start_epoch * event.steps_per_epoch,
+                    "", total=event.epochs * event.steps_per_epoch, completed=event.start_epoch * event.steps_per_epoch + event.start_step,
                     preset=event.preset, epoch=event.start_epoch, epochs=event.epochs, loss="-",
                 )
                 return

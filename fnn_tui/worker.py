@@ -35,7 +35,8 @@ def _logger(run_id: int):  # noqa: ANN202
     def emit(event: Event) -> None:
         if isinstance(event, RunStarted):
             _log(f"run {run_id}: {event.preset} started on {event.device} ({event.engine}), "
-                 f"epochs {event.start_epoch + 1}..{event.epochs}")
+                 f"epochs {event.start_epoch + 1}..{event.epochs}"
+                 + (f", from step {event.start_step + 1}" if event.start_step else ""))
         elif isinstance(event, EpochFinished):
             m = event.metrics
             _log(f"run {run_id}: epoch {m.epoch} train loss {m.train_loss:.6g} test loss {m.test_loss:.6g}")

@@ -132,6 +132,47 @@ def test_interrupt_and_resume_gives_the_uninterrupted_numbers(home: Path, tiny08
     assert all(torch.equal(a.momentum[k], b.momentum[k]) for k in a.momentum)
 
 
+@pytest.mark.parametrize("engine", ["torch", "fused"])
+def test_a_run_stopped_inside_an_epoch_resumes_from_that_step(home: Path, tiny08, engine: str, monkeypatch) -> None:
+    from fnn_tui.core import trainer
+    from fnn_tui.core.events import StepProgress
+
+    monkeypatch.setattr(trainer, "CHUNK_SECONDS", 1e-4)  # small chunks: many stop points per epoch
+    preset = tiny08.with_overrides(epochs=4)
+    straight = record_run(home, preset, RunOptions(engine=engine))
+    stop = StopRequest()
+
+    def interrupt_inside_epoch_three(event) -> None:
+        if isinstance(event, StepProgress) and event.epoch == 3 and 0 < event.step < event.steps_per_epoch:
+            stop.set("interrupted", signal.SIGTERM)
+
+    broken = record_run(home, preset, RunOptions(engine=engine), interrupt_inside_epoch_three, stop)
+    record = _run(home, broken.run_id)
+    assert record.status == "interrupted" and record.epochs_done == 2
+    state = load_checkpoint(record.checkpoint_path)
+    assert state.epoch == 2 and 0 < state.step < 240 and state.step_losses.numel() == state.step
+    assert f"at epoch 3, step {state.step}" in record.message
+    assert load_checkpoint(previous_path(record.checkpoint_path)).step == 0  # the epoch-2 checkpoint is kept
+    resumed = resume_run(home, broken.run_id)
+    assert isinstance(resumed.end, RunFinished)
+    assert _metrics(home, broken.run_id) == _metrics(home, straight.run_id)
+    a = load_checkpoint(_run(home, straight.run_id).checkpoint_path)
+    b = load_checkpoint(_run(home, broken.run_id).checkpoint_path)
+    assert b.step == 0 and all(torch.equal(a.params[k], b.params[k]) for k in a.params)
+
+
+def test_resume_on_another_device_records_it(home: Path, tiny08) -> None:
+    stop = StopRequest()
+    run = record_run(home, tiny08, RunOptions(engine="torch"),
+                     lambda e: isinstance(e, EpochFinished) and stop.set("interrupted"), stop)
+    with Store(home) as store:  # as if it had been made on a GPU box and copied here
+        store.conn.execute("UPDATE runs SET device = 'cuda:0' WHERE id = ?", (run.run_id,))
+    result = runner.invoke(app, ["--home", str(home), "resume", str(run.run_id), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    record = _run(home, run.run_id)
+    assert (record.status, record.device, record.epochs_done) == ("finished", "cpu", 3)
+
+
 def test_corrupt_latest_checkpoint_falls_back_then_fails_clearly(home: Path, tiny08) -> None:
     stop = StopRequest()
     result = record_run(home, tiny08, RunOptions(engine="fused"),

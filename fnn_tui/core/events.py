@@ -34,6 +34,7 @@ class RunStarted:
     epochs: int
     steps_per_epoch: int
     start_epoch: int = 0  # epochs already done (non-zero when resuming)
+    start_step: int = 0  # steps already done in the next epoch (resuming inside an epoch)
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,12 @@ class RunDiverged:
 
 @dataclass(frozen=True)
 class RunCancelled:
-    """Stopped on request; ``epochs_done`` complete epochs are kept."""
+    """Stopped on request; ``epochs_done`` complete epochs are kept, and ``state`` holds the
+    position inside the next epoch when it stopped there (``None`` at an epoch boundary)."""
 
     epochs_done: int
     wall_seconds: float
+    state: TrainState | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 A checkpoint holds the model's parameters, the momentum buffers, the number of finished
 epochs and the resolved preset with its hash: with the per-epoch sample order derived from
-``(seed, epoch)``, that is all a run needs to continue exactly. Files are written
+``(seed, epoch)``, that is all a run needs to continue exactly. A run stopped inside an
+epoch also keeps the steps done in it and their logged losses, so it continues from that
+step. Files are written
 atomically and read with ``torch.load(weights_only=True)``, which refuses pickles that
 would run code.
 """
@@ -19,7 +21,8 @@ from typing import Any
 import torch
 
 FORMAT = "fnn-tui-checkpoint"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 had no mid-epoch position
 
 
 class CheckpointError(ValueError):
@@ -28,7 +31,8 @@ class CheckpointError(ValueError):
 
 @dataclass(frozen=True)
 class TrainState:
-    """Everything needed to continue a run after ``epoch`` finished epochs."""
+    """Everything needed to continue a run after ``epoch`` finished epochs and ``step``
+    steps of the next one."""
 
     epoch: int
     params: dict[str, torch.Tensor]
@@ -37,6 +41,9 @@ class TrainState:
     preset_hash: str
     engine: str
     seed: int
+    step: int = 0  # steps done in epoch ``epoch + 1``; 0 at an epoch boundary
+    step_losses: torch.Tensor | None = None  # the per-step MSE of those steps
+    step_ratios: torch.Tensor | None = None  # and their |y_hat / y|
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data and tensors only, loadable with ``weights_only=True``."""
@@ -50,6 +57,9 @@ class TrainState:
             "preset_hash": self.preset_hash,
             "engine": self.engine,
             "seed": self.seed,
+            "step": self.step,
+            "step_losses": self.step_losses if self.step_losses is not None else torch.zeros(0),
+            "step_ratios": self.step_ratios if self.step_ratios is not None else torch.zeros(0),
         }
 
 
@@ -92,9 +102,15 @@ def load_checkpoint(path: Path) -> TrainState:
         raise CheckpointError(f"{path} is damaged or unreadable ({exc.__class__.__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an fnn-tui checkpoint")
-    if payload.get("version") != VERSION:
+    if payload.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path} has checkpoint version {payload.get('version')}, expected {VERSION}")
     try:
+        step = int(payload.get("step", 0))
+        losses = payload.get("step_losses")
+        ratios = payload.get("step_ratios")
+        if step < 0 or (step and not (isinstance(losses, torch.Tensor) and isinstance(ratios, torch.Tensor)
+                                      and losses.numel() == ratios.numel() == step)):
+            raise ValueError("inconsistent mid-epoch position")
         return TrainState(
             epoch=int(payload["epoch"]),
             params=dict(payload["params"]),
@@ -103,6 +119,9 @@ def load_checkpoint(path: Path) -> TrainState:
             preset_hash=str(payload["preset_hash"]),
             engine=str(payload["engine"]),
             seed=int(payload["seed"]),
+            step=step,
+            step_losses=losses if step else None,
+            step_ratios=ratios if step else None,
         )
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{path} is missing fields of an fnn-tui checkpoint") from None

@@ -83,6 +83,8 @@ def check_resume(preset: Preset, resume: TrainState) -> None:
         raise CheckpointError("the checkpoint was made from a different preset (its hash does not match)")
     if resume.epoch > preset.training.epochs:
         raise CheckpointError(f"the checkpoint is at epoch {resume.epoch}, past the preset's {preset.training.epochs}")
+    if resume.step and resume.epoch >= preset.training.epochs:
+        raise CheckpointError("the checkpoint is inside an epoch past the preset's last")
 
 
 def train(
@@ -106,8 +108,11 @@ def train(
     try:
         engine = _make_engine(preset, run, resume)
         start_epoch = resume.epoch if resume is not None else 0
+        start_step = resume.step if resume is not None else 0
         steps = engine.steps_per_epoch
-        emit(RunStarted(preset.name, run.engine, run.device, seed, t.epochs, steps, start_epoch))
+        if start_step >= steps:
+            raise CheckpointError(f"the checkpoint is at step {start_step} of an epoch of {steps} steps")
+        emit(RunStarted(preset.name, run.engine, run.device, seed, t.epochs, steps, start_epoch, start_step))
         toml, digest = preset.to_toml(), preset.digest()
         chunk = 32
         last: EpochMetrics | None = None
@@ -116,11 +121,22 @@ def train(
             # schedule: StepLR's closed form, so a resumed run gets the same rate
             lr = t.lr_at(epoch)
             engine.set_epoch(epoch, epoch_order(engine.n_train, seed, epoch), lr)
-            # steps, in chunks: stop check and progress between chunks
             step = 0
+            if resume is not None and epoch == start_epoch and start_step:
+                # continue a run stopped inside this epoch from the step it reached
+                assert resume.step_losses is not None and resume.step_ratios is not None
+                engine.restore_step_log(resume.step_losses, resume.step_ratios)
+                step = start_step
+            # steps, in chunks: stop check and progress between chunks
             while step < steps:
                 if stop_event is not None and stop_event.is_set():
-                    end: EndEvent = RunCancelled(epoch, time.perf_counter() - started)
+                    here = None
+                    if step:  # inside an epoch: keep the position so resume continues from it
+                        params, momentum = engine.snapshot()
+                        losses, ratios = engine.step_log(step)
+                        here = TrainState(epoch, params, momentum, toml, digest, run.engine, seed,
+                                          step, losses, ratios)
+                    end: EndEvent = RunCancelled(epoch, time.perf_counter() - started, here)
                     emit(end)
                     return end
                 stop = min(step + chunk, steps)

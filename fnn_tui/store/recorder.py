@@ -1,7 +1,8 @@
 """Running a preset *and* keeping it: the trainer's events written to the store as they come.
 
 Each finished epoch is first checkpointed (atomically), then stored with the run's new
-epoch count in one transaction, so a killed process loses at most the epoch in progress.
+epoch count in one transaction, so a killed process loses at most the epoch in progress;
+a run stopped by a signal or the user inside an epoch also checkpoints the step it reached.
 Both front ends train through :func:`record_run` and :func:`resume_run`.
 """
 
@@ -80,8 +81,13 @@ def _recording_emit(
             )
         elif isinstance(event, RunCancelled):
             status = getattr(stop_event, "status", "cancelled")
+            where = ""
+            if event.state is not None:  # stopped inside an epoch: keep that position too
+                save_checkpoint(event.state, run_dir / "checkpoint.pt")
+                where = f" at epoch {event.state.epoch + 1}, step {event.state.step}"
             message = (
-                "interrupted by a signal; `fnn-tui resume` continues it" if status == "interrupted" else "stopped by the user"
+                f"interrupted by a signal{where}; `fnn-tui resume` continues it" if status == "interrupted"
+                else f"stopped by the user{where}"
             )
             store.end_run(run_id, status, wall_seconds=event.wall_seconds, message=message)
         elif isinstance(event, RunFailed):
@@ -190,7 +196,7 @@ def resume_run(
     """Continue an interrupted, crashed or cancelled run from its last good checkpoint."""
     with Store(home) as store:
         record, preset, state = prepare_resume(store, run_id, queued=queued)
-        options = RunOptions(device or record.device, record.engine)
-        resolve(preset, options)  # device still there?
-        store.reopen_run(run_id, from_epoch=state.epoch if state is not None else 0)
+        resolved = resolve(preset, RunOptions(device or record.device, record.engine))  # device still there?
+        options = RunOptions(resolved.device, resolved.engine)
+        store.reopen_run(run_id, from_epoch=state.epoch if state is not None else 0, device=resolved.device)
         return _train_recorded(store, run_id, preset, options, emit, stop_event, state)

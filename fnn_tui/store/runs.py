@@ -171,14 +171,16 @@ class Store:
                 (status, time.time(), wall_seconds, message, epoch, step, run_id),
             )
 
-    def reopen_run(self, run_id: int, *, from_epoch: int) -> None:
-        """Mark a run running again (resume), dropping epochs after ``from_epoch``."""
+    def reopen_run(self, run_id: int, *, from_epoch: int, device: str | None = None) -> None:
+        """Mark a run running again (resume), dropping epochs after ``from_epoch``; ``device``
+        records where it continues when that changed."""
         with transaction(self.conn) as c:
             c.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, from_epoch))
             c.execute(
                 "UPDATE runs SET status = 'running', epochs_done = ?, ended_at = NULL, message = NULL,"
-                " diverged_epoch = NULL, diverged_step = NULL, pid = ?, heartbeat_at = ? WHERE id = ?",
-                (from_epoch, os.getpid(), time.time(), run_id),
+                " diverged_epoch = NULL, diverged_step = NULL, pid = ?, heartbeat_at = ?,"
+                " device = COALESCE(?, device) WHERE id = ?",
+                (from_epoch, os.getpid(), time.time(), device, run_id),
             )
 
     def mark_stale_as_crashed(self, grace: float = 5.0, stale_after: float = STALE_SECONDS) -> list[int]:

@@ -38,6 +38,12 @@ class Engine(Protocol):
     def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Copies of the parameters and momentum buffers, as CPU tensors by parameter name."""
 
+    def step_log(self, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """CPU copies of the per-step MSE and ratio of this epoch's first ``steps`` steps."""
+
+    def restore_step_log(self, losses: torch.Tensor, ratios: torch.Tensor) -> None:
+        """Put back the per-step log of the steps already done in this epoch (after ``set_epoch``)."""
+
 
 def fused_unsupported_reason(activation: str, loss: str, device: str) -> str | None:
     """Why the fused engine cannot run this configuration, or ``None`` when it can."""

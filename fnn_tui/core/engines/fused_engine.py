@@ -145,3 +145,13 @@ class FusedEngine:
         """The flat arrays as a ``state_dict`` and momentum buffers by name."""
         momentum = self._unflatten(self.buf) if self.state[0] else {}
         return self._unflatten(self.params), momentum
+
+    def step_log(self, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of the per-step MSE and ratio of this epoch's first ``steps`` steps."""
+        return torch.from_numpy(self.losses[:steps].copy()), torch.from_numpy(self.ratios[:steps].copy())
+
+    def restore_step_log(self, losses: torch.Tensor, ratios: torch.Tensor) -> None:
+        """Put back the per-step log of the steps already done in this epoch."""
+        n = losses.numel()
+        self.losses[:n] = losses.double().numpy().astype(self.dtype)
+        self.ratios[:n] = ratios.double().numpy().astype(self.dtype)

@@ -120,3 +120,13 @@ class TorchEngine:
             if buf is not None:
                 momentum[n] = buf.detach().to("cpu", torch.float32, copy=True)
         return params, momentum
+
+    def step_log(self, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """CPU copies of the per-step MSE and ratio of this epoch's first ``steps`` steps."""
+        return self.losses[:steps].detach().cpu().clone(), self.ratios[:steps].detach().cpu().clone()
+
+    def restore_step_log(self, losses: torch.Tensor, ratios: torch.Tensor) -> None:
+        """Put back the per-step log of the steps already done in this epoch."""
+        n = losses.numel()
+        self.losses[:n] = losses.to(self.device, self.losses.dtype)
+        self.ratios[:n] = ratios.to(self.device, self.ratios.dtype)
