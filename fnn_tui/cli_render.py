@@ -82,16 +82,20 @@ def _reported(preset: Preset) -> str:
     return ", ".join(parts) or "-"
 
 
-def _when(ts: float | None) -> str:
-    return "" if ts is None else dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+def _when_short(ts: float | None) -> str:
+    """The time for a run started today, else the date: five characters either way."""
+    if ts is None:
+        return ""
+    when = dt.datetime.fromtimestamp(ts)
+    return when.strftime("%H:%M") if when.date() == dt.date.today() else when.strftime("%m-%d")
 
 
 def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
     """Stored runs, one line each; fits 80 columns."""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col, just in (("run", "right"), ("preset", "left"), ("status", "left"), ("epochs", "right"),
-                      ("train loss", "right"), ("test loss", "right"), ("engine", "left"), ("at", "left")):
-        table.add_column(col, justify=just, no_wrap=True, min_width=len(col))  # type: ignore[arg-type]
+                      ("train\nloss", "right"), ("test\nloss", "right"), ("engine", "left"), ("started", "left")):
+        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in records:
         f = r.final
         style = STATUS_STYLE.get(r.status, "")
@@ -99,7 +103,7 @@ def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
             str(r.id), r.preset, f"[{style}]{r.status}[/{style}]" if style else r.status,
             f"{r.epochs_done}/{r.epochs_total}",
             _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
-            f"{r.engine}/{r.device}", _when(r.started_at)[11:],
+            f"{r.engine}/{r.device}", _when_short(r.started_at),
         )
     return table
 
@@ -110,8 +114,8 @@ def results_table(rows: list[ResultRow]) -> Table:
         title="Results: ours (the seed's); ratio = mean |y_hat/y|, 1 is perfect",
         title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
     )
-    for col in ("preset", "status", "train loss", "train ratio", "test loss", "test ratio", "engine"):
-        left = col in ("preset", "status", "engine")
+    for col in ("preset", "status", "train\nloss", "train\nratio", "test\nloss", "test\nratio", "engine\ntime"):
+        left = col in ("preset", "status", "engine\ntime")
         table.add_column(col, justify="left" if left else "right", no_wrap=True)
     for r in rows:
         style = "red" if r.status.startswith("diverged") else ""

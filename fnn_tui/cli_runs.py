@@ -16,7 +16,7 @@ from fnn_tui.export import fmt
 from fnn_tui.store.recorder import RecordedRun, record_run, resume_run
 
 
-def _report_end(result: RecordedRun, err: Console) -> int:
+def _report_end(result: RecordedRun, err: Console, stop: StopRequest) -> int:
     """Print how a run ended (when it did not simply finish); return its exit code."""
     end, run_id = result.end, result.run_id
     if isinstance(end, RunDiverged):
@@ -29,8 +29,10 @@ def _report_end(result: RecordedRun, err: Console) -> int:
         return 1
     if isinstance(end, RunCancelled):
         steps = f" and {end.state.step} steps" if end.state is not None else ""
-        err.print(f"[yellow]run {run_id} stopped after {end.epochs_done} epochs{steps}[/yellow]; "
+        how = "interrupted" if stop.signum is not None else "stopped"
+        err.print(f"[yellow]run {run_id} {how} after {end.epochs_done} epochs{steps}[/yellow]; "
                   f"`fnn-tui resume {run_id}` continues it", markup=True)
+        return 128 + stop.signum if stop.signum is not None else 0
     return 0
 
 
@@ -70,15 +72,13 @@ def run_here(home: Path, presets: list[Preset], options: RunOptions, out: Consol
     with make_progress(err) as progress:
         task_ids = {p.name: progress.add_task("", total=None, preset=p.name, epoch=0, epochs=p.training.epochs, loss="-")
                     for p in presets}
-        for preset in presets:
+        for done, preset in enumerate(presets):
             if stop.is_set():
+                err.print(f"[yellow]interrupted:[/yellow] {len(presets) - done} presets were not started", markup=True)
                 break
             result = record_run(home, preset, options, _emitter(preset, progress, task_ids), stop, on_created=ids.append)
-            code = max(code, _report_end(result, err))
+            code = max(code, _report_end(result, err, stop))
     if stop.signum is not None:
-        run = f"run {ids[-1]}" if ids else "the run"
-        err.print(f"[yellow]interrupted:[/yellow] {run} is stored as interrupted; "
-                  f"`fnn-tui resume {ids[-1] if ids else 'RUN'}` continues it", markup=True)
         return ids, 128 + stop.signum
     return ids, code
 
@@ -128,10 +128,7 @@ def resume_here(home: Path, run_id: int, device: str | None, out: Console, err: 
                     _apply(progress, task_ids, item)
 
         result = resume_run(home, run_id, emit, stop, device=device)
-    code = _report_end(result, err)
-    if stop.signum is not None:
-        return 128 + stop.signum
-    return code
+    return _report_end(result, err, stop)
 
 
 

@@ -67,6 +67,25 @@ def test_run_then_results_then_export(home, tmp_path) -> None:
     assert rows[0]["preset"] == "exp08" and float(rows[0]["train_loss"]) == run.final.train_loss
 
 
+def test_tables_fit_80_columns_without_cutting_anything(home, catalog) -> None:
+    from rich.console import Console
+
+    from fnn_tui.cli_render import results_table, runs_table
+    from fnn_tui.export import result_row
+
+    with Store(home) as store:  # the widest cells: a long status, a CUDA device, small losses
+        run_id = store.create_run(catalog.get("exp08"), engine="torch", device="cuda:0")
+        store.end_run(run_id, "interrupted", wall_seconds=12345.6)
+        records = store.list_runs()
+    for table in (runs_table(records), results_table([result_row(r) for r in records])):
+        console = Console(width=80, record=True)
+        console.print(table)
+        text = console.export_text()
+        assert "…" not in text
+        assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    assert "interrupted" in text and "(0.002974)" in text and "12345.6 s" in text
+
+
 def test_bad_inputs_exit_2_with_one_line(tmp_path) -> None:
     cases = [
         ("run", "exp99"),
