@@ -211,6 +211,43 @@ async def test_quit_can_leave_the_run_training(home: Path) -> None:
         assert store.get_run(run.id).status == "cancelled"
 
 
+async def test_resume_an_interrupted_run_from_the_results_table(home: Path, tmp_path: Path, tiny08) -> None:
+    """u on an interrupted run continues it (from the step it reached) to the numbers of an
+    uninterrupted run."""
+    import dataclasses
+    import signal
+
+    from fnn_tui.core.events import StepProgress
+    from fnn_tui.core.stopping import StopRequest
+    from fnn_tui.core.trainer import RunOptions
+    from fnn_tui.store.recorder import record_run
+
+    preset = tiny08.with_overrides(epochs=2)
+    straight = record_run(tmp_path / "other", preset, RunOptions(engine="torch"))
+    stop = StopRequest()
+    record_run(home, preset, RunOptions(engine="torch"),
+               lambda e: isinstance(e, StepProgress) and e.epoch == 1 and stop.set("interrupted", signal.SIGTERM), stop)
+    app = FnnApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("t")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.query_one(ResultsTable).row_count:
+                break
+        await pilot.press("u")
+        for _ in range(400):
+            await pilot.pause(0.05)
+            if app.batch is not None:
+                break
+        await _wait_idle(pilot)
+    with Store(home) as store:
+        (run,) = store.list_runs()
+        ours = [dataclasses.replace(m, seconds=0.0) for m in store.epochs(run.id)]
+    with Store(tmp_path / "other") as store:
+        reference = [dataclasses.replace(m, seconds=0.0) for m in store.epochs(straight.run_id)]
+    assert run.status == "finished" and ours == reference
+
+
 async def test_broken_preset_is_listed_with_its_error(home: Path, tmp_path: Path) -> None:
     folder = tmp_path / "presets"
     folder.mkdir()
