@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import torch
-from textual.widgets import Select, Sparkline
+from textual.widgets import ProgressBar, Select, Sparkline
 
 from fnn_tui.store.runs import Store
 from fnn_tui.tui.app import FnnApp
@@ -114,7 +114,10 @@ async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
         await pilot.pause()
         await pilot.press("r")
         await asyncio.wait_for(first_epoch.wait(), timeout=60)
+        await pilot.pause()
         assert app.query_one("#device", Select).disabled  # controls locked while running
+        bar = app.query_one("#run-progress", ProgressBar)  # moves with every epoch, however short
+        assert bar.total == 150 * 800 and bar.progress >= 800
         await pilot.press("s")
         await _wait_idle(pilot)
         assert not app.query_one("#device", Select).disabled
@@ -296,3 +299,15 @@ async def test_tui_command_can_start_a_preset_at_once(home: Path) -> None:
     with Store(home) as store:
         (run,) = store.list_runs()
     assert (run.preset, run.status, run.engine, run.device, run.epochs_done) == ("exp07", "finished", "fused", "cpu", 150)
+
+
+def test_epoch_log_columns_line_up_under_the_header() -> None:
+    import re
+
+    from fnn_tui.core.events import EpochMetrics
+    from fnn_tui.tui.widgets.live import LOG_HEADER, epoch_line
+
+    line = epoch_line(EpochMetrics(150, 0.0123456, 1.042, 12.5, 1.165, 0.05, 2e-11, 0.3))
+    header_ends = [m.end() for m in re.finditer(r"ep|train loss|ratio|test loss|lr", LOG_HEADER)]
+    value_ends = [m.end() for m in re.finditer(r"\S+", line)]
+    assert header_ends == value_ends and len(line) <= 44

@@ -11,13 +11,13 @@ from textual.widgets import Label, ProgressBar, RichLog, Sparkline
 
 from fnn_tui.core.events import EpochMetrics
 
-LOG_HEADER = "  ep train loss ratio test loss ratio     lr"
+LOG_HEADER = f"{'ep':>4} {'train loss':>10} {'ratio':>5} {'test loss':>9} {'ratio':>5} {'lr':>6}"
 
 
 def epoch_line(m: EpochMetrics) -> str:
     """One epoch as the notes print it (train loss, train ratio, test loss, test ratio, lr),
-    in 43 columns under :data:`LOG_HEADER` so it fits the live view at 80x24."""
-    return (f"{m.epoch:4d} {m.train_loss:9.4g} {m.train_ratio:5.3f} {m.test_loss:9.4g} "
+    in 44 columns under :data:`LOG_HEADER` so it fits the live view at 80x24."""
+    return (f"{m.epoch:4d} {m.train_loss:10.4g} {m.train_ratio:5.3f} {m.test_loss:9.4g} "
             f"{m.test_ratio:5.3f} {m.lr:6.0e}")
 
 
@@ -58,6 +58,7 @@ class LiveView(Vertical):
     """Everything about the run in progress."""
 
     preset = ""
+    steps = 0  # steps per epoch of the run shown
 
     def compose(self) -> ComposeResult:
         yield Label("Idle: pick a preset and press r.", id="run-status")
@@ -69,12 +70,14 @@ class LiveView(Vertical):
             yield ProgressBar(total=1, id="queue-progress", show_eta=False)
         yield LossSpark("train", id="train-spark")
         yield LossSpark("test", id="test-spark")
+        yield Label(LOG_HEADER, id="log-header")  # stays put while the log scrolls
         yield RichLog(id="epoch-log", wrap=False, min_width=40, max_lines=2000)
 
     def start(self, preset: str, engine: str, device: str, epochs: int, steps: int, start_epoch: int,
               queue_index: int, queue_size: int, history: list[EpochMetrics]) -> None:
         """A run begins (or resumes with ``history`` already stored)."""
         self.preset = preset
+        self.steps = steps
         self.query_one("#run-status", Label).update(
             Text.assemble(("running ", "bold"), f"{preset} on {device} ({engine})"))
         bar = self.query_one("#run-progress", ProgressBar)
@@ -85,7 +88,6 @@ class LiveView(Vertical):
         log = self.query_one("#epoch-log", RichLog)
         log.clear()
         log.write(Text(f"{preset}: {epochs} epochs x {steps} steps on {device} ({engine})", style="bold"))
-        log.write(Text(LOG_HEADER, style="dim"))
         for m in history:
             log.write(epoch_line(m))
 
@@ -95,6 +97,7 @@ class LiveView(Vertical):
 
     def epoch(self, m: EpochMetrics, epochs: int) -> None:
         """An epoch finished."""
+        self.query_one("#run-progress", ProgressBar).update(progress=m.epoch * self.steps)
         self.query_one("#train-spark", LossSpark).add(m.train_loss)
         self.query_one("#test-spark", LossSpark).add(m.test_loss)
         self.query_one("#epoch-log", RichLog).write(epoch_line(m))
