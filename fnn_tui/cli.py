@@ -297,6 +297,8 @@ def worker(ctx: typer.Context, items: Annotated[list[str], typer.Argument()]) ->
 @app.command()
 def results(
     ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only runs of this preset (same as --preset).",
+                                               show_default=False)] = None,
     preset: Annotated[str | None, typer.Option(help="Only runs of this preset.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.", min=1)] = 50,
 ) -> None:
@@ -305,12 +307,13 @@ def results(
     from fnn_tui.store.runs import Store
 
     s = _settings(ctx)
+    only = name or preset
     with bad_input(s):
         with Store(s.home) as store:
             store.mark_stale_as_crashed()
-            records = store.list_runs(preset, limit=limit)
+            records = store.list_runs(only, limit=limit)
     if not records:
-        err.print("no runs stored yet: try `fnn-tui run exp08 --epochs 3`")
+        err.print(f"no runs of {only} stored" if only else "no runs stored yet: try `fnn-tui run exp08 --epochs 3`")
         return
     out.print(runs_table(records))
 

@@ -58,6 +58,9 @@ def test_run_then_results_then_export(home, tmp_path) -> None:
         assert run.status == "finished" and run.epochs_done == 2 and run.engine == "fused"
     listed = invoke("results")
     assert listed.exit_code == 0 and "exp08" in listed.output and "2/2" in listed.output
+    assert "2/2" in invoke("results", "exp08").output and "2/2" in invoke("results", "--preset", "exp08").output
+    other = invoke("results", "exp01")
+    assert other.exit_code == 0 and "2/2" not in other.output and "no runs of exp01" in other.output
     md = invoke("export", "--format", "md")
     assert md.exit_code == 0 and md.output.startswith("| # | setting |") and "| 0.00296 |" in md.output
     target = tmp_path / "table.csv"
