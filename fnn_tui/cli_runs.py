@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from fnn_tui.batch import Progress, run_parallel, summarize
 from fnn_tui.cli_render import make_progress
@@ -25,7 +26,8 @@ def _report_end(result: RecordedRun, err: Console, stop: StopRequest) -> int:
                   "Try a smaller lr or set training.clip.", markup=True)
         return 1
     if isinstance(end, RunFailed):
-        err.print(f"[red]run {run_id} failed:[/red] {end.error}", markup=True)
+        err.print(f"[red]run {run_id} failed:[/red] {escape(end.error)}; finished epochs are kept, and "
+                  f"`fnn-tui resume {run_id}` continues once the cause is fixed", markup=True)
         return 1
     if isinstance(end, RunCancelled):
         steps = f" and {end.state.step} steps" if end.state is not None else ""

@@ -36,7 +36,7 @@ from fnn_tui.core.trainer import RunOptions, StopFlag, resolve, train
 from fnn_tui.store.runs import RunRecord, Store
 
 HEARTBEAT_SECONDS = 1.0
-RESUMABLE = ("interrupted", "crashed", "cancelled")
+RESUMABLE = ("interrupted", "crashed", "cancelled", "failed")  # failed: e.g. the disk filled up
 
 
 @dataclass(frozen=True)

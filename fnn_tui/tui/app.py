@@ -253,7 +253,7 @@ class FnnApp(App[None]):
             self.call_from_thread(self.notify, str(exc), severity="warning")
 
     def action_resume(self) -> None:
-        """Resume the run highlighted in the results table (interrupted, crashed or cancelled)."""
+        """Resume the run highlighted in the results table (interrupted, crashed, cancelled or failed)."""
         if self._defer(self.action_resume):
             return
         if self.running:
@@ -265,10 +265,11 @@ class FnnApp(App[None]):
             return
         row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
         record = self.records.get(int(str(row_key.value)))
-        if record is None or record.status not in ("interrupted", "crashed", "cancelled"):
-            self.notify("Only interrupted, crashed or cancelled runs can be resumed.", severity="warning")
+        from fnn_tui.store.recorder import RESUMABLE, ResumeError, stored_preset
+
+        if record is None or record.status not in RESUMABLE:
+            self.notify("Only interrupted, crashed, cancelled or failed runs can be resumed.", severity="warning")
             return
-        from fnn_tui.store.recorder import ResumeError, stored_preset
 
         try:
             preset = stored_preset(record)

@@ -136,7 +136,7 @@ Pick a preset on the left, choose device and engine, press **r**.
 | r | run the highlighted preset |
 | a | run all (the marked presets, or every one) |
 | s | stop the run (stored as cancelled) |
-| u | resume the highlighted interrupted or crashed run (results view) |
+| u | resume the highlighted interrupted, crashed or failed run (results view) |
 | t | switch between the lab and the results table |
 | o | sort the results table |
 | ctrl+s | save the results table (Markdown, CSV, JSON) |
