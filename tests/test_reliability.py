@@ -236,6 +236,18 @@ def test_a_run_that_fails_on_a_full_disk_keeps_its_epochs_and_resumes(home: Path
     assert _metrics(home, failed.run_id) == _metrics(home, straight.run_id)
 
 
+def test_checkpoints_of_the_first_format_still_load(tmp_path: Path, home: Path, tiny08) -> None:
+    result = record_run(home, tiny08.with_overrides(epochs=1), RunOptions(engine="fused"))
+    payload = load_checkpoint(_run(home, result.run_id).checkpoint_path).to_payload()
+    old = {k: v for k, v in payload.items() if not k.startswith("step")} | {"version": 1}
+    torch.save(old, tmp_path / "v1.pt")
+    state = load_checkpoint(tmp_path / "v1.pt")
+    assert state.epoch == 1 and state.step == 0 and state.step_losses is None
+    torch.save(payload | {"step": 5}, tmp_path / "bad.pt")  # a position without its step log
+    with pytest.raises(CheckpointError, match="missing fields"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
 def test_a_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
 
