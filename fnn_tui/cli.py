@@ -218,7 +218,7 @@ def resume(
     run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui results`).")],
     device: Annotated[str | None, typer.Option(help="Continue on another device (default: the run's).")] = None,
 ) -> None:
-    """Continue an interrupted, crashed or cancelled run from its last checkpoint."""
+    """Continue an interrupted, crashed, cancelled or failed run from its last checkpoint."""
     from fnn_tui.cli_runs import resume_here
 
     s = _settings(ctx)

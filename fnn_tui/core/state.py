@@ -4,9 +4,8 @@ A checkpoint holds the model's parameters, the momentum buffers, the number of f
 epochs and the resolved preset with its hash: with the per-epoch sample order derived from
 ``(seed, epoch)``, that is all a run needs to continue exactly. A run stopped inside an
 epoch also keeps the steps done in it and their logged losses, so it continues from that
-step. Files are written
-atomically and read with ``torch.load(weights_only=True)``, which refuses pickles that
-would run code.
+step. Files are written atomically and read with ``torch.load(weights_only=True)``, which
+refuses pickles that would run code.
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ def resume_run(
     device: str | None = None,
     queued: bool = False,
 ) -> RecordedRun:
-    """Continue an interrupted, crashed or cancelled run from its last good checkpoint."""
+    """Continue an interrupted, crashed, cancelled or failed run from its last good checkpoint."""
     with Store(home) as store:
         record, preset, state = prepare_resume(store, run_id, queued=queued)
         resolved = resolve(preset, RunOptions(device or record.device, record.engine))  # device still there?
