@@ -35,6 +35,15 @@ async def _wait_idle(pilot) -> None:
     await pilot.pause()
 
 
+async def _wait_for_runs_to_end(pilot, tries: int = 400) -> None:
+    """Wait for the app to start following runs, then for them to end."""
+    for _ in range(tries):
+        await pilot.pause(0.05)
+        if pilot.app.batch is not None:
+            break
+    await _wait_idle(pilot)
+
+
 async def test_run_a_preset_then_save_the_table(home: Path, tmp_path: Path) -> None:
     app = FnnApp(home=home)
     async with app.run_test(size=SIZE) as pilot:
@@ -148,11 +157,7 @@ async def test_a_run_key_pressed_during_the_start_up_check_waits_for_it(
         await pilot.pause()
         assert app.checking and app.batch is None  # nothing started, nothing refused
         release.set()
-        for _ in range(200):
-            await pilot.pause(0.05)
-            if app.batch is not None:
-                break
-        await _wait_idle(pilot)
+        await _wait_for_runs_to_end(pilot)
     with Store(home) as store:
         (run,) = store.list_runs()
     assert (run.preset, run.status, run.epochs_done) == ("exp07", "finished", 1)
@@ -238,11 +243,7 @@ async def test_resume_an_interrupted_run_from_the_results_table(home: Path, tmp_
             if app.query_one(ResultsTable).row_count:
                 break
         await pilot.press("u")
-        for _ in range(400):
-            await pilot.pause(0.05)
-            if app.batch is not None:
-                break
-        await _wait_idle(pilot)
+        await _wait_for_runs_to_end(pilot)
     with Store(home) as store:
         (run,) = store.list_runs()
         ours = [dataclasses.replace(m, seconds=0.0) for m in store.epochs(run.id)]
@@ -289,11 +290,7 @@ def test_main_screen_snapshot(snap_compare, home: Path) -> None:
 async def test_tui_command_can_start_a_preset_at_once(home: Path) -> None:
     app = FnnApp(home=home, preset="7", device="cpu", start=True)
     async with app.run_test(size=SIZE) as pilot:
-        for _ in range(400):
-            await pilot.pause(0.05)
-            if app.batch is not None:
-                break
-        await _wait_idle(pilot)
+        await _wait_for_runs_to_end(pilot)
         log = app.query_one("#epoch-log")
         assert any("finished" in str(line.text) for line in log.lines)
     with Store(home) as store:

@@ -154,10 +154,7 @@ class FnnApp(App[None]):
 
     def action_run(self) -> None:
         """Run the highlighted preset."""
-        if self._defer(self.action_run):
-            return
-        if self.running:
-            self.notify("A run is active: stop it first (s).", severity="warning")
+        if not self._can_start(self.action_run):
             return
         entry = self.query_one(PresetList).entry
         if entry is None:
@@ -173,10 +170,7 @@ class FnnApp(App[None]):
     def action_run_all(self) -> None:
         """Queue the marked presets, or every valid one, in order; presets already finished
         with the same settings are skipped and interrupted ones resumed."""
-        if self._defer(self.action_run_all):
-            return
-        if self.running:
-            self.notify("A run is active: stop it first (s).", severity="warning")
+        if not self._can_start(self.action_run_all):
             return
         presets: list[Preset] = []
         options = None
@@ -220,11 +214,15 @@ class FnnApp(App[None]):
     def _reattach(self) -> None:
         runner.reattach(self.home, self.post_message, self.detach)
 
-    def _defer(self, action: Callable[[], None]) -> bool:
-        """While the start-up check runs, keep ``action`` for when it ends; True if kept."""
-        if not self.checking:
+    def _can_start(self, action: Callable[[], None]) -> bool:
+        """Whether ``action`` may start runs now. While the start-up check runs it is kept for
+        when the check ends; while runs are active it is refused with a notice."""
+        if self.checking:
+            self.pending = action
             return False
-        self.pending = action
+        if self.running:
+            self.notify("A run is active: stop it first (s).", severity="warning")
+            return False
         return True
 
     def on_following(self, message: Following) -> None:
@@ -254,10 +252,7 @@ class FnnApp(App[None]):
 
     def action_resume(self) -> None:
         """Resume the run highlighted in the results table (interrupted, crashed, cancelled or failed)."""
-        if self._defer(self.action_resume):
-            return
-        if self.running:
-            self.notify("A run is active: stop it first (s).", severity="warning")
+        if not self._can_start(self.action_resume):
             return
         table = self.query_one(ResultsTable)
         if self.query_one(ContentSwitcher).current != "results-view" or table.row_count == 0:
