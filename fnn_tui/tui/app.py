@@ -76,6 +76,10 @@ class FnnApp(App[None]):
         self.batch: list[int] | None = None  # the runs being followed; None when idle
         self.detach = threading.Event()  # set to let go of followed runs without stopping them
         self.active_run: int | None = None
+        # the run whose newest epoch overlays its stored row; None once its end has arrived
+        self.live_run: int | None = None
+        self.results_asked = 0
+        self.results_shown = 0
         self.active_epochs: dict[int, list[EpochMetrics]] = {}
         self.queue_pos = (0, 0)
         self.quitting = False
@@ -278,6 +282,7 @@ class FnnApp(App[None]):
 
     def on_training_started(self, message: TrainingStarted) -> None:
         self.active_run = message.run_id
+        self.live_run = message.run_id
         self.queue_pos = (message.queue_index, message.queue_size)
         history = list(message.history)
         self.active_epochs[message.run_id] = history
@@ -295,6 +300,7 @@ class FnnApp(App[None]):
         self.query_one(ResultsTable).live(message.run_id, message.metrics)
 
     def on_training_ended(self, message: TrainingEnded) -> None:
+        self.live_run = None
         index, size = self.queue_pos
         self.query_one(LiveView).end(message.preset, message.status, message.message, index, size)
         severity = "information" if message.status == "finished" else (
@@ -306,6 +312,7 @@ class FnnApp(App[None]):
         self.checking = False
         self.batch = None
         self.active_run = None
+        self.live_run = None
         self.query_one(RunControls).set_enabled(True)
         if self.quitting:
             self.exit()
@@ -323,21 +330,30 @@ class FnnApp(App[None]):
 
     # --- results --------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="store", name="results")
     def refresh_results(self) -> None:
         """Reload the results table from the store, in a thread."""
+        self.results_asked += 1
+        self._load_results(self.results_asked)
+
+    @work(thread=True, group="store", name="results")
+    def _load_results(self, ask: int) -> None:
         with Store(self.home) as store:
             store.mark_stale_as_crashed()
             records = store.list_runs()
-        self.post_message(ResultsLoaded(records, table_rows(records)))
+        self.post_message(ResultsLoaded(records, table_rows(records), ask))
 
     def on_results_loaded(self, message: ResultsLoaded) -> None:
+        # Loads run in threads and may arrive out of order: an older one would bring back
+        # a state (a run still "running") that a newer one has already replaced.
+        if message.ask < self.results_shown:
+            return
+        self.results_shown = message.ask
         self.records = {r.id: r for r in message.records}
         table = self.query_one(ResultsTable)
         table.load(message.rows)
-        history = self.active_epochs.get(self.active_run) if self.active_run is not None else None
+        history = self.active_epochs.get(self.live_run) if self.live_run is not None else None
         if history:
-            table.live(self.active_run, history[-1])
+            table.live(self.live_run, history[-1])
 
     def action_toggle_view(self) -> None:
         """Switch between the lab and the results table."""

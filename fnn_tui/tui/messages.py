@@ -61,7 +61,8 @@ class QueueEnded(Message):
 class ResultsLoaded(Message):
     """The store's runs and the results table's rows, both made off the UI thread."""
 
-    def __init__(self, records: list, rows: list) -> None:  # list[RunRecord], list[ResultRow]
+    def __init__(self, records: list, rows: list, ask: int) -> None:  # list[RunRecord], list[ResultRow]
         super().__init__()
         self.records = records
         self.rows = rows
+        self.ask = ask  # which request this answers: a later one supersedes it
