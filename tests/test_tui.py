@@ -36,7 +36,7 @@ async def _wait_idle(pilot) -> None:
     await pilot.pause()
 
 
-async def _wait_for_runs_to_end(pilot, tries: int = 400) -> None:
+async def _wait_for_runs_to_end(pilot, tries: int = 1200) -> None:
     """Wait for the app to start following runs, then for them to end."""
     for _ in range(tries):
         await pilot.pause(0.05)
@@ -167,10 +167,29 @@ async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
         await pilot.press("s")
         await _wait_idle(pilot)
         assert not app.query_one("#device", Select).disabled
+        with Store(home) as store:
+            (run,) = store.list_runs()
+        assert run.status == "cancelled"
+        assert 1 <= run.epochs_done < 150
+        # the stopped run stays in the results table, where u takes it up again
+        await pilot.press("t")
+        table = app.query_one(ResultsTable)
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if table.row_count:
+                break
+        cells = table.get_row(str(run.id))
+        assert cells[3].plain == "cancelled" and cells[4] == f"{run.epochs_done}/150"
+        first_epoch.clear()
+        await pilot.press("u")
+        await asyncio.wait_for(first_epoch.wait(), timeout=60)
+        await pilot.press("s")
+        await _wait_idle(pilot)
     with Store(home) as store:
-        (run,) = store.list_runs()
-    assert run.status == "cancelled"
-    assert 1 <= run.epochs_done < 150
+        (again,) = store.list_runs()
+        epochs = store.epochs(run.id)
+    assert again.id == run.id and again.status == "cancelled" and again.epochs_done > run.epochs_done
+    assert [m.epoch for m in epochs] == list(range(1, again.epochs_done + 1))
 
 
 async def test_a_run_key_pressed_during_the_start_up_check_waits_for_it(

@@ -102,7 +102,7 @@ class FnnApp(App[None]):
                     yield PresetDetails(id="details")
                     yield LiveView(id="live")
             with Vertical(id="results-view"):
-                yield Label("Runs in the store. o sort  u resume interrupted  ctrl+s save  t back",
+                yield Label("Runs in the store. o sort  u resume a stopped run  ^s save  t back",
                             id="results-hint")
                 yield ResultsTable(id="results")
         yield Footer()
@@ -260,7 +260,7 @@ class FnnApp(App[None]):
             return
         table = self.query_one(ResultsTable)
         if self.query_one(ContentSwitcher).current != "results-view" or table.row_count == 0:
-            self.notify("Open the results (t) and highlight an interrupted run to resume it.")
+            self.notify("Open the results (t) and highlight an interrupted, cancelled, crashed or failed run to resume it.")
             return
         row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
         record = self.records.get(int(str(row_key.value)))

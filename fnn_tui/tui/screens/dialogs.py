@@ -36,6 +36,7 @@ class SaveScreen(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("Save the results table", classes="title")
+            yield Label("The newest finished or diverged run of each preset, by experiment.")
             yield Label("File (the suffix picks the format) — enter or ctrl+s saves, escape cancels")
             yield Input(value=default_name("md"), id="path")
             with RadioSet(id="format"):
@@ -136,7 +137,7 @@ Pick a preset on the left, choose device and engine, press **r**.
 | r | run the highlighted preset |
 | a | run all (the marked presets, or every one) |
 | s | stop the run (stored as cancelled) |
-| u | resume the highlighted interrupted, crashed or failed run (results view) |
+| u | resume the highlighted interrupted, cancelled, crashed or failed run (results view) |
 | t | switch between the lab and the results table |
 | o | sort the results table |
 | ctrl+s | save the results table (Markdown, CSV, JSON) |

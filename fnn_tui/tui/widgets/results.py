@@ -19,14 +19,17 @@ COLUMNS = [
     ("test_ratio", "test ratio"), ("seed_test_ratio", "seed"), ("engine", "engine"), ("device", "device"),
     ("wall", "wall s"), ("setting", "setting"), ("lr_decay", "lr+decay"),
 ]
-SHOWN = ("finished", "diverged", "running", "interrupted", "crashed")
+# every run a user made, so the stopped ones can be resumed with u; queued ones are the
+# rest of a "Run all" that has not reached them
+SHOWN = ("finished", "diverged", "running", "interrupted", "crashed", "cancelled", "failed")
 SORT_CYCLE = ["run", "preset", "train_loss", "test_loss", "test_ratio", "wall"]
 
 
 def table_rows(records: list[RunRecord]) -> list[ResultRow]:
     """The rows to show; parses each run's stored preset, so call it off the UI thread."""
     return [result_row(r) for r in records if r.status in SHOWN]
-STYLE = {"diverged": "red", "failed": "red", "crashed": "red", "running": "cyan", "interrupted": "yellow"}
+STYLE = {"diverged": "red", "failed": "red", "crashed": "red", "running": "cyan", "interrupted": "yellow",
+         "cancelled": "yellow"}
 
 
 def _num(value: float | None) -> Text:
