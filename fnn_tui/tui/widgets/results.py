@@ -1,4 +1,4 @@
-"""The results table: every finished run in the store, our numbers beside the seed's."""
+"""The results table: the runs in the store, our numbers beside the seed's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from textual.widgets import DataTable
 
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.export import ResultRow, result_row
-from fnn_tui.store.runs import RunRecord
+from fnn_tui.store.runs import STATUSES, RunRecord
 
 COLUMNS = [
     ("run", "run"), ("number", "#"), ("preset", "preset"), ("status", "status"), ("epochs", "epochs"),
@@ -19,15 +19,17 @@ COLUMNS = [
     ("test_ratio", "test ratio"), ("seed_test_ratio", "seed"), ("engine", "engine"), ("device", "device"),
     ("wall", "wall s"), ("setting", "setting"), ("lr_decay", "lr+decay"),
 ]
-# every run a user made, so the stopped ones can be resumed with u; queued ones are the
-# rest of a "Run all" that has not reached them
-SHOWN = ("finished", "diverged", "running", "interrupted", "crashed", "cancelled", "failed")
+# every run, the stopped ones included so u can resume them; queued ones are the rest of a
+# "Run all" that has not reached them yet
+SHOWN = tuple(status for status in STATUSES if status != "queued")
 SORT_CYCLE = ["run", "preset", "train_loss", "test_loss", "test_ratio", "wall"]
 
 
 def table_rows(records: list[RunRecord]) -> list[ResultRow]:
     """The rows to show; parses each run's stored preset, so call it off the UI thread."""
     return [result_row(r) for r in records if r.status in SHOWN]
+
+
 STYLE = {"diverged": "red", "failed": "red", "crashed": "red", "running": "cyan", "interrupted": "yellow",
          "cancelled": "yellow"}
 
