@@ -36,6 +36,30 @@ async def _wait_idle(pilot) -> None:
     await pilot.pause()
 
 
+async def _start_and_wait_for_an_epoch(app: FnnApp, pilot, first_epoch: asyncio.Event) -> None:
+    await pilot.press("r")
+    await asyncio.wait_for(first_epoch.wait(), timeout=60)
+
+
+async def _wait_for_exit(app: FnnApp) -> None:
+    for _ in range(600):
+        if not app.is_running:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the app did not exit")
+
+
+async def _open_results(pilot) -> ResultsTable:
+    """Switch to the results view and wait for the table's first rows."""
+    await pilot.press("t")
+    table = pilot.app.query_one(ResultsTable)
+    for _ in range(100):
+        await pilot.pause(0.05)
+        if table.row_count:
+            break
+    return table
+
+
 async def _wait_for_runs_to_end(pilot, tries: int = 1200) -> None:
     """Wait for the app to start following runs, then for them to end."""
     for _ in range(tries):
@@ -104,9 +128,7 @@ async def test_results_loads_arriving_late_or_out_of_order_keep_the_newest_state
         await _set_input(pilot, "#epochs", "2")
         await pilot.press("r")
         await _wait_for_runs_to_end(pilot)
-        await pilot.press("t")
-        await pilot.pause()
-        table = app.query_one(ResultsTable)
+        table = await _open_results(pilot)
         with Store(home) as store:
             (run,) = store.list_runs()
         assert table.get_row(str(run.id))[3].plain == "finished"
@@ -152,14 +174,8 @@ async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
     app = FnnApp(home=home, preset="exp07", engine="torch")
     first_epoch = asyncio.Event()
 
-    def hook(message) -> None:
-        if isinstance(message, EpochDone):
-            first_epoch.set()
-
-    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
-        await pilot.pause()
-        await pilot.press("r")
-        await asyncio.wait_for(first_epoch.wait(), timeout=60)
+    async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, EpochDone) and first_epoch.set()) as pilot:
+        await _start_and_wait_for_an_epoch(app, pilot, first_epoch)
         await pilot.pause()
         assert app.query_one("#device", Select).disabled  # controls locked while running
         bar = app.query_one("#run-progress", ProgressBar)  # moves with every epoch, however short
@@ -172,12 +188,7 @@ async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
         assert run.status == "cancelled"
         assert 1 <= run.epochs_done < 150
         # the stopped run stays in the results table, where u takes it up again
-        await pilot.press("t")
-        table = app.query_one(ResultsTable)
-        for _ in range(100):
-            await pilot.pause(0.05)
-            if table.row_count:
-                break
+        table = await _open_results(pilot)
         cells = table.get_row(str(run.id))
         assert cells[3].plain == "cancelled" and cells[4] == f"{run.epochs_done}/150"
         first_epoch.clear()
@@ -217,19 +228,6 @@ async def test_a_run_key_pressed_during_the_start_up_check_waits_for_it(
     with Store(home) as store:
         (run,) = store.list_runs()
     assert (run.preset, run.status, run.epochs_done) == ("exp07", "finished", 1)
-
-
-async def _start_and_wait_for_an_epoch(app: FnnApp, pilot, first_epoch: asyncio.Event) -> None:
-    await pilot.press("r")
-    await asyncio.wait_for(first_epoch.wait(), timeout=60)
-
-
-async def _wait_for_exit(app: FnnApp) -> None:
-    for _ in range(600):
-        if not app.is_running:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the app did not exit")
 
 
 async def test_quit_during_a_run_asks_and_stops_cleanly(home: Path) -> None:
@@ -293,11 +291,7 @@ async def test_resume_an_interrupted_run_from_the_results_table(home: Path, tmp_
                lambda e: isinstance(e, StepProgress) and e.epoch == 1 and stop.set("interrupted", signal.SIGTERM), stop)
     app = FnnApp(home=home)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("t")
-        for _ in range(100):
-            await pilot.pause(0.05)
-            if app.query_one(ResultsTable).row_count:
-                break
+        await _open_results(pilot)
         await pilot.press("u")
         await _wait_for_runs_to_end(pilot)
     with Store(home) as store:
