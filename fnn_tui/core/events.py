@@ -21,6 +21,7 @@ class EpochMetrics:
     test_mae: float
     lr: float
     seconds: float
+    dead: bool = False  # the network predicts (nearly) a constant over the test inputs
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class RunStarted:
     steps_per_epoch: int
     start_epoch: int = 0  # epochs already done (non-zero when resuming)
     start_step: int = 0  # steps already done in the next epoch (resuming inside an epoch)
+    lane: int = 0  # which seed of a group trained together (0 for a single run)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class EpochFinished:
     metrics: EpochMetrics
     epochs: int
     state: TrainState
+    lane: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class RunFinished:
 
     final: EpochMetrics
     wall_seconds: float
+    lane: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class RunDiverged:
     step: int  # 1-based step in that epoch (0: during evaluation)
     reason: str
     wall_seconds: float
+    lane: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class RunCancelled:
     epochs_done: int
     wall_seconds: float
     state: TrainState | None = None
+    lane: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,17 @@ class RunFailed:
 
     error: str
     wall_seconds: float
+    lane: int = 0
 
 
-Event = RunStarted | StepProgress | EpochFinished | RunFinished | RunDiverged | RunCancelled | RunFailed
+@dataclass(frozen=True)
+class GroupEpochFinished:
+    """Epoch ``epoch`` is done for every lane of a group still training: one event, so a
+    recorder can store the whole group's epoch in one transaction."""
+
+    epoch: int  # 1-based
+    lanes: tuple[EpochFinished, ...]
+
+
+Event = RunStarted | StepProgress | EpochFinished | GroupEpochFinished | RunFinished | RunDiverged | RunCancelled | RunFailed
 EndEvent = RunFinished | RunDiverged | RunCancelled | RunFailed
