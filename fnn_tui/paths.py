@@ -30,5 +30,10 @@ def user_presets_dir() -> Path:
 
 
 def builtin_presets_dir() -> Path:
-    """The presets shipped inside the package (found after a plain ``pip install``)."""
-    return Path(__file__).resolve().parent / "presets"
+    """The eleven built-in presets: ``presets/`` at the top of a source checkout, installed
+    inside the package (``fnn_tui/presets``) by ``pip install .``."""
+    package = Path(__file__).resolve().parent
+    installed = package / "presets"
+    if installed.is_dir():
+        return installed
+    return package.parent / "presets"

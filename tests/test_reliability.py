@@ -24,10 +24,12 @@ from fnn_tui.core.state import (
     previous_path,
     save_checkpoint,
 )
+from fnn_tui.core.status import RunStatus
 from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions
-from fnn_tui.store.background import QueueItem, launch, plan_run_all, stop_run
-from fnn_tui.store.recorder import ResumeError, record_run, resume_run
+from fnn_tui.runs.background import QueueItem, launch, plan_run_all, stop_run
+from fnn_tui.runs.liveness import reap
+from fnn_tui.runs.record import ResumeError, record_run, resume_run
 from fnn_tui.store.runs import Store
 
 from .test_training import inject_infinite_target
@@ -102,7 +104,7 @@ def test_stale_heartbeat_of_a_dead_process_is_marked_crashed(home: Path, tiny08)
         run_id = store.create_run(tiny08, engine="torch", device="cpu")
         store.conn.execute("UPDATE runs SET pid = ?, heartbeat_at = ? WHERE id = ?", (dead.pid, time.time() - 120, run_id))
         fresh = store.create_run(tiny08, engine="torch", device="cpu")  # this process: alive
-        assert store.mark_stale_as_crashed() == [run_id]
+        assert reap(store) == [run_id]
         assert store.get_run(run_id).status == "crashed"
         assert store.get_run(fresh).status == "running"
 
@@ -116,9 +118,9 @@ def test_interrupt_and_resume_gives_the_uninterrupted_numbers(home: Path, tiny08
     straight = record_run(home, preset, RunOptions(engine=engine))
     stop = StopRequest()
 
-    def interrupt_after_two(event) -> None:
+    def interrupt_after_two(_run_id, event) -> None:
         if isinstance(event, EpochFinished) and event.metrics.epoch == 2:
-            stop.set("interrupted", signal.SIGTERM)
+            stop.set(RunStatus.INTERRUPTED, signal.SIGTERM)
 
     broken = record_run(home, preset, RunOptions(engine=engine), interrupt_after_two, stop)
     assert isinstance(broken.end, RunCancelled) and _run(home, broken.run_id).status == "interrupted"
@@ -142,9 +144,9 @@ def test_a_run_stopped_inside_an_epoch_resumes_from_that_step(home: Path, tiny08
     straight = record_run(home, preset, RunOptions(engine=engine))
     stop = StopRequest()
 
-    def interrupt_inside_epoch_three(event) -> None:
+    def interrupt_inside_epoch_three(_run_id, event) -> None:
         if isinstance(event, StepProgress) and event.epoch == 3 and 0 < event.step < event.steps_per_epoch:
-            stop.set("interrupted", signal.SIGTERM)
+            stop.set(RunStatus.INTERRUPTED, signal.SIGTERM)
 
     broken = record_run(home, preset, RunOptions(engine=engine), interrupt_inside_epoch_three, stop)
     record = _run(home, broken.run_id)
@@ -164,7 +166,7 @@ def test_a_run_stopped_inside_an_epoch_resumes_from_that_step(home: Path, tiny08
 def test_resume_on_another_device_records_it(home: Path, tiny08) -> None:
     stop = StopRequest()
     run = record_run(home, tiny08, RunOptions(engine="torch"),
-                     lambda e: isinstance(e, EpochFinished) and stop.set("interrupted"), stop)
+                     lambda _run_id, e: isinstance(e, EpochFinished) and stop.set(RunStatus.INTERRUPTED), stop)
     with Store(home) as store:  # as if it had been made on a GPU box and copied here
         store.conn.execute("UPDATE runs SET device = 'cuda:0' WHERE id = ?", (run.run_id,))
     result = runner.invoke(app, ["--home", str(home), "resume", str(run.run_id), "--device", "cpu"])
@@ -176,7 +178,7 @@ def test_resume_on_another_device_records_it(home: Path, tiny08) -> None:
 def test_corrupt_latest_checkpoint_falls_back_then_fails_clearly(home: Path, tiny08) -> None:
     stop = StopRequest()
     result = record_run(home, tiny08, RunOptions(engine="fused"),
-                        lambda e: isinstance(e, EpochFinished) and e.metrics.epoch == 2 and stop.set("interrupted"), stop)
+                        lambda _run_id, e: isinstance(e, EpochFinished) and e.metrics.epoch == 2 and stop.set(RunStatus.INTERRUPTED), stop)
     path = _run(home, result.run_id).checkpoint_path
     assert load_checkpoint(path).epoch == 2 and load_checkpoint(previous_path(path)).epoch == 1
     path.write_bytes(b"garbage, not a zip")
@@ -214,7 +216,7 @@ def test_a_save_that_fails_halfway_keeps_the_previous_checkpoint(tmp_path: Path,
 
 
 def test_a_run_that_fails_on_a_full_disk_keeps_its_epochs_and_resumes(home: Path, tiny08, monkeypatch) -> None:
-    from fnn_tui.store import recorder
+    from fnn_tui.runs import record as recorder
 
     preset = tiny08.with_overrides(epochs=4)
     straight = record_run(home, preset, RunOptions(engine="fused"))
@@ -321,7 +323,7 @@ def test_a_sigkilled_writer_leaves_whole_epochs_only(home: Path) -> None:
         record = store.get_run(run_id)
         assert [m.epoch for m in epochs] == list(range(1, len(epochs) + 1))
         assert record.epochs_done == len(epochs) > 200
-        store.mark_stale_as_crashed(grace=0)
+        reap(store, grace=0)
         assert store.get_run(run_id).status == "crashed"
 
 
@@ -339,7 +341,7 @@ def test_background_batch_trains_in_order_and_stop_cancels_the_rest(home: Path, 
     stop_run(home, second)
     assert launched.process.wait(timeout=60) == 0
     assert _run(home, second).status == "cancelled" and _run(home, third).status == "cancelled"
-    assert (Path(_run(home, first).run_dir) / "worker.log").read_text().count("epoch") >= 2
+    assert (_run(home, first).folder / "worker.log").read_text().count("epoch") >= 2
 
 
 def test_run_all_skips_finished_and_resumes_interrupted(home: Path, catalog) -> None:
@@ -349,7 +351,7 @@ def test_run_all_skips_finished_and_resumes_interrupted(home: Path, catalog) -> 
     record_run(home, a, RunOptions(engine="fused"))
     stop = StopRequest()
     interrupted = record_run(home, b, RunOptions(engine="fused"),
-                             lambda e: isinstance(e, EpochFinished) and stop.set("interrupted"), stop)
+                             lambda _run_id, e: isinstance(e, EpochFinished) and stop.set(RunStatus.INTERRUPTED), stop)
     items, skipped = plan_run_all(home, [a, b, c], RunOptions(engine="fused"))
     assert skipped == ["exp07"]
     assert items == [QueueItem(resume_id=interrupted.run_id), QueueItem(preset=c)]
@@ -371,7 +373,7 @@ def test_a_run_stopped_before_its_first_epoch_resumes_from_the_start(home: Path,
     straight = record_run(home, tiny08, RunOptions(engine="fused"))
     stop = StopRequest()
     early = record_run(home, tiny08, RunOptions(engine="fused"),
-                       lambda e: isinstance(e, RunStarted) and stop.set("interrupted"), stop)
+                       lambda _run_id, e: isinstance(e, RunStarted) and stop.set(RunStatus.INTERRUPTED), stop)
     assert _run(home, early.run_id).status == "interrupted" and _run(home, early.run_id).epochs_done == 0
     assert isinstance(resume_run(home, early.run_id).end, RunFinished)
     assert _metrics(home, early.run_id) == _metrics(home, straight.run_id)

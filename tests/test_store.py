@@ -13,15 +13,15 @@ from fnn_tui.core.events import EpochFinished, RunCancelled, RunFinished
 from fnn_tui.core.state import load_checkpoint
 from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions
-from fnn_tui.export import render, result_row, results_table, write_atomic
+from fnn_tui.report.export import render, result_row, results_table, write_atomic
+from fnn_tui.runs.record import record_run
 from fnn_tui.store.db import SCHEMA_VERSION
-from fnn_tui.store.recorder import record_run
 from fnn_tui.store.runs import Store
 
 
 def test_recorded_run_round_trips(home, tiny08) -> None:
     seen: list = []
-    result = record_run(home, tiny08, RunOptions(engine="torch"), seen.append)
+    result = record_run(home, tiny08, RunOptions(engine="torch"), lambda _run_id, e: seen.append(e))
     assert isinstance(result.end, RunFinished)
     with Store(home) as store:
         assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -47,7 +47,7 @@ def test_recorded_run_round_trips(home, tiny08) -> None:
 def test_each_epoch_is_in_the_store_when_it_is_announced(home, tiny08) -> None:
     counts: list[int] = []
 
-    def emit(event) -> None:
+    def emit(_run_id, event) -> None:
         if isinstance(event, EpochFinished):
             with Store(home) as other:  # another connection, as another process would
                 run = other.list_runs()[0]
@@ -60,7 +60,7 @@ def test_each_epoch_is_in_the_store_when_it_is_announced(home, tiny08) -> None:
 def test_cancelled_run_is_stored_as_cancelled(home, tiny08) -> None:
     stop = StopRequest()
 
-    def emit(event) -> None:
+    def emit(_run_id, event) -> None:
         if isinstance(event, EpochFinished):
             stop.set()
 

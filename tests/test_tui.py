@@ -12,9 +12,11 @@ from pathlib import Path
 import torch
 from textual.widgets import ProgressBar, Select, Sparkline
 
+from fnn_tui.core.events import EpochFinished
+from fnn_tui.core.status import RunStatus
 from fnn_tui.store.runs import Store
 from fnn_tui.tui.app import FnnApp
-from fnn_tui.tui.messages import EpochDone, ResultsLoaded
+from fnn_tui.tui.messages import ResultsLoaded, RunEvent
 from fnn_tui.tui.widgets.preset_details import PresetDetails
 from fnn_tui.tui.widgets.preset_list import PresetList
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
@@ -41,6 +43,10 @@ async def _start_and_wait_for_an_epoch(app: FnnApp, pilot, first_epoch: asyncio.
     await asyncio.wait_for(first_epoch.wait(), timeout=60)
 
 
+def _is_epoch(message) -> bool:
+    return isinstance(message, RunEvent) and isinstance(message.event, EpochFinished)
+
+
 async def _wait_for_exit(app: FnnApp) -> None:
     for _ in range(600):
         if not app.is_running:
@@ -64,7 +70,7 @@ async def _wait_for_runs_to_end(pilot, tries: int = 1200) -> None:
     """Wait for the app to start following runs, then for them to end."""
     for _ in range(tries):
         await pilot.pause(0.05)
-        if pilot.app.batch is not None:
+        if pilot.app.runs.followed is not None:
             break
     await _wait_idle(pilot)
 
@@ -132,14 +138,14 @@ async def test_results_loads_arriving_late_or_out_of_order_keep_the_newest_state
         with Store(home) as store:
             (run,) = store.list_runs()
         assert table.get_row(str(run.id))[3].plain == "finished"
-        # The run's end has arrived but the queue's end has not: a load landing now shows
-        # the stored state, not the last live epoch.
-        app.active_run = run.id
+        # Once the run's end has arrived its row is no longer live, so a load landing after
+        # it shows the stored state, not the last live epoch.
+        assert app.runs.current is None and app.runs.epochs[run.id]
         app.refresh_results()
         await _wait_idle(pilot)
         assert table.get_row(str(run.id))[3].plain == "finished"
         # A load asked for while the run was going, landing after a newer one, is dropped.
-        running = [replace(run, status="running")]
+        running = [replace(run, status=RunStatus.RUNNING)]
         app.post_message(ResultsLoaded(running, table_rows(running), app.results_shown - 1))
         await pilot.pause()
         await pilot.pause()
@@ -149,7 +155,6 @@ async def test_results_loads_arriving_late_or_out_of_order_keep_the_newest_state
         await pilot.pause()
         await pilot.pause()
         assert table.get_row(str(run.id))[3].plain == "running"
-        app.active_run = None
 
 
 async def test_save_to_an_unwritable_path_stays_in_the_dialog(home: Path, tmp_path: Path) -> None:
@@ -173,8 +178,15 @@ async def test_save_to_an_unwritable_path_stays_in_the_dialog(home: Path, tmp_pa
 async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
     app = FnnApp(home=home, preset="exp07", engine="torch")
     first_epoch = asyncio.Event()
+    newest = [0]
 
-    async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, EpochDone) and first_epoch.set()) as pilot:
+    def hook(m) -> None:
+        # epochs already stored arrive again when a run is followed anew: wait for a new one
+        if isinstance(m, RunEvent) and isinstance(m.event, EpochFinished) and m.event.metrics.epoch > newest[0]:
+            newest[0] = m.event.metrics.epoch
+            first_epoch.set()
+
+    async with app.run_test(size=SIZE, message_hook=hook) as pilot:
         await _start_and_wait_for_an_epoch(app, pilot, first_epoch)
         await pilot.pause()
         assert app.query_one("#device", Select).disabled  # controls locked while running
@@ -192,6 +204,7 @@ async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
         cells = table.get_row(str(run.id))
         assert cells[3].plain == "cancelled" and cells[4] == f"{run.epochs_done}/150"
         first_epoch.clear()
+        newest[0] = run.epochs_done
         await pilot.press("u")
         await asyncio.wait_for(first_epoch.wait(), timeout=60)
         await pilot.press("s")
@@ -222,7 +235,7 @@ async def test_a_run_key_pressed_during_the_start_up_check_waits_for_it(
         await _set_input(pilot, "#epochs", "1")
         await pilot.press("r")
         await pilot.pause()
-        assert app.checking and app.batch is None  # nothing started, nothing refused
+        assert app.runs.checking and app.runs.followed is None  # nothing started, nothing refused
         release.set()
         await _wait_for_runs_to_end(pilot)
     with Store(home) as store:
@@ -233,7 +246,7 @@ async def test_a_run_key_pressed_during_the_start_up_check_waits_for_it(
 async def test_quit_during_a_run_asks_and_stops_cleanly(home: Path) -> None:
     app = FnnApp(home=home, preset="exp07", engine="torch")
     first_epoch = asyncio.Event()
-    async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, EpochDone) and first_epoch.set()) as pilot:
+    async with app.run_test(size=SIZE, message_hook=lambda m: _is_epoch(m) and first_epoch.set()) as pilot:
         await _start_and_wait_for_an_epoch(app, pilot, first_epoch)
         await pilot.press("q")
         await pilot.pause()
@@ -247,13 +260,13 @@ async def test_quit_during_a_run_asks_and_stops_cleanly(home: Path) -> None:
 async def test_quit_can_leave_the_run_training(home: Path) -> None:
     app = FnnApp(home=home, preset="exp07", engine="torch")
     first_epoch = asyncio.Event()
-    async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, EpochDone) and first_epoch.set()) as pilot:
+    async with app.run_test(size=SIZE, message_hook=lambda m: _is_epoch(m) and first_epoch.set()) as pilot:
         await _start_and_wait_for_an_epoch(app, pilot, first_epoch)
         await pilot.press("q")
         await pilot.pause()
         await pilot.press("l")
         await _wait_for_exit(app)
-    from fnn_tui.store.background import stop_run
+    from fnn_tui.runs.background import stop_run
 
     with Store(home) as store:
         (run,) = store.list_runs()
@@ -263,9 +276,9 @@ async def test_quit_can_leave_the_run_training(home: Path) -> None:
     async with again.run_test(size=SIZE) as pilot:
         for _ in range(200):
             await pilot.pause(0.05)
-            if again.batch and again.query_one("#train-spark").values:
+            if again.runs.followed and again.query_one("#train-spark").values:
                 break
-        assert again.batch == [run.id]
+        assert again.runs.followed == [run.id]
         assert len(again.query_one("#train-spark").values) >= 1
         stop_run(home, run.id)
         await _wait_idle(pilot)
@@ -280,15 +293,16 @@ async def test_resume_an_interrupted_run_from_the_results_table(home: Path, tmp_
     import signal
 
     from fnn_tui.core.events import StepProgress
+    from fnn_tui.core.status import RunStatus
     from fnn_tui.core.stopping import StopRequest
     from fnn_tui.core.trainer import RunOptions
-    from fnn_tui.store.recorder import record_run
+    from fnn_tui.runs.record import record_run
 
     preset = tiny08.with_overrides(epochs=2)
     straight = record_run(tmp_path / "other", preset, RunOptions(engine="torch"))
     stop = StopRequest()
     record_run(home, preset, RunOptions(engine="torch"),
-               lambda e: isinstance(e, StepProgress) and e.epoch == 1 and stop.set("interrupted", signal.SIGTERM), stop)
+               lambda _run_id, e: isinstance(e, StepProgress) and e.epoch == 1 and stop.set(RunStatus.INTERRUPTED, signal.SIGTERM), stop)
     app = FnnApp(home=home)
     async with app.run_test(size=SIZE) as pilot:
         await _open_results(pilot)
@@ -341,7 +355,7 @@ def test_main_screen_snapshot(snap_compare, home: Path) -> None:
         for _ in range(100):
             await pilot.app.workers.wait_for_complete()
             await pilot.pause(0.02)
-            if pilot.app.query_one(Footer).children and not pilot.app.checking:
+            if pilot.app.query_one(Footer).children and not pilot.app.runs.checking:
                 break
         await pilot.pause()
 

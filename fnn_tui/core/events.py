@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fnn_tui.core.status import RunStatus
+
 if TYPE_CHECKING:
     from fnn_tui.core.state import TrainState
 
@@ -50,11 +52,12 @@ class StepProgress:
 
 @dataclass(frozen=True)
 class EpochFinished:
-    """An epoch is done; ``state`` is everything needed to continue from here."""
+    """An epoch is done; ``state`` is everything needed to continue from here (``None`` when
+    the epoch is read back from the store rather than trained in this process)."""
 
     metrics: EpochMetrics
     epochs: int
-    state: TrainState
+    state: TrainState | None = None
     lane: int = 0
 
 
@@ -81,20 +84,23 @@ class RunDiverged:
 @dataclass(frozen=True)
 class RunCancelled:
     """Stopped on request; ``epochs_done`` complete epochs are kept, and ``state`` holds the
-    position inside the next epoch when it stopped there (``None`` at an epoch boundary)."""
+    position inside the next epoch when it stopped there (``None`` at an epoch boundary).
+    ``status`` says why: the user's stop (cancelled) or a signal (interrupted)."""
 
     epochs_done: int
     wall_seconds: float
     state: TrainState | None = None
+    status: RunStatus = RunStatus.CANCELLED
     lane: int = 0
 
 
 @dataclass(frozen=True)
 class RunFailed:
-    """An unexpected error stopped the run."""
+    """An unexpected error stopped the run; ``status`` is crashed when its process vanished."""
 
     error: str
     wall_seconds: float
+    status: RunStatus = RunStatus.FAILED
     lane: int = 0
 
 
@@ -109,3 +115,17 @@ class GroupEpochFinished:
 
 Event = RunStarted | StepProgress | EpochFinished | GroupEpochFinished | RunFinished | RunDiverged | RunCancelled | RunFailed
 EndEvent = RunFinished | RunDiverged | RunCancelled | RunFailed
+
+
+def end_status(event: EndEvent) -> RunStatus:
+    """The status a run has after this end event."""
+    if isinstance(event, RunFinished):
+        return RunStatus.FINISHED
+    if isinstance(event, RunDiverged):
+        return RunStatus.DIVERGED
+    return event.status
+
+
+def diverged_where(event: RunDiverged) -> str:
+    """``epoch 3, step 17`` (or ``epoch 3`` when it happened in evaluation)."""
+    return f"epoch {event.epoch}" + (f", step {event.step}" if event.step else "")

@@ -10,20 +10,22 @@ import signal
 import threading
 from types import FrameType
 
+from fnn_tui.core.status import RunStatus
+
 
 class StopRequest:
     """A thread-safe stop flag that remembers why it was set."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
-        self.status = "cancelled"
+        self.status = RunStatus.CANCELLED
         self.signum: int | None = None
 
     def is_set(self) -> bool:
         """Whether a stop was asked for."""
         return self._event.is_set()
 
-    def set(self, status: str = "cancelled", signum: int | None = None) -> None:
+    def set(self, status: RunStatus = RunStatus.CANCELLED, signum: int | None = None) -> None:
         """Ask the run to stop; the first reason given wins."""
         if not self._event.is_set():
             self.status = status
@@ -42,7 +44,7 @@ def install_signal_stop(stop: StopRequest) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        stop.set("interrupted", signum)
+        stop.set(RunStatus.INTERRUPTED, signum)
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, handler)

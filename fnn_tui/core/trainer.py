@@ -30,15 +30,22 @@ from fnn_tui.core.events import (
 )
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import CheckpointError, TrainState
+from fnn_tui.core.status import RunStatus
 
 CHUNK_SECONDS = 0.1  # target time between stop checks and progress events
 
 
 class StopFlag(Protocol):
-    """Anything with ``is_set()``, such as :class:`threading.Event`."""
+    """Anything with ``is_set()``, such as :class:`threading.Event`; a ``status`` attribute
+    (:class:`~fnn_tui.core.stopping.StopRequest`) says whether it was the user or a signal."""
 
-    def is_set(self) -> bool:  # noqa: D102
-        ...
+    def is_set(self) -> bool: ...
+
+
+def stop_reason(stop_event: StopFlag) -> RunStatus:
+    """Cancelled (the user's stop) unless the flag says it was a signal (interrupted)."""
+    status = getattr(stop_event, "status", RunStatus.CANCELLED)
+    return RunStatus.INTERRUPTED if status == RunStatus.INTERRUPTED else RunStatus.CANCELLED
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,8 @@ def train(
                         losses, ratios = engine.step_log(step)
                         here = TrainState(epoch, params, momentum, toml, digest, run.engine, seed,
                                           step, losses, ratios)
-                    end: EndEvent = RunCancelled(epoch, time.perf_counter() - started, here)
+                    end: EndEvent = RunCancelled(epoch, time.perf_counter() - started, here,
+                                                 status=stop_reason(stop_event))
                     emit(end)
                     return end
                 stop = min(step + chunk, steps)

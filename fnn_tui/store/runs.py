@@ -1,4 +1,8 @@
-"""Reading and writing runs and epochs; rows become small dataclasses here and nowhere else."""
+"""Reading and writing runs and epochs; rows become small dataclasses here and nowhere else.
+
+This module and :mod:`fnn_tui.store.db` hold every SQL statement of fnn-tui. Nothing here
+trains, spawns or signals: whether a run's process is alive is asked of the caller.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +18,9 @@ import torch
 
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.presets import Preset
+from fnn_tui.core.status import ACTIVE, RunStatus
 from fnn_tui.store.db import DB_NAME, connect, transaction
 
-ACTIVE = ("queued", "running")
-STATUSES = ("queued", "running", "finished", "failed", "cancelled", "diverged", "interrupted", "crashed")
 STALE_SECONDS = 60.0  # a heartbeat older than this, from a process we cannot check, means crashed
 
 
@@ -32,7 +36,7 @@ class RunRecord:
     seed: int
     engine: str
     device: str
-    status: str
+    status: RunStatus
     epochs_total: int
     epochs_done: int
     started_at: float
@@ -50,11 +54,23 @@ class RunRecord:
     progress_epoch: int
     progress_step: int
     final: EpochMetrics | None
+    home: Path
+
+    @property
+    def folder(self) -> Path:
+        """The run's folder, always ``runs/NNNNNN`` inside the store: the stored ``run_dir`` is
+        never trusted, so a copied or moved store works in place and nothing is written outside it."""
+        return run_folder(self.home, self.id)
 
     @property
     def checkpoint_path(self) -> Path:
         """Where this run's latest checkpoint lives."""
-        return Path(self.run_dir) / "checkpoint.pt"
+        return self.folder / "checkpoint.pt"
+
+
+def run_folder(home: Path, run_id: int) -> Path:
+    """The folder of run ``run_id`` in the store at ``home``."""
+    return home / "runs" / f"{int(run_id):06d}"
 
 
 def _metrics(row: sqlite3.Row) -> EpochMetrics:
@@ -70,9 +86,9 @@ def _metrics(row: sqlite3.Row) -> EpochMetrics:
     )
 
 
-def _run(row: sqlite3.Row, final: EpochMetrics | None) -> RunRecord:
-    keys = [f for f in RunRecord.__dataclass_fields__ if f != "final"]
-    return RunRecord(**{k: row[k] for k in keys}, final=final)
+def _run(row: sqlite3.Row, final: EpochMetrics | None, home: Path) -> RunRecord:
+    keys = [f for f in RunRecord.__dataclass_fields__ if f not in ("final", "home", "status")]
+    return RunRecord(**{k: row[k] for k in keys}, status=RunStatus(row["status"]), final=final, home=home)
 
 
 class Store:
@@ -95,8 +111,9 @@ class Store:
 
     # --- writing ---------------------------------------------------------------
 
-    def create_run(self, preset: Preset, *, engine: str, device: str, status: str = "running") -> int:
-        """Insert a run (``running``, or ``queued`` for a background batch) and make its folder."""
+    def create_run(self, preset: Preset, *, engine: str, device: str,
+                   status: RunStatus = RunStatus.RUNNING) -> int:
+        """Insert a run (``running``, or ``queued`` for a background process) and make its folder."""
         assert status in ACTIVE
         now = time.time()
         with transaction(self.conn) as c:
@@ -106,13 +123,13 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     preset.name, preset.experiment.number, preset.to_toml(), preset.digest(),
-                    preset.data.seed, engine, device, status, preset.training.epochs, now,
+                    preset.data.seed, engine, device, status.value, preset.training.epochs, now,
                     torch.__version__, socket.gethostname(), os.getpid(), now,
                 ),
             )
             run_id = int(cur.lastrowid or 0)
-            run_dir = self.home / "runs" / f"{run_id:06d}"
-            c.execute("UPDATE runs SET run_dir = ? WHERE id = ?", (str(run_dir), run_id))
+            run_dir = run_folder(self.home, run_id)
+            c.execute("UPDATE runs SET run_dir = ? WHERE id = ?", (str(run_dir.relative_to(self.home)), run_id))
         run_dir.mkdir(parents=True, exist_ok=True)
         return run_id
 
@@ -155,20 +172,20 @@ class Store:
     def end_run(
         self,
         run_id: int,
-        status: str,
+        status: RunStatus,
         *,
         wall_seconds: float | None = None,
         message: str | None = None,
         diverged_at: tuple[int, int] | None = None,
     ) -> None:
         """Record how the run ended."""
-        assert status in STATUSES
+        status = RunStatus(status)
         epoch, step = diverged_at if diverged_at else (None, None)
         with transaction(self.conn) as c:
             c.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, wall_seconds = COALESCE(?, wall_seconds),"
                 " message = ?, diverged_epoch = ?, diverged_step = ? WHERE id = ?",
-                (status, time.time(), wall_seconds, message, epoch, step, run_id),
+                (status.value, time.time(), wall_seconds, message, epoch, step, run_id),
             )
 
     def reopen_run(self, run_id: int, *, from_epoch: int, device: str | None = None) -> None:
@@ -183,35 +200,45 @@ class Store:
                 (from_epoch, os.getpid(), time.time(), device, run_id),
             )
 
-    def mark_stale_as_crashed(self, grace: float = 5.0, stale_after: float = STALE_SECONDS) -> list[int]:
+    def requeue(self, run_id: int) -> None:
+        """Hand a resumable run to a background process: queued again, not ended."""
+        with transaction(self.conn) as c:
+            c.execute("UPDATE runs SET status = 'queued', ended_at = NULL, heartbeat_at = ? WHERE id = ?",
+                      (time.time(), run_id))
+
+    def mark_stale_as_crashed(self, pid_alive: Callable[[int], bool], grace: float = 5.0,
+                              stale_after: float = STALE_SECONDS) -> list[int]:
         """Active runs whose process is gone become 'crashed' (queued ones: 'cancelled').
 
-        On this host a dead pid is proof once the heartbeat is ``grace`` seconds old; for a run
-        from another host only a heartbeat older than ``stale_after`` counts.
+        On this host a dead pid (``pid_alive`` says) is proof once the heartbeat is ``grace``
+        seconds old; for a run from another host only a heartbeat older than ``stale_after``
+        counts. :func:`fnn_tui.runs.liveness.reap` is the caller with the process check.
         """
         now = time.time()
         host = socket.gethostname()
-        dead: list[tuple[int, str]] = []
+        dead: list[tuple[int, RunStatus]] = []
         rows = self.conn.execute(
-            "SELECT id, pid, host, heartbeat_at, status FROM runs WHERE status IN ('running', 'queued')"
+            f"SELECT id, pid, host, heartbeat_at, status FROM runs WHERE status IN ({','.join('?' * len(ACTIVE))})",
+            [st.value for st in ACTIVE],
         ).fetchall()
         for row in rows:
             age = now - (row["heartbeat_at"] or 0)
             if row["host"] == host:
-                gone = age > grace and not (row["pid"] and _pid_alive(row["pid"]))
+                gone = age > grace and not (row["pid"] and pid_alive(row["pid"]))
             else:
                 gone = age > stale_after
             if gone:
-                dead.append((row["id"], row["status"]))
+                dead.append((row["id"], RunStatus(row["status"])))
         for run_id, status in dead:
             new, message = (
-                ("crashed", "the training process ended without a word; `fnn-tui resume` continues it")
-                if status == "running" else ("cancelled", "its background process ended before it started")
+                (RunStatus.CRASHED, "the training process ended without a word; `fnn-tui resume` continues it")
+                if status == RunStatus.RUNNING
+                else (RunStatus.CANCELLED, "its background process ended before it started")
             )
             with transaction(self.conn) as c:
                 c.execute("UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ? AND status = ?",
-                          (new, now, message, run_id, status))
-        return [run_id for run_id, status in dead if status == "running"]
+                          (new.value, now, message, run_id, status.value))
+        return [run_id for run_id, status in dead if status == RunStatus.RUNNING]
 
     def cancel_queued(self, run_ids: list[int], message: str) -> None:
         """Queued runs that will not be trained after all."""
@@ -224,9 +251,10 @@ class Store:
     def get_run(self, run_id: int) -> RunRecord | None:
         """One run by id, or ``None``."""
         row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return None if row is None else _run(row, self._last_epoch(run_id))
+        return None if row is None else _run(row, self._last_epoch(run_id), self.home)
 
-    def list_runs(self, preset: str | None = None, *, statuses: tuple[str, ...] | None = None, limit: int | None = None) -> list[RunRecord]:
+    def list_runs(self, preset: str | None = None, *, statuses: tuple[RunStatus, ...] | None = None,
+                  limit: int | None = None) -> list[RunRecord]:
         """Runs, newest first, optionally for one preset and some statuses."""
         sql, args = "SELECT * FROM runs", []
         where = []
@@ -235,14 +263,14 @@ class Store:
             args.append(preset)
         if statuses:
             where.append(f"status IN ({','.join('?' * len(statuses))})")
-            args.extend(statuses)
+            args.extend(RunStatus(st).value for st in statuses)
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started_at DESC, id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = self.conn.execute(sql, args).fetchall()
-        return [_run(r, self._last_epoch(r["id"])) for r in rows]
+        return [_run(r, self._last_epoch(r["id"]), self.home) for r in rows]
 
     def epochs(self, run_id: int, after: int = 0) -> list[EpochMetrics]:
         """The stored epochs of a run after epoch ``after``, in order."""
@@ -265,18 +293,3 @@ class Store:
         """``PRAGMA integrity_check`` says ok."""
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (exited, not yet reaped by its parent) is not alive
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                return False
-    except (OSError, IndexError):
-        pass
-    except PermissionError:
-        return True
-    return True

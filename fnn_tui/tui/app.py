@@ -2,7 +2,7 @@
 
 Runs train in a background process of their own (so a dropped SSH session does not kill
 them); one thread worker (``group="training"``) starts it and follows it through the
-store, posting messages from :mod:`fnn_tui.tui.messages`. Store reads and file writes run
+store, posting the trainer's events wrapped in :class:`~fnn_tui.tui.messages.RunEvent`. Store reads and file writes run
 in thread workers too, so the UI thread never trains and never waits on I/O. Opening the
 app again reattaches to runs that are still going.
 """
@@ -23,22 +23,18 @@ from textual.worker import Worker, WorkerState
 from fnn_tui.core.catalog import Catalog, discover
 from fnn_tui.core.devices import DeviceError
 from fnn_tui.core.engines import EngineError
-from fnn_tui.core.events import EpochMetrics
+from fnn_tui.core.events import EndEvent, EpochFinished, RunStarted, StepProgress, end_status
 from fnn_tui.core.presets import Preset, PresetError
+from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, resolve
-from fnn_tui.store.background import NotRunningError, QueueItem, plan_run_all, stop_run
+from fnn_tui.runs.background import NotRunningError, QueueItem, plan_run_all, stop_run
+from fnn_tui.runs.liveness import reap
+from fnn_tui.runs.record import ResumeError, end_message, stored_preset
 from fnn_tui.store.runs import RunRecord, Store
 from fnn_tui.tui import runner
-from fnn_tui.tui.messages import (
-    EpochDone,
-    Following,
-    QueueEnded,
-    ResultsLoaded,
-    StepAdvanced,
-    TrainingEnded,
-    TrainingStarted,
-)
+from fnn_tui.tui.messages import Following, QueueEnded, ResultsLoaded, RunEvent
 from fnn_tui.tui.screens.dialogs import ChoiceScreen, HelpScreen, SaveScreen
+from fnn_tui.tui.state import RunState
 from fnn_tui.tui.widgets.controls import RunControls
 from fnn_tui.tui.widgets.live import LiveView
 from fnn_tui.tui.widgets.preset_details import PresetDetails
@@ -73,21 +69,11 @@ class FnnApp(App[None]):
         self.initial_device = device
         self.initial_engine = engine
         self.start_now = start
-        self.batch: list[int] | None = None  # the runs being followed; None when idle
+        self.runs = RunState()
         self.detach = threading.Event()  # set to let go of followed runs without stopping them
-        self.active_run: int | None = None
-        # the run whose newest epoch overlays its stored row; None once its end has arrived
-        self.live_run: int | None = None
-        self.results_asked = 0
+        self.results_asked = 0  # requests to reload the runs list, and the newest one shown
         self.results_shown = 0
-        self.active_epochs: dict[int, list[EpochMetrics]] = {}
-        self.queue_pos = (0, 0)
-        self.quitting = False
         self.records: dict[int, RunRecord] = {}
-        # At start-up a thread asks the store whether runs from an earlier session are still
-        # going. A run key pressed meanwhile waits for that answer instead of being refused.
-        self.checking = False
-        self.pending: Callable[[], None] | None = None
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -107,10 +93,20 @@ class FnnApp(App[None]):
                 yield ResultsTable(id="results")
         yield Footer()
 
+    @property
+    def live(self) -> LiveView:
+        """The live view of the run in progress."""
+        return self.query_one(LiveView)
+
+    @property
+    def runs_list(self) -> ResultsTable:
+        """The runs list (every stored run)."""
+        return self.query_one(ResultsTable)
+
     def on_mount(self) -> None:
         self.query_one("#presets").border_title = "Presets"
         self.query_one("#controls").border_title = "Run"
-        self.query_one("#live").border_title = "Live"
+        self.live.border_title = "Live"
         presets = self.query_one(PresetList)
         if self.initial_preset is not None:
             presets.select_name(self.initial_preset)
@@ -121,7 +117,7 @@ class FnnApp(App[None]):
         if self.start_now:
             self.call_after_refresh(self.action_run)
         else:
-            self.checking = True
+            self.runs.checking = True
             self._reattach()
 
     # --- presets --------------------------------------------------------------------------
@@ -135,11 +131,6 @@ class FnnApp(App[None]):
         self.action_run()
 
     # --- running --------------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        """Whether runs are being started or followed."""
-        return self.batch is not None
 
     def _prepare(self, preset: Preset) -> tuple[Preset, RunOptions] | None:
         controls = self.query_one(RunControls)
@@ -186,7 +177,7 @@ class FnnApp(App[None]):
             presets.append(prepared[0])
             options = prepared[1]
         if presets and options is not None:
-            self.batch = []
+            self.runs.follow([])
             self._plan_and_start(presets, options)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
@@ -199,20 +190,20 @@ class FnnApp(App[None]):
             self.post_message(QueueEnded())
             return
         self.call_from_thread(self._lock_controls)
-        runner.run_batch(self.home, items, options, self.post_message, self.detach)
+        runner.run_queue(self.home, items, options, self.post_message, self.detach)
 
     def _lock_controls(self) -> None:
         self.query_one(RunControls).set_enabled(False)
         self.query_one(ContentSwitcher).current = "lab"
 
     def _start(self, items: list[QueueItem], options: RunOptions) -> None:
-        self.batch = []
+        self.runs.follow([])
         self._lock_controls()
         self._train(items, options)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
     def _train(self, items: list[QueueItem], options: RunOptions) -> None:
-        runner.run_batch(self.home, items, options, self.post_message, self.detach)
+        runner.run_queue(self.home, items, options, self.post_message, self.detach)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
     def _reattach(self) -> None:
@@ -221,30 +212,30 @@ class FnnApp(App[None]):
     def _can_start(self, action: Callable[[], None]) -> bool:
         """Whether ``action`` may start runs now. While the start-up check runs it is kept for
         when the check ends; while runs are active it is refused with a notice."""
-        if self.checking:
-            self.pending = action
+        if self.runs.checking:
+            self.runs.pending = action
             return False
-        if self.running:
+        if self.runs.busy:
             self.notify("A run is active: stop it first (s).", severity="warning")
             return False
         return True
 
     def on_following(self, message: Following) -> None:
-        self.checking = False
-        if self.pending is not None:
-            self.pending = None
+        self.runs.checking = False
+        if self.runs.pending is not None:
+            self.runs.pending = None
             self.notify("A run from an earlier session is still training: following it.",
                         severity="warning")
-        self.batch = message.run_ids
+        self.runs.follow(message.run_ids)
         self._lock_controls()
 
     def action_stop(self) -> None:
         """Ask the background run to stop at its next chunk of steps; its queue is dropped."""
-        if not self.batch:
+        run_id = self.runs.stop_target()
+        if run_id is None:
             self.notify("Nothing is running.")
             return
-        run_id = self.active_run if self.active_run is not None else self.batch[0]
-        self.query_one(LiveView).query_one("#run-status", Label).update("stopping…")
+        self.live.stopping()
         self._send_stop(run_id)
 
     @work(thread=True, group="stop", name="stop")
@@ -258,72 +249,68 @@ class FnnApp(App[None]):
         """Resume the run highlighted in the results table (interrupted, crashed, cancelled or failed)."""
         if not self._can_start(self.action_resume):
             return
-        table = self.query_one(ResultsTable)
+        table = self.runs_list
         if self.query_one(ContentSwitcher).current != "results-view" or table.row_count == 0:
-            self.notify("Open the results (t) and highlight an interrupted, cancelled, crashed or failed run to resume it.")
+            self.notify("Open the runs list (t) and highlight an interrupted, cancelled, crashed or failed run to resume it.")
             return
         row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
         record = self.records.get(int(str(row_key.value)))
-        from fnn_tui.store.recorder import RESUMABLE, ResumeError, stored_preset
-
-        if record is None or record.status not in RESUMABLE:
+        if record is None or not record.status.resumable:
             self.notify("Only interrupted, crashed, cancelled or failed runs can be resumed.", severity="warning")
             return
-
         try:
-            preset = stored_preset(record)
+            stored_preset(record)  # its stored preset must still load
         except ResumeError as exc:
             self.notify(str(exc), severity="error")
             return
-        del preset  # validated above: the stored preset still loads
         self._start([QueueItem(resume_id=record.id)], RunOptions(device=record.device, engine=record.engine))
 
     # --- messages from the worker ---------------------------------------------------------
 
-    def on_training_started(self, message: TrainingStarted) -> None:
-        self.active_run = message.run_id
-        self.live_run = message.run_id
-        self.queue_pos = (message.queue_index, message.queue_size)
-        history = list(message.history)
-        self.active_epochs[message.run_id] = history
-        self.query_one(LiveView).start(message.preset, message.engine, message.device, message.epochs,
-                                       message.steps, len(history), message.queue_index,
-                                       message.queue_size, history)
-        self.refresh_results()
+    def on_run_event(self, message: RunEvent) -> None:
+        run_id, event = message.run_id, message.event
+        index, size = self.runs.position(run_id)
+        if isinstance(event, RunStarted):
+            self.runs.current = run_id
+            self.runs.epochs[run_id] = []
+            self.live.start(event, index, size)
+            self.refresh_results()
+        elif isinstance(event, StepProgress):
+            self.live.step(event)
+        elif isinstance(event, EpochFinished):
+            self.runs.epochs.setdefault(run_id, []).append(event.metrics)
+            self.live.epoch(event)
+            self.runs_list.live(run_id, event.metrics)
+        elif isinstance(event, EndEvent):
+            self.runs.current = None
+            self.runs.ended.add(run_id)
+            status = end_status(event)
+            preset = self.live.preset
+            text = self._end_text(run_id, event)
+            self.live.end(preset, status, text, index, size)
+            severity = "information" if status == RunStatus.FINISHED else ("error" if status.bad else "warning")
+            self.notify(f"{preset} {status.label}: {text}", severity=severity)
+            self.refresh_results()
 
-    def on_step_advanced(self, message: StepAdvanced) -> None:
-        self.query_one(LiveView).step(message.epoch, message.step, message.steps)
-
-    def on_epoch_done(self, message: EpochDone) -> None:
-        self.active_epochs.setdefault(message.run_id, []).append(message.metrics)
-        self.query_one(LiveView).epoch(message.metrics, message.epochs)
-        self.query_one(ResultsTable).live(message.run_id, message.metrics)
-
-    def on_training_ended(self, message: TrainingEnded) -> None:
-        self.live_run = None
-        index, size = self.queue_pos
-        self.query_one(LiveView).end(message.preset, message.status, message.message, index, size)
-        severity = "information" if message.status == "finished" else (
-            "error" if message.status in ("diverged", "failed") else "warning")
-        self.notify(f"{message.preset} {message.status}: {message.message}", severity=severity)
-        self.refresh_results()
+    def _end_text(self, run_id: int, event: EndEvent) -> str:
+        if end_status(event) == RunStatus.FINISHED:
+            done = len(self.runs.epochs.get(run_id, []))
+            return f"{done} epochs in {event.wall_seconds:.1f} s"
+        return end_message(event) or end_status(event).label
 
     def on_queue_ended(self, message: QueueEnded) -> None:
-        self.checking = False
-        self.batch = None
-        self.active_run = None
-        self.live_run = None
+        self.runs.idle()
         self.query_one(RunControls).set_enabled(True)
-        if self.quitting:
+        if self.runs.quitting:
             self.exit()
-        elif self.pending is not None:
-            action, self.pending = self.pending, None
+        elif self.runs.pending is not None:
+            action, self.runs.pending = self.runs.pending, None
             action()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "training" and event.state == WorkerState.ERROR:
             error = event.worker.error
-            self.query_one(LiveView).end("run", "failed", f"{type(error).__name__}: {error}", *self.queue_pos)
+            self.live.end("run", RunStatus.FAILED, f"{type(error).__name__}: {error}", 0, 1)
             self.notify(f"{type(error).__name__}: {error}", title="Training failed", severity="error")
             self.on_queue_ended(QueueEnded())
             self.refresh_results()
@@ -331,14 +318,14 @@ class FnnApp(App[None]):
     # --- results --------------------------------------------------------------------------
 
     def refresh_results(self) -> None:
-        """Reload the results table from the store, in a thread."""
+        """Reload the runs list from the store, in a thread."""
         self.results_asked += 1
         self._load_results(self.results_asked)
 
     @work(thread=True, group="store", name="results")
     def _load_results(self, ask: int) -> None:
         with Store(self.home) as store:
-            store.mark_stale_as_crashed()
+            reap(store)
             records = store.list_runs()
         self.post_message(ResultsLoaded(records, table_rows(records), ask))
 
@@ -349,11 +336,12 @@ class FnnApp(App[None]):
             return
         self.results_shown = message.ask
         self.records = {r.id: r for r in message.records}
-        table = self.query_one(ResultsTable)
+        table = self.runs_list
         table.load(message.rows)
-        history = self.active_epochs.get(self.live_run) if self.live_run is not None else None
-        if history:
-            table.live(self.live_run, history[-1])
+        current = self.runs.current
+        history = self.runs.epochs.get(current) if current is not None else None
+        if current is not None and history:
+            table.live(current, history[-1])
 
     def action_toggle_view(self) -> None:
         """Switch between the lab and the results table."""
@@ -389,13 +377,13 @@ class FnnApp(App[None]):
 
     def action_quit_app(self) -> None:
         """Quit; while a run is active, ask whether to stop it or leave it training."""
-        if not self.running:
+        if not self.runs.busy:
             self.exit()
             return
 
         def answer(choice: str | None) -> None:
             if choice == "stop":
-                self.quitting = True
+                self.runs.quitting = True
                 self.action_stop()
             elif choice == "leave":
                 self.detach.set()

@@ -1,65 +1,45 @@
-"""Messages from the training worker to the app (posted from the worker thread)."""
+"""Messages from the app's worker threads to the app (posted from those threads).
+
+Training events are the core's own (:mod:`fnn_tui.core.events`), wrapped in one message
+with the id of the run they belong to; the rest say what the worker follows and when the
+store's runs have been read.
+"""
 
 from __future__ import annotations
 
 from textual.message import Message
 
-from fnn_tui.core.events import EpochMetrics
+from fnn_tui.core.events import Event, StepProgress
+
+
+class RunEvent(Message):
+    """One of the trainer's events for run ``run_id`` (read from the store by the follower)."""
+
+    def __init__(self, run_id: int, event: Event) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the newest step position inside an epoch matters to the progress bar."""
+        return (isinstance(self.event, StepProgress) and isinstance(message, RunEvent)
+                and message.run_id == self.run_id and isinstance(message.event, StepProgress))
 
 
 class Following(Message):
-    """The worker follows these runs (a new batch, or runs found going at start)."""
+    """The worker follows these runs (a new queue, or runs found going at start)."""
 
     def __init__(self, run_ids: list[int]) -> None:
         super().__init__()
         self.run_ids = run_ids
 
 
-class TrainingStarted(Message):
-    """A followed run is training; ``history`` holds the epochs it already has (resumed, reattached)."""
-
-    def __init__(self, run_id: int, preset: str, engine: str, device: str, epochs: int, steps: int,
-                 queue_index: int, queue_size: int, history: list[EpochMetrics]) -> None:
-        super().__init__()
-        self.run_id, self.preset, self.engine, self.device = run_id, preset, engine, device
-        self.epochs, self.steps, self.history = epochs, steps, history
-        self.queue_index, self.queue_size = queue_index, queue_size
-
-
-class StepAdvanced(Message):
-    """Progress inside an epoch; a newer one replaces an undelivered older one."""
-
-    def __init__(self, run_id: int, epoch: int, step: int, steps: int) -> None:
-        super().__init__()
-        self.run_id, self.epoch, self.step, self.steps = run_id, epoch, step, steps
-
-    def can_replace(self, message: Message) -> bool:
-        """Only the newest step position matters to the progress bar."""
-        return isinstance(message, StepAdvanced) and message.run_id == self.run_id
-
-
-class EpochDone(Message):
-    """An epoch finished and is in the store."""
-
-    def __init__(self, run_id: int, metrics: EpochMetrics, epochs: int) -> None:
-        super().__init__()
-        self.run_id, self.metrics, self.epochs = run_id, metrics, epochs
-
-
-class TrainingEnded(Message):
-    """A run ended: finished, diverged, cancelled, interrupted or failed."""
-
-    def __init__(self, run_id: int, preset: str, status: str, message: str) -> None:
-        super().__init__()
-        self.run_id, self.preset, self.status, self.message = run_id, preset, status, message
-
-
 class QueueEnded(Message):
-    """The worker has nothing more to run."""
+    """The worker has nothing more to follow."""
 
 
 class ResultsLoaded(Message):
-    """The store's runs and the results table's rows, both made off the UI thread."""
+    """The store's runs and the runs list's rows, both made off the UI thread."""
 
     def __init__(self, records: list, rows: list, ask: int) -> None:  # list[RunRecord], list[ResultRow]
         super().__init__()

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Markdown, RadioButton, RadioSet
 
-from fnn_tui.export import FORMATS, format_for_path, render, results_table, write_atomic
+from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic
 from fnn_tui.store.runs import Store
 
 FORMAT_LABELS = {"md": "Markdown", "csv": "CSV", "json": "JSON"}

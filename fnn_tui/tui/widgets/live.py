@@ -9,7 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, RichLog, Sparkline
 
-from fnn_tui.core.events import EpochMetrics
+from fnn_tui.core.events import EpochFinished, EpochMetrics, RunStarted, StepProgress
+from fnn_tui.core.status import RunStatus
 
 LOG_HEADER = f"{'ep':>4} {'train loss':>10} {'ratio':>5} {'test loss':>9} {'ratio':>5} {'lr':>6}"
 
@@ -23,6 +24,20 @@ def epoch_line(m: EpochMetrics) -> str:
 
 class LossSpark(Horizontal):
     """A labelled sparkline of log10(loss) with the current and best values."""
+
+    DEFAULT_CSS = """
+    LossSpark {
+        height: 1;
+    }
+    LossSpark Sparkline {
+        width: 1fr;
+        height: 1;
+    }
+    LossSpark .value {
+        width: 22;
+        padding-left: 1;
+    }
+    """
 
     def __init__(self, label: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -55,7 +70,7 @@ class LossSpark(Horizontal):
 
 
 class LiveView(Vertical):
-    """Everything about the run in progress."""
+    """Everything about the run in progress, driven by the trainer's events."""
 
     preset = ""
     steps = 0  # steps per epoch of the run shown
@@ -73,44 +88,57 @@ class LiveView(Vertical):
         yield Label(LOG_HEADER, id="log-header")  # stays put while the log scrolls
         yield RichLog(id="epoch-log", wrap=False, min_width=40, max_lines=2000)
 
-    def start(self, preset: str, engine: str, device: str, epochs: int, steps: int, start_epoch: int,
-              queue_index: int, queue_size: int, history: list[EpochMetrics]) -> None:
-        """A run begins (or resumes with ``history`` already stored)."""
-        self.preset = preset
-        self.steps = steps
-        self.query_one("#run-status", Label).update(
-            Text.assemble(("running ", "bold"), f"{preset} on {device} ({engine})"))
-        bar = self.query_one("#run-progress", ProgressBar)
-        bar.update(total=epochs * steps, progress=start_epoch * steps)
+    @property
+    def status(self) -> Label:
+        """The one-line status at the top."""
+        return self.query_one("#run-status", Label)
+
+    @property
+    def run_bar(self) -> ProgressBar:
+        """Progress of the run, in steps."""
+        return self.query_one("#run-progress", ProgressBar)
+
+    @property
+    def log(self) -> RichLog:
+        """The epoch log."""
+        return self.query_one("#epoch-log", RichLog)
+
+    def start(self, event: RunStarted, queue_index: int, queue_size: int) -> None:
+        """A run begins; its stored epochs (resumed, reattached) follow as epoch events."""
+        self.preset = event.preset
+        self.steps = event.steps_per_epoch
+        self.status.update(Text.assemble(("running ", "bold"), f"{event.preset} on {event.device} ({event.engine})"))
+        self.run_bar.update(total=event.epochs * event.steps_per_epoch,
+                            progress=event.start_epoch * event.steps_per_epoch + event.start_step)
         self.query_one("#queue-progress", ProgressBar).update(total=queue_size, progress=queue_index)
-        self.query_one("#train-spark", LossSpark).reset([m.train_loss for m in history])
-        self.query_one("#test-spark", LossSpark).reset([m.test_loss for m in history])
-        log = self.query_one("#epoch-log", RichLog)
-        log.clear()
-        log.write(Text(f"{preset}: {epochs} epochs x {steps} steps on {device} ({engine})", style="bold"))
-        for m in history:
-            log.write(epoch_line(m))
+        self.query_one("#train-spark", LossSpark).reset()
+        self.query_one("#test-spark", LossSpark).reset()
+        self.log.clear()
+        self.log.write(Text(f"{event.preset}: {event.epochs} epochs x {event.steps_per_epoch} steps "
+                            f"on {event.device} ({event.engine})", style="bold"))
 
-    def step(self, epoch: int, step: int, steps: int) -> None:
+    def step(self, event: StepProgress) -> None:
         """Progress inside an epoch."""
-        self.query_one("#run-progress", ProgressBar).update(progress=(epoch - 1) * steps + step)
+        self.run_bar.update(progress=(event.epoch - 1) * event.steps_per_epoch + event.step)
 
-    def epoch(self, m: EpochMetrics, epochs: int) -> None:
+    def epoch(self, event: EpochFinished) -> None:
         """An epoch finished."""
-        self.query_one("#run-progress", ProgressBar).update(progress=m.epoch * self.steps)
+        m = event.metrics
+        self.run_bar.update(progress=m.epoch * self.steps)
         self.query_one("#train-spark", LossSpark).add(m.train_loss)
         self.query_one("#test-spark", LossSpark).add(m.test_loss)
-        self.query_one("#epoch-log", RichLog).write(epoch_line(m))
-        self.query_one("#run-status", Label).update(
-            f"{self.preset} epoch {m.epoch}/{epochs}  loss {m.train_loss:.4g}  {m.seconds:.2f} s/ep")
+        self.log.write(epoch_line(m))
+        self.status.update(f"{self.preset} epoch {m.epoch}/{event.epochs}  loss {m.train_loss:.4g}  {m.seconds:.2f} s/ep")
 
-    def end(self, preset: str, status: str, message: str, queue_index: int, queue_size: int) -> None:
+    def stopping(self) -> None:
+        """A stop was asked for and has not arrived yet."""
+        self.status.update("stopping…")
+
+    def end(self, preset: str, status: RunStatus, message: str, queue_index: int, queue_size: int) -> None:
         """A run ended; diverged and failed runs are shown in red."""
-        style = {"finished": "green", "diverged": "bold red", "failed": "bold red"}.get(status, "yellow")
-        line = Text(f"{preset} {status}: {message}", style=style)
-        self.query_one("#epoch-log", RichLog).write(line)
-        self.query_one("#run-status", Label).update(line)
-        if status == "finished":
-            bar = self.query_one("#run-progress", ProgressBar)
-            bar.update(progress=bar.total or 0)
+        line = Text(f"{preset} {status.label}: {message}", style=("bold " if status.bad else "") + status.style)
+        self.log.write(line)
+        self.status.update(line)
+        if status == RunStatus.FINISHED:
+            self.run_bar.update(progress=self.run_bar.total or 0)
         self.query_one("#queue-progress", ProgressBar).update(total=queue_size, progress=queue_index + 1)

@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from fnn_tui.core.catalog import PresetEntry
-from fnn_tui.export import fmt
+from fnn_tui.report.export import fmt
 
 
 class PresetDetails(Static):

@@ -1,4 +1,4 @@
-"""The results table: the runs in the store, our numbers beside the seed's."""
+"""The runs list: every run in the store, our numbers beside the notes'."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from fnn_tui.core.events import EpochMetrics
-from fnn_tui.export import ResultRow, result_row
-from fnn_tui.store.runs import STATUSES, RunRecord
+from fnn_tui.core.status import RunStatus
+from fnn_tui.report.export import ResultRow, result_row
+from fnn_tui.store.runs import RunRecord
 
 COLUMNS = [
     ("run", "run"), ("number", "#"), ("preset", "preset"), ("status", "status"), ("epochs", "epochs"),
@@ -21,7 +22,7 @@ COLUMNS = [
 ]
 # every run, the stopped ones included so u can resume them; queued ones are the rest of a
 # "Run all" that has not reached them yet
-SHOWN = tuple(status for status in STATUSES if status != "queued")
+SHOWN = tuple(status for status in RunStatus if status != RunStatus.QUEUED)
 SORT_CYCLE = ["run", "preset", "train_loss", "test_loss", "test_ratio", "wall"]
 
 
@@ -29,9 +30,6 @@ def table_rows(records: list[RunRecord]) -> list[ResultRow]:
     """The rows to show; parses each run's stored preset, so call it off the UI thread."""
     return [result_row(r) for r in records if r.status in SHOWN]
 
-
-STYLE = {"diverged": "red", "failed": "red", "crashed": "red", "running": "cyan", "interrupted": "yellow",
-         "cancelled": "yellow"}
 
 
 def _num(value: float | None) -> Text:
@@ -60,7 +58,7 @@ class ResultsTable(DataTable):
         self._apply_sort()
 
     def _cells(self, r: ResultRow) -> list[object]:
-        status = Text(r.status, style=STYLE.get(r.status.split("@")[0], ""))
+        status = Text(r.status, style=RunStatus(r.status.split("@")[0]).style)
         seed_ratio = _num(r.seed_train_ratio) if r.seed_train_ratio is not None else Text(r.seed_note.replace("train acc ", ""))
         wall = _num(r.wall_seconds) if r.wall_seconds is not None else Text("")
         return [Text(str(r.run_id), justify="right"), Text(str(r.number), justify="right"), r.preset, status, r.epochs,
@@ -83,7 +81,7 @@ class ResultsTable(DataTable):
         if row is None:
             return
         total = row.epochs.split("/")[-1]
-        self._put(replace(row, status="running", epochs=f"{last.epoch}/{total}",
+        self._put(replace(row, status=RunStatus.RUNNING.label, epochs=f"{last.epoch}/{total}",
                           train_loss=last.train_loss, train_ratio=last.train_ratio,
                           test_loss=last.test_loss, test_ratio=last.test_ratio))
 

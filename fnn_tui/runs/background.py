@@ -1,10 +1,11 @@
 """Runs that outlive the terminal: launched as their own process session, followed through the store.
 
-A background batch is one process (``fnn-tui worker``) started with
+A background process (``fnn-tui worker``, :mod:`fnn_tui.runs.worker`) is started with
 ``start_new_session=True``, so the SIGHUP of a dropped SSH session never reaches it. Its
 runs are queued in the store first; the process trains them in order, writing epochs,
 progress and a heartbeat. Anyone (the app, ``fnn-tui attach``) follows a run by polling
-the store; ``fnn-tui stop`` sends the process SIGUSR1, which cancels cleanly.
+the store and gets the same typed events the trainer emits; ``fnn-tui stop`` sends the
+process SIGUSR1, which cancels cleanly.
 """
 
 from __future__ import annotations
@@ -19,11 +20,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fnn_tui.core.events import EpochMetrics
+from fnn_tui.core.events import (
+    EndEvent,
+    EpochFinished,
+    RunCancelled,
+    RunDiverged,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepProgress,
+)
 from fnn_tui.core.presets import Preset
+from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, resolve
-from fnn_tui.store.recorder import prepare_resume
-from fnn_tui.store.runs import ACTIVE, RunRecord, Store, _pid_alive
+from fnn_tui.runs import OnEvent
+from fnn_tui.runs.liveness import pid_alive, reap
+from fnn_tui.runs.record import prepare_resume
+from fnn_tui.store.runs import RunRecord, Store
 
 POLL_SECONDS = 0.2
 STOP_SIGNAL = getattr(signal, "SIGUSR1", signal.SIGTERM)
@@ -39,7 +52,7 @@ class Launched:
 
 @dataclass(frozen=True)
 class QueueItem:
-    """One entry of a background batch: a new run of ``preset`` or the resumption of ``run_id``."""
+    """One entry of a background queue: a new run of ``preset`` or the resumption of ``resume_id``."""
 
     preset: Preset | None = None
     resume_id: int | None = None
@@ -71,29 +84,21 @@ def launch(home: Path, items: list[QueueItem], options: RunOptions) -> Launched:
                 prepare_resume(store, item.resume_id)
         for item in items:
             if item.resume_id is not None:
-                with_status(store, item.resume_id, "queued")
+                store.requeue(item.resume_id)
                 args.append(f"r{item.resume_id}")
                 run_ids.append(item.resume_id)
             else:
                 assert item.preset is not None
                 resolved = resolve(item.preset, options)
-                rid = store.create_run(item.preset, engine=resolved.engine, device=resolved.device, status="queued")
+                rid = store.create_run(item.preset, engine=resolved.engine, device=resolved.device,
+                                       status=RunStatus.QUEUED)
                 args.append(str(rid))
                 run_ids.append(rid)
         first = store.get_run(run_ids[0])
         assert first is not None
-        process = _spawn(home, args, Path(first.run_dir) / "worker.log")
+        process = _spawn(home, args, first.folder / "worker.log")
         store.set_pid(run_ids, process.pid)
     return Launched(process, run_ids)
-
-
-def with_status(store: Store, run_id: int, status: str) -> None:
-    """Set a run's status (used to hand a resumable run to a background process)."""
-    from fnn_tui.store.db import transaction
-
-    with transaction(store.conn) as c:
-        c.execute("UPDATE runs SET status = ?, ended_at = NULL, heartbeat_at = ? WHERE id = ?",
-                  (status, time.time(), run_id))
 
 
 class NotRunningError(ValueError):
@@ -103,16 +108,16 @@ class NotRunningError(ValueError):
 def stop_run(home: Path, run_id: int) -> str:
     """Ask a background run's process to stop cleanly (the run becomes "cancelled")."""
     with Store(home) as store:
-        store.mark_stale_as_crashed()
+        reap(store)
         record = store.get_run(run_id)
         if record is None:
             raise NotRunningError(f"no run with id {run_id}; `fnn-tui runs` lists the active ones")
-        if record.status not in ACTIVE:
-            raise NotRunningError(f"run {run_id} is {record.status}, not running")
+        if not record.status.active:
+            raise NotRunningError(f"run {run_id} is {record.status.label}, not running")
         if record.host != socket.gethostname():
             raise NotRunningError(f"run {run_id} trains on {record.host}; stop it there")
-        if not record.pid or not _pid_alive(record.pid):
-            store.mark_stale_as_crashed(grace=0)
+        if not record.pid or not pid_alive(record.pid):
+            reap(store, grace=0)
             raise NotRunningError(f"run {run_id}'s process is gone; it is now marked crashed")
         if record.pid == os.getpid():
             raise NotRunningError(f"run {run_id} trains in this process")
@@ -123,29 +128,36 @@ def stop_run(home: Path, run_id: int) -> str:
 # --- following --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Update:
-    """What changed in a followed run: kind is started, step, epoch or ended."""
-
-    kind: str
-    record: RunRecord
-    metrics: EpochMetrics | None = None
-    history: tuple[EpochMetrics, ...] = ()
-    epoch: int = 0
-    step: int = 0
+def end_event(record: RunRecord) -> EndEvent:
+    """The trainer's end event that a stored run's final status stands for."""
+    wall = record.wall_seconds or 0.0
+    status = record.status
+    if status == RunStatus.FINISHED and record.final is not None:
+        return RunFinished(record.final, wall)
+    if status == RunStatus.DIVERGED:
+        reason = (record.message or "the loss became NaN or infinite").split(" at epoch")[0]
+        return RunDiverged(record.diverged_epoch or record.epochs_done + 1, record.diverged_step or 0, reason, wall)
+    if status in (RunStatus.CANCELLED, RunStatus.INTERRUPTED):
+        return RunCancelled(record.epochs_done, wall, status=status)
+    return RunFailed(record.message or status.label, wall,
+                     status=status if status == RunStatus.CRASHED else RunStatus.FAILED)
 
 
 def follow(
     home: Path,
     run_id: int,
-    on_update: Callable[[Update], None],
+    on_event: OnEvent,
     should_stop: Callable[[], bool] = lambda: False,
     process: subprocess.Popen[bytes] | None = None,
 ) -> RunRecord | None:
-    """Report a run's progress from the store until it ends (or ``should_stop``); return its last record.
+    """Send a run's events, read from the store, until it ends (or ``should_stop``); return
+    its last record.
 
-    ``process`` is the background process when this side started it: polling it reaps it, so
-    an ended process is never mistaken for a live one.
+    The events are the trainer's own: :class:`RunStarted` (``start_epoch`` = epochs already
+    stored), an :class:`EpochFinished` for every stored epoch (those stored before it
+    started following first), :class:`StepProgress` inside an epoch, then the end event.
+    ``process`` is the background process when this side started it: polling it reaps it,
+    so an ended process is never mistaken for a live one.
     """
     with Store(home) as store:
         started = False
@@ -157,26 +169,27 @@ def follow(
                 process.poll()
             now = time.monotonic()
             if now - last_check > 2.0:
-                store.mark_stale_as_crashed()
+                reap(store)
                 last_check = now
             record = store.get_run(run_id)
             if record is None:
                 return None
-            if record.status != "queued":
+            if record.status != RunStatus.QUEUED:
                 if not started:
-                    history = store.epochs(run_id)
-                    seen = history[-1].epoch if history else 0
-                    on_update(Update("started", record, history=tuple(history)))
+                    on_event(run_id, RunStarted(
+                        preset=record.preset, engine=record.engine, device=record.device, seed=record.seed,
+                        epochs=record.epochs_total, steps_per_epoch=record.steps_per_epoch,
+                        start_epoch=0, start_step=0))
                     started = True
                 for metrics in store.epochs(run_id, after=seen):
-                    on_update(Update("epoch", record, metrics=metrics))
+                    on_event(run_id, EpochFinished(metrics, record.epochs_total))
                     seen = metrics.epoch
-                if (record.progress_epoch, record.progress_step) != position and record.status == "running":
+                if (record.progress_epoch, record.progress_step) != position and record.status == RunStatus.RUNNING:
                     position = (record.progress_epoch, record.progress_step)
                     if position[0] > seen:
-                        on_update(Update("step", record, epoch=position[0], step=position[1]))
-                if record.status not in ACTIVE:
-                    on_update(Update("ended", record))
+                        on_event(run_id, StepProgress(position[0], position[1], record.steps_per_epoch))
+                if not record.status.active:
+                    on_event(run_id, end_event(record))
                     return record
             if should_stop():
                 return record
@@ -192,14 +205,14 @@ def plan_run_all(home: Path, presets: list[Preset], options: RunOptions) -> tupl
     items: list[QueueItem] = []
     skipped: list[str] = []
     with Store(home) as store:
-        store.mark_stale_as_crashed()
+        reap(store)
         for preset in presets:
             engine = resolve(preset, options).engine
             same = [r for r in store.list_runs(preset.name) if r.preset_hash == preset.digest() and r.engine == engine]
-            if any(r.status == "finished" for r in same):
+            if any(r.status == RunStatus.FINISHED for r in same):
                 skipped.append(preset.name)
                 continue
-            unfinished = [r for r in same if r.status in ("interrupted", "crashed")]
+            unfinished = [r for r in same if r.status in (RunStatus.INTERRUPTED, RunStatus.CRASHED)]
             resumable = None
             for record in unfinished:  # newest first
                 try:

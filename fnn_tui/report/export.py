@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fnn_tui.core.presets import PresetError, parse_preset
+from fnn_tui.core.status import RunStatus
 from fnn_tui.store.runs import RunRecord
 
 FORMATS = ("md", "csv", "json")
-RESULT_STATUSES = ("finished", "diverged")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def result_row(record: RunRecord) -> ResultRow:
         preset=record.preset,
         setting=setting,
         lr_decay=lr_decay,
-        status=record.status if record.status != "diverged" else f"diverged@{record.diverged_epoch}",
+        status=record.status.label + (f"@{record.diverged_epoch}" if record.status == RunStatus.DIVERGED else ""),
         epochs=f"{record.epochs_done}/{record.epochs_total}",
         train_loss=f.train_loss if f else None,
         train_ratio=f.train_ratio if f else None,
@@ -100,7 +100,7 @@ def results_table(records: list[RunRecord], *, latest_only: bool = True) -> list
     chosen: list[RunRecord] = []
     seen: set[str] = set()
     for r in sorted(records, key=lambda r: (-r.started_at, -r.id)):
-        if r.status not in RESULT_STATUSES:
+        if not r.status.final:
             continue
         if latest_only and r.preset in seen:
             continue

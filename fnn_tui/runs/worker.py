@@ -2,28 +2,21 @@
 
 SIGTERM, SIGINT and SIGHUP stop it as "interrupted" (resumable) and it exits with
 128 + the signal; SIGUSR1 (``fnn-tui stop``) stops it as "cancelled". Either way the
-rest of its queue is cancelled. Its output goes to the log file it was started with.
+rest of its queue is cancelled. Its output, one line per event, goes to the log file it
+was started with.
 """
 
 from __future__ import annotations
 
 import signal
-import sys
 from datetime import datetime
 from pathlib import Path
 
-from fnn_tui.core.events import (
-    EpochFinished,
-    Event,
-    RunCancelled,
-    RunDiverged,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-)
+from fnn_tui.core.events import EndEvent, EpochFinished, Event, RunStarted, end_status
+from fnn_tui.core.status import RunStatus
 from fnn_tui.core.stopping import StopRequest, install_signal_stop
 from fnn_tui.core.trainer import RunOptions
-from fnn_tui.store.recorder import record_run, resume_run, stored_preset
+from fnn_tui.runs.record import end_message, record_run, resume_run, stored_preset
 from fnn_tui.store.runs import Store
 
 
@@ -31,19 +24,18 @@ def _log(message: str) -> None:
     print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {message}", flush=True)
 
 
-def _logger(run_id: int):  # noqa: ANN202
-    def emit(event: Event) -> None:
-        if isinstance(event, RunStarted):
-            _log(f"run {run_id}: {event.preset} started on {event.device} ({event.engine}), "
-                 f"epochs {event.start_epoch + 1}..{event.epochs}"
-                 + (f", from step {event.start_step + 1}" if event.start_step else ""))
-        elif isinstance(event, EpochFinished):
-            m = event.metrics
-            _log(f"run {run_id}: epoch {m.epoch} train loss {m.train_loss:.6g} test loss {m.test_loss:.6g}")
-        elif isinstance(event, (RunFinished, RunDiverged, RunCancelled, RunFailed)):
-            _log(f"run {run_id}: {type(event).__name__}: {event}")
-
-    return emit
+def log_event(run_id: int, event: Event) -> None:
+    """One line per event worth a line."""
+    if isinstance(event, RunStarted):
+        _log(f"run {run_id}: {event.preset} started on {event.device} ({event.engine}), "
+             f"epochs {event.start_epoch + 1}..{event.epochs}"
+             + (f", from step {event.start_step + 1}" if event.start_step else ""))
+    elif isinstance(event, EpochFinished):
+        m = event.metrics
+        _log(f"run {run_id}: epoch {m.epoch} train loss {m.train_loss:.6g} test loss {m.test_loss:.6g}")
+    elif isinstance(event, EndEvent):
+        message = end_message(event)
+        _log(f"run {run_id}: {end_status(event).label}" + (f": {message}" if message else ""))
 
 
 def main(home: Path, items: list[str]) -> int:
@@ -51,7 +43,7 @@ def main(home: Path, items: list[str]) -> int:
     stop = StopRequest()
     install_signal_stop(stop)
     if hasattr(signal, "SIGUSR1"):
-        signal.signal(signal.SIGUSR1, lambda signum, frame: stop.set("cancelled"))
+        signal.signal(signal.SIGUSR1, lambda signum, frame: stop.set(RunStatus.CANCELLED))
     code = 0
     for index, item in enumerate(items):
         resume = item.startswith("r")
@@ -59,35 +51,31 @@ def main(home: Path, items: list[str]) -> int:
         if stop.is_set():
             with Store(home) as store:
                 rest = [int(i.lstrip("r")) for i in items[index:]]
-                store.cancel_queued(rest, f"the queue was stopped ({stop.status})")
+                store.cancel_queued(rest, f"the queue was stopped ({stop.status.label})")
             break
         try:
             if resume:
-                result = resume_run(home, run_id, _logger(run_id), stop, queued=True)
+                result = resume_run(home, run_id, log_event, stop, queued=True)
             else:
                 with Store(home) as store:
                     record = store.get_run(run_id)
-                if record is None or record.status != "queued":
+                if record is None or record.status != RunStatus.QUEUED:
                     _log(f"run {run_id}: not queued any more, skipped")
                     continue
                 preset = stored_preset(record)
                 options = RunOptions(record.device, record.engine)
-                result = record_run(home, preset, options, _logger(run_id), stop, run_id=run_id)
+                result = record_run(home, preset, options, log_event, stop, run_id=run_id)
         except Exception as exc:  # one bad run must not take the rest of the queue with it
             _log(f"run {run_id}: could not run: {exc.__class__.__name__}: {exc}")
             with Store(home) as store:
                 record = store.get_run(run_id)
-                if record is not None and record.status in ("queued", "running"):
-                    store.end_run(run_id, "failed", message=str(exc))
+                if record is not None and record.status.active:
+                    store.end_run(run_id, RunStatus.FAILED, message=str(exc))
             code = 1
             continue
-        if isinstance(result.end, (RunDiverged, RunFailed)):
+        if end_status(result.end).bad:
             code = 1
-    if stop.status == "interrupted" and stop.signum is not None:
+    if stop.status == RunStatus.INTERRUPTED and stop.signum is not None:
         _log(f"stopped by signal {stop.signum}")
         return 128 + stop.signum
     return code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(Path(sys.argv[1]), sys.argv[2:]))

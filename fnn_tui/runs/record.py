@@ -3,13 +3,12 @@
 Each finished epoch is first checkpointed (atomically), then stored with the run's new
 epoch count in one transaction, so a killed process loses at most the epoch in progress;
 a run stopped by a signal or the user inside an epoch also checkpoints the step it reached.
-Both front ends train through :func:`record_run` and :func:`resume_run`.
+Every front end trains through :func:`record_run` and :func:`resume_run`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from fnn_tui.core.events import (
     RunFinished,
     RunStarted,
     StepProgress,
+    diverged_where,
 )
 from fnn_tui.core.presets import Preset, PresetError, parse_preset
 from fnn_tui.core.state import (
@@ -32,11 +32,13 @@ from fnn_tui.core.state import (
     previous_path,
     save_checkpoint,
 )
+from fnn_tui.core.status import RESUMABLE, RunStatus
 from fnn_tui.core.trainer import RunOptions, StopFlag, resolve, train
+from fnn_tui.runs import OnEvent
+from fnn_tui.runs.liveness import reap
 from fnn_tui.store.runs import RunRecord, Store
 
 HEARTBEAT_SECONDS = 1.0
-RESUMABLE = ("interrupted", "crashed", "cancelled", "failed")  # failed: e.g. the disk filled up
 
 
 @dataclass(frozen=True)
@@ -51,75 +53,75 @@ class ResumeError(ValueError):
     """A run cannot be resumed (wrong status, checkpoint missing or not matching)."""
 
 
-def _recording_emit(
-    store: Store,
-    run_id: int,
-    run_dir: Path,
-    emit: Callable[[Event], None] | None,
-    stop_event: StopFlag | None,
-) -> Callable[[Event], None]:
-    last_beat = [time.monotonic()]
+def end_message(event: EndEvent) -> str:
+    """The message stored with a run that ended this way (empty when it finished)."""
+    if isinstance(event, RunDiverged):
+        return f"{event.reason} at {diverged_where(event)}"
+    if isinstance(event, RunFailed):
+        return event.error
+    if isinstance(event, RunCancelled):
+        where = f" at epoch {event.state.epoch + 1}, step {event.state.step}" if event.state is not None else ""
+        if event.status == RunStatus.INTERRUPTED:
+            return f"interrupted by a signal{where}; `fnn-tui resume` continues it"
+        return f"stopped by the user{where}"
+    return ""
 
-    def on_event(event: Event) -> None:
+
+class Recorder:
+    """Writes one run's events to the store (and its checkpoints to its folder)."""
+
+    def __init__(self, store: Store, run_id: int, folder: Path) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.checkpoint = folder / "checkpoint.pt"
+        self.last_beat = time.monotonic()
+
+    def __call__(self, event: Event) -> None:
+        store, run_id = self.store, self.run_id
         if isinstance(event, RunStarted):
             store.start_run(run_id, steps_per_epoch=event.steps_per_epoch)
         elif isinstance(event, EpochFinished):
-            save_checkpoint(event.state, run_dir / "checkpoint.pt")
+            assert event.state is not None
+            save_checkpoint(event.state, self.checkpoint)
             store.add_epoch(run_id, event.metrics)
-            last_beat[0] = time.monotonic()
+            self.last_beat = time.monotonic()
         elif isinstance(event, StepProgress):
-            if time.monotonic() - last_beat[0] > HEARTBEAT_SECONDS:
+            if time.monotonic() - self.last_beat > HEARTBEAT_SECONDS:
                 store.heartbeat(run_id, event.epoch, event.step)
-                last_beat[0] = time.monotonic()
+                self.last_beat = time.monotonic()
         elif isinstance(event, RunFinished):
-            store.end_run(run_id, "finished", wall_seconds=event.wall_seconds)
+            store.end_run(run_id, RunStatus.FINISHED, wall_seconds=event.wall_seconds)
         elif isinstance(event, RunDiverged):
-            store.end_run(
-                run_id, "diverged", wall_seconds=event.wall_seconds,
-                message=f"{event.reason} at epoch {event.epoch}" + (f", step {event.step}" if event.step else ""),
-                diverged_at=(event.epoch, event.step),
-            )
+            store.end_run(run_id, RunStatus.DIVERGED, wall_seconds=event.wall_seconds,
+                          message=end_message(event), diverged_at=(event.epoch, event.step))
         elif isinstance(event, RunCancelled):
-            status = getattr(stop_event, "status", "cancelled")
-            where = ""
             if event.state is not None:  # stopped inside an epoch: keep that position too
-                save_checkpoint(event.state, run_dir / "checkpoint.pt")
-                where = f" at epoch {event.state.epoch + 1}, step {event.state.step}"
-            message = (
-                f"interrupted by a signal{where}; `fnn-tui resume` continues it" if status == "interrupted"
-                else f"stopped by the user{where}"
-            )
-            store.end_run(run_id, status, wall_seconds=event.wall_seconds, message=message)
+                save_checkpoint(event.state, self.checkpoint)
+            store.end_run(run_id, event.status, wall_seconds=event.wall_seconds, message=end_message(event))
         elif isinstance(event, RunFailed):
-            store.end_run(run_id, "failed", wall_seconds=event.wall_seconds, message=event.error)
-        if emit is not None:
-            emit(event)
-
-    return on_event
+            store.end_run(run_id, event.status, wall_seconds=event.wall_seconds, message=event.error)
 
 
 def record_run(
     home: Path,
     preset: Preset,
     options: RunOptions,
-    emit: Callable[[Event], None] | None = None,
+    on_event: OnEvent | None = None,
     stop_event: StopFlag | None = None,
     *,
-    on_created: Callable[[int], None] | None = None,
     run_id: int | None = None,
 ) -> RecordedRun:
     """Train ``preset`` and store the run; bad input raises before anything is written.
 
-    ``run_id`` names a run already queued in the store (a background batch) to train.
+    ``run_id`` names a run already queued in the store (by a background process) to train.
+    ``on_event`` gets every event once it is stored, with the run's id.
     """
     resolved = resolve(preset, options)
     with Store(home) as store:
         if run_id is None:
             run_id = store.create_run(preset, engine=resolved.engine, device=resolved.device)
-        if on_created is not None:
-            on_created(run_id)
         options = RunOptions(resolved.device, resolved.engine)
-        return _train_recorded(store, run_id, preset, options, emit, stop_event, None)
+        return _train_recorded(store, run_id, preset, options, on_event, stop_event, None)
 
 
 def _train_recorded(
@@ -127,20 +129,27 @@ def _train_recorded(
     run_id: int,
     preset: Preset,
     options: RunOptions,
-    emit: Callable[[Event], None] | None,
+    on_event: OnEvent | None,
     stop_event: StopFlag | None,
     resume: TrainState | None,
 ) -> RecordedRun:
     """Train with every event written to the store; an exception leaves the run interrupted."""
     record = store.get_run(run_id)
     assert record is not None
-    on_event = _recording_emit(store, run_id, Path(record.run_dir), emit, stop_event)
+    recorder = Recorder(store, run_id, record.folder)
+
+    def emit(event: Event) -> None:
+        recorder(event)
+        if on_event is not None:
+            on_event(run_id, event)
+
     try:
-        end = train(preset, options, on_event, stop_event, resume=resume)
+        end = train(preset, options, emit, stop_event, resume=resume)
     except BaseException:
         # an interrupt (Ctrl-C) or a crash below the trainer: keep what was finished
-        if store.get_run(run_id).status == "running":  # type: ignore[union-attr]
-            store.end_run(run_id, "interrupted", message="interrupted; `fnn-tui resume` continues it")
+        now = store.get_run(run_id)
+        if now is not None and now.status == RunStatus.RUNNING:
+            store.end_run(run_id, RunStatus.INTERRUPTED, message="interrupted; `fnn-tui resume` continues it")
         raise
     return RecordedRun(run_id, end)
 
@@ -160,13 +169,14 @@ def prepare_resume(store: Store, run_id: int, *, queued: bool = False) -> tuple[
     (``None``), which is exact; a run with finished epochs and no readable checkpoint is an
     error, never a silent fresh start. ``queued`` accepts a run handed to a background process.
     """
-    store.mark_stale_as_crashed()
+    reap(store)
     record = store.get_run(run_id)
     if record is None:
         raise ResumeError(f"no run with id {run_id}; `fnn-tui results` lists them")
-    allowed = (*RESUMABLE, "queued") if queued else RESUMABLE
+    allowed = (*RESUMABLE, RunStatus.QUEUED) if queued else RESUMABLE
     if record.status not in allowed:
-        raise ResumeError(f"run {run_id} is {record.status}; only {', '.join(RESUMABLE)} runs can be resumed")
+        names = ", ".join(s.label for s in RESUMABLE)
+        raise ResumeError(f"run {run_id} is {record.status.label}; only {names} runs can be resumed")
     preset = stored_preset(record)
     paths = (record.checkpoint_path, previous_path(record.checkpoint_path))
     if record.epochs_done == 0 and not any(p.exists() for p in paths):
@@ -187,7 +197,7 @@ def prepare_resume(store: Store, run_id: int, *, queued: bool = False) -> tuple[
 def resume_run(
     home: Path,
     run_id: int,
-    emit: Callable[[Event], None] | None = None,
+    on_event: OnEvent | None = None,
     stop_event: StopFlag | None = None,
     *,
     device: str | None = None,
@@ -199,4 +209,4 @@ def resume_run(
         resolved = resolve(preset, RunOptions(device or record.device, record.engine))  # device still there?
         options = RunOptions(resolved.device, resolved.engine)
         store.reopen_run(run_id, from_epoch=state.epoch if state is not None else 0, device=resolved.device)
-        return _train_recorded(store, run_id, preset, options, emit, stop_event, state)
+        return _train_recorded(store, run_id, preset, options, on_event, stop_event, state)

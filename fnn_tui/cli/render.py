@@ -1,27 +1,23 @@
-"""Rich renderings for the CLI: preset details, run lists, results tables, progress bars."""
+"""Rich renderings for the CLI: preset details, the runs list and results tables."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from rich import box
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from fnn_tui.core.catalog import PresetEntry
 from fnn_tui.core.presets import Preset
-from fnn_tui.export import ResultRow, fmt
+from fnn_tui.core.status import RunStatus
+from fnn_tui.report.export import ResultRow, fmt
 from fnn_tui.store.runs import RunRecord
 
-STATUS_STYLE = {
-    "finished": "green",
-    "running": "cyan",
-    "diverged": "red",
-    "failed": "red",
-    "crashed": "red",
-    "cancelled": "yellow",
-    "interrupted": "yellow",
-}
+
+def status_text(status: RunStatus, suffix: str = "") -> Text:
+    """A status in its style (plain text, so nothing in it is read as markup)."""
+    return Text(status.label + suffix, style=status.style)
 
 
 def presets_table(entries: list[PresetEntry]) -> Table:
@@ -43,7 +39,7 @@ def presets_table(entries: list[PresetEntry]) -> Table:
 
 def preset_detail(preset: Preset) -> Table:
     """The ``show`` command's key/value table."""
-    t, m, d, r = preset.training, preset.model, preset.data, preset.reported
+    t, m, d = preset.training, preset.model, preset.data
     table = Table(title=f"{preset.name}: {preset.experiment.name}", title_justify="left", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
@@ -59,7 +55,6 @@ def preset_detail(preset: Preset) -> Table:
         ("notes", preset.experiment.notes or "-"),
         ("file", preset.source),
     ]
-    del r
     for key, value in rows:
         table.add_row(key, value)
     return table
@@ -98,9 +93,8 @@ def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in records:
         f = r.final
-        style = STATUS_STYLE.get(r.status, "")
         table.add_row(
-            str(r.id), r.preset, f"[{style}]{r.status}[/{style}]" if style else r.status,
+            str(r.id), r.preset, status_text(r.status),
             f"{r.epochs_done}/{r.epochs_total}",
             _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
             f"{r.engine}/{r.device}", _when_short(r.started_at),
@@ -118,10 +112,9 @@ def results_table(rows: list[ResultRow]) -> Table:
         left = col in ("preset", "status", "engine\ntime")
         table.add_column(col, justify="left" if left else "right", no_wrap=True)
     for r in rows:
-        style = "red" if r.status.startswith("diverged") else ""
         wall = f"{r.wall_seconds:.1f} s" if r.wall_seconds else ""
         table.add_row(
-            r.preset, f"[{style}]{r.status}[/{style}]" if style else r.status,
+            r.preset, Text(r.status, style=RunStatus(r.status.split("@")[0]).style),
             _pair(r.train_loss, r.seed_train_loss), _pair(r.train_ratio, r.seed_train_ratio, r.seed_note),
             _pair(r.test_loss, r.seed_test_loss), _pair(r.test_ratio, r.seed_test_ratio),
             f"{r.engine}\n{wall}",
@@ -137,17 +130,3 @@ def _pair(ours: float | None, seed: float | None, note: str = "") -> str:
     theirs = _short(seed) if seed is not None else note.replace("train acc ", "")
     return f"{_short(ours)}\n[dim]({theirs})[/dim]" if theirs else _short(ours)
 
-
-def make_progress(console: object) -> Progress:
-    """One bar per preset: epoch, loss and ETA."""
-    return Progress(
-        TextColumn("[bold]{task.fields[preset]:<6}"),
-        BarColumn(),
-        TextColumn("epoch {task.fields[epoch]:>4}/{task.fields[epochs]:<4}"),
-        TextColumn("loss {task.fields[loss]:<10}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,  # type: ignore[arg-type]
-        transient=False,
-    )

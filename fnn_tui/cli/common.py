@@ -1,0 +1,84 @@
+"""What every ``fnn-tui`` command shares: the typer app, the consoles, the settings of the
+main options and the one way bad input becomes a line on stderr and exit code 2.
+
+Data goes to stdout, diagnostics to stderr. Exit codes: 0 success, 1 a run failed or
+diverged, 2 bad input (one clear line, no traceback unless ``--debug``), 128+N a signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+app = typer.Typer(
+    name="fnn-tui",
+    help="A terminal lab runner for small PyTorch feed-forward-network experiments.\n\n"
+    "With no command, opens the Textual app.",
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", metavar="DEVICE")]
+EngineOpt = Annotated[str, typer.Option(help="auto (fused on the CPU when it can), torch or fused.", metavar="ENGINE")]
+
+
+class Settings:
+    """Options shared by every command."""
+
+    def __init__(self, home: Path, presets: list[Path], debug: bool) -> None:
+        self.home = home
+        self.presets = presets
+        self.debug = debug
+
+    def catalog(self):  # noqa: ANN201
+        """Every preset from the built-ins, the user folder and ``--presets``."""
+        from fnn_tui.core.catalog import discover
+
+        return discover(self.presets)
+
+
+@contextmanager
+def bad_input(settings: Settings | None) -> Iterator[None]:
+    """Turn the domain's input errors into one red line on stderr and exit code 2."""
+    from fnn_tui.core.catalog import UnknownPresetError
+    from fnn_tui.core.devices import DeviceError
+    from fnn_tui.core.engines import EngineError
+    from fnn_tui.core.presets import PresetError
+    from fnn_tui.core.state import CheckpointError
+    from fnn_tui.runs.record import ResumeError
+    from fnn_tui.store.db import StoreError
+
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except PresetError as exc:
+        if settings is not None and settings.debug:
+            raise
+        for line in str(exc).splitlines():
+            err.print(f"[red]error:[/red] {escape(line)}", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (UnknownPresetError, DeviceError, EngineError, CheckpointError, ResumeError, StoreError, OSError) as exc:
+        if settings is not None and settings.debug:
+            raise
+        message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
+        err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def settings(ctx: typer.Context) -> Settings:
+    """The main options, set by the callback."""
+    return ctx.obj

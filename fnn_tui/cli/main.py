@@ -1,0 +1,48 @@
+"""The ``fnn-tui`` command line: thin typer commands over the runs, the store and the reports.
+
+The commands live in small modules by what they act on; importing them registers them on
+the one typer app of :mod:`fnn_tui.cli.common`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fnn_tui import __version__
+from fnn_tui.cli import presets as preset_commands
+from fnn_tui.cli import results as result_commands
+from fnn_tui.cli import train as train_commands
+from fnn_tui.cli.common import Settings, app, out
+from fnn_tui.cli.tui import open_app
+from fnn_tui.paths import home_dir
+
+COMMAND_MODULES = (preset_commands, result_commands, train_commands)  # importing them registers their commands
+
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"fnn-tui {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    home: Annotated[Path | None, typer.Option(help="Store folder (default: $FNN_TUI_HOME or the user data dir).")] = None,
+    presets: Annotated[list[Path] | None, typer.Option("--presets", help="Extra folder of preset TOML files (repeatable).")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks instead of one-line errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """A terminal lab runner for small PyTorch feed-forward-network experiments."""
+    ctx.obj = Settings(home_dir(home), list(presets or []), debug)
+    if ctx.invoked_subcommand is None:
+        open_app(ctx.obj, preset=None, device="auto", engine="auto", start=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,192 @@
+"""Training from the CLI: one progress display for every stream of the trainer's events
+(a run in this process, a pool, a resumed run, a followed background run), and the line
+that says how each run ended.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from fnn_tui.core.events import (
+    EndEvent,
+    EpochFinished,
+    Event,
+    RunCancelled,
+    RunDiverged,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepProgress,
+    diverged_where,
+    end_status,
+)
+from fnn_tui.core.presets import Preset
+from fnn_tui.core.status import RunStatus
+from fnn_tui.core.stopping import StopRequest, install_signal_stop
+from fnn_tui.core.trainer import RunOptions
+from fnn_tui.report.export import fmt
+
+
+class EventProgress:
+    """One bar per run (epoch, loss, ETA), driven by ``(run_id, event)`` pairs only."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[preset]:<6}"),
+            BarColumn(),
+            TextColumn("epoch {task.fields[epoch]:>4}/{task.fields[epochs]:<4}"),
+            TextColumn("loss {task.fields[loss]:<10}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[int, TaskID] = {}
+        self.steps: dict[int, int] = {}
+        self.ends: dict[int, EndEvent] = {}
+
+    def __enter__(self) -> EventProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def __call__(self, run_id: int, event: Event) -> None:
+        """Draw one event of run ``run_id``."""
+        if isinstance(event, RunStarted):
+            steps = event.steps_per_epoch
+            self.steps[run_id] = steps
+            done = event.start_epoch * steps + event.start_step
+            fields = dict(preset=event.preset, epoch=event.start_epoch, epochs=event.epochs)
+            if run_id in self.tasks:
+                self.progress.update(self.tasks[run_id], total=event.epochs * steps or None, completed=done, **fields)
+            else:
+                self.tasks[run_id] = self.progress.add_task("", total=event.epochs * steps or None, completed=done,
+                                                            loss="-", **fields)
+            return
+        task = self.tasks.get(run_id)
+        if task is None:
+            return
+        steps = self.steps.get(run_id, 0)
+        if isinstance(event, StepProgress):
+            self.progress.update(task, completed=(event.epoch - 1) * steps + event.step, epoch=event.epoch)
+        elif isinstance(event, EpochFinished):
+            m = event.metrics
+            self.progress.update(task, completed=m.epoch * steps, epoch=m.epoch, loss=fmt(m.train_loss))
+        elif isinstance(event, EndEvent):
+            self.ends[run_id] = event
+            if isinstance(event, RunFinished):
+                total = self.progress.tasks[self.progress.task_ids.index(task)].total
+                self.progress.update(task, completed=total)
+
+
+def report_end(run_id: int, end: EndEvent, err: Console) -> int:
+    """Print how a run ended (when it did not simply finish); return its exit code."""
+    if isinstance(end, RunDiverged):
+        err.print(f"[red]run {run_id} diverged:[/red] {escape(end.reason)} at {diverged_where(end)}; "
+                  "finished epochs are kept. Try a smaller lr or set training.clip.", markup=True)
+        return 1
+    if isinstance(end, RunFailed):
+        what = "crashed" if end.status == RunStatus.CRASHED else "failed"
+        err.print(f"[red]run {run_id} {what}:[/red] {escape(end.error)}; finished epochs are kept, and "
+                  f"`fnn-tui resume {run_id}` continues once the cause is fixed", markup=True)
+        return 1
+    if isinstance(end, RunCancelled):
+        steps = f" and {end.state.step} steps" if end.state is not None else ""
+        how = "interrupted" if end.status == RunStatus.INTERRUPTED else "stopped"
+        err.print(f"[yellow]run {run_id} {how} after {end.epochs_done} epochs{steps}[/yellow]; "
+                  f"`fnn-tui resume {run_id}` continues it", markup=True)
+    return 0
+
+
+def run_here(home: Path, presets: list[Preset], options: RunOptions, err: Console) -> tuple[list[int], int]:
+    """Train presets one after the other in this process."""
+    from fnn_tui.runs.record import record_run
+
+    stop = StopRequest()
+    install_signal_stop(stop)
+    ids: list[int] = []
+    code = 0
+    with EventProgress(err) as progress:
+
+        def on_event(run_id: int, event: Event) -> None:
+            if run_id not in ids:
+                ids.append(run_id)
+            progress(run_id, event)
+
+        for done, preset in enumerate(presets):
+            if stop.is_set():
+                err.print(f"[yellow]interrupted:[/yellow] {len(presets) - done} presets were not started", markup=True)
+                break
+            result = record_run(home, preset, options, on_event, stop)
+            code = max(code, report_end(result.run_id, result.end, err))
+    if stop.signum is not None:
+        return ids, 128 + stop.signum
+    return ids, code
+
+
+def run_in_pool(home: Path, presets: list[Preset], options: RunOptions, jobs: int, err: Console) -> tuple[list[int], int]:
+    """Train presets over ``jobs`` processes, one preset each."""
+    from fnn_tui.runs.pool import run_parallel
+
+    started = time.perf_counter()
+    with EventProgress(err) as progress:
+        try:
+            results = run_parallel(home, presets, options, jobs, progress)
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted:[/yellow] the runs are stored as interrupted; "
+                      "`fnn-tui results` lists them and `fnn-tui resume RUN` continues one", markup=True)
+            raise SystemExit(130) from None
+    err.print(f"{len(presets)} presets in {time.perf_counter() - started:.1f} s over {jobs} processes")
+    code = 0
+    for result in results:
+        if end_status(result.end).bad:
+            err.print(f"[red]run {result.run_id} ({result.preset}) {end_status(result.end).label}[/red]; "
+                      "`fnn-tui results` has details", markup=True)
+            code = 1
+    return [r.run_id for r in results], code
+
+
+def resume_here(home: Path, run_id: int, device: str | None, err: Console) -> int:
+    """Resume one run in this process, with a progress bar."""
+    from fnn_tui.runs.record import resume_run
+
+    stop = StopRequest()
+    install_signal_stop(stop)
+    with EventProgress(err) as progress:
+        result = resume_run(home, run_id, progress, stop, device=device)
+    code = report_end(run_id, result.end, err)
+    if stop.signum is not None:
+        return 128 + stop.signum
+    return code
+
+
+def attach_here(home: Path, run_id: int, err: Console) -> int:
+    """Follow a run from the store with a progress bar until it ends; Ctrl-C detaches."""
+    from fnn_tui.runs.background import follow
+    from fnn_tui.runs.record import ResumeError
+    from fnn_tui.store.runs import Store
+
+    with Store(home) as store:
+        record = store.get_run(run_id)
+    if record is None:
+        raise ResumeError(f"no run with id {run_id}; `fnn-tui results` lists them")
+    with EventProgress(err) as progress:
+        try:
+            final = follow(home, run_id, progress)
+        except KeyboardInterrupt:
+            err.print(f"detached; run {run_id} keeps going (`fnn-tui attach {run_id}` follows it again)")
+            return 0
+    if final is None:
+        return 2
+    style = final.status.style
+    err.print(f"run {run_id} [{style}]{final.status.label}[/{style}]"
+              + (f": {escape(final.message)}" if final.message else ""), markup=True)
+    return 1 if final.status.bad else 0

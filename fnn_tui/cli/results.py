@@ -1,0 +1,68 @@
+"""Commands that read the store: ``results`` (the runs list) and ``export``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fnn_tui.cli.common import EXIT_BAD_INPUT, app, bad_input, err, out, settings
+
+# --- results ------------------------------------------------------------------------------
+
+
+@app.command()
+def results(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only runs of this preset (same as --preset).",
+                                               show_default=False)] = None,
+    preset: Annotated[str | None, typer.Option(help="Only runs of this preset.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.", min=1)] = 50,
+) -> None:
+    """Stored runs, newest first."""
+    from fnn_tui.cli.render import runs_table
+    from fnn_tui.runs.liveness import reap
+    from fnn_tui.store.runs import Store
+
+    s = settings(ctx)
+    only = name or preset
+    with bad_input(s):
+        with Store(s.home) as store:
+            reap(store)
+            records = store.list_runs(only, limit=limit)
+    if not records:
+        err.print(f"no runs of {only} stored" if only else "no runs stored yet: try `fnn-tui run exp08 --epochs 3`")
+        return
+    out.print(runs_table(records))
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    format_: Annotated[str | None, typer.Option("--format", "-f", help="md, csv or json (default: from -o's suffix, else md).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (atomically); stdout if omitted.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all-runs", help="Every finished run, not only the newest per preset.")] = False,
+) -> None:
+    """The results table (our numbers beside the seed's) as Markdown, CSV or JSON."""
+    from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic
+    from fnn_tui.store.runs import Store
+
+    s = settings(ctx)
+    fmt_name = format_ or (format_for_path(output) if output else None) or "md"
+    if fmt_name not in FORMATS:
+        err.print(f"[red]error:[/red] unknown format {fmt_name!r}: expected md, csv or json", markup=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    with bad_input(s):
+        with Store(s.home) as store:
+            rows = results_table(store.list_runs(), latest_only=not all_runs)
+        text = render(rows, fmt_name)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            try:
+                write_atomic(output, text)
+            except OSError as exc:
+                raise OSError(f"cannot write {output}: {exc.strerror or exc}") from None
+            err.print(f"wrote {len(rows)} rows to {output}")

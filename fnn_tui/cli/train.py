@@ -1,0 +1,166 @@
+"""Commands that train or watch runs: ``run``, ``resume``, ``runs``, ``attach``, ``stop`` and
+the hidden ``worker`` (the background process)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from fnn_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    DeviceOpt,
+    EngineOpt,
+    Settings,
+    app,
+    bad_input,
+    err,
+    out,
+    settings,
+)
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    presets: Annotated[list[str] | None, typer.Argument(help="Preset names, numbers or TOML files.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Run every valid preset in order.")] = False,
+    device: DeviceOpt = "auto",
+    engine: EngineOpt = "auto",
+    seed: Annotated[int | None, typer.Option(help="Override the data/init seed.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
+    samples: Annotated[int | None, typer.Option(help="Override the number of samples.")] = None,
+    jobs: Annotated[int, typer.Option(help="Presets trained at once, one process each (0: one per core).", min=0)] = 1,
+    detach: Annotated[bool, typer.Option(help="Train in a background process that outlives this terminal.")] = False,
+) -> None:
+    """Train presets, store every epoch, and print the results table."""
+    from fnn_tui.core.trainer import RunOptions, resolve
+
+    s = settings(ctx)
+    with bad_input(s):
+        catalog = s.catalog()
+        if all_:
+            chosen = catalog.valid()
+        elif presets:
+            chosen = [catalog.get(p) for p in presets]
+        else:
+            err.print("[red]error:[/red] name at least one preset, or use --all", markup=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        chosen = [p.with_overrides(epochs=epochs, samples=samples, seed=seed) for p in chosen]
+        options = RunOptions(device=device, engine=engine)
+        for p in chosen:
+            resolve(p, options)  # bad device/engine: an error before any work
+        if detach:
+            from fnn_tui.runs.background import QueueItem, launch
+
+            launched = launch(s.home, [QueueItem(preset=p) for p in chosen], options)
+            ids = " ".join(str(i) for i in launched.run_ids)
+            out.print(f"run {ids} training in the background (pid {launched.process.pid}); "
+                      f"`fnn-tui attach {launched.run_ids[0]}` follows it, `fnn-tui stop {launched.run_ids[0]}` stops it")
+            raise typer.Exit(EXIT_OK)
+        n_jobs = jobs or os.cpu_count() or 1
+        if n_jobs > 1 and len(chosen) > 1:
+            from fnn_tui.cli.progress import run_in_pool
+
+            ids, code = run_in_pool(s.home, chosen, options, min(n_jobs, len(chosen)), err)
+        else:
+            from fnn_tui.cli.progress import run_here
+
+            ids, code = run_here(s.home, chosen, options, err)
+        _print_results(s, ids)
+    raise typer.Exit(code)
+
+
+def _print_results(s: Settings, ids: list[int]) -> None:
+    from fnn_tui.cli.render import results_table
+    from fnn_tui.report.export import result_row
+    from fnn_tui.store.runs import Store
+
+    with Store(s.home) as store:
+        records = [r for r in (store.get_run(i) for i in ids) if r is not None]
+    if records:
+        out.print(results_table([result_row(r) for r in records]))
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui results`).")],
+    device: Annotated[str | None, typer.Option(help="Continue on another device (default: the run's).")] = None,
+) -> None:
+    """Continue an interrupted, crashed, cancelled or failed run from its last checkpoint."""
+    from fnn_tui.cli.progress import resume_here
+
+    s = settings(ctx)
+    with bad_input(s):
+        code = resume_here(s.home, run_id, device, err)
+        _print_results(s, [run_id])
+    raise typer.Exit(code)
+
+
+@app.command()
+def runs(ctx: typer.Context) -> None:
+    """Runs queued or training now (in this store), with where they are."""
+    from fnn_tui.cli.render import runs_table
+    from fnn_tui.runs.liveness import reap
+    from fnn_tui.store.runs import Store
+
+    s = settings(ctx)
+    with bad_input(s):
+        with Store(s.home) as store:
+            reap(store)
+            active = store.active_runs()
+    if not active:
+        err.print("no runs are going; `fnn-tui results` lists the stored ones")
+        return
+    out.print(runs_table(active, title="Active runs"))
+
+
+@app.command()
+def attach(
+    ctx: typer.Context,
+    run_id: Annotated[int | None, typer.Argument(help="The run to follow (default: the newest active one).")] = None,
+) -> None:
+    """Follow a background run live; Ctrl-C leaves it running."""
+    from fnn_tui.cli.progress import attach_here
+    from fnn_tui.runs.liveness import reap
+    from fnn_tui.store.runs import Store
+
+    s = settings(ctx)
+    with bad_input(s):
+        if run_id is None:
+            with Store(s.home) as store:
+                reap(store)
+                active = store.active_runs()
+            if not active:
+                err.print("[red]error:[/red] no runs are going; `fnn-tui results` lists the stored ones", markup=True)
+                raise typer.Exit(EXIT_BAD_INPUT)
+            run_id = active[-1].id
+        code = attach_here(s.home, run_id, err)
+        _print_results(s, [run_id])
+    raise typer.Exit(code)
+
+
+@app.command()
+def stop(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="The run to stop.")]) -> None:
+    """Stop a background run cleanly (it is stored as cancelled, finished epochs kept)."""
+    from fnn_tui.runs.background import NotRunningError, stop_run
+
+    s = settings(ctx)
+    try:
+        message = stop_run(s.home, run_id)
+    except NotRunningError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    err.print(message)
+
+
+@app.command(hidden=True)
+def worker(ctx: typer.Context, items: Annotated[list[str], typer.Argument()]) -> None:
+    """Train queued runs in order (the background process)."""
+    from fnn_tui.runs.worker import main as worker_main
+
+    raise typer.Exit(worker_main(settings(ctx).home, items))

@@ -1,0 +1,39 @@
+"""The ``tui`` command: open the Textual app."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fnn_tui.cli.common import EXIT_BAD_INPUT, DeviceOpt, EngineOpt, Settings, app, bad_input, err, settings
+
+
+@app.command()
+def tui(
+    ctx: typer.Context,
+    preset: Annotated[str | None, typer.Option(help="Preset to select at start.")] = None,
+    device: DeviceOpt = "auto",
+    engine: EngineOpt = "auto",
+    run_now: Annotated[bool, typer.Option("--run", help="Start the selected preset at once.")] = False,
+) -> None:
+    """Open the Textual app (the same as `fnn-tui` with no command)."""
+    open_app(settings(ctx), preset=preset, device=device, engine=engine, start=run_now)
+
+
+def open_app(s: Settings, *, preset: str | None, device: str, engine: str, start: bool) -> None:
+    """Check the choices given on the command line, then run the app."""
+    with bad_input(s):
+        from fnn_tui.core.devices import resolve_device
+        from fnn_tui.core.engines import ENGINE_NAMES
+
+        if preset is not None:
+            s.catalog().get(preset)
+        if device != "auto":
+            resolve_device(device)
+        if engine not in ENGINE_NAMES:
+            err.print(f"[red]error:[/red] unknown engine {engine!r}: expected auto, torch or fused", markup=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        from fnn_tui.tui.app import FnnApp
+
+        FnnApp(home=s.home, preset_dirs=s.presets, preset=preset, device=device, engine=engine, start=start).run()

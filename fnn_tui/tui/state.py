@@ -1,0 +1,51 @@
+"""The app's run state in one place: what the training worker follows and where it is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fnn_tui.core.events import EpochMetrics
+
+
+@dataclass
+class RunState:
+    """What the app knows about the runs it follows (all changed on the UI thread only)."""
+
+    followed: list[int] | None = None  # the runs the worker follows, in order; None when idle
+    current: int | None = None  # the followed run training now: its row in the runs list is live
+    ended: set[int] = field(default_factory=set)  # followed runs whose end has arrived
+    epochs: dict[int, list[EpochMetrics]] = field(default_factory=dict)  # per followed run
+    # At start-up a thread asks the store whether runs from an earlier session are still
+    # going. A run key pressed meanwhile waits for that answer instead of being refused.
+    checking: bool = False
+    pending: Callable[[], None] | None = None
+    quitting: bool = False  # quit once the followed runs have stopped
+
+    @property
+    def busy(self) -> bool:
+        """Whether runs are being started or followed."""
+        return self.followed is not None
+
+    def follow(self, run_ids: list[int]) -> None:
+        """Start following these runs."""
+        self.followed = list(run_ids)
+        self.current = None
+        self.ended = set()
+
+    def position(self, run_id: int) -> tuple[int, int]:
+        """``(index, size)`` of a run in the followed queue."""
+        runs = self.followed or []
+        return (runs.index(run_id) if run_id in runs else 0, max(len(runs), 1))
+
+    def stop_target(self) -> int | None:
+        """The run whose process a Stop goes to: the current one, else the next still to end."""
+        if self.current is not None:
+            return self.current
+        return next((r for r in self.followed or [] if r not in self.ended), None)
+
+    def idle(self) -> None:
+        """Nothing is followed any more."""
+        self.followed = None
+        self.current = None
+        self.checking = False
