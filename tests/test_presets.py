@@ -1,4 +1,4 @@
-"""Presets: the eleven built-ins match the seed's table; every class of mistake is one clear line."""
+"""Presets: the eleven built-ins match the notes' table; every class of mistake is one clear line."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ TABLE = {
     4: ((10, 20, 20), "none", 0.5, 0.1, 10000, 500, None, False),
     5: ((40, 40), "none", 0.01, 0.4, 10000, 500, None, False),
     6: ((50, 50), "none", 0.01, 0.4, 10000, 500, None, False),
-    7: ((20, 20, 30), "seed", 0.01, 0.5, 1000, 150, 1.0, True),
-    8: ((20, 20, 30), "seed", 0.01, 0.5, 5000, 150, 1.0, True),
-    9: ((20, 20, 30), "seed", 0.01, 0.5, 10000, 150, 1.0, True),
-    10: ((50, 50), "seed", 0.01, None, 5000, 150, 1.0, True),
-    11: ((50, 50), "seed", 0.01, 0.5, 5000, 150, 1.0, True),
+    7: ((20, 20, 30), "mean-var", 0.01, 0.5, 1000, 150, 1.0, True),
+    8: ((20, 20, 30), "mean-var", 0.01, 0.5, 5000, 150, 1.0, True),
+    9: ((20, 20, 30), "mean-var", 0.01, 0.5, 10000, 150, 1.0, True),
+    10: ((50, 50), "mean-var", 0.01, None, 5000, 150, 1.0, True),
+    11: ((50, 50), "mean-var", 0.01, 0.5, 5000, 150, 1.0, True),
 }
 
 
-def test_every_builtin_preset_matches_the_seed_table(catalog) -> None:
+def test_every_builtin_preset_matches_the_notes_table(catalog) -> None:
     presets = catalog.valid()
     assert [p.name for p in presets] == [f"exp{n:02d}" for n in range(1, 12)]
     for p in presets:
@@ -63,23 +63,23 @@ def test_learning_rate_schedule_is_a_step_decay(catalog) -> None:
 
 BROKEN = {
     "syntax_error": "TOML syntax error at line 9, column 11",
-    "wrong_type": "training.epochs: expected an integer >= 1, found string 'two'",
+    "wrong_type": "training.epochs: expected an integer from 1 to 1_000_000, found string 'two'",
     "negative_lr": "training.lr: expected a finite number > 0, found -0.1",
     "zero_lr": "training.lr: expected a finite number > 0, found 0",
-    "empty_hidden": "model.hidden: expected a non-empty array of positive integers, found an empty array",
-    "zero_width": "model.hidden: expected a non-empty array of positive integers, found 0",
+    "empty_hidden": "model.hidden: expected a non-empty array of at most 64 integers from 1 to 4096, found an empty array",
+    "zero_width": "model.hidden: expected a non-empty array of at most 64 integers from 1 to 4096, found 0",
     "unknown_key": "training.momentun: unknown key; did you mean 'momentum'?",
     "unknown_section": "trainig: unknown key; did you mean 'training'?",
     "momentum_one": "training.momentum: expected a finite number >= 0 and < 1, found 1",
-    "too_few_samples": "data.samples: expected an integer >= 2, found 1",
+    "too_few_samples": "data.samples: expected an integer from 2 to 10_000_000, found 1",
     "log_domain": "data.target: expected a function defined on the whole domain [-1, 16]",
     "nan_value": "training.lr: expected a finite number > 0, found nan",
     "inf_clip": "training.clip: expected a finite number > 0, found inf",
     "unsafe_target": "data.target: call to \"__import__('os').system\" is not allowed",
     "missing_section": "model: expected a table [model], found nothing",
     "bad_domain": "data.domain: expected low < high",
-    "norm_width_one": 'model.hidden: expected widths >= 2 with norm = "seed"',
-    "bad_norm": "model.norm: expected one of 'none', 'seed', found 'batch'",
+    "norm_width_one": 'model.hidden: expected widths >= 2 with norm = "mean-var"',
+    "bad_norm": "model.norm: expected one of 'none', 'mean-var', found 'batch'",
 }
 
 

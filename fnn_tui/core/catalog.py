@@ -32,7 +32,7 @@ class PresetEntry:
 
     @property
     def sort_key(self) -> tuple[int, str]:
-        """Order by the seed table's row number, then by name."""
+        """Order by the notes' table row number, then by name."""
         number = self.preset.experiment.number if self.preset else 10_000
         return (number, self.name)
 
