@@ -43,10 +43,14 @@ def type_name(value: Any) -> str:
 
 
 def show_int(value: int) -> str:
-    """An integer for a message; a huge one as its number of digits."""
+    """An integer for a message; a huge one as its first digits and its length."""
     if abs(value) < 10**18:
         return str(value)
-    return f"of {len(str(abs(value)))} digits" if abs(value) < 10**4000 else "of thousands of digits"
+    try:
+        digits = str(value)
+    except ValueError:  # beyond Python's 4300-digit conversion limit
+        return "(thousands of digits)"
+    return f"{digits[:8]}... ({len(digits.lstrip('-'))} digits)"
 
 
 def control_character(text: str) -> str | None:

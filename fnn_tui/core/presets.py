@@ -23,7 +23,7 @@ import torch
 
 from fnn_tui.core import checks
 from fnn_tui.core.budget import memory_problems
-from fnn_tui.core.expr import ExpressionError, parse_expression, shorten
+from fnn_tui.core.expr import MAX_LENGTH, ExpressionError, parse_expression, shorten
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,6 +46,7 @@ MAX_SEED = 2**32 - 1  # torch's generators take 64 bits; data.py adds streams to
 MAX_NUMBER = 1000
 MAX_DOMAIN = 1e9  # |low|, |high|: beyond it float32 inputs keep too few digits to learn from
 FLOAT32_MAX = 3.4028234663852886e38
+MAX_FILE_BYTES = 100_000  # the built-ins are about 1 kB
 ACTIVATIONS = ("relu",)
 LOSSES = ("mse",)
 
@@ -218,7 +219,7 @@ SCHEMA: dict[str, dict[str, tuple[bool, checks.Check]]] = {
         "notes": (False, checks.text()),
     },
     "data": {
-        "target": (True, checks.text(nonempty=True)),
+        "target": (True, checks.text(nonempty=True, max_length=MAX_LENGTH)),
         "domain": (True, checks.domain(MAX_DOMAIN)),
         "samples": (True, checks.integer(2, MAX_SAMPLES)),
         "train_fraction": (False, checks.number(0.0, 1.0, low_open=True)),
@@ -385,6 +386,13 @@ def parse_preset(text: str, *, source: str, name: str) -> Preset:
 def load_preset(path: Path) -> Preset:
     """Read and validate one preset file; its name is the file's stem."""
     try:
+        # a FIFO or device named *.toml would block or never end; a huge file is not a preset
+        if not path.is_file():
+            raise PresetError(str(path), ["expected a regular file, found something else (or nothing)"])
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise PresetError(str(path), [f"expected a file of at most {MAX_FILE_BYTES // 1000} kB, "
+                                          f"found {size // 1000} kB"])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PresetError(str(path), [f"cannot read the file ({exc.__class__.__name__}: {exc})"]) from None
@@ -423,7 +431,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        # validation refuses control characters; escaping them anyway keeps any text valid TOML
+        escaped = "".join(f"\\u{ord(c):04X}" if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F else c for c in escaped)
         return f'"{escaped}"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
