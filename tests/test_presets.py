@@ -228,7 +228,7 @@ def test_strings_with_control_characters_are_refused_by_key(catalog) -> None:
     for char in ["\r", "\n", "\t", "\x00", "\x1b", "\x7f", "\x85", "\u202e", "\u2028"]:
         escaped = f"\\u{ord(char):04X}"
         for key in ("name", "description", "notes"):
-            text = re.sub(rf'(?m)^{key} = "', lambda m: f'{m[0]}a{escaped}', base)
+            text = re.sub(rf'(?m)^{key} = "', lambda m, e=escaped: f'{m[0]}a{e}', base)
             with pytest.raises(PresetError) as info:
                 parse_preset(text, source="c.toml", name="c")
             assert info.value.first_line().startswith(f"c.toml: experiment.{key}: expected text without control")
