@@ -37,3 +37,42 @@ def test_rejects_everything_outside_the_grammar(text: str) -> None:
 def test_syntax_error_is_an_expression_error() -> None:
     with pytest.raises(ExpressionError, match="not a valid expression"):
         parse_expression("log2(x")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1/0", "expected a finite value, found '1/0' divides by zero"),
+        ("x + 1/(2-2)", "expected a finite value, found 'x + 1/(2-2)' divides by zero"),
+        ("10.0**400", "expected a finite value, found '10.0**400' overflows"),
+        ("2**100000", "expected a finite value, found '2**100000' overflows"),
+        ("1e400", "expected finite numbers (|c| < 1.8e308), found 1e400"),
+        ("x*" + "9" * 320, "expected finite numbers (|c| < 1.8e308), found 9999"),
+        ("+".join(["x"] * 3000), "expected at most 400 characters, found 5999 ('x+x+x+"),
+        ("+".join(["x"] * 150), "expected nesting at most 32 deep, found deeper"),
+        ("+".join(["x*x*x*x*x*x*x*x"] * 20), "expected at most 200 numbers, names, operators and calls, found more"),
+        ("(" * 500 + "x" + ")" * 500, "expected at most 400 characters, found 1001"),
+        ("(" * 100 + "x" + ")" * 100, "expected at most 32 nested parentheses, found 100"),
+        ("sin(" * 50 + "x" + ")" * 50, "expected at most 32 nested parentheses, found 50"),
+        ("-" * 300 + "x", "expected nesting at most 32 deep, found deeper"),
+        ("x\x00", "not a valid expression (source code string cannot contain null bytes)"),
+    ],
+)
+def test_hostile_expressions_are_one_bounded_message(text: str, expected: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        parse_expression(text)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message and len(message) < 200
+
+
+def test_constant_powers_of_negatives_are_undefined_not_a_crash() -> None:
+    f = parse_expression("x + (-8)**0.5")
+    assert bool(torch.isnan(f(torch.tensor([1.0], dtype=torch.float64))).all())
+
+
+def test_limits_leave_room_for_real_formulas() -> None:
+    text = "+".join(["sin(x)*cos(x/2)"] * 20)  # 20 terms, 319 characters, about 140 nodes
+    f = parse_expression(text)
+    x = torch.tensor([0.5], dtype=torch.float64)
+    assert f(x).item() == pytest.approx(20 * math.sin(0.5) * math.cos(0.25))

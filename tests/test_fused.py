@@ -1,7 +1,7 @@
 """The fused engine computes the same math as the PyTorch reference.
 
 exp01 (no normalisation) agrees to float32 rounding after 500 steps. exp08's dynamics
-amplify rounding differences (the seed's normalisation divides by a variance near 0.05):
+amplify rounding differences (the notes' normalisation divides by a variance near 0.05):
 the float32 PyTorch engine itself drifts ~1e-2 from a float64 PyTorch run by step 500.
 So for exp08 the 500-step comparison is made in float64, where both engines are exact
 up to their own rounding, and the float32 comparison at 100 steps.
@@ -18,7 +18,7 @@ from fnn_tui.core.data import epoch_order, make_dataset
 from fnn_tui.core.engines.fused_engine import FusedEngine
 from fnn_tui.core.engines.torch_engine import TorchEngine
 from fnn_tui.core.events import EpochFinished, RunFinished
-from fnn_tui.core.model import seed_norm
+from fnn_tui.core.model import mean_var_norm
 from fnn_tui.core.trainer import RunOptions, train
 
 
@@ -96,7 +96,7 @@ def test_normalisation_backward_matches_autograd() -> None:
     w2, b2 = torch.randn(1, 6, generator=gen, dtype=torch.float64), torch.randn(1, generator=gen, dtype=torch.float64)
     params = [p.requires_grad_() for p in (w1, b1, w2, b2)]
     x, y = torch.tensor([[0.7]], dtype=torch.float64), torch.tensor([[0.3]], dtype=torch.float64)
-    out = F.linear(F.relu(seed_norm(F.linear(x, w1, b1))), w2, b2)
+    out = F.linear(F.relu(mean_var_norm(F.linear(x, w1, b1))), w2, b2)
     F.mse_loss(out, y).backward()
 
     from fnn_tui.core.engines.fused_engine import flatten

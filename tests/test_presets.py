@@ -1,10 +1,16 @@
-"""Presets: the eleven built-ins match the seed's table; every class of mistake is one clear line."""
+"""Presets: the eleven built-ins match the notes' table; every class of mistake is one clear line."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import random
+import re
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from fnn_tui.core.catalog import UnknownPresetError, discover
 from fnn_tui.core.presets import PresetError, load_preset, parse_preset
@@ -19,15 +25,15 @@ TABLE = {
     4: ((10, 20, 20), "none", 0.5, 0.1, 10000, 500, None, False),
     5: ((40, 40), "none", 0.01, 0.4, 10000, 500, None, False),
     6: ((50, 50), "none", 0.01, 0.4, 10000, 500, None, False),
-    7: ((20, 20, 30), "seed", 0.01, 0.5, 1000, 150, 1.0, True),
-    8: ((20, 20, 30), "seed", 0.01, 0.5, 5000, 150, 1.0, True),
-    9: ((20, 20, 30), "seed", 0.01, 0.5, 10000, 150, 1.0, True),
-    10: ((50, 50), "seed", 0.01, None, 5000, 150, 1.0, True),
-    11: ((50, 50), "seed", 0.01, 0.5, 5000, 150, 1.0, True),
+    7: ((20, 20, 30), "mean-var", 0.01, 0.5, 1000, 150, 1.0, True),
+    8: ((20, 20, 30), "mean-var", 0.01, 0.5, 5000, 150, 1.0, True),
+    9: ((20, 20, 30), "mean-var", 0.01, 0.5, 10000, 150, 1.0, True),
+    10: ((50, 50), "mean-var", 0.01, None, 5000, 150, 1.0, True),
+    11: ((50, 50), "mean-var", 0.01, 0.5, 5000, 150, 1.0, True),
 }
 
 
-def test_every_builtin_preset_matches_the_seed_table(catalog) -> None:
+def test_every_builtin_preset_matches_the_notes_table(catalog) -> None:
     presets = catalog.valid()
     assert [p.name for p in presets] == [f"exp{n:02d}" for n in range(1, 12)]
     for p in presets:
@@ -63,23 +69,35 @@ def test_learning_rate_schedule_is_a_step_decay(catalog) -> None:
 
 BROKEN = {
     "syntax_error": "TOML syntax error at line 9, column 11",
-    "wrong_type": "training.epochs: expected an integer >= 1, found string 'two'",
+    "wrong_type": "training.epochs: expected an integer from 1 to 1_000_000, found string 'two'",
     "negative_lr": "training.lr: expected a finite number > 0, found -0.1",
     "zero_lr": "training.lr: expected a finite number > 0, found 0",
-    "empty_hidden": "model.hidden: expected a non-empty array of positive integers, found an empty array",
-    "zero_width": "model.hidden: expected a non-empty array of positive integers, found 0",
+    "empty_hidden": "model.hidden: expected a non-empty array of at most 64 integers from 1 to 4096, found an empty array",
+    "zero_width": "model.hidden: expected a non-empty array of at most 64 integers from 1 to 4096, found 0",
     "unknown_key": "training.momentun: unknown key; did you mean 'momentum'?",
     "unknown_section": "trainig: unknown key; did you mean 'training'?",
     "momentum_one": "training.momentum: expected a finite number >= 0 and < 1, found 1",
-    "too_few_samples": "data.samples: expected an integer >= 2, found 1",
+    "too_few_samples": "data.samples: expected an integer from 2 to 10_000_000, found 1",
     "log_domain": "data.target: expected a function defined on the whole domain [-1, 16]",
     "nan_value": "training.lr: expected a finite number > 0, found nan",
     "inf_clip": "training.clip: expected a finite number > 0, found inf",
     "unsafe_target": "data.target: call to \"__import__('os').system\" is not allowed",
     "missing_section": "model: expected a table [model], found nothing",
     "bad_domain": "data.domain: expected low < high",
-    "norm_width_one": 'model.hidden: expected widths >= 2 with norm = "seed"',
-    "bad_norm": "model.norm: expected one of 'none', 'seed', found 'batch'",
+    "norm_width_one": 'model.hidden: expected widths >= 2 with norm = "mean-var"',
+    "bad_norm": "model.norm: expected one of 'none', 'mean-var', found 'batch'",
+    # hostile files: bounded sizes, arithmetic errors and control characters
+    "target_div_zero": "data.target: expected a finite value, found '1/0 + x' divides by zero",
+    "target_overflow": "data.target: expected a finite value, found '10.0**400 * x' overflows",
+    "target_too_long": "data.target: expected at most 400 characters, found 5999 ('x+x+x+x+",
+    "target_too_deep": "data.target: expected at most 32 nested parentheses, found 60 ('sin(sin(",
+    "huge_integer": "data.samples: expected an integer from 2 to 10_000_000, found 99999999... (23 digits)",
+    "seed_too_big": "data.seed: expected an integer from 0 to 4_294_967_295, found 4294967296",
+    "too_many_samples": "data.samples: expected an integer from 2 to 10_000_000, found 1000000000",
+    "too_wide": "model.hidden: expected a non-empty array of at most 64 integers from 1 to 4096, found 100000",
+    "escape_in_notes": "experiment.notes: expected text without control characters, found U+001B (escape)",
+    "carriage_return": "experiment.name: expected text without control characters, found U+000D (carriage return)",
+    "batch_over_samples": "training.batch_size: expected at most data.samples (100), found 101",
 }
 
 
@@ -91,7 +109,7 @@ def test_each_broken_fixture_gives_its_line(name: str) -> None:
     line = info.value.first_line()
     assert line.startswith(f"{path}: ")
     assert BROKEN[name] in line
-    assert "\n" not in line
+    assert "\n" not in line and len(line) < 300  # one readable line, even for a 6 kB target
 
 
 def test_fixture_folder_and_table_agree() -> None:
@@ -138,3 +156,138 @@ def test_user_preset_shadows_builtin_visibly(tmp_path: Path) -> None:
 def test_unknown_preset_name_suggests(catalog) -> None:
     with pytest.raises(UnknownPresetError, match="did you mean 'exp08'"):
         catalog.get("exp8x")
+
+
+def test_overrides_obey_the_same_bounds(catalog) -> None:
+    p = catalog.get("exp08")
+    for kwargs, line in [
+        ({"epochs": 1_000_001}, "override: training.epochs: expected an integer from 1 to 1_000_000, found 1000001"),
+        ({"seed": 2**32}, "override: data.seed: expected an integer from 0 to 4_294_967_295, found 4294967296"),
+        ({"seed": -1}, "override: data.seed: expected an integer from 0 to 4_294_967_295, found -1"),
+        ({"samples": 10**9}, "override: data.samples: expected an integer from 2 to 10_000_000, found 1000000000"),
+        ({"samples": 2**70}, "override: data.samples: expected an integer from 2 to 10_000_000, found 11805916"),
+    ]:
+        with pytest.raises(PresetError) as info:
+            p.with_overrides(**kwargs)
+        assert line in info.value.first_line()
+    assert p.with_overrides(seed=2**32 - 1, epochs=1_000_000).data.seed == 2**32 - 1
+
+
+def test_largest_seed_and_epoch_give_a_sample_order() -> None:
+    from fnn_tui.core.data import epoch_order
+    from fnn_tui.core.presets import MAX_EPOCHS, MAX_SEED
+
+    order = epoch_order(50, MAX_SEED, MAX_EPOCHS - 1)
+    assert sorted(order.tolist()) == list(range(50))
+    assert not torch.equal(order, epoch_order(50, MAX_SEED, MAX_EPOCHS - 2))
+
+
+def test_a_run_too_big_for_memory_is_refused_with_its_size(catalog) -> None:
+    from fnn_tui.core.budget import estimate, memory_problems
+
+    p = catalog.get("exp08")
+    assert memory_problems(p, available=18 * 10**9) == []
+    wide = dataclasses.replace(p, model=dataclasses.replace(p.model, hidden=(4096,) * 64))
+    lines = memory_problems(wide, available=18 * 10**9)
+    assert len(lines) == 1 and lines[0].startswith("model.hidden: needs about ")
+    assert lines[0].endswith(" GB of memory, 18 GB available")
+    many = p.with_overrides(samples=10_000_000)
+    assert memory_problems(many, available=500 * 10**6)[0].startswith("data.samples: needs about 1.")
+    need = estimate(wide)
+    assert need.total > 64 * 4096 * 4096 * 4  # at least the float32 weights themselves
+
+
+def test_validation_refuses_what_this_machine_cannot_hold(catalog) -> None:
+    from fnn_tui.core.budget import available_memory
+
+    text = catalog.get("exp08").to_toml().replace("hidden = [20, 20, 30]", "hidden = [" + ", ".join(["4096"] * 64) + "]")
+    room = available_memory()
+    assert room > 0
+    if room > 200 * 10**9:
+        pytest.skip("this machine holds even the largest network the bounds allow")
+    started = time.perf_counter()
+    with pytest.raises(PresetError) as info:
+        parse_preset(text, source="big.toml", name="big")
+    assert time.perf_counter() - started < 1.0  # arithmetic, no allocation
+    assert info.value.first_line().startswith("big.toml: model.hidden: needs about ")
+
+
+def test_old_norm_spelling_loads_with_a_notice_and_the_same_digest(catalog) -> None:
+    p = catalog.get("exp08")
+    assert p.model.norm == "mean-var" and p.notices == ()
+    old_text = p.to_toml().replace('norm = "mean-var"', 'norm = "seed"')
+    old = parse_preset(old_text, source="old.toml", name="exp08")
+    assert old.model.norm == "mean-var" and old.to_toml() == p.to_toml()
+    assert old.notices == ('model.norm: norm = "seed" is now called "mean-var"; the old name still loads',)
+    # the digest runs stored before the rename carry: sha256 of their stored text
+    assert p.digest() == old.digest() == hashlib.sha256(old_text.encode()).hexdigest()[:16]
+
+
+def test_strings_with_control_characters_are_refused_by_key(catalog) -> None:
+    base = catalog.get("exp01").to_toml()
+    for char in ["\r", "\n", "\t", "\x00", "\x1b", "\x7f", "\x85", "\u202e", "\u2028"]:
+        escaped = f"\\u{ord(char):04X}"
+        for key in ("name", "description", "notes"):
+            text = re.sub(rf'(?m)^{key} = "', lambda m, e=escaped: f'{m[0]}a{e}', base)
+            with pytest.raises(PresetError) as info:
+                parse_preset(text, source="c.toml", name="c")
+            assert info.value.first_line().startswith(f"c.toml: experiment.{key}: expected text without control")
+            assert f"U+{ord(char):04X}" in info.value.first_line()
+
+
+def test_every_accepted_string_round_trips(catalog) -> None:
+    # property style: random text from all of Unicode (seeded), every accepted one must
+    # come back unchanged through to_toml and parse_preset, with the same digest
+    rng = random.Random(20240611)
+    base = catalog.get("exp01")
+    pools = ["\\\"'#[]=\n\t\r\x1b\x00\x7f\x85 ", "".join(chr(c) for c in range(0x20, 0x7F)), "éß€日本😀\u200d\ufeff"]
+    accepted = 0
+    for _ in range(400):
+        chars = []
+        for _ in range(rng.randint(1, 12)):
+            pool = rng.choice(pools)
+            chars.append(rng.choice(pool) if rng.random() < 0.8 else chr(rng.randint(0x20, 0x2FFFF)))
+        value = "".join(chars)
+        if 0xD800 <= max(map(ord, value)) <= 0xDFFF:
+            continue
+        try:
+            preset = dataclasses.replace(base, experiment=dataclasses.replace(base.experiment, notes=value))
+            text = preset.to_toml()
+            again = parse_preset(text, source="r.toml", name=base.name)
+        except PresetError as exc:
+            assert "experiment.notes: expected text without control characters" in exc.first_line()
+            continue
+        accepted += 1
+        assert again.experiment.notes == value and again.digest() == preset.digest()
+    assert accepted > 100
+
+
+def test_a_hostile_user_preset_breaks_only_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    good = (FIXTURES / "broken" / "negative_lr.toml").read_text().replace("lr = -0.1", "lr = 0.01")
+    (folder / "exp07.toml").write_text(good.replace("log2(x) + cos(pi*x/2)", "2**100000"))
+    (folder / "deep.toml").write_text("a = " + "[" * 40_000 + "]" * 40_000 + "\n")
+    (folder / "fine.toml").write_text(good)
+    cat = discover([folder])
+    entries = {e.name: e for e in cat.entries}
+    assert entries["fine"].ok and len(cat.valid()) == 11  # 10 built-ins (exp07 shadowed) + fine
+    assert "data.target: expected a finite value, found '2**100000' overflows" in entries["exp07"].error.first_line()
+    assert not entries["deep"].ok and "deep.toml: TOML" in entries["deep"].error.first_line()
+    with pytest.raises(PresetError, match="overflows"):
+        cat.get("exp07")
+
+    # whatever else goes wrong inside one file's loading stays that file's error
+    import fnn_tui.core.catalog as catalog_module
+
+    real = catalog_module.load_preset
+
+    def flaky(path: Path):
+        if path.name == "fine.toml":
+            raise RuntimeError("disk on fire")
+        return real(path)
+
+    monkeypatch.setattr(catalog_module, "load_preset", flaky)
+    entries = {e.name: e for e in discover([folder]).entries}
+    assert entries["fine"].error.first_line().endswith("fine.toml: cannot load the file (RuntimeError: disk on fire)")
+    assert entries["exp08"].ok

@@ -1,4 +1,4 @@
-"""The PyTorch reference trainer: the seed's math, determinism, learning, cancel, divergence."""
+"""The PyTorch reference trainer: the notes' math, determinism, learning, cancel, divergence."""
 
 from __future__ import annotations
 
@@ -22,24 +22,24 @@ from fnn_tui.core.events import (
     RunStarted,
     StepProgress,
 )
-from fnn_tui.core.model import build_model, seed_norm
+from fnn_tui.core.model import build_model, mean_var_norm
 from fnn_tui.core.trainer import RunOptions, train
 
 
-def test_seed_norm_matches_the_notes_example() -> None:
+def test_mean_var_norm_matches_the_notes_example() -> None:
     # the notes: x = arange(10); x = (x - mean(x)) / var(x) -> [-0.4909, -0.3818, ..., 0.4909]
     x = torch.arange(10, dtype=torch.float32)
-    n = seed_norm(x)
+    n = mean_var_norm(x)
     expected = (x - 4.5) / (82.5 / 9)  # unbiased variance of 0..9 is 9.1667
     assert torch.allclose(n, expected)
     assert n[0].item() == pytest.approx(-0.4909, abs=1e-4)
     assert (n * n).sum().item() == pytest.approx(0.9818, abs=1e-4)
 
 
-def test_seed_norm_is_per_sample_for_batches() -> None:
+def test_mean_var_norm_is_per_sample_for_batches() -> None:
     h = torch.randn(4, 7, generator=torch.Generator().manual_seed(1))
-    rows = torch.stack([seed_norm(h[i]) for i in range(4)])
-    assert torch.allclose(seed_norm(h), rows)
+    rows = torch.stack([mean_var_norm(h[i]) for i in range(4)])
+    assert torch.allclose(mean_var_norm(h), rows)
 
 
 def test_one_sgd_step_with_l2_and_clip_matches_a_hand_computation(catalog) -> None:

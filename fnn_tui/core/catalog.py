@@ -1,7 +1,9 @@
 """Finding presets: the built-ins, the user's config folder and ``--presets`` folders.
 
 A later source shadows an earlier preset of the same name, and the shadowing is recorded
-so that every front end can show it. Broken files are listed with their error, not hidden.
+so that every front end can show it. Broken files are listed with their error, not hidden,
+and whatever goes wrong loading one file (any exception) makes that one entry broken:
+it never stops the others from loading or a command from running.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fnn_tui.core.expr import shorten
 from fnn_tui.core.presets import Preset, PresetError, load_preset
 from fnn_tui.paths import builtin_presets_dir, user_presets_dir
 
@@ -32,7 +35,7 @@ class PresetEntry:
 
     @property
     def sort_key(self) -> tuple[int, str]:
-        """Order by the seed table's row number, then by name."""
+        """Order by the notes' table row number, then by name."""
         number = self.preset.experiment.number if self.preset else 10_000
         return (number, self.name)
 
@@ -91,6 +94,10 @@ def discover(extra_dirs: Iterable[Path] = (), *, include_user: bool = True) -> C
                 preset, error = load_preset(path), None
             except PresetError as exc:
                 preset, error = None, exc
+            except Exception as exc:  # noqa: BLE001 - one bad file must never break the others
+                preset, error = None, PresetError(
+                    str(path), [f"cannot load the file ({exc.__class__.__name__}: {shorten(str(exc), 80)})"]
+                )
             previous = found.get(path.stem)
             found[path.stem] = PresetEntry(
                 name=path.stem,

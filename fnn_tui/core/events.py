@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """What one epoch measured. ``ratio`` is the seed's "acc": mean |y_hat / y|, 1.0 is perfect."""
+    """What one epoch measured. ``ratio`` is the notes' "acc": mean |y_hat / y|, 1.0 is perfect."""
 
     epoch: int  # 1-based
     train_loss: float  # MSE part only, mean over the epoch's steps

@@ -3,6 +3,11 @@
 User text is never handed to ``eval``: it is parsed with :mod:`ast` and only a small
 whitelist of node types, names and functions is accepted. The compiled expression
 evaluates element-wise on a torch tensor.
+
+A preset file is untrusted input, so an expression is bounded in length, paren nesting,
+node count and depth BEFORE anything recursive (the parser, the checker, the evaluator)
+sees it, its constants must be finite floats, and it is evaluated once at parse time under
+a guard that turns arithmetic, recursion and memory errors into :class:`ExpressionError`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,18 @@ FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 _BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
 
+# Limits far above any formula a lab writes (the lab function is 21 characters, 11 nodes,
+# depth 5) and far below what makes Python's parser or our recursive walkers fail.
+MAX_LENGTH = 400  # characters
+MAX_NODES = 200  # numbers, names, operators and calls
+MAX_DEPTH = 32  # nesting of parentheses and of the syntax tree
+SHOWN = 40  # characters of a hostile expression quoted in a message
+
+
+def shorten(text: str, limit: int = SHOWN) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, for one-line messages."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class ExpressionError(ValueError):
     """The target expression is not in the allowed grammar."""
@@ -41,8 +58,18 @@ class TargetExpression:
     _tree: ast.Expression
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Evaluate the expression element-wise on ``x``."""
-        value = _evaluate(self._tree.body, x)
+        """Evaluate the expression element-wise on ``x``; any arithmetic, recursion or
+        memory error is an :class:`ExpressionError` naming the expression."""
+        try:
+            value = _evaluate(self._tree.body, x)
+        except ZeroDivisionError:
+            raise ExpressionError(f"expected a finite value, found {shorten(self.text)!r} divides by zero") from None
+        except OverflowError:
+            raise ExpressionError(f"expected a finite value, found {shorten(self.text)!r} overflows") from None
+        except (ArithmeticError, RecursionError, MemoryError, TypeError) as exc:
+            raise ExpressionError(
+                f"expected a computable expression, found {shorten(self.text)!r} ({exc.__class__.__name__})"
+            ) from None
         if not isinstance(value, torch.Tensor):
             value = torch.full_like(x, float(value))
         return value
@@ -50,43 +77,97 @@ class TargetExpression:
 
 def parse_expression(text: str) -> TargetExpression:
     """Parse and check ``text``; raise :class:`ExpressionError` naming the first offence."""
+    source = text.strip()
+    _check_size(source)
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"not a valid expression ({exc.msg})") from None
-    _check(tree.body)
-    return TargetExpression(text=text, _tree=tree)
+    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, too deep to parse
+        raise ExpressionError(f"expected an expression Python can parse, found {shorten(source)!r} "
+                              f"({exc.__class__.__name__})") from None
+    _check_tree(tree, source)
+    _check(tree.body, source)
+    expression = TargetExpression(text=text, _tree=tree)
+    # constant parts are folded in Python floats, where 1/0 or 10.0**400 raise: one probe
+    # evaluation finds them now rather than when the data set is made
+    expression(torch.ones(1, dtype=torch.float64))
+    return expression
 
 
-def _check(node: ast.AST) -> None:
+def _check_size(source: str) -> None:
+    """Length and paren nesting, by a flat scan: nothing here can recurse."""
+    if len(source) > MAX_LENGTH:
+        raise ExpressionError(
+            f"expected at most {MAX_LENGTH} characters, found {len(source)} ({shorten(source)!r})"
+        )
+    depth = deepest = 0
+    for char in source:
+        if char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    if deepest > MAX_DEPTH:
+        raise ExpressionError(
+            f"expected at most {MAX_DEPTH} nested parentheses, found {deepest} ({shorten(source)!r})"
+        )
+
+
+def _check_tree(tree: ast.Expression, source: str) -> None:
+    """Node count and depth, with an explicit stack, before the recursive checker runs."""
+    stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise ExpressionError(
+                f"expected at most {MAX_NODES} numbers, names, operators and calls, "
+                f"found more ({shorten(source)!r})"
+            )
+        if depth > MAX_DEPTH:
+            raise ExpressionError(f"expected nesting at most {MAX_DEPTH} deep, found deeper ({shorten(source)!r})")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node)
+                     if not isinstance(child, (ast.operator, ast.unaryop, ast.expr_context)))
+
+
+def _check(node: ast.AST, source: str) -> None:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-            raise ExpressionError(f"only numbers are allowed as constants, found {node.value!r}")
+            raise ExpressionError(f"only numbers are allowed as constants, found {shorten(repr(node.value))}")
+        try:
+            finite = math.isfinite(float(node.value))
+        except OverflowError:  # an int literal beyond the float range
+            finite = False
+        if not finite:
+            shown = ast.get_source_segment(source, node) or repr(node.value)
+            raise ExpressionError(f"expected finite numbers (|c| < 1.8e308), found {shorten(shown)}")
     elif isinstance(node, ast.Name):
         if node.id != "x" and node.id not in CONSTANTS:
             raise ExpressionError(f"unknown name {node.id!r} (allowed: x, pi, e)")
     elif isinstance(node, ast.BinOp):
         if not isinstance(node.op, _BINOPS):
             raise ExpressionError(f"operator {type(node.op).__name__} is not allowed")
-        _check(node.left)
-        _check(node.right)
+        _check(node.left, source)
+        _check(node.right, source)
     elif isinstance(node, ast.UnaryOp):
         if not isinstance(node.op, (ast.USub, ast.UAdd)):
             raise ExpressionError(f"operator {type(node.op).__name__} is not allowed")
-        _check(node.operand)
+        _check(node.operand, source)
     elif isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            shown = ast.unparse(node.func)
+            shown = shorten(ast.unparse(node.func))
             raise ExpressionError(
                 f"call to {shown!r} is not allowed (allowed: {', '.join(sorted(FUNCTIONS))})"
             )
         if len(node.args) != 1 or node.keywords:
             raise ExpressionError(f"{node.func.id}() takes exactly one argument")
-        _check(node.args[0])
+        _check(node.args[0], source)
     elif isinstance(node, ast.Attribute):
-        raise ExpressionError(f"attribute access {ast.unparse(node)!r} is not allowed")
+        raise ExpressionError(f"attribute access {shorten(ast.unparse(node))!r} is not allowed")
     else:
-        raise ExpressionError(f"{ast.unparse(node)!r} is not allowed in a target expression")
+        raise ExpressionError(f"{shorten(ast.unparse(node))!r} is not allowed in a target expression")
 
 
 def _evaluate(node: ast.AST, x: torch.Tensor) -> torch.Tensor | float:
@@ -108,7 +189,10 @@ def _evaluate(node: ast.AST, x: torch.Tensor) -> torch.Tensor | float:
             return left * right
         if isinstance(op, ast.Div):
             return left / right
-        return left**right
+        value = left**right
+        if isinstance(value, complex):  # a negative constant to a fractional constant power
+            return math.nan
+        return value
     assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
     arg = _evaluate(node.args[0], x)
     if not isinstance(arg, torch.Tensor):

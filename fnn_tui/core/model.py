@@ -1,4 +1,4 @@
-"""The feed-forward network of the lab and the seed's hidden-layer normalisation."""
+"""The feed-forward network of the lab and the notes' hidden-layer normalisation (``mean-var``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fnn_tui.core.presets import ModelSpec
 _INIT_STREAM = 0x1_417
 
 
-def seed_norm(h: torch.Tensor) -> torch.Tensor:
+def mean_var_norm(h: torch.Tensor) -> torch.Tensor:
     """The notes' ``(h - mean(h)) / var(h)`` per sample: unbiased variance, not std."""
     mean = h.mean(dim=-1, keepdim=True)
     var = h.var(dim=-1, keepdim=True, unbiased=True)
@@ -19,7 +19,7 @@ def seed_norm(h: torch.Tensor) -> torch.Tensor:
 
 
 class FNN(nn.Module):
-    """``Linear -> [seed_norm] -> ReLU`` for each hidden layer, then a final ``Linear``."""
+    """``Linear -> [mean_var_norm] -> ReLU`` for each hidden layer, then a final ``Linear``."""
 
     def __init__(self, sizes: tuple[int, ...], norm: bool) -> None:
         super().__init__()
@@ -32,7 +32,7 @@ class FNN(nn.Module):
         for layer in self.layers[:-1]:
             h = layer(x)
             if self.norm:
-                h = seed_norm(h)
+                h = mean_var_norm(h)
             x = F.relu(h)
         return self.layers[-1](x)
 
@@ -44,4 +44,4 @@ def build_model(spec: ModelSpec, seed: int) -> FNN:
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + _INIT_STREAM)
-        return FNN(spec.sizes, spec.norm == "seed")
+        return FNN(spec.sizes, spec.norm == "mean-var")

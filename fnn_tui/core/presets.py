@@ -2,7 +2,9 @@
 
 Every problem in a file is collected before reporting, and each problem is one line that
 names the file, the dotted key, what was expected and what was found. Unknown keys are
-errors with a "did you mean" suggestion.
+errors with a "did you mean" suggestion. A preset file is untrusted input: every integer
+is bounded, strings carry no control characters, the target expression is bounded in size,
+and a run that would not fit in memory is refused (see :mod:`fnn_tui.core.budget`).
 """
 
 from __future__ import annotations
@@ -13,28 +15,45 @@ import hashlib
 import math
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fnn_tui.core.expr import ExpressionError, parse_expression
+from fnn_tui.core import checks
+from fnn_tui.core.budget import memory_problems
+from fnn_tui.core.expr import MAX_LENGTH, ExpressionError, parse_expression, shorten
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-NORMS = ("none", "seed")
+NORMS = ("none", "mean-var")
+# Old spellings that still load, with a notice; the digest is computed over the old
+# spelling so that runs stored before the rename keep their hash (and still resume).
+LEGACY_NORMS = {"seed": "mean-var"}
+_DIGEST_NORMS = {new: old for old, new in LEGACY_NORMS.items()}
+
+# Bounds on every integer: far above the lab's presets (10_000 samples, widths <= 50,
+# 3 layers, 500 epochs), low enough that a typo cannot ask for days of work or all memory.
+MAX_SAMPLES = 10_000_000
+MAX_WIDTH = 4096
+MAX_LAYERS = 64
+MAX_EPOCHS = 1_000_000
+MAX_SEED = 2**32 - 1  # torch's generators take 64 bits; data.py adds streams to the seed
+MAX_NUMBER = 1000
+MAX_DOMAIN = 1e9  # |low|, |high|: beyond it float32 inputs keep too few digits to learn from
+FLOAT32_MAX = 3.4028234663852886e38
+MAX_FILE_BYTES = 100_000  # the built-ins are about 1 kB
 ACTIVATIONS = ("relu",)
 LOSSES = ("mse",)
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """Who the preset is: its row number in the seed's table, a name and what it tests."""
+    """Who the preset is: its row number in the notes' table, a name and what it tests."""
 
     number: int
     name: str
@@ -60,7 +79,11 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A 1 -> hidden... -> 1 ReLU network, optionally with the seed's normalisation."""
+    """A 1 -> hidden... -> 1 ReLU network, optionally with the notes' normalisation.
+
+    ``norm = "mean-var"`` is the notes' ``(h - mean(h)) / var(h)`` after each hidden Linear
+    (formerly spelled ``"seed"``, which still loads).
+    """
 
     hidden: tuple[int, ...]
     activation: str = "relu"
@@ -95,7 +118,7 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class Reported:
-    """The numbers the seed's notes report for this row (any may be missing)."""
+    """The numbers the notes report for this row (any may be missing)."""
 
     train_loss: float | None = None
     train_ratio: float | None = None
@@ -115,6 +138,8 @@ class Preset:
     training: TrainingSpec
     reported: Reported = field(default_factory=Reported)
     source: str = ""
+    # non-fatal remarks from loading (an old spelling), for the front ends to show
+    notices: tuple[str, ...] = field(default=(), compare=False)
 
     def with_overrides(
         self, *, epochs: int | None = None, samples: int | None = None, seed: int | None = None
@@ -128,16 +153,17 @@ class Preset:
         if epochs is not None:
             training = dataclasses.replace(training, epochs=epochs)
         preset = dataclasses.replace(self, data=data, training=training)
-        problems = _semantic_problems(preset)
+        # the same SCHEMA as the file: one source for every bound
+        problems = _structural_problems(preset_to_dict(preset)) or _semantic_problems(preset)
         if problems:
             raise PresetError(self.source or self.name, [f"override: {p}" for p in problems])
         return preset
 
     def setting(self) -> str:
-        """The seed table's "situation" column, e.g. ``(20,20,30), norm+clip+L2, 5000, 150``."""
+        """The notes' table's "situation" column, e.g. ``(20,20,30), norm+clip+L2, 5000, 150``."""
         parts = [f"({','.join(str(h) for h in self.model.hidden)})"]
         extras = []
-        if self.model.norm == "seed":
+        if self.model.norm == "mean-var":
             extras.append("norm")
         if self.training.clip is not None:
             extras.append("clip")
@@ -149,7 +175,7 @@ class Preset:
         return ", ".join(parts)
 
     def lr_decay(self) -> str:
-        """The seed table's "lr + decay" column, e.g. ``(0.01,0.5)``."""
+        """The notes' table's "lr + decay" column, e.g. ``(0.01,0.5)``."""
         decay = "none" if self.training.decay_factor is None else f"{self.training.decay_factor:g}"
         return f"({self.training.lr:g},{decay})"
 
@@ -158,8 +184,15 @@ class Preset:
         return dump_toml(preset_to_dict(self))
 
     def digest(self) -> str:
-        """A short stable hash of the resolved preset."""
-        return hashlib.sha256(self.to_toml().encode()).hexdigest()[:16]
+        """A short stable hash of the resolved preset.
+
+        It hashes the TOML text with the normalisation's pre-rename spelling, so the hash of
+        the same settings is the same before and after the rename: a run stored with
+        ``norm = "seed"`` still matches its checkpoint and still resumes.
+        """
+        doc = preset_to_dict(self)
+        doc["model"]["norm"] = _DIGEST_NORMS.get(self.model.norm, self.model.norm)
+        return hashlib.sha256(dump_toml(doc).encode()).hexdigest()[:16]
 
 
 class PresetError(ValueError):
@@ -178,109 +211,42 @@ class PresetError(ValueError):
 
 # --- schema ---------------------------------------------------------------------------
 
-_Check = Callable[[Any], "str | None"]
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"float {value!r}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "table"
-    return type(value).__name__
-
-
-def _int(minimum: int) -> _Check:
-    def check(v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, int):
-            return f"expected an integer >= {minimum}, found {_type_name(v)}"
-        if v < minimum:
-            return f"expected an integer >= {minimum}, found {v}"
-        return None
-
-    return check
-
-
-def _float(low: float, high: float | None = None, *, low_open: bool, high_open: bool = True) -> _Check:
-    lo = f"> {low:g}" if low_open else f">= {low:g}"
-    hi = "" if high is None else (f" and < {high:g}" if high_open else f" and <= {high:g}")
-    want = f"a finite number {lo}{hi}"
-
-    def check(v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return f"expected {want}, found {_type_name(v)}"
-        if not math.isfinite(v):
-            return f"expected {want}, found {v}"
-        if (v <= low) if low_open else (v < low):
-            return f"expected {want}, found {v:g}"
-        if high is not None and ((v >= high) if high_open else (v > high)):
-            return f"expected {want}, found {v:g}"
-        return None
-
-    return check
-
-
-def _str(choices: tuple[str, ...] | None = None, *, nonempty: bool = False) -> _Check:
-    def check(v: Any) -> str | None:
-        if not isinstance(v, str):
-            want = "a string" if choices is None else "one of " + ", ".join(f'"{c}"' for c in choices)
-            return f"expected {want}, found {_type_name(v)}"
-        if choices is not None and v not in choices:
-            return f"expected one of {', '.join(repr(c) for c in choices)}, found {v!r}"
-        if nonempty and not v.strip():
-            return "expected a non-empty string, found an empty one"
-        return None
-
-    return check
-
-
-def _finite_or_none(v: Any) -> str | None:
-    return _float(-math.inf, low_open=True)(v)
-
-
-SCHEMA: dict[str, dict[str, tuple[bool, _Check]]] = {
+SCHEMA: dict[str, dict[str, tuple[bool, checks.Check]]] = {
     "experiment": {
-        "number": (True, _int(1)),
-        "name": (True, _str(nonempty=True)),
-        "description": (True, _str(nonempty=True)),
-        "notes": (False, _str()),
+        "number": (True, checks.integer(1, MAX_NUMBER)),
+        "name": (True, checks.text(nonempty=True, max_length=200)),
+        "description": (True, checks.text(nonempty=True)),
+        "notes": (False, checks.text()),
     },
     "data": {
-        "target": (True, _str(nonempty=True)),
-        "domain": (True, lambda v: None),  # checked below
-        "samples": (True, _int(2)),
-        "train_fraction": (False, _float(0.0, 1.0, low_open=True)),
-        "seed": (False, _int(0)),
+        "target": (True, checks.text(nonempty=True, max_length=MAX_LENGTH)),
+        "domain": (True, checks.domain(MAX_DOMAIN)),
+        "samples": (True, checks.integer(2, MAX_SAMPLES)),
+        "train_fraction": (False, checks.number(0.0, 1.0, low_open=True)),
+        "seed": (False, checks.integer(0, MAX_SEED)),
     },
     "model": {
-        "hidden": (True, lambda v: None),  # checked below
-        "activation": (False, _str(ACTIVATIONS)),
-        "norm": (False, _str(NORMS)),
+        "hidden": (True, checks.widths(MAX_WIDTH, MAX_LAYERS)),
+        "activation": (False, checks.text(ACTIVATIONS)),
+        "norm": (False, checks.text(NORMS, aliases=tuple(LEGACY_NORMS))),
     },
     "training": {
-        "epochs": (True, _int(1)),
-        "batch_size": (False, _int(1)),
-        "lr": (True, _float(0.0, low_open=True)),
-        "momentum": (False, _float(0.0, 1.0, low_open=False)),
-        "decay_factor": (False, _float(0.0, 1.0, low_open=True, high_open=False)),
-        "decay_every": (False, _int(1)),
-        "l2": (False, _float(0.0, low_open=False)),
-        "clip": (False, _float(0.0, low_open=True)),
-        "loss": (False, _str(LOSSES)),
+        "epochs": (True, checks.integer(1, MAX_EPOCHS)),
+        "batch_size": (False, checks.integer(1, MAX_SAMPLES)),
+        "lr": (True, checks.number(0.0, low_open=True)),
+        "momentum": (False, checks.number(0.0, 1.0, low_open=False)),
+        "decay_factor": (False, checks.number(0.0, 1.0, low_open=True, high_open=False)),
+        "decay_every": (False, checks.integer(1, MAX_EPOCHS)),
+        "l2": (False, checks.number(0.0, low_open=False)),
+        "clip": (False, checks.number(0.0, low_open=True)),
+        "loss": (False, checks.text(LOSSES)),
     },
     "reported": {
-        "train_loss": (False, _finite_or_none),
-        "train_ratio": (False, _finite_or_none),
-        "test_loss": (False, _finite_or_none),
-        "test_ratio": (False, _finite_or_none),
-        "note": (False, _str()),
+        "train_loss": (False, checks.number(-math.inf, low_open=True)),
+        "train_ratio": (False, checks.number(-math.inf, low_open=True)),
+        "test_loss": (False, checks.number(-math.inf, low_open=True)),
+        "test_ratio": (False, checks.number(-math.inf, low_open=True)),
+        "note": (False, checks.text()),
     },
 }
 REQUIRED_SECTIONS = ("experiment", "data", "model", "training")
@@ -292,37 +258,11 @@ def _unknown(key: str, known: list[str]) -> str:
     return f"unknown key{hint}"
 
 
-def _check_domain(v: Any) -> str | None:
-    if (
-        not isinstance(v, list)
-        or len(v) != 2
-        or any(isinstance(e, bool) or not isinstance(e, (int, float)) for e in v)
-    ):
-        return f"expected an array of two numbers [low, high], found {_type_name(v)}"
-    if not all(math.isfinite(e) for e in v):
-        return f"expected two finite numbers, found {v}"
-    if not v[0] < v[1]:
-        return f"expected low < high, found [{v[0]:g}, {v[1]:g}]"
-    return None
-
-
-def _check_hidden(v: Any) -> str | None:
-    if not isinstance(v, list):
-        return f"expected a non-empty array of positive integers, found {_type_name(v)}"
-    if not v:
-        return "expected a non-empty array of positive integers, found an empty array"
-    for item in v:
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
-            shown = _type_name(item) if not isinstance(item, int) or isinstance(item, bool) else item
-            return f"expected a non-empty array of positive integers, found {shown} in the array"
-    return None
-
-
 def _structural_problems(doc: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     for section in doc:
         if section not in SCHEMA:
-            problems.append(f"{section}: {_unknown(section, list(SCHEMA))}")
+            problems.append(f"{shorten(str(section))}: {_unknown(str(section), list(SCHEMA))}")
     for section, keys in SCHEMA.items():
         table = doc.get(section)
         if table is None:
@@ -330,23 +270,17 @@ def _structural_problems(doc: dict[str, Any]) -> list[str]:
                 problems.append(f"{section}: expected a table [{section}], found nothing")
             continue
         if not isinstance(table, dict):
-            problems.append(f"{section}: expected a table, found {_type_name(table)}")
+            problems.append(f"{section}: expected a table, found {checks.type_name(table)}")
             continue
         for key in table:
             if key not in keys:
-                problems.append(f"{section}.{key}: {_unknown(key, list(keys))}")
+                problems.append(f"{section}.{key}: {_unknown(str(key), list(keys))}")
         for key, (required, check) in keys.items():
             if key not in table:
                 if required:
                     problems.append(f"{section}.{key}: expected a value, found nothing (required)")
                 continue
-            value = table[key]
-            if section == "data" and key == "domain":
-                message = _check_domain(value)
-            elif section == "model" and key == "hidden":
-                message = _check_hidden(value)
-            else:
-                message = check(value)
+            message = check(table[key])
             if message:
                 problems.append(f"{section}.{key}: {message}")
     return problems
@@ -356,34 +290,44 @@ def _semantic_problems(preset: Preset) -> list[str]:
     """Checks that need several values at once (and that overrides must pass too)."""
     problems: list[str] = []
     data = preset.data
-    if data.samples < 2:
-        problems.append(f"data.samples: expected an integer >= 2, found {data.samples}")
-    if data.seed < 0:
-        problems.append(f"data.seed: expected an integer >= 0, found {data.seed}")
-    if preset.training.epochs < 1:
-        problems.append(f"training.epochs: expected an integer >= 1, found {preset.training.epochs}")
-    try:
-        target = parse_expression(data.target)
-    except ExpressionError as exc:
-        problems.append(f"data.target: {exc}")
-    else:
-        xs = torch.linspace(data.domain[0], data.domain[1], 2001, dtype=torch.float64)
-        ys = target(xs)
-        bad = ~torch.isfinite(ys)
-        if bool(bad.any()):
-            x_bad = float(xs[bad.nonzero()[0, 0]])
-            problems.append(
-                f"data.target: expected a function defined on the whole domain "
-                f"[{data.domain[0]:g}, {data.domain[1]:g}], found {data.target!r} undefined at x={x_bad:g}"
-            )
-    if preset.model.norm == "seed":
+    if preset.training.batch_size > data.samples:
+        problems.append(f"training.batch_size: expected at most data.samples ({data.samples}), "
+                        f"found {preset.training.batch_size}")
+    problems.extend(_target_problems(data))
+    if preset.model.norm == "mean-var":
         narrow = [h for h in preset.model.hidden if h < 2]
         if narrow:
             problems.append(
-                "model.hidden: expected widths >= 2 with norm = \"seed\" (the variance of one "
+                "model.hidden: expected widths >= 2 with norm = \"mean-var\" (the variance of one "
                 f"value is undefined), found {narrow[0]}"
             )
+    if not problems:  # sizes are sane: now the arithmetic of their memory is meaningful
+        problems.extend(memory_problems(preset))
     return problems
+
+
+def _target_problems(data: DataSpec) -> list[str]:
+    """The target must parse and be finite (and fit float32) on a fixed grid of the domain."""
+    try:
+        target = parse_expression(data.target)
+        xs = torch.linspace(data.domain[0], data.domain[1], 2001, dtype=torch.float64)
+        ys = target(xs)
+    except ExpressionError as exc:
+        return [f"data.target: {exc}"]
+    shown = shorten(data.target)
+    bad = ~torch.isfinite(ys)
+    if bool(bad.any()):
+        x_bad = float(xs[bad.nonzero()[0, 0]])
+        return [
+            f"data.target: expected a function defined on the whole domain "
+            f"[{data.domain[0]:g}, {data.domain[1]:g}], found {shown!r} undefined at x={x_bad:g}"
+        ]
+    big = ys.abs() > FLOAT32_MAX
+    if bool(big.any()):
+        x_big = float(xs[big.nonzero()[0, 0]])
+        return [f"data.target: expected values that fit float32 (|y| < 3.4e38), found {shown!r} "
+                f"= {float(ys[big.nonzero()[0, 0]]):g} at x={x_big:g}"]
+    return []
 
 
 def parse_preset(text: str, *, source: str, name: str) -> Preset:
@@ -392,11 +336,19 @@ def parse_preset(text: str, *, source: str, name: str) -> Preset:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PresetError(source, [_toml_syntax(str(exc))]) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise PresetError(source, [f"TOML value error: {shorten(str(exc), 80)}"]) from None
+    except (RecursionError, MemoryError) as exc:  # arrays nested thousands deep
+        raise PresetError(source, [f"TOML too deeply nested or too large to read ({exc.__class__.__name__})"]) from None
     problems = _structural_problems(doc)
     if problems:
         raise PresetError(source, problems)
     e, d, m, t = (doc[s] for s in REQUIRED_SECTIONS)
     r = doc.get("reported", {})
+    norm = m.get("norm", "none")
+    notices = ()
+    if norm in LEGACY_NORMS:
+        notices = (f'model.norm: norm = "{norm}" is now called "{LEGACY_NORMS[norm]}"; the old name still loads',)
     preset = Preset(
         name=name,
         experiment=Experiment(e["number"], e["name"], e["description"], e.get("notes", "")),
@@ -407,7 +359,7 @@ def parse_preset(text: str, *, source: str, name: str) -> Preset:
             train_fraction=float(d.get("train_fraction", 0.8)),
             seed=d.get("seed", 0),
         ),
-        model=ModelSpec(tuple(m["hidden"]), m.get("activation", "relu"), m.get("norm", "none")),
+        model=ModelSpec(tuple(m["hidden"]), m.get("activation", "relu"), LEGACY_NORMS.get(norm, norm)),
         training=TrainingSpec(
             epochs=t["epochs"],
             lr=float(t["lr"]),
@@ -423,6 +375,7 @@ def parse_preset(text: str, *, source: str, name: str) -> Preset:
             **{k: (float(v) if k != "note" else v) for k, v in r.items()}  # type: ignore[arg-type]
         ),
         source=source,
+        notices=notices,
     )
     problems = _semantic_problems(preset)
     if problems:
@@ -433,6 +386,13 @@ def parse_preset(text: str, *, source: str, name: str) -> Preset:
 def load_preset(path: Path) -> Preset:
     """Read and validate one preset file; its name is the file's stem."""
     try:
+        # a FIFO or device named *.toml would block or never end; a huge file is not a preset
+        if not path.is_file():
+            raise PresetError(str(path), ["expected a regular file, found something else (or nothing)"])
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise PresetError(str(path), [f"expected a file of at most {MAX_FILE_BYTES // 1000} kB, "
+                                          f"found {size // 1000} kB"])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PresetError(str(path), [f"cannot read the file ({exc.__class__.__name__}: {exc})"]) from None
@@ -471,7 +431,9 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        # validation refuses control characters; escaping them anyway keeps any text valid TOML
+        escaped = "".join(f"\\u{ord(c):04X}" if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F else c for c in escaped)
         return f'"{escaped}"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"

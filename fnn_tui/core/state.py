@@ -6,18 +6,26 @@ epochs and the resolved preset with its hash: with the per-epoch sample order de
 epoch also keeps the steps done in it and their logged losses, so it continues from that
 step. Files are written atomically and read with ``torch.load(weights_only=True)``, which
 refuses pickles that would run code.
+
+A checkpoint file is untrusted input too: :func:`check_state` compares every tensor with
+the shapes the preset implies before any engine sees it (the fused engine indexes flat
+arrays by those shapes, and a wrong one reads out of bounds).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from fnn_tui.core.presets import Preset
 
 FORMAT = "fnn-tui-checkpoint"
 VERSION = 2
@@ -107,11 +115,14 @@ def load_checkpoint(path: Path) -> TrainState:
         step = int(payload.get("step", 0))
         losses = payload.get("step_losses")
         ratios = payload.get("step_ratios")
+        epoch = int(payload["epoch"])
+        if epoch < 0:
+            raise CheckpointError(f"{path} is at epoch {epoch}: expected a finished-epoch count >= 0")
         if step < 0 or (step and not (isinstance(losses, torch.Tensor) and isinstance(ratios, torch.Tensor)
                                       and losses.numel() == ratios.numel() == step)):
             raise ValueError("inconsistent mid-epoch position")
         return TrainState(
-            epoch=int(payload["epoch"]),
+            epoch=epoch,
             params=dict(payload["params"]),
             momentum=dict(payload["momentum"]),
             preset_toml=str(payload["preset_toml"]),
@@ -122,8 +133,71 @@ def load_checkpoint(path: Path) -> TrainState:
             step_losses=losses if step else None,
             step_ratios=ratios if step else None,
         )
-    except (KeyError, TypeError, ValueError):
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise CheckpointError(f"{path} is missing fields of an fnn-tui checkpoint") from None
+
+
+def expected_shapes(sizes: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """The ``state_dict`` names and shapes of the network with these layer widths."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        shapes[f"layers.{i}.weight"] = (b, a)
+        shapes[f"layers.{i}.bias"] = (b,)
+    return shapes
+
+
+def check_state(state: TrainState, preset: Preset) -> None:
+    """Refuse a state whose tensors or position do not fit ``preset``.
+
+    Checks every parameter and momentum buffer (names, shapes, float32/float64, finite),
+    the epoch and the step inside it, and the per-step log. Non-finite weights are never
+    legal: a run checkpoints only after an epoch whose losses were finite, and a diverged
+    run ends without saving.
+    """
+    shapes = expected_shapes(preset.model.sizes)
+    _check_tensors("parameter", state.params, shapes)
+    if state.momentum:  # empty before the first step
+        _check_tensors("momentum buffer", state.momentum, shapes)
+    if state.seed != preset.data.seed:
+        raise CheckpointError(f"the checkpoint is for seed {state.seed}, the preset's seed is {preset.data.seed}")
+    epochs = preset.training.epochs
+    if not 0 <= state.epoch <= epochs:
+        raise CheckpointError(f"the checkpoint is at epoch {state.epoch}: expected 0 to {epochs}")
+    steps = math.ceil(preset.data.n_train / preset.training.batch_size)
+    if not 0 <= state.step < steps:
+        raise CheckpointError(f"the checkpoint is at step {state.step}: expected 0 to {steps - 1} "
+                              f"(an epoch has {steps} steps)")
+    if state.step and state.epoch >= epochs:
+        raise CheckpointError("the checkpoint is inside an epoch past the preset's last")
+    for label, log in (("step_losses", state.step_losses), ("step_ratios", state.step_ratios)):
+        if state.step and (not isinstance(log, torch.Tensor) or tuple(log.shape) != (state.step,)
+                           or not log.is_floating_point()):
+            found = tuple(log.shape) if isinstance(log, torch.Tensor) else type(log).__name__
+            raise CheckpointError(f"checkpoint {label}: expected {state.step} floats, found {found}")
+
+
+def _check_tensors(kind: str, tensors: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:
+    if not isinstance(tensors, dict):
+        raise CheckpointError(f"checkpoint {kind}s: expected a table of tensors, found {type(tensors).__name__}")
+    missing = [n for n in shapes if n not in tensors]
+    extra = [str(n) for n in tensors if n not in shapes]
+    if missing or extra:
+        found = f"missing {', '.join(missing)}" if missing else f"unexpected {', '.join(extra[:3])}"
+        raise CheckpointError(f"checkpoint {kind}s: expected {', '.join(shapes)}, found {found}")
+    for name, want in shapes.items():
+        t = tensors[name]
+        if not isinstance(t, torch.Tensor):
+            raise CheckpointError(f"checkpoint {kind} {name}: expected a tensor, found {type(t).__name__}")
+        if tuple(t.shape) != want:
+            raise CheckpointError(f"checkpoint {kind} {name}: expected shape {want}, found {tuple(t.shape)}")
+        if t.dtype not in (torch.float32, torch.float64):
+            raise CheckpointError(f"checkpoint {kind} {name}: expected float32 or float64, found {t.dtype}")
+        if t.layout != torch.strided or t.is_quantized:
+            raise CheckpointError(f"checkpoint {kind} {name}: expected a dense tensor, found {t.layout}")
+        if not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"checkpoint {kind} {name}: expected finite values, found NaN or infinity")
 
 
 def load_latest_checkpoint(path: Path) -> tuple[TrainState, Path]:

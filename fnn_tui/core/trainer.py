@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from fnn_tui.core.budget import memory_problems
 from fnn_tui.core.data import epoch_order, make_dataset
 from fnn_tui.core.devices import resolve_device
 from fnn_tui.core.engines import Engine, choose_engine
@@ -28,8 +29,8 @@ from fnn_tui.core.events import (
     RunStarted,
     StepProgress,
 )
-from fnn_tui.core.presets import Preset
-from fnn_tui.core.state import CheckpointError, TrainState
+from fnn_tui.core.presets import Preset, PresetError
+from fnn_tui.core.state import CheckpointError, TrainState, check_state
 from fnn_tui.core.status import RunStatus
 
 CHUNK_SECONDS = 0.1  # target time between stop checks and progress events
@@ -85,13 +86,13 @@ def _make_engine(preset: Preset, run: ResolvedRun, resume: TrainState | None) ->
 
 
 def check_resume(preset: Preset, resume: TrainState) -> None:
-    """Refuse a checkpoint that belongs to another preset or is past the end."""
+    """Refuse a checkpoint that belongs to another preset, is past the end, or whose
+    tensors do not fit the preset's network (checked before any engine sees them)."""
     if resume.preset_hash != preset.digest():
         raise CheckpointError("the checkpoint was made from a different preset (its hash does not match)")
     if resume.epoch > preset.training.epochs:
         raise CheckpointError(f"the checkpoint is at epoch {resume.epoch}, past the preset's {preset.training.epochs}")
-    if resume.step and resume.epoch >= preset.training.epochs:
-        raise CheckpointError("the checkpoint is inside an epoch past the preset's last")
+    check_state(resume, preset)
 
 
 def train(
@@ -103,12 +104,16 @@ def train(
 ) -> EndEvent:
     """Train ``preset``, sending every event to ``emit``; return the final event.
 
-    Bad input (device, engine, checkpoint) raises before any work. Once training has
+    Bad input (device, engine, checkpoint, not enough memory) raises before any work. Once training has
     started, every outcome is an event: finished, diverged, cancelled or failed.
     """
     run = resolve(preset, options)
     if resume is not None:
         check_resume(preset, resume)
+    # memory may have gone since the preset was validated: refuse before allocating
+    short = memory_problems(preset)
+    if short:
+        raise PresetError(preset.source or preset.name, short)
     t = preset.training
     seed = preset.data.seed
     started = time.perf_counter()

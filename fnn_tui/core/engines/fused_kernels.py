@@ -3,7 +3,7 @@
 The network lives in one flat float32 parameter array in PyTorch's ``state_dict`` order
 (``layers.0.weight``, ``layers.0.bias``, ``layers.1.weight``, ...), each weight matrix
 stored transposed (input-major) so the inner loops run over contiguous memory. The
-backward pass is written out by hand, including the derivative of the seed's
+backward pass is written out by hand, including the derivative of the notes'
 normalisation ``n = (z - mean(z)) / var(z)`` with unbiased variance ``v``::
 
     dL/dz_j = (g_j - mean(g)) / v - 2 c_j (sum_i g_i c_i) / ((H - 1) v^2),   c = z - mean(z)

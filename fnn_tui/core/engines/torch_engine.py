@@ -1,6 +1,6 @@
 """The PyTorch reference engine: eager autograd, ``torch.optim.SGD``, ``clip_grad_norm_``.
 
-Unlike the seed's loop it keeps the data on the device, slices batches itself and never
+Unlike the notes' loop it keeps the data on the device, slices batches itself and never
 syncs with the host inside a chunk of steps: per-step losses stay on the device until the
 chunk ends.
 """
