@@ -9,8 +9,10 @@ multi-seed trainer both mark such epochs with this rule, so the threshold lives 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # the rule itself needs no torch, so a report can import it cheaply
+    import torch
 
 DEAD_STD_FRACTION = 0.01
 """A network is dead when the std of its predictions over the test inputs is below this
@@ -36,4 +38,4 @@ def spread(values: torch.Tensor) -> float:
     """
     if values.numel() < 2:
         return 0.0
-    return float(values.detach().to(torch.float64).std(correction=0))
+    return float(values.detach().double().std(correction=0))
