@@ -34,7 +34,7 @@ class Engine(Protocol):
 
     def evaluate(self) -> tuple[float, float, float, float]:
         """Test MSE, test mean |y_hat / y|, test MAE and the population std of y_hat over the
-        test inputs (float64), with the current weights."""
+        test inputs (in float64, as ``core.dead.spread``), with the current weights."""
 
     def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Copies of the parameters and momentum buffers, as CPU tensors by parameter name."""
