@@ -2,7 +2,8 @@
 
 It reads top to bottom like a training script: prepare (device, engine, data, model),
 then per epoch: schedule, chunks of steps (with the stop check between chunks), divergence
-check, evaluation, log. It never prints; everything it has to say is an event.
+check, evaluation (with the dead-network check), log. It never prints; everything it has to
+say is an event.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fnn_tui.core.budget import memory_problems
-from fnn_tui.core.data import epoch_order, make_dataset
+from fnn_tui.core.data import Dataset, epoch_order, make_dataset
+from fnn_tui.core.dead import is_dead, spread
 from fnn_tui.core.devices import resolve_device
 from fnn_tui.core.engines import Engine, choose_engine
 from fnn_tui.core.events import (
@@ -74,8 +76,7 @@ def resolve(preset: Preset, options: RunOptions) -> ResolvedRun:
     return ResolvedRun(device=device, engine=engine)
 
 
-def _make_engine(preset: Preset, run: ResolvedRun, resume: TrainState | None) -> Engine:
-    data = make_dataset(preset.data)
+def _make_engine(preset: Preset, run: ResolvedRun, data: Dataset, resume: TrainState | None) -> Engine:
     if run.engine == "fused":
         from fnn_tui.core.engines.fused_engine import FusedEngine
 
@@ -118,7 +119,9 @@ def train(
     seed = preset.data.seed
     started = time.perf_counter()
     try:
-        engine = _make_engine(preset, run, resume)
+        data = make_dataset(preset.data)
+        engine = _make_engine(preset, run, data, resume)
+        target_std = spread(data.y_test)  # once: the yardstick of the dead-network check
         start_epoch = resume.epoch if resume is not None else 0
         start_step = resume.step if resume is not None else 0
         steps = engine.steps_per_epoch
@@ -165,16 +168,16 @@ def train(
                 chunk = _next_chunk(chunk, stop - step, elapsed)
                 step = stop
                 emit(StepProgress(epoch + 1, step, steps))
-            # evaluate and log
+            # evaluate (and whether the network has gone dead: a constant prediction) and log
             train_loss, train_ratio = engine.train_metrics()
-            test_loss, test_ratio, mae = engine.evaluate()
+            test_loss, test_ratio, mae, pred_std = engine.evaluate()
             if not all(math.isfinite(v) for v in (train_loss, test_loss)):
                 end = RunDiverged(epoch + 1, 0, "test loss became NaN or infinite", time.perf_counter() - started)
                 emit(end)
                 return end
             last = EpochMetrics(
                 epoch + 1, train_loss, train_ratio, test_loss, test_ratio, mae, lr,
-                time.perf_counter() - epoch_start,
+                time.perf_counter() - epoch_start, dead=is_dead(pred_std, target_std),
             )
             params, momentum = engine.snapshot()
             state = TrainState(epoch + 1, params, momentum, toml, digest, run.engine, seed)

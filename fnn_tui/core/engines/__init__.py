@@ -32,8 +32,9 @@ class Engine(Protocol):
     def train_metrics(self) -> tuple[float, float]:
         """Mean MSE and mean |y_hat / y| over the epoch's steps."""
 
-    def evaluate(self) -> tuple[float, float, float]:
-        """Test MSE, test mean |y_hat / y| and test MAE with the current weights."""
+    def evaluate(self) -> tuple[float, float, float, float]:
+        """Test MSE, test mean |y_hat / y|, test MAE and the population std of y_hat over the
+        test inputs (in float64, as ``core.dead.spread``), with the current weights."""
 
     def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Copies of the parameters and momentum buffers, as CPU tensors by parameter name."""

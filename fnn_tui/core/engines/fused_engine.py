@@ -122,13 +122,13 @@ class FusedEngine:
         """Epoch means of the per-step MSE and ratio."""
         return float(self.losses.mean(dtype=np.float64)), float(self.ratios.mean(dtype=np.float64))
 
-    def evaluate(self) -> tuple[float, float, float]:
-        """Test MSE, ratio and MAE."""
-        loss, ratio, mae = k.evaluate(
+    def evaluate(self) -> tuple[float, float, float, float]:
+        """Test MSE, ratio, MAE and the std of y_hat."""
+        loss, ratio, mae, pred_std = k.evaluate(
             self.params, self.sizes, self.fsz, self.w_off, self.b_off, self.a_off, self.act, self.pre,
             self.cen, self.var, self.x_test, self.y_test, self.use_norm,
         )
-        return float(loss), float(ratio), float(mae)
+        return float(loss), float(ratio), float(mae), float(pred_std)
 
     def _unflatten(self, flat: np.ndarray) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}

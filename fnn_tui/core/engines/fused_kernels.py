@@ -216,15 +216,25 @@ def run_steps(  # noqa: ANN201, PLR0913
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def evaluate(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, ys, use_norm):  # noqa: ANN001, ANN201
-    """Test MSE, mean |y_hat / y| and MAE over the given samples."""
+    """Test MSE, mean |y_hat / y|, MAE and the population std of y_hat over the given samples.
+
+    The std uses Welford's update in float64: one pass, and no cancellation when the
+    predictions are a near-constant far from zero (a dead network's).
+    """
     n = xs.shape[0]
     se = 0.0
     ratio = 0.0
     ae = 0.0
+    mean = 0.0
+    m2 = 0.0
     for j in range(n):
         yhat = _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)
-        err = float(yhat) - float(ys[j])
+        p = float(yhat)
+        err = p - float(ys[j])
         se += err * err
         ae += abs(err)
-        ratio += abs(float(yhat) / float(ys[j]))
-    return se / n, ratio / n, ae / n
+        ratio += abs(p / float(ys[j]))
+        delta = p - mean
+        mean += delta / (j + 1)
+        m2 += delta * (p - mean)
+    return se / n, ratio / n, ae / n, math.sqrt(m2 / n)  # each Welford term is >= 0

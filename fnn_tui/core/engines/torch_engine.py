@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from fnn_tui.core.data import Dataset
+from fnn_tui.core.dead import spread
 from fnn_tui.core.model import build_model
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import TrainState
@@ -103,13 +104,16 @@ class TorchEngine:
         return loss, ratio
 
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float, float]:
-        """Test MSE, ratio and MAE on the whole test set at once."""
+    def evaluate(self) -> tuple[float, float, float, float]:
+        """Test MSE, ratio, MAE and the std of y_hat on the whole test set at once."""
         out = self.model(self.x_test)
         err = out - self.y_test
         values = torch.stack([(err * err).mean(), (out / self.y_test).abs().mean(), err.abs().mean()])
-        loss, ratio, mae = values.tolist()
-        return loss, ratio, mae
+        # one transfer for all: the three means and the predictions, whose std is taken on
+        # the host in float64 (core.dead.spread), as the fused engine does; MPS has no float64
+        host = torch.cat([values, out.reshape(-1)]).cpu()
+        loss, ratio, mae = host[:3].tolist()
+        return loss, ratio, mae, spread(host[3:])
 
     def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """CPU copies of the weights and momentum buffers."""
