@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -110,6 +111,13 @@ class TorchEngine:
         values = torch.stack([(err * err).mean(), (out / self.y_test).abs().mean(), err.abs().mean()])
         loss, ratio, mae = values.tolist()
         return loss, ratio, mae
+
+    @torch.no_grad()
+    def predict(self, xs: np.ndarray) -> np.ndarray:
+        """y_hat at ``xs`` with the current weights: one batched forward on the device."""
+        x = torch.from_numpy(np.ascontiguousarray(xs, dtype=np.float32).reshape(-1, 1))
+        out = self.model(x.to(self.device, self.x_train.dtype))
+        return out.reshape(-1).to("cpu", torch.float32).numpy()
 
     def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """CPU copies of the weights and momentum buffers."""
