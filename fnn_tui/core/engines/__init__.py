@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
 import torch
 
 ENGINE_NAMES = ("auto", "torch", "fused")
@@ -35,6 +36,9 @@ class Engine(Protocol):
     def evaluate(self) -> tuple[float, float, float, float]:
         """Test MSE, test mean |y_hat / y|, test MAE and the population std of y_hat over the
         test inputs (in float64, as ``core.dead.spread``), with the current weights."""
+
+    def predict(self, xs: np.ndarray) -> np.ndarray:
+        """y_hat at the 1-D inputs ``xs`` with the current weights, as float32 (no training)."""
 
     def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Copies of the parameters and momentum buffers, as CPU tensors by parameter name."""

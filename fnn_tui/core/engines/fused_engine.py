@@ -130,6 +130,16 @@ class FusedEngine:
         )
         return float(loss), float(ratio), float(mae), float(pred_std)
 
+    def predict(self, xs: np.ndarray) -> np.ndarray:
+        """y_hat at ``xs`` with the current weights: one compiled pass, no model built."""
+        x = np.ascontiguousarray(xs, dtype=self.dtype).reshape(-1)
+        out = np.empty_like(x)
+        k.predict(
+            self.params, self.sizes, self.fsz, self.w_off, self.b_off, self.a_off, self.act, self.pre,
+            self.cen, self.var, x, out, self.use_norm,
+        )
+        return out.astype(np.float32)
+
     def _unflatten(self, flat: np.ndarray) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         pos = 0

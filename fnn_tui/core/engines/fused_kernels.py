@@ -238,3 +238,10 @@ def evaluate(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, ys
         mean += delta / (j + 1)
         m2 += delta * (p - mean)
     return se / n, ratio / n, ae / n, math.sqrt(m2 / n)  # each Welford term is >= 0
+
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def predict(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, out, use_norm):  # noqa: ANN001, ANN201
+    """y_hat at each of ``xs`` into ``out``, with the current weights (no update)."""
+    for j in range(xs.shape[0]):
+        out[j] = _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)

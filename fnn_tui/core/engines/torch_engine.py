@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -114,6 +115,13 @@ class TorchEngine:
         host = torch.cat([values, out.reshape(-1)]).cpu()
         loss, ratio, mae = host[:3].tolist()
         return loss, ratio, mae, spread(host[3:])
+
+    @torch.no_grad()
+    def predict(self, xs: np.ndarray) -> np.ndarray:
+        """y_hat at ``xs`` with the current weights: one batched forward on the device."""
+        x = torch.from_numpy(np.ascontiguousarray(xs, dtype=np.float32).reshape(-1, 1))
+        out = self.model(x.to(self.device, self.x_train.dtype))
+        return out.reshape(-1).to("cpu", torch.float32).numpy()
 
     def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """CPU copies of the weights and momentum buffers."""
