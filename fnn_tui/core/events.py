@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from fnn_tui.core.status import RunStatus
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from fnn_tui.core.state import TrainState
 
 
@@ -59,6 +61,8 @@ class EpochFinished:
     epochs: int
     state: TrainState | None = None
     lane: int = 0
+    # y_hat on the preset's plot grid (core.grid), every few epochs and at the last; else None
+    fit: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,11 @@ class Preset:
         doc["model"]["norm"] = _DIGEST_NORMS.get(self.model.norm, self.model.norm)
         return hashlib.sha256(dump_toml(doc).encode()).hexdigest()[:16]
 
+    def study_digest(self) -> str:
+        """The hash of the settings without the seed: runs of one preset that share it are
+        seeds of one study (what the reproduction report puts in one row)."""
+        return dataclasses.replace(self, data=dataclasses.replace(self.data, seed=0)).digest()
+
 
 class PresetError(ValueError):
     """A preset failed validation; ``problems`` holds one line per problem."""

@@ -43,6 +43,7 @@ from enum import Enum
 
 from fnn_tui.core.dead import DEAD_STD_FRACTION
 from fnn_tui.core.presets import Reported
+from fnn_tui.core.status import RunStatus
 
 METRICS = ("train_loss", "train_ratio", "test_loss", "test_ratio")
 TITLES = {"train_loss": "train loss", "train_ratio": "train ratio", "test_loss": "test loss",
@@ -234,8 +235,8 @@ def verdict(metric: str, notes: NotesValue | None, ours: Spread, *, diverged: in
 
 def summarize(study: Study) -> PresetReport:
     """Counts, per-metric summaries and verdicts of one study."""
-    finished = [o for o in study.outcomes if _status(o) == "finished"]
-    diverged = sum(1 for o in study.outcomes if _status(o) == "diverged")
+    finished = [o for o in study.outcomes if _status(o) == RunStatus.FINISHED.value]
+    diverged = sum(1 for o in study.outcomes if _status(o) == RunStatus.DIVERGED.value)
     other = len(study.outcomes) - len(finished) - diverged
     summaries = []
     for metric in METRICS:

@@ -24,6 +24,7 @@ from fnn_tui.core.events import (
     StepProgress,
     diverged_where,
 )
+from fnn_tui.core.grid import encode
 from fnn_tui.core.presets import Preset, PresetError, parse_preset
 from fnn_tui.core.state import (
     CheckpointError,
@@ -83,7 +84,7 @@ class Recorder:
         elif isinstance(event, EpochFinished):
             assert event.state is not None
             save_checkpoint(event.state, self.checkpoint)
-            store.add_epoch(run_id, event.metrics)
+            store.add_epoch(run_id, event.metrics, None if event.fit is None else encode(event.fit))
             self.last_beat = time.monotonic()
         elif isinstance(event, StepProgress):
             if time.monotonic() - self.last_beat > HEARTBEAT_SECONDS:

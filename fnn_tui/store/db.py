@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "runs.sqlite3"
 
 _MIGRATIONS: dict[int, str] = {
@@ -63,7 +63,29 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE runs ADD COLUMN progress_step INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX runs_status ON runs(status);
     """,
+    # 3: seeds as a dimension (the study a run belongs to), dead networks, stored fits
+    3: """
+    ALTER TABLE runs ADD COLUMN study TEXT NOT NULL DEFAULT '';
+    ALTER TABLE epochs ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE epochs ADD COLUMN fit BLOB;
+    CREATE INDEX runs_study ON runs(preset, study);
+    """,
 }
+
+
+def _study_of_old_runs(conn: sqlite3.Connection) -> None:
+    """Runs stored before version 3 get their study from their stored preset."""
+    from fnn_tui.core.presets import PresetError, parse_preset
+
+    for row in conn.execute("SELECT id, preset, preset_toml FROM runs").fetchall():
+        try:
+            study = parse_preset(row[2], source=f"run {row[0]}", name=row[1]).study_digest()
+        except PresetError:
+            continue  # a preset that no longer validates stays out of every study
+        conn.execute("UPDATE runs SET study = ? WHERE id = ?", (study, row[0]))
+
+
+_BACKFILLS = {3: _study_of_old_runs}
 
 
 class StoreError(RuntimeError):
@@ -101,6 +123,8 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             for statement in _MIGRATIONS[target].split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            if target in _BACKFILLS:
+                _BACKFILLS[target](conn)
             conn.execute(f"PRAGMA user_version = {target}")
 
 

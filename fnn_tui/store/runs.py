@@ -53,6 +53,7 @@ class RunRecord:
     steps_per_epoch: int
     progress_epoch: int
     progress_step: int
+    study: str  # the settings' hash without the seed: the runs of one study share it
     final: EpochMetrics | None
     home: Path
 
@@ -83,6 +84,7 @@ def _metrics(row: sqlite3.Row) -> EpochMetrics:
         test_mae=row["test_mae"],
         lr=row["lr"],
         seconds=row["seconds"],
+        dead=bool(row["dead"]),
     )
 
 
@@ -119,12 +121,12 @@ class Store:
         with transaction(self.conn) as c:
             cur = c.execute(
                 "INSERT INTO runs (preset, number, preset_toml, preset_hash, seed, engine, device, status,"
-                " epochs_total, started_at, torch_version, host, pid, heartbeat_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " epochs_total, started_at, torch_version, host, pid, heartbeat_at, study)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     preset.name, preset.experiment.number, preset.to_toml(), preset.digest(),
                     preset.data.seed, engine, device, status.value, preset.training.epochs, now,
-                    torch.__version__, socket.gethostname(), os.getpid(), now,
+                    torch.__version__, socket.gethostname(), os.getpid(), now, preset.study_digest(),
                 ),
             )
             run_id = int(cur.lastrowid or 0)
@@ -133,12 +135,15 @@ class Store:
         run_dir.mkdir(parents=True, exist_ok=True)
         return run_id
 
-    def add_epoch(self, run_id: int, m: EpochMetrics) -> None:
-        """Store one finished epoch and advance the run's count and heartbeat, atomically."""
+    def add_epoch(self, run_id: int, m: EpochMetrics, fit: bytes | None = None) -> None:
+        """Store one finished epoch (with y_hat on the plot grid when given) and advance the
+        run's count and heartbeat, atomically."""
         with transaction(self.conn) as c:
             c.execute(
-                "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, m.epoch, m.train_loss, m.train_ratio, m.test_loss, m.test_ratio, m.test_mae, m.lr, m.seconds),
+                "INSERT OR REPLACE INTO epochs (run_id, epoch, train_loss, train_ratio, test_loss, test_ratio,"
+                " test_mae, lr, seconds, dead, fit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, m.epoch, m.train_loss, m.train_ratio, m.test_loss, m.test_ratio, m.test_mae, m.lr,
+                 m.seconds, int(m.dead), fit),
             )
             c.execute(
                 "UPDATE runs SET epochs_done = ?, heartbeat_at = ? WHERE id = ?", (m.epoch, time.time(), run_id)
@@ -278,6 +283,13 @@ class Store:
             "SELECT * FROM epochs WHERE run_id = ? AND epoch > ? ORDER BY epoch", (run_id, after)
         ).fetchall()
         return [_metrics(r) for r in rows]
+
+    def fits(self, run_id: int) -> list[tuple[int, bytes]]:
+        """The stored fits of a run (y_hat on the plot grid, encoded by core.grid), by epoch."""
+        rows = self.conn.execute(
+            "SELECT epoch, fit FROM epochs WHERE run_id = ? AND fit IS NOT NULL ORDER BY epoch", (run_id,)
+        ).fetchall()
+        return [(r["epoch"], bytes(r["fit"])) for r in rows]
 
     def active_runs(self) -> list[RunRecord]:
         """Runs queued or training now, oldest first."""
