@@ -31,8 +31,10 @@ err = Console(stderr=True, highlight=False)
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.", metavar="DEVICE")]
-EngineOpt = Annotated[str, typer.Option(help="auto (fused on the CPU when it can), torch or fused.", metavar="ENGINE")]
+# Options name their flags explicitly: typer before 0.29 took a metavar for the flag's name.
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.", metavar="DEVICE")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="auto (fused on the CPU when it can), torch or fused.",
+                                        metavar="ENGINE")]
 
 
 class Settings:
