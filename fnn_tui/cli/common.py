@@ -52,6 +52,15 @@ class Settings:
         return discover(self.presets)
 
 
+def literal(text: object) -> str:
+    """``text`` (a name, a path, a message) ready for a Rich markup string and shown as it
+    is: markup escaped, and control characters (an ESC that would drive the terminal)
+    written out, e.g. ``\\x1b``; line breaks stay."""
+    plain = "".join(c if c.isprintable() or c == "\n" else c.encode("unicode_escape").decode("ascii")
+                    for c in str(text))
+    return escape(plain)
+
+
 @contextmanager
 def bad_input(settings: Settings | None) -> Iterator[None]:
     """Turn the domain's input errors into one red line on stderr and exit code 2."""
@@ -61,24 +70,36 @@ def bad_input(settings: Settings | None) -> Iterator[None]:
     from fnn_tui.core.presets import PresetError
     from fnn_tui.core.state import CheckpointError
     from fnn_tui.runs.record import ResumeError
-    from fnn_tui.store.db import StoreError
+    from fnn_tui.store.db import StoreError, StoreReplacedError
 
     try:
         yield
     except (typer.Exit, typer.Abort):
         raise
+    except StoreReplacedError as exc:  # a run lost its store while it trained: the run failed
+        if settings is not None and settings.debug:
+            raise
+        err.print(f"[red]error:[/red] {literal(exc)}", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
     except PresetError as exc:
         if settings is not None and settings.debug:
             raise
         for line in str(exc).splitlines():
-            err.print(f"[red]error:[/red] {escape(line)}", markup=True, soft_wrap=True)
+            err.print(f"[red]error:[/red] {literal(line)}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except (UnknownPresetError, DeviceError, EngineError, CheckpointError, ResumeError, StoreError, OSError) as exc:
         if settings is not None and settings.debug:
             raise
         message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
-        err.print(f"[red]error:[/red] {escape(message)}", markup=True, soft_wrap=True)
+        err.print(f"[red]error:[/red] {literal(message)}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    """Print ``message`` as one red error line (its text taken literally, never as markup)
+    and return the exit to raise."""
+    err.print(f"[red]error:[/red] {literal(message)}", markup=True, soft_wrap=True)
+    return typer.Exit(code)
 
 
 def settings(ctx: typer.Context) -> Settings:

@@ -15,7 +15,7 @@ from fnn_tui import __version__
 from fnn_tui.cli import presets as preset_commands
 from fnn_tui.cli import results as result_commands
 from fnn_tui.cli import train as train_commands
-from fnn_tui.cli.common import Settings, app, out
+from fnn_tui.cli.common import Settings, app, fail, out
 from fnn_tui.cli.tui import open_app
 from fnn_tui.paths import home_dir
 
@@ -32,12 +32,19 @@ def _version(value: bool) -> None:
 @app.callback(invoke_without_command=True)
 def main_callback(
     ctx: typer.Context,
-    home: Annotated[Path | None, typer.Option(help="Store folder (default: $FNN_TUI_HOME or the user data dir).")] = None,
+    home: Annotated[str | None, typer.Option(help="Store folder (default: $FNN_TUI_HOME or the user data dir).",
+                                             metavar="DIR")] = None,
     presets: Annotated[list[Path] | None, typer.Option("--presets", help="Extra folder of preset TOML files (repeatable).")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks instead of one-line errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     """A terminal lab runner for small PyTorch feed-forward-network experiments."""
+    if home is not None and not home.strip():
+        raise fail("--home is empty: name the store folder, e.g. --home ~/fnn-runs (or leave it out for the default)")
+    for folder in presets or []:
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise fail(f"the presets folder {folder} {what}: check --presets")
     ctx.obj = Settings(home_dir(home), list(presets or []), debug)
     if ctx.invoked_subcommand is None:
         open_app(ctx.obj, preset=None, device="auto", engine="auto", start=False)

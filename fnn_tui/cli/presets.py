@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from fnn_tui.cli.common import EXIT_BAD_INPUT, app, bad_input, err, out, settings
+from fnn_tui.cli.common import EXIT_BAD_INPUT, app, bad_input, err, literal, out, settings
 
 
 @app.command("list")
@@ -42,8 +41,8 @@ def validate(ctx: typer.Context, files: Annotated[list[Path], typer.Argument(hel
         except PresetError as exc:
             failed = True
             for line in str(exc).splitlines():
-                err.print(f"[red]error:[/red] {escape(line)}", markup=True, soft_wrap=True)
+                err.print(f"[red]error:[/red] {literal(line)}", markup=True, soft_wrap=True)
         else:
-            out.print(f"{path}: ok")
+            out.print(f"{literal(path)}: ok")
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)

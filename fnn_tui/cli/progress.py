@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from fnn_tui.cli.common import literal
 from fnn_tui.core.events import (
     EndEvent,
     EpochFinished,
@@ -64,7 +64,7 @@ class EventProgress:
             steps = event.steps_per_epoch
             self.steps[run_id] = steps
             done = event.start_epoch * steps + event.start_step
-            fields = dict(preset=event.preset, epoch=event.start_epoch, epochs=event.epochs)
+            fields = dict(preset=literal(event.preset), epoch=event.start_epoch, epochs=event.epochs)
             if run_id in self.tasks:
                 self.progress.update(self.tasks[run_id], total=event.epochs * steps or None, completed=done, **fields)
             else:
@@ -90,12 +90,12 @@ class EventProgress:
 def report_end(run_id: int, end: EndEvent, err: Console) -> int:
     """Print how a run ended (when it did not simply finish); return its exit code."""
     if isinstance(end, RunDiverged):
-        err.print(f"[red]run {run_id} diverged:[/red] {escape(end.reason)} at {diverged_where(end)}; "
+        err.print(f"[red]run {run_id} diverged:[/red] {literal(end.reason)} at {diverged_where(end)}; "
                   "finished epochs are kept. Try a smaller lr or set training.clip.", markup=True)
         return 1
     if isinstance(end, RunFailed):
         what = "crashed" if end.status == RunStatus.CRASHED else "failed"
-        err.print(f"[red]run {run_id} {what}:[/red] {escape(end.error)}; finished epochs are kept, and "
+        err.print(f"[red]run {run_id} {what}:[/red] {literal(end.error)}; finished epochs are kept, and "
                   f"`fnn-tui resume {run_id}` continues once the cause is fixed", markup=True)
         return 1
     if isinstance(end, RunCancelled):
@@ -148,7 +148,7 @@ def run_in_pool(home: Path, presets: list[Preset], options: RunOptions, jobs: in
     code = 0
     for result in results:
         if end_status(result.end).bad:
-            err.print(f"[red]run {result.run_id} ({result.preset}) {end_status(result.end).label}[/red]; "
+            err.print(f"[red]run {result.run_id} ({literal(result.preset)}) {end_status(result.end).label}[/red]; "
                       "`fnn-tui results` has details", markup=True)
             code = 1
     return [r.run_id for r in results], code
@@ -188,5 +188,5 @@ def attach_here(home: Path, run_id: int, err: Console) -> int:
         return 2
     style = final.status.style
     err.print(f"run {run_id} [{style}]{final.status.label}[/{style}]"
-              + (f": {escape(final.message)}" if final.message else ""), markup=True)
+              + (f": {literal(final.message)}" if final.message else ""), markup=True)
     return 1 if final.status.bad else 0

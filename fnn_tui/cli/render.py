@@ -8,6 +8,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from fnn_tui.cli.common import literal
 from fnn_tui.core.catalog import PresetEntry
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
@@ -30,17 +31,18 @@ def presets_table(entries: list[PresetEntry]) -> Table:
     for e in entries:
         origin = e.origin + (" (shadows built-in)" if e.shadows else "")
         if e.preset is not None:
-            table.add_row(str(e.preset.experiment.number), e.name, f"{e.preset.experiment.name}: {e.preset.setting()}", origin)
+            table.add_row(str(e.preset.experiment.number), literal(e.name),
+                          literal(f"{e.preset.experiment.name}: {e.preset.setting()}"), literal(origin))
         else:
             assert e.error is not None
-            table.add_row("!", e.name, f"[red]invalid: {e.error.problems[0]}[/red]", origin)
+            table.add_row("!", literal(e.name), f"[red]invalid: {literal(e.error.problems[0])}[/red]", literal(origin))
     return table
 
 
 def preset_detail(preset: Preset) -> Table:
     """The ``show`` command's key/value table."""
     t, m, d = preset.training, preset.model, preset.data
-    table = Table(title=f"{preset.name}: {preset.experiment.name}", title_justify="left", show_header=False)
+    table = Table(title=literal(f"{preset.name}: {preset.experiment.name}"), title_justify="left", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
     rows = [
@@ -56,7 +58,7 @@ def preset_detail(preset: Preset) -> Table:
         ("file", preset.source),
     ]
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, literal(value))
     return table
 
 
@@ -94,7 +96,7 @@ def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
     for r in records:
         f = r.final
         table.add_row(
-            str(r.id), r.preset, status_text(r.status),
+            str(r.id), literal(r.preset), status_text(r.status),
             f"{r.epochs_done}/{r.epochs_total}",
             _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
             f"{r.engine}/{r.device}", _when_short(r.started_at),
@@ -114,7 +116,7 @@ def results_table(rows: list[ResultRow]) -> Table:
     for r in rows:
         wall = f"{r.wall_seconds:.1f} s" if r.wall_seconds else ""
         table.add_row(
-            r.preset, Text(r.status, style=RunStatus(r.status.split("@")[0]).style),
+            literal(r.preset), Text(r.status, style=RunStatus(r.status.split("@")[0]).style),
             _pair(r.train_loss, r.seed_train_loss), _pair(r.train_ratio, r.seed_train_ratio, r.seed_note),
             _pair(r.test_loss, r.seed_test_loss), _pair(r.test_ratio, r.seed_test_ratio),
             f"{r.engine}\n{wall}",
@@ -127,6 +129,6 @@ def _short(value: float | None) -> str:
 
 
 def _pair(ours: float | None, seed: float | None, note: str = "") -> str:
-    theirs = _short(seed) if seed is not None else note.replace("train acc ", "")
+    theirs = _short(seed) if seed is not None else literal(note.replace("train acc ", ""))
     return f"{_short(ours)}\n[dim]({theirs})[/dim]" if theirs else _short(ours)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from fnn_tui.cli.common import EXIT_BAD_INPUT, app, bad_input, err, out, settings
+from fnn_tui.cli.common import EXIT_BAD_INPUT, app, bad_input, err, literal, out, settings
 
 # --- results ------------------------------------------------------------------------------
 
@@ -29,11 +29,11 @@ def results(
     s = settings(ctx)
     only = name or preset
     with bad_input(s):
-        with Store(s.home) as store:
+        with Store(s.home, reading=True) as store:
             reap(store)
             records = store.list_runs(only, limit=limit)
     if not records:
-        err.print(f"no runs of {only} stored" if only else "no runs stored yet: try `fnn-tui run exp08 --epochs 3`")
+        err.print(f"no runs of {literal(only)} stored" if only else "no runs stored yet: try `fnn-tui run exp08 --epochs 3`")
         return
     out.print(runs_table(records))
 
@@ -55,7 +55,7 @@ def export(
         err.print(f"[red]error:[/red] unknown format {fmt_name!r}: expected md, csv or json", markup=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     with bad_input(s):
-        with Store(s.home) as store:
+        with Store(s.home, reading=True) as store:
             rows = results_table(store.list_runs(), latest_only=not all_runs)
         text = render(rows, fmt_name)
         if output is None:
@@ -65,4 +65,4 @@ def export(
                 write_atomic(output, text)
             except OSError as exc:
                 raise OSError(f"cannot write {output}: {exc.strerror or exc}") from None
-            err.print(f"wrote {len(rows)} rows to {output}")
+            err.print(f"wrote {len(rows)} rows to {literal(output)}")

@@ -7,7 +7,6 @@ import os
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from fnn_tui.cli.common import (
     EXIT_BAD_INPUT,
@@ -18,6 +17,7 @@ from fnn_tui.cli.common import (
     app,
     bad_input,
     err,
+    literal,
     out,
     settings,
 )
@@ -53,6 +53,10 @@ def run(
         options = RunOptions(device=device, engine=engine)
         for p in chosen:
             resolve(p, options)  # bad device/engine: an error before any work
+        from fnn_tui.store.runs import Store
+
+        with Store(s.home):  # a damaged, read-only, locked or lost store too
+            pass
         if detach:
             from fnn_tui.runs.background import QueueItem, launch
 
@@ -110,7 +114,7 @@ def runs(ctx: typer.Context) -> None:
 
     s = settings(ctx)
     with bad_input(s):
-        with Store(s.home) as store:
+        with Store(s.home, reading=True) as store:
             reap(store)
             active = store.active_runs()
     if not active:
@@ -153,7 +157,7 @@ def stop(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="The run
     try:
         message = stop_run(s.home, run_id)
     except NotRunningError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True)
+        err.print(f"[red]error:[/red] {literal(exc)}", markup=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     err.print(message)
 

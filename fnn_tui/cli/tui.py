@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from fnn_tui.cli.common import EXIT_BAD_INPUT, DeviceOpt, EngineOpt, Settings, app, bad_input, err, settings
+from fnn_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    DeviceOpt,
+    EngineOpt,
+    Settings,
+    app,
+    bad_input,
+    err,
+    fail,
+    settings,
+)
 
 
 @app.command()
@@ -34,6 +44,13 @@ def open_app(s: Settings, *, preset: str | None, device: str, engine: str, start
         if engine not in ENGINE_NAMES:
             err.print(f"[red]error:[/red] unknown engine {engine!r}: expected auto, torch or fused", markup=True)
             raise typer.Exit(EXIT_BAD_INPUT)
+        from fnn_tui.store.runs import Store
+
+        with Store(s.home):  # a damaged, read-only, locked or lost store: one line, before Textual starts
+            pass
         from fnn_tui.tui.app import FnnApp
 
-        FnnApp(home=s.home, preset_dirs=s.presets, preset=preset, device=device, engine=engine, start=start).run()
+        fnn = FnnApp(home=s.home, preset_dirs=s.presets, preset=preset, device=device, engine=engine, start=start)
+        fnn.run()
+    if fnn.store_error is not None:  # the store failed while the app ran
+        raise fail(fnn.store_error)

@@ -37,6 +37,7 @@ from fnn_tui.core.status import RESUMABLE, RunStatus
 from fnn_tui.core.trainer import RunOptions, StopFlag, resolve, train
 from fnn_tui.runs import OnEvent
 from fnn_tui.runs.liveness import reap
+from fnn_tui.store.db import StoreReplacedError
 from fnn_tui.store.runs import RunRecord, Store
 
 HEARTBEAT_SECONDS = 1.0
@@ -138,20 +139,31 @@ def _train_recorded(
     record = store.get_run(run_id)
     assert record is not None
     recorder = Recorder(store, run_id, record.folder)
+    lost: list[str] = []  # why the store can no longer be written, once it cannot
 
     def emit(event: Event) -> None:
-        recorder(event)
+        if not lost:  # once the store file is gone or another one, nothing more is written anywhere
+            try:
+                recorder(event)
+            except StoreReplacedError:
+                lost.append(f"the run store {store.path} was removed or replaced while run {run_id} trained; "
+                            f"its checkpoint is kept in {recorder.checkpoint}")
+                raise StoreReplacedError(lost[0]) from None
         if on_event is not None:
             on_event(run_id, event)
 
     try:
         end = train(preset, options, emit, stop_event, resume=resume)
     except BaseException:
+        if lost:
+            raise StoreReplacedError(lost[0]) from None
         # an interrupt (Ctrl-C) or a crash below the trainer: keep what was finished
         now = store.get_run(run_id)
         if now is not None and now.status == RunStatus.RUNNING:
             store.end_run(run_id, RunStatus.INTERRUPTED, message="interrupted; `fnn-tui resume` continues it")
         raise
+    if lost:  # the trainer made it a failed run, which cannot be stored: the caller says why
+        raise StoreReplacedError(lost[0])
     return RecordedRun(run_id, end)
 
 

@@ -6,21 +6,25 @@ trains, spawns or signals: whether a run's process is alive is asked of the call
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import ACTIVE, RunStatus
-from fnn_tui.store.db import DB_NAME, connect, transaction
+from fnn_tui.store.db import DB_NAME, StoreReplacedError, connect, store_errors, transaction
 
+T = TypeVar("T", bound=type)
 STALE_SECONDS = 60.0  # a heartbeat older than this, from a process we cannot check, means crashed
 
 
@@ -93,13 +97,38 @@ def _run(row: sqlite3.Row, final: EpochMetrics | None, home: Path) -> RunRecord:
     return RunRecord(**{k: row[k] for k in keys}, status=RunStatus(row["status"]), final=final, home=home)
 
 
-class Store:
-    """A connection to the run store in ``home``; make one per thread or process."""
+def _guarded(cls: T) -> T:
+    """Every public method of the store turns SQLite's errors into one :class:`StoreError`
+    line (:func:`fnn_tui.store.db.translate`), so no caller ever sees a ``sqlite3`` traceback."""
 
-    def __init__(self, home: Path) -> None:
+    def wrap(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def guarded(self: Store, *args: object, **kwargs: object) -> object:
+            with store_errors(self.path):
+                return method(self, *args, **kwargs)
+
+        return guarded
+
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_"):
+            setattr(cls, name, wrap(value))
+    return cls
+
+
+@_guarded
+class Store:
+    """A connection to the run store in ``home``; make one per thread or process.
+
+    ``reading``: the caller only reads, so a store it cannot write opens read-only
+    (``read_only`` says so) instead of being an error.
+    """
+
+    def __init__(self, home: Path, *, reading: bool = False) -> None:
         self.home = home
         self.path = home / DB_NAME
-        self.conn = connect(self.path)
+        self.conn, self.read_only = connect(self.path, reading=reading)
+        st = os.stat(self.path)
+        self.identity = (st.st_dev, st.st_ino)  # to notice the file removed or replaced under us
 
     def close(self) -> None:
         """Close the connection."""
@@ -111,6 +140,21 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, refused once the file we opened is no longer at our path: our
+        connection would write into a deleted file, and its ``-wal`` (found by name) could
+        be another store's."""
+        try:
+            st = os.stat(self.path)
+            same = (st.st_dev, st.st_ino) == self.identity
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise StoreReplacedError(f"the run store {self.path} was removed or replaced while this process had it open")
+        with transaction(self.conn) as c:
+            yield c
+
     # --- writing ---------------------------------------------------------------
 
     def create_run(self, preset: Preset, *, engine: str, device: str,
@@ -118,7 +162,7 @@ class Store:
         """Insert a run (``running``, or ``queued`` for a background process) and make its folder."""
         assert status in ACTIVE
         now = time.time()
-        with transaction(self.conn) as c:
+        with self._write() as c:
             cur = c.execute(
                 "INSERT INTO runs (preset, number, preset_toml, preset_hash, seed, engine, device, status,"
                 " epochs_total, started_at, torch_version, host, pid, heartbeat_at, study)"
@@ -138,7 +182,7 @@ class Store:
     def add_epoch(self, run_id: int, m: EpochMetrics, fit: bytes | None = None) -> None:
         """Store one finished epoch (with y_hat on the plot grid when given) and advance the
         run's count and heartbeat, atomically."""
-        with transaction(self.conn) as c:
+        with self._write() as c:
             c.execute(
                 "INSERT OR REPLACE INTO epochs (run_id, epoch, train_loss, train_ratio, test_loss, test_ratio,"
                 " test_mae, lr, seconds, dead, fit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -151,7 +195,7 @@ class Store:
 
     def heartbeat(self, run_id: int, epoch: int | None = None, step: int | None = None) -> None:
         """Say the run's process is alive, and where it is inside the epoch."""
-        with transaction(self.conn) as c:
+        with self._write() as c:
             c.execute(
                 "UPDATE runs SET heartbeat_at = ?, pid = ?, progress_epoch = COALESCE(?, progress_epoch),"
                 " progress_step = COALESCE(?, progress_step) WHERE id = ?",
@@ -160,14 +204,14 @@ class Store:
 
     def set_pid(self, run_ids: list[int], pid: int) -> None:
         """Record the process that will train these runs."""
-        with transaction(self.conn) as c:
+        with self._write() as c:
             c.executemany("UPDATE runs SET pid = ?, heartbeat_at = ? WHERE id = ?",
                           [(pid, time.time(), rid) for rid in run_ids])
 
     def start_run(self, run_id: int, *, steps_per_epoch: int) -> None:
         """A queued or resumed run is training now, in this process."""
         now = time.time()
-        with transaction(self.conn) as c:
+        with self._write() as c:
             c.execute(
                 "UPDATE runs SET status = 'running', pid = ?, heartbeat_at = ?, steps_per_epoch = ?,"
                 " started_at = CASE WHEN status = 'queued' THEN ? ELSE started_at END WHERE id = ?",
@@ -186,7 +230,7 @@ class Store:
         """Record how the run ended."""
         status = RunStatus(status)
         epoch, step = diverged_at if diverged_at else (None, None)
-        with transaction(self.conn) as c:
+        with self._write() as c:
             c.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, wall_seconds = COALESCE(?, wall_seconds),"
                 " message = ?, diverged_epoch = ?, diverged_step = ? WHERE id = ?",
@@ -196,7 +240,7 @@ class Store:
     def reopen_run(self, run_id: int, *, from_epoch: int, device: str | None = None) -> None:
         """Mark a run running again (resume), dropping epochs after ``from_epoch``; ``device``
         records where it continues when that changed."""
-        with transaction(self.conn) as c:
+        with self._write() as c:
             c.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, from_epoch))
             c.execute(
                 "UPDATE runs SET status = 'running', epochs_done = ?, ended_at = NULL, message = NULL,"
@@ -207,7 +251,7 @@ class Store:
 
     def requeue(self, run_id: int) -> None:
         """Hand a resumable run to a background process: queued again, not ended."""
-        with transaction(self.conn) as c:
+        with self._write() as c:
             c.execute("UPDATE runs SET status = 'queued', ended_at = NULL, heartbeat_at = ? WHERE id = ?",
                       (time.time(), run_id))
 
@@ -219,6 +263,8 @@ class Store:
         seconds old; for a run from another host only a heartbeat older than ``stale_after``
         counts. :func:`fnn_tui.runs.liveness.reap` is the caller with the process check.
         """
+        if self.read_only:
+            return []  # nothing can be recorded in a read-only store
         now = time.time()
         host = socket.gethostname()
         dead: list[tuple[int, RunStatus]] = []
@@ -240,14 +286,14 @@ class Store:
                 if status == RunStatus.RUNNING
                 else (RunStatus.CANCELLED, "its background process ended before it started")
             )
-            with transaction(self.conn) as c:
+            with self._write() as c:
                 c.execute("UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ? AND status = ?",
                           (new.value, now, message, run_id, status.value))
         return [run_id for run_id, status in dead if status == RunStatus.RUNNING]
 
     def cancel_queued(self, run_ids: list[int], message: str) -> None:
         """Queued runs that will not be trained after all."""
-        with transaction(self.conn) as c:
+        with self._write() as c:
             c.executemany("UPDATE runs SET status = 'cancelled', ended_at = ?, message = ? WHERE id = ? AND status = 'queued'",
                           [(time.time(), message, rid) for rid in run_ids])
 

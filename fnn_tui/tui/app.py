@@ -30,6 +30,7 @@ from fnn_tui.core.trainer import RunOptions, resolve
 from fnn_tui.runs.background import NotRunningError, QueueItem, plan_run_all, stop_run
 from fnn_tui.runs.liveness import reap
 from fnn_tui.runs.record import ResumeError, end_message, stored_preset
+from fnn_tui.store.db import StoreError
 from fnn_tui.store.runs import RunRecord, Store
 from fnn_tui.tui import runner
 from fnn_tui.tui.messages import Following, QueueEnded, ResultsLoaded, RunEvent
@@ -74,6 +75,7 @@ class FnnApp(App[None]):
         self.results_asked = 0  # requests to reload the runs list, and the newest one shown
         self.results_shown = 0
         self.records: dict[int, RunRecord] = {}
+        self.store_error: str | None = None  # the line to print when the store failed under the app
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -238,7 +240,7 @@ class FnnApp(App[None]):
         self.live.stopping()
         self._send_stop(run_id)
 
-    @work(thread=True, group="stop", name="stop")
+    @work(thread=True, exit_on_error=False, group="stop", name="stop")
     def _send_stop(self, run_id: int) -> None:
         try:
             stop_run(self.home, run_id)
@@ -308,6 +310,11 @@ class FnnApp(App[None]):
             action()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and isinstance(event.worker.error, StoreError):
+            # a damaged, lost, full or locked store: nothing in the app can work; say why on exit
+            self.store_error = str(event.worker.error)
+            self.exit(return_code=2)
+            return
         if event.worker.group == "training" and event.state == WorkerState.ERROR:
             error = event.worker.error
             self.live.end("run", RunStatus.FAILED, f"{type(error).__name__}: {error}", 0, 1)
@@ -322,7 +329,7 @@ class FnnApp(App[None]):
         self.results_asked += 1
         self._load_results(self.results_asked)
 
-    @work(thread=True, group="store", name="results")
+    @work(thread=True, exit_on_error=False, group="store", name="results")
     def _load_results(self, ask: int) -> None:
         with Store(self.home) as store:
             reap(store)

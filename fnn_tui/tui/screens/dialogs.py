@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Markdown, RadioButton, RadioSet
 
 from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic
+from fnn_tui.store.db import StoreError
 from fnn_tui.store.runs import Store
 
 FORMAT_LABELS = {"md": "Markdown", "csv": "CSV", "json": "JSON"}
@@ -81,9 +82,12 @@ class SaveScreen(ModalScreen[Path | None]):
     @work(thread=True, exclusive=True, group="save")
     def _write(self, path: Path, fmt: str) -> None:
         try:
-            with Store(self.home) as store:
+            with Store(self.home, reading=True) as store:
                 rows = results_table(store.list_runs())
             write_atomic(path, render(rows, fmt))
+        except StoreError as exc:  # the store, not the file: its line says what to do
+            self.app.call_from_thread(self.query_one("#error", Label).update, str(exc))
+            return
         except OSError as exc:
             reason = exc.strerror or str(exc)
             self.app.call_from_thread(self.query_one("#error", Label).update, f"Cannot write {path}: {reason}")
