@@ -375,12 +375,31 @@ async def test_tui_command_can_start_a_preset_at_once(home: Path) -> None:
 
 
 def test_epoch_log_columns_line_up_under_the_header() -> None:
+    import math
     import re
 
     from fnn_tui.core.events import EpochMetrics
-    from fnn_tui.tui.widgets.live import LOG_HEADER, epoch_line
+    from fnn_tui.tui.widgets.live import LOG_HEADER, epoch_line, log_header
 
-    line = epoch_line(EpochMetrics(150, 0.0123456, 1.042, 12.5, 1.165, 0.05, 2e-11, 0.3))
-    header_ends = [m.end() for m in re.finditer(r"ep|train loss|ratio|test loss|lr", LOG_HEADER)]
-    value_ends = [m.end() for m in re.finditer(r"\S+", line)]
-    assert header_ends == value_ends and len(line) <= 44
+    header_ends = [m.end() for m in re.finditer(r"ep|train|ratio|test|lr", LOG_HEADER)]
+    assert len(header_ends) == 6 and len(LOG_HEADER) <= 45  # the live view's log at 80x24
+    cases = [  # epoch, train loss, train ratio, test loss, test ratio, lr
+        (150, 0.0123456, 1.042, 12.5, 1.165, 2e-11),
+        (9999, 1.234567e30, 1234.5, 9.87654e29, 12345.6, 4.5e-13),  # late exp06 before divergence
+        (1, 1.5e300, 1e30, math.inf, math.nan, 1.8e-13),
+        (2, 0.0, 0.0, 1.2345e-5, 0.999, 1e-13),
+    ]
+    for epoch, *values in cases:
+        train_loss, train_ratio, test_loss, test_ratio, lr = values
+        line = epoch_line(EpochMetrics(epoch, train_loss, train_ratio, test_loss, test_ratio, 0.1, lr, 0.3))
+        assert [m.end() for m in re.finditer(r"\S+", line)] == header_ends, line
+        assert len(line) <= 45, line
+        # every number is whole: it reads back as (nearly) the value, never a cut prefix of it
+        for token, value in zip(line.split()[1:], values, strict=True):
+            shown = float(token)
+            same = shown == value or (math.isnan(value) and math.isnan(shown))
+            assert same or math.isclose(shown, value, rel_tol=0.05), (token, value, line)
+    # a run longer than 9999 epochs widens the epoch column, header and lines alike
+    wide = epoch_line(EpochMetrics(123456, 0.5, 1.0, 0.5, 1.0, 0.1, 0.01, 0.3), epoch_width=6)
+    assert [m.end() for m in re.finditer(r"\S+", wide)] == [
+        m.end() for m in re.finditer(r"ep|train|ratio|test|lr", log_header(6))]
