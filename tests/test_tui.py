@@ -346,7 +346,33 @@ async def test_device_selector_lists_only_what_exists(home: Path) -> None:
             assert not any(str(v).startswith("cuda") for v in values)
 
 
+def _screen_lines(svg: str) -> list[str]:
+    """The text of a screenshot, one string per terminal row, from Textual's SVG export."""
+    import html
+    import re
+
+    cells = re.findall(r'<text class="[^"]*" x="([\d.]+)" y="[\d.]+" textLength="([\d.]+)" '
+                       r'clip-path="url\(#[\w-]*line-(\d+)\)">([^<]*)</text>', svg)
+    width = min(float(length) / len(html.unescape(text)) for _, length, _, text in cells if text)
+    rows: dict[int, dict[int, str]] = {}
+    for x, _, line, text in cells:
+        rows.setdefault(int(line), {})[round(float(x) / width)] = html.unescape(text).replace("\xa0", " ").rstrip("\n")
+    lines = []
+    for line in range(max(rows) + 1):
+        text = ""
+        for col, part in sorted(rows.get(line, {}).items()):
+            text = text.ljust(col) + part
+        lines.append(text)
+    return lines
+
+
 def test_main_screen_snapshot(snap_compare, home: Path) -> None:
+    """At 80x24 every row of the preset details (the notes' numbers too) and the whole
+    footer, Quit included, are on the screen."""
+    from fnn_tui.report.export import fmt
+
+    seen: list[str] = []
+
     async def settle(pilot) -> None:
         # On a loaded machine the footer's keys and the start-up check can come after the
         # first idle frame; the picture is of the settled screen.
@@ -358,9 +384,18 @@ def test_main_screen_snapshot(snap_compare, home: Path) -> None:
             if pilot.app.query_one(Footer).children and not pilot.app.runs.checking:
                 break
         await pilot.pause()
+        seen.extend(_screen_lines(pilot.app.export_screenshot()))
 
     app = FnnApp(home=home, preset="exp08")
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    assert len(seen) == SIZE[1]
+    reported = app.catalog.get("exp08").reported
+    details = "\n".join(seen[: next(i for i, line in enumerate(seen) if "Live" in line)])
+    assert "notes loss " + fmt(reported.train_loss) in details
+    assert "test ratio " + fmt(reported.test_ratio) in details  # the notes row's last number
+    footer = seen[-1]
+    for key in ("r Run", "a Run all", "s Stop", "t Results", "^s Save", "? Help", "q Quit", "^p palette"):
+        assert key in footer, footer
 
 
 async def test_tui_command_can_start_a_preset_at_once(home: Path) -> None:
