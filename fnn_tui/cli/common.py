@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
+
+if TYPE_CHECKING:
+    from fnn_tui.core.catalog import Catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,7 +97,7 @@ class Settings:
         self.presets = presets
         self.debug = debug
 
-    def catalog(self):  # noqa: ANN201
+    def catalog(self) -> Catalog:
         """Every preset from the built-ins, the user folder and ``--presets``."""
         from fnn_tui.core.catalog import discover
 
