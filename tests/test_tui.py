@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from textual.widgets import ProgressBar, Select, Sparkline
+from textual.widgets import OptionList, ProgressBar, Select, Sparkline
 
 from fnn_tui.core.events import EpochFinished
 from fnn_tui.core.status import RunStatus
@@ -251,6 +251,12 @@ async def test_quit_during_a_run_asks_and_stops_cleanly(home: Path) -> None:
         await pilot.press("q")
         await pilot.pause()
         assert type(app.screen).__name__ == "ChoiceScreen"
+        await pilot.press("escape")  # Stay: the dialog closes, the run goes on
+        await pilot.pause()
+        assert type(app.screen).__name__ != "ChoiceScreen" and app.is_running and app.runs.busy
+        await pilot.press("q")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ChoiceScreen"
         await pilot.press("s")
         await _wait_for_exit(app)  # the app exits by itself once the run is stopped
     with Store(home) as store:
@@ -339,8 +345,9 @@ async def test_broken_preset_is_listed_with_its_error(home: Path, tmp_path: Path
 async def test_device_selector_lists_only_what_exists(home: Path) -> None:
     app = FnnApp(home=home)
     async with app.run_test(size=SIZE):
-        select = app.query_one("#device", Select)
-        values = [value for _, value in select._options]
+        # what the user sees in the opened list (each prompt is its device's name)
+        shown = app.query_one("#device", Select).query_one(OptionList)
+        values = [str(shown.get_option_at_index(i).prompt) for i in range(shown.option_count)]
         assert values[:2] == ["auto", "cpu"]
         if not torch.cuda.is_available():
             assert not any(str(v).startswith("cuda") for v in values)
