@@ -84,7 +84,7 @@ def seed_loop_us(x: torch.Tensor, y: torch.Tensor, steps: int, repeats: int) -> 
     return statistics.median(times)
 
 
-def engine_us(engine, n_train: int, steps: int, repeats: int) -> float:  # noqa: ANN001
+def engine_us(engine, n_train: int, steps: int, repeats: int) -> float:
     """Median microseconds per step of one of our engines, after a warm-up chunk."""
     engine.set_epoch(0, epoch_order(n_train, 0, 0), 0.001)
     engine.run_steps(0, min(10, steps))

@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 from fnn_tui.batch import Progress, run_parallel
+from fnn_tui.export import render, results_table
+
 from fnn_tui.core.catalog import discover
 from fnn_tui.core.trainer import RunOptions
-from fnn_tui.export import render, results_table
 from fnn_tui.store.runs import Store
 
 

@@ -58,7 +58,10 @@ def test_run_then_results_then_export(home, tmp_path) -> None:
         assert run.status == "finished" and run.epochs_done == 2 and run.engine == "fused"
     listed = invoke("results")
     assert listed.exit_code == 0 and "exp08" in listed.output and "2/2" in listed.output
-    assert "2/2" in invoke("results", "exp08").output and "2/2" in invoke("results", "--preset", "exp08").output
+    assert "2/2" in invoke("results", "exp08").output
+    by_number = invoke("results", "8")  # a number works wherever a preset name does, as in `show 8`
+    assert by_number.exit_code == 0 and "exp08" in by_number.stdout and "2/2" in by_number.stdout
+    assert runner.invoke(app, ["results", "--preset", "exp08"]).exit_code == 2  # one way to say it: the argument
     other = invoke("results", "exp01")
     assert other.exit_code == 0 and "2/2" not in other.output and "no runs of exp01" in other.output
     md = invoke("export", "--format", "md")
@@ -103,8 +106,28 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path) -> None:
     for args in cases:
         result = runner.invoke(app, list(args))
         assert result.exit_code == 2, (args, result.output)
-        assert "Traceback" not in result.output
-        assert len([line for line in result.output.splitlines() if line.strip()]) <= 2, (args, result.output)
+        # exactly one line on stderr: no traceback, and no blank line from a progress display
+        # opened before the check
+        assert result.stdout == "", (args, result.stdout)
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, (args, result.stderr)
+
+
+def test_every_command_takes_dash_h_and_shows_readable_placeholders() -> None:
+    import re
+
+    import typer
+
+    names = sorted(typer.main.get_command(app).commands)  # every registered command, hidden ones too
+    assert {"run", "resume", "export", "results", "worker"} <= set(names)
+    for args in ([], *([name] for name in names)):
+        result = runner.invoke(app, [*args, "-h"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0 and "Usage:" in result.stdout, (args, result.output)
+        # no `<list[Path]>`, `<bool>`, `<int range>`: placeholders people read (DIR, N, PRESET)
+        python_type = re.search(r"<[\w\[\], ]+>", result.stdout)
+        assert python_type is None, (args, python_type.group())
+        assert max(len(line) for line in result.stdout.splitlines()) <= 80
+        if args and args[0] in ("run", "export", "resume"):
+            assert "Examples:" in result.stdout and f"fnn-tui {args[0]}" in result.stdout
 
 
 def test_diverged_run_exits_1(home) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -132,6 +133,22 @@ def test_interrupt_and_resume_gives_the_uninterrupted_numbers(home: Path, tiny08
     b = load_checkpoint(_run(home, broken.run_id).checkpoint_path)
     assert all(torch.equal(a.params[k], b.params[k]) for k in a.params)
     assert all(torch.equal(a.momentum[k], b.momentum[k]) for k in a.momentum)
+
+
+def test_a_resumed_run_s_time_is_the_sum_of_its_legs(home: Path, tiny08) -> None:
+    stop = StopRequest()
+
+    def interrupt_after_one(_run_id, event) -> None:
+        if isinstance(event, EpochFinished) and event.metrics.epoch == 1:
+            stop.set(RunStatus.INTERRUPTED, signal.SIGTERM)
+
+    first = record_run(home, tiny08, RunOptions(engine="torch"), interrupt_after_one, stop)
+    assert isinstance(first.end, RunCancelled)
+    assert _run(home, first.run_id).wall_seconds == pytest.approx(first.end.wall_seconds)
+    second = resume_run(home, first.run_id)
+    assert isinstance(second.end, RunFinished)
+    total = first.end.wall_seconds + second.end.wall_seconds
+    assert _run(home, first.run_id).wall_seconds >= total * (1 - 1e-9)  # not only the last leg
 
 
 @pytest.mark.parametrize("engine", ["torch", "fused"])
@@ -341,7 +358,22 @@ def test_background_batch_trains_in_order_and_stop_cancels_the_rest(home: Path, 
     stop_run(home, second)
     assert launched.process.wait(timeout=60) == 0
     assert _run(home, second).status == "cancelled" and _run(home, third).status == "cancelled"
-    assert (_run(home, first).folder / "worker.log").read_text().count("epoch") >= 2
+    log = (_run(home, first).folder / "worker.log").read_text()
+    assert log.count("epoch") >= 2
+    # one line per event: every line is a stamped event line, nothing else is dumped there
+    stamped = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d run (\d+): ")
+    assert all(stamped.match(line) for line in log.splitlines()), log
+    assert sum(1 for line in log.splitlines() if line.endswith(": finished")) == 1
+
+
+def test_worker_log_keeps_a_many_line_error_on_one_line(capsys) -> None:
+    from fnn_tui.core.events import RunFailed
+    from fnn_tui.runs.worker import log_event
+
+    log_event(3, RunFailed("RuntimeError: CUDA error: out of memory\nCompile with TORCH_USE_CUDA_DSA\n", 1.0))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("run 3: failed: RuntimeError: CUDA error: out of memory / "
+                                                 "Compile with TORCH_USE_CUDA_DSA"), lines
 
 
 def test_run_all_skips_finished_and_resumes_interrupted(home: Path, catalog) -> None:

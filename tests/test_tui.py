@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from textual.widgets import ProgressBar, Select, Sparkline
+from textual.widgets import OptionList, ProgressBar, Select, Sparkline
 
 from fnn_tui.core.events import EpochFinished
 from fnn_tui.core.status import RunStatus
@@ -251,6 +251,12 @@ async def test_quit_during_a_run_asks_and_stops_cleanly(home: Path) -> None:
         await pilot.press("q")
         await pilot.pause()
         assert type(app.screen).__name__ == "ChoiceScreen"
+        await pilot.press("escape")  # Stay: the dialog closes, the run goes on
+        await pilot.pause()
+        assert type(app.screen).__name__ != "ChoiceScreen" and app.is_running and app.runs.busy
+        await pilot.press("q")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ChoiceScreen"
         await pilot.press("s")
         await _wait_for_exit(app)  # the app exits by itself once the run is stopped
     with Store(home) as store:
@@ -339,14 +345,41 @@ async def test_broken_preset_is_listed_with_its_error(home: Path, tmp_path: Path
 async def test_device_selector_lists_only_what_exists(home: Path) -> None:
     app = FnnApp(home=home)
     async with app.run_test(size=SIZE):
-        select = app.query_one("#device", Select)
-        values = [value for _, value in select._options]
+        # what the user sees in the opened list (each prompt is its device's name)
+        shown = app.query_one("#device", Select).query_one(OptionList)
+        values = [str(shown.get_option_at_index(i).prompt) for i in range(shown.option_count)]
         assert values[:2] == ["auto", "cpu"]
         if not torch.cuda.is_available():
             assert not any(str(v).startswith("cuda") for v in values)
 
 
+def _screen_lines(svg: str) -> list[str]:
+    """The text of a screenshot, one string per terminal row, from Textual's SVG export."""
+    import html
+    import re
+
+    cells = re.findall(r'<text class="[^"]*" x="([\d.]+)" y="[\d.]+" textLength="([\d.]+)" '
+                       r'clip-path="url\(#[\w-]*line-(\d+)\)">([^<]*)</text>', svg)
+    width = min(float(length) / len(html.unescape(text)) for _, length, _, text in cells if text)
+    rows: dict[int, dict[int, str]] = {}
+    for x, _, line, text in cells:
+        rows.setdefault(int(line), {})[round(float(x) / width)] = html.unescape(text).replace("\xa0", " ").rstrip("\n")
+    lines = []
+    for line in range(max(rows) + 1):
+        text = ""
+        for col, part in sorted(rows.get(line, {}).items()):
+            text = text.ljust(col) + part
+        lines.append(text)
+    return lines
+
+
 def test_main_screen_snapshot(snap_compare, home: Path) -> None:
+    """At 80x24 every row of the preset details (the notes' numbers too) and the whole
+    footer, Quit included, are on the screen."""
+    from fnn_tui.report.export import fmt
+
+    seen: list[str] = []
+
     async def settle(pilot) -> None:
         # On a loaded machine the footer's keys and the start-up check can come after the
         # first idle frame; the picture is of the settled screen.
@@ -358,9 +391,18 @@ def test_main_screen_snapshot(snap_compare, home: Path) -> None:
             if pilot.app.query_one(Footer).children and not pilot.app.runs.checking:
                 break
         await pilot.pause()
+        seen.extend(_screen_lines(pilot.app.export_screenshot()))
 
     app = FnnApp(home=home, preset="exp08")
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
+    assert len(seen) == SIZE[1]
+    reported = app.catalog.get("exp08").reported
+    details = "\n".join(seen[: next(i for i, line in enumerate(seen) if "Live" in line)])
+    assert "notes loss " + fmt(reported.train_loss) in details
+    assert "test ratio " + fmt(reported.test_ratio) in details  # the notes row's last number
+    footer = seen[-1]
+    for key in ("r Run", "a Run all", "s Stop", "t Results", "^s Save", "? Help", "q Quit", "^p palette"):
+        assert key in footer, footer
 
 
 async def test_tui_command_can_start_a_preset_at_once(home: Path) -> None:
@@ -375,12 +417,31 @@ async def test_tui_command_can_start_a_preset_at_once(home: Path) -> None:
 
 
 def test_epoch_log_columns_line_up_under_the_header() -> None:
+    import math
     import re
 
     from fnn_tui.core.events import EpochMetrics
-    from fnn_tui.tui.widgets.live import LOG_HEADER, epoch_line
+    from fnn_tui.tui.widgets.live import LOG_HEADER, epoch_line, log_header
 
-    line = epoch_line(EpochMetrics(150, 0.0123456, 1.042, 12.5, 1.165, 0.05, 2e-11, 0.3))
-    header_ends = [m.end() for m in re.finditer(r"ep|train loss|ratio|test loss|lr", LOG_HEADER)]
-    value_ends = [m.end() for m in re.finditer(r"\S+", line)]
-    assert header_ends == value_ends and len(line) <= 44
+    header_ends = [m.end() for m in re.finditer(r"ep|train|ratio|test|lr", LOG_HEADER)]
+    assert len(header_ends) == 6 and len(LOG_HEADER) <= 45  # the live view's log at 80x24
+    cases = [  # epoch, train loss, train ratio, test loss, test ratio, lr
+        (150, 0.0123456, 1.042, 12.5, 1.165, 2e-11),
+        (9999, 1.234567e30, 1234.5, 9.87654e29, 12345.6, 4.5e-13),  # late exp06 before divergence
+        (1, 1.5e300, 1e30, math.inf, math.nan, 1.8e-13),
+        (2, 0.0, 0.0, 1.2345e-5, 0.999, 1e-13),
+    ]
+    for epoch, *values in cases:
+        train_loss, train_ratio, test_loss, test_ratio, lr = values
+        line = epoch_line(EpochMetrics(epoch, train_loss, train_ratio, test_loss, test_ratio, 0.1, lr, 0.3))
+        assert [m.end() for m in re.finditer(r"\S+", line)] == header_ends, line
+        assert len(line) <= 45, line
+        # every number is whole: it reads back as (nearly) the value, never a cut prefix of it
+        for token, value in zip(line.split()[1:], values, strict=True):
+            shown = float(token)
+            same = shown == value or (math.isnan(value) and math.isnan(shown))
+            assert same or math.isclose(shown, value, rel_tol=0.05), (token, value, line)
+    # a run longer than 9999 epochs widens the epoch column, header and lines alike
+    wide = epoch_line(EpochMetrics(123456, 0.5, 1.0, 0.5, 1.0, 0.1, 0.01, 0.3), epoch_width=6)
+    assert [m.end() for m in re.finditer(r"\S+", wide)] == [
+        m.end() for m in re.finditer(r"ep|train|ratio|test|lr", log_header(6))]

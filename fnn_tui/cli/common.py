@@ -7,17 +7,63 @@ diverged, 2 bad input (one clear line, no traceback unless ``--debug``), 128+N a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
-app = typer.Typer(
+if TYPE_CHECKING:
+    from fnn_tui.core.catalog import Catalog
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _no_type(ctx: typer.Context) -> None:
+    return None
+
+
+def _readable(params: list[Any]) -> list[Any]:
+    """Help that people read: typer 0.29 prints a Python type beside every parameter
+    (``--help <bool>``, ``presets <list[str]>``). A flag takes no value, so it gets no
+    placeholder; an argument's metavar (``PRESET``) already names it, so no type follows."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+        elif param.param_type_name == "argument" and param.metavar:
+            param.display_type_rich = _no_type
+    return params
+
+
+class ReadableCommand(TyperCommand):
+    """A command whose help shows readable placeholders only."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        return _readable(super().get_params(ctx))
+
+
+class ReadableGroup(TyperGroup):
+    """The main command, with the same readable help as its commands."""
+
+    def get_params(self, ctx: typer.Context) -> list[Any]:
+        return _readable(super().get_params(ctx))
+
+
+class ReadableTyper(typer.Typer):
+    """A typer app whose commands are :class:`ReadableCommand` unless told otherwise."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        kwargs.setdefault("cls", ReadableCommand)
+        return super().command(*args, **kwargs)
+
+
+app = ReadableTyper(
     name="fnn-tui",
+    cls=ReadableGroup,
     help="A terminal lab runner for small PyTorch feed-forward-network experiments.\n\n"
     "With no command, opens the Textual app.",
     no_args_is_help=False,
@@ -26,6 +72,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def examples(*lines: tuple[str, str]) -> str:
+    """A command's help epilog: example command lines, each with what it does."""
+    width = max(len(command) for command, _ in lines) + 2
+    return "Examples:\n\n" + "\n".join(f"  {command:<{width}}[dim]{what}[/dim]" for command, what in lines)
+
+
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
@@ -45,7 +99,7 @@ class Settings:
         self.presets = presets
         self.debug = debug
 
-    def catalog(self):  # noqa: ANN201
+    def catalog(self) -> Catalog:
         """Every preset from the built-ins, the user folder and ``--presets``."""
         from fnn_tui.core.catalog import discover
 
@@ -59,6 +113,22 @@ def literal(text: object) -> str:
     plain = "".join(c if c.isprintable() or c == "\n" else c.encode("unicode_escape").decode("ascii")
                     for c in str(text))
     return escape(plain)
+
+
+def preset_name(s: Settings, text: str) -> str:
+    """The name the store keeps for the preset that ``text`` names: a number (``8``), a name
+    (``exp08``) or a TOML file, resolved through the catalog as ``show`` and ``run`` do.
+
+    Text that names no valid preset now is kept as it is: runs of a preset since renamed,
+    removed or broken are stored under their old name all the same.
+    """
+    from fnn_tui.core.catalog import UnknownPresetError
+    from fnn_tui.core.presets import PresetError
+
+    try:
+        return s.catalog().get(text).name
+    except (UnknownPresetError, PresetError):
+        return text
 
 
 @contextmanager

@@ -32,9 +32,10 @@ def _version(value: bool) -> None:
 @app.callback(invoke_without_command=True)
 def main_callback(
     ctx: typer.Context,
-    home: Annotated[str | None, typer.Option(help="Store folder (default: $FNN_TUI_HOME or the user data dir).",
+    home: Annotated[str | None, typer.Option("--home", help="Store folder (default: $FNN_TUI_HOME or the user data dir).",
                                              metavar="DIR")] = None,
-    presets: Annotated[list[Path] | None, typer.Option("--presets", help="Extra folder of preset TOML files (repeatable).")] = None,
+    presets: Annotated[list[Path] | None, typer.Option("--presets", help="Extra folder of preset TOML files (repeatable).",
+                                                        metavar="DIR")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks instead of one-line errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:

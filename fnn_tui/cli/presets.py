@@ -20,7 +20,8 @@ def list_cmd(ctx: typer.Context) -> None:
 
 
 @app.command()
-def show(ctx: typer.Context, preset: Annotated[str, typer.Argument(help="Preset name (exp08), number (8) or TOML file.")]) -> None:
+def show(ctx: typer.Context, preset: Annotated[str, typer.Argument(help="Preset name (exp08), number (8) or TOML file.",
+                                                                     metavar="PRESET", show_default=False)]) -> None:
     """Show a preset's settings and the seed's reported numbers."""
     from fnn_tui.cli.render import preset_detail
 
@@ -30,7 +31,7 @@ def show(ctx: typer.Context, preset: Annotated[str, typer.Argument(help="Preset 
 
 
 @app.command()
-def validate(ctx: typer.Context, files: Annotated[list[Path], typer.Argument(help="Preset TOML files to check.")]) -> None:
+def validate(ctx: typer.Context, files: Annotated[list[Path], typer.Argument(help="Preset TOML files to check.", metavar="FILE")]) -> None:
     """Check preset files; every problem is one line naming file, key, expected and found."""
     from fnn_tui.core.presets import PresetError, load_preset
 

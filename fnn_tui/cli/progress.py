@@ -33,7 +33,12 @@ from fnn_tui.report.export import fmt
 
 
 class EventProgress:
-    """One bar per run (epoch, loss, ETA), driven by ``(run_id, event)`` pairs only."""
+    """One bar per run (epoch, loss, ETA), driven by ``(run_id, event)`` pairs only.
+
+    The display opens with the first event, not on entering the ``with`` block: an error
+    found before any work (no such run, a bad device) is then the only thing printed,
+    without the blank line an empty display leaves behind.
+    """
 
     def __init__(self, console: Console) -> None:
         self.progress = Progress(
@@ -50,16 +55,20 @@ class EventProgress:
         self.tasks: dict[int, TaskID] = {}
         self.steps: dict[int, int] = {}
         self.ends: dict[int, EndEvent] = {}
+        self.opened = False
 
     def __enter__(self) -> EventProgress:
-        self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+        if self.opened:
+            self.progress.__exit__(*exc)  # type: ignore[arg-type]
 
     def __call__(self, run_id: int, event: Event) -> None:
         """Draw one event of run ``run_id``."""
+        if not self.opened:
+            self.progress.__enter__()
+            self.opened = True
         if isinstance(event, RunStarted):
             steps = event.steps_per_epoch
             self.steps[run_id] = steps

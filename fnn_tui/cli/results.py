@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from fnn_tui.cli.common import EXIT_BAD_INPUT, app, bad_input, err, literal, out, settings
+from fnn_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    app,
+    bad_input,
+    err,
+    examples,
+    literal,
+    out,
+    preset_name,
+    settings,
+)
 
 # --- results ------------------------------------------------------------------------------
 
@@ -16,10 +26,9 @@ from fnn_tui.cli.common import EXIT_BAD_INPUT, app, bad_input, err, literal, out
 @app.command()
 def results(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Only runs of this preset (same as --preset).",
-                                               show_default=False)] = None,
-    preset: Annotated[str | None, typer.Option(help="Only runs of this preset.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many runs.", min=1)] = 50,
+    preset: Annotated[str | None, typer.Argument(help="Only runs of this preset: name (exp08), number (8) or "
+                                                 "TOML file.", metavar="PRESET", show_default=False)] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.", min=1, metavar="N")] = 50,
 ) -> None:
     """Stored runs, newest first."""
     from fnn_tui.cli.render import runs_table
@@ -27,7 +36,7 @@ def results(
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
-    only = name or preset
+    only = None if preset is None else preset_name(s, preset)
     with bad_input(s):
         with Store(s.home, reading=True) as store:
             reap(store)
@@ -38,12 +47,16 @@ def results(
     out.print(runs_table(records))
 
 
-@app.command()
+@app.command(epilog=examples(("fnn-tui export", "Markdown on stdout"),
+                             ("fnn-tui export -o results.csv", "CSV, chosen by the file's suffix")))
 def export(
     ctx: typer.Context,
-    format_: Annotated[str | None, typer.Option("--format", "-f", help="md, csv or json (default: from -o's suffix, else md).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (atomically); stdout if omitted.")] = None,
-    all_runs: Annotated[bool, typer.Option("--all-runs", help="Every finished run, not only the newest per preset.")] = False,
+    format_: Annotated[str | None, typer.Option("--format", "-f", help="md, csv or json (default: from -o's suffix, else md).",
+                                                metavar="FORMAT")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (atomically); stdout if omitted.",
+                                                metavar="FILE")] = None,
+    all_runs: Annotated[bool, typer.Option("--all-runs", help="Every run that trained (finished, diverged, stopped), "
+                                                              "not only the newest per preset.")] = False,
 ) -> None:
     """The results table (our numbers beside the seed's) as Markdown, CSV or JSON."""
     from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic

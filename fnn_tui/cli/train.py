@@ -17,23 +17,27 @@ from fnn_tui.cli.common import (
     app,
     bad_input,
     err,
+    examples,
     literal,
     out,
     settings,
 )
 
 
-@app.command()
+@app.command(epilog=examples(("fnn-tui run 8 --epochs 3", "preset exp08 for three epochs"),
+                             ("fnn-tui run --all --jobs 0", "every preset, one process per core")))
 def run(
     ctx: typer.Context,
-    presets: Annotated[list[str] | None, typer.Argument(help="Preset names, numbers or TOML files.")] = None,
+    presets: Annotated[list[str] | None, typer.Argument(help="Preset names, numbers or TOML files.",
+                                                        metavar="PRESET", show_default=False)] = None,
     all_: Annotated[bool, typer.Option("--all", help="Run every valid preset in order.")] = False,
     device: DeviceOpt = "auto",
     engine: EngineOpt = "auto",
-    seed: Annotated[int | None, typer.Option(help="Override the data/init seed.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.")] = None,
-    samples: Annotated[int | None, typer.Option(help="Override the number of samples.")] = None,
-    jobs: Annotated[int, typer.Option(help="Presets trained at once, one process each (0: one per core).", min=0)] = 1,
+    seed: Annotated[int | None, typer.Option(help="Override the data/init seed.", metavar="N")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.", metavar="N")] = None,
+    samples: Annotated[int | None, typer.Option(help="Override the number of samples.", metavar="N")] = None,
+    jobs: Annotated[int, typer.Option(help="Presets trained at once, one process each (0: one per core).", min=0,
+                                      metavar="N")] = 1,
     detach: Annotated[bool, typer.Option(help="Train in a background process that outlives this terminal.")] = False,
 ) -> None:
     """Train presets, store every epoch, and print the results table."""
@@ -89,11 +93,14 @@ def _print_results(s: Settings, ids: list[int]) -> None:
         out.print(results_table([result_row(r) for r in records]))
 
 
-@app.command()
+@app.command(epilog=examples(("fnn-tui resume 12", "continue run 12 where it stopped"),
+                             ("fnn-tui resume 12 --device cpu", "the same, on the CPU")))
 def resume(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui results`).")],
-    device: Annotated[str | None, typer.Option(help="Continue on another device (default: the run's).")] = None,
+    run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui results`).", metavar="RUN",
+                                          show_default=False)],
+    device: Annotated[str | None, typer.Option(help="Continue on another device (default: the run's).",
+                                               metavar="DEVICE")] = None,
 ) -> None:
     """Continue an interrupted, crashed, cancelled or failed run from its last checkpoint."""
     from fnn_tui.cli.progress import resume_here
@@ -126,7 +133,8 @@ def runs(ctx: typer.Context) -> None:
 @app.command()
 def attach(
     ctx: typer.Context,
-    run_id: Annotated[int | None, typer.Argument(help="The run to follow (default: the newest active one).")] = None,
+    run_id: Annotated[int | None, typer.Argument(help="The run to follow (default: the newest active one).",
+                                                 metavar="RUN", show_default=False)] = None,
 ) -> None:
     """Follow a background run live; Ctrl-C leaves it running."""
     from fnn_tui.cli.progress import attach_here
@@ -149,7 +157,7 @@ def attach(
 
 
 @app.command()
-def stop(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="The run to stop.")]) -> None:
+def stop(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="The run to stop.", metavar="RUN", show_default=False)]) -> None:
     """Stop a background run cleanly (it is stored as cancelled, finished epochs kept)."""
     from fnn_tui.runs.background import NotRunningError, stop_run
 
@@ -163,7 +171,7 @@ def stop(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="The run
 
 
 @app.command(hidden=True)
-def worker(ctx: typer.Context, items: Annotated[list[str], typer.Argument()]) -> None:
+def worker(ctx: typer.Context, items: Annotated[list[str], typer.Argument(metavar="RUN")]) -> None:
     """Train queued runs in order (the background process)."""
     from fnn_tui.runs.worker import main as worker_main
 

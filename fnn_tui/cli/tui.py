@@ -22,7 +22,8 @@ from fnn_tui.cli.common import (
 @app.command()
 def tui(
     ctx: typer.Context,
-    preset: Annotated[str | None, typer.Option(help="Preset to select at start.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Preset to select at start: name, number or TOML file.",
+                                               metavar="PRESET")] = None,
     device: DeviceOpt = "auto",
     engine: EngineOpt = "auto",
     run_now: Annotated[bool, typer.Option("--run", help="Start the selected preset at once.")] = False,

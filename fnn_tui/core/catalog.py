@@ -94,7 +94,7 @@ def discover(extra_dirs: Iterable[Path] = (), *, include_user: bool = True) -> C
                 preset, error = load_preset(path), None
             except PresetError as exc:
                 preset, error = None, exc
-            except Exception as exc:  # noqa: BLE001 - one bad file must never break the others
+            except Exception as exc:  # one bad file must never break the others
                 preset, error = None, PresetError(
                     str(path), [f"cannot load the file ({exc.__class__.__name__}: {shorten(str(exc), 80)})"]
                 )

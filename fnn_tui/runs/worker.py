@@ -21,7 +21,9 @@ from fnn_tui.store.runs import Store
 
 
 def _log(message: str) -> None:
-    print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {message}", flush=True)
+    # one line per event, even for an error whose message has several lines (a torch error)
+    one_line = " / ".join(part.strip() for part in message.splitlines() if part.strip())
+    print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {one_line}", flush=True)
 
 
 def log_event(run_id: int, event: Event) -> None:

@@ -227,14 +227,16 @@ class Store:
         message: str | None = None,
         diverged_at: tuple[int, int] | None = None,
     ) -> None:
-        """Record how the run ended."""
+        """Record how the run ended. ``wall_seconds`` is the time of this leg of the run: it
+        is added to the legs before, so a resumed run's time is the whole time it trained."""
         status = RunStatus(status)
         epoch, step = diverged_at if diverged_at else (None, None)
         with self._write() as c:
             c.execute(
-                "UPDATE runs SET status = ?, ended_at = ?, wall_seconds = COALESCE(?, wall_seconds),"
+                "UPDATE runs SET status = ?, ended_at = ?,"
+                " wall_seconds = CASE WHEN ? IS NULL THEN wall_seconds ELSE COALESCE(wall_seconds, 0) + ? END,"
                 " message = ?, diverged_epoch = ?, diverged_step = ? WHERE id = ?",
-                (status.value, time.time(), wall_seconds, message, epoch, step, run_id),
+                (status.value, time.time(), wall_seconds, wall_seconds, message, epoch, step, run_id),
             )
 
     def reopen_run(self, run_id: int, *, from_epoch: int, device: str | None = None) -> None:

@@ -93,7 +93,7 @@ class FnnApp(App[None]):
                 yield Label("Runs in the store. o sort  u resume a stopped run  ^s save  t back",
                             id="results-hint")
                 yield ResultsTable(id="results")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def live(self) -> LiveView:

@@ -53,7 +53,7 @@ FASTMATH = {"reassoc", "contract"}
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, x, use_norm):  # noqa: ANN001, ANN202
+def _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, x, use_norm):
     """One sample through the network; fills the layer buffers and returns y_hat.
 
     Weights are stored transposed (input-major), so each input adds a contiguous row to
@@ -100,7 +100,7 @@ def _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, x, use
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _backward(params, grad, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, dz, tmp, dout, use_norm):  # noqa: ANN001, ANN202
+def _backward(params, grad, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, dz, tmp, dout, use_norm):
     """Accumulate one sample's gradient, given dL/dy_hat = ``dout`` (transposed weights)."""
     n_layers = sizes.shape[0] - 1
     dz[a_off[n_layers]] = dout
@@ -148,7 +148,7 @@ def _backward(params, grad, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var,
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def _apply_update(params, grad, buf, state, lr, momentum, two_l2, clip, eps):  # noqa: ANN001, ANN202
+def _apply_update(params, grad, buf, state, lr, momentum, two_l2, clip, eps):
     """L2 gradient, global-norm clip and SGD with momentum, as PyTorch computes them, in two
     passes over the parameters; leaves ``grad`` zeroed for the next step.
 
@@ -180,10 +180,10 @@ def _apply_update(params, grad, buf, state, lr, momentum, two_l2, clip, eps):  #
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def run_steps(  # noqa: ANN201, PLR0913
+def run_steps(
     params, buf, state, grad, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, dz, tmp,
     xs, ys, start, stop, batch, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios,
-):  # noqa: ANN001
+):
     """Train steps ``start..stop-1``; each step averages the gradient over its batch.
 
     Works in the precision of the arrays (float32 in use, float64 for verification).
@@ -215,7 +215,7 @@ def run_steps(  # noqa: ANN201, PLR0913
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def evaluate(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, ys, use_norm):  # noqa: ANN001, ANN201
+def evaluate(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, ys, use_norm):
     """Test MSE, mean |y_hat / y|, MAE and the population std of y_hat over the given samples.
 
     The std uses Welford's update in float64: one pass, and no cancellation when the
@@ -241,7 +241,7 @@ def evaluate(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, ys
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def predict(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, out, use_norm):  # noqa: ANN001, ANN201
+def predict(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, out, use_norm):
     """y_hat at each of ``xs`` into ``out``, with the current weights (no update)."""
     for j in range(xs.shape[0]):
         out[j] = _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -117,16 +117,21 @@ class ChoiceScreen(ModalScreen[str | None]):
                                  variant="error" if value == "stop" else "default")
 
     def on_mount(self) -> None:
-        for key, _, value in self.choices:
-            self._bindings.bind(key, f"choose('{value}')", show=False)
         self.query(Button).last().focus()
+
+    def on_key(self, event: events.Key) -> None:
+        # Each answer's key is given at run time and Textual has no public way to bind keys
+        # to a screen after it is made; a key reaches this handler before the app's own
+        # (non-priority) bindings, so the dialog's s answers it rather than the app's Stop.
+        for key, _, value in self.choices:
+            if event.key == key:
+                event.stop()
+                event.prevent_default()
+                self.dismiss(value)
+                return
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss((event.button.id or "").removeprefix("choice-"))
-
-    def action_choose(self, value: str) -> None:
-        """Close with the chosen value."""
-        self.dismiss(value)
 
 
 HELP = """\

@@ -12,14 +12,46 @@ from textual.widgets import Label, ProgressBar, RichLog, Sparkline
 from fnn_tui.core.events import EpochFinished, EpochMetrics, RunStarted, StepProgress
 from fnn_tui.core.status import RunStatus
 
-LOG_HEADER = f"{'ep':>4} {'train loss':>10} {'ratio':>5} {'test loss':>9} {'ratio':>5} {'lr':>6}"
+# Each number gets the most precise format that fits its column; a value no format fits
+# (a negative loss, a 10^300 ratio) is printed whole and pushes the line out rather than
+# being cut. Losses and lr can span 1e-13 to 1e+30 before a run diverges, ratios 1234.5.
+LOSS_FORMATS = (".4g", ".3g", ".2g", ".1g", ".0e")
+RATIO_FORMATS = (".3f", ".2f", ".1f", ".0f", ".2g", ".1g", ".0e")
+LR_FORMATS = (".2g", ".1g", ".0e")
+LOSS_WIDTH, RATIO_WIDTH, LR_WIDTH = 8, 6, 7  # "1.2e+300", "1234.5", "4.5e-13"
+EPOCH_WIDTH = 4  # grows for runs of more than 9999 epochs
 
 
-def epoch_line(m: EpochMetrics) -> str:
+def log_header(epoch_width: int = EPOCH_WIDTH) -> str:
+    """The epoch log's column titles; "train" and "test" are the losses, as in the sparklines."""
+    return (f"{'ep':>{epoch_width}} {'train':>{LOSS_WIDTH}} {'ratio':>{RATIO_WIDTH}} "
+            f"{'test':>{LOSS_WIDTH}} {'ratio':>{RATIO_WIDTH}} {'lr':>{LR_WIDTH}}")
+
+
+LOG_HEADER = log_header()
+
+
+def fit(value: float, width: int, formats: tuple[str, ...]) -> str:
+    """``value`` right-aligned in ``width`` columns with the first of ``formats`` that fits."""
+    text = ""
+    for spec in formats:
+        text = format(value, spec)
+        if len(text) <= width:
+            return text.rjust(width)
+    return text
+
+
+def epoch_line(m: EpochMetrics, epoch_width: int = EPOCH_WIDTH) -> str:
     """One epoch as the notes print it (train loss, train ratio, test loss, test ratio, lr),
-    in 44 columns under :data:`LOG_HEADER` so it fits the live view at 80x24."""
-    return (f"{m.epoch:4d} {m.train_loss:10.4g} {m.train_ratio:5.3f} {m.test_loss:9.4g} "
-            f"{m.test_ratio:5.3f} {m.lr:6.0e}")
+    in 44 columns under :func:`log_header` so it fits the live view at 80x24."""
+    return " ".join((
+        f"{m.epoch:{epoch_width}d}",
+        fit(m.train_loss, LOSS_WIDTH, LOSS_FORMATS),
+        fit(m.train_ratio, RATIO_WIDTH, RATIO_FORMATS),
+        fit(m.test_loss, LOSS_WIDTH, LOSS_FORMATS),
+        fit(m.test_ratio, RATIO_WIDTH, RATIO_FORMATS),
+        fit(m.lr, LR_WIDTH, LR_FORMATS),
+    ))
 
 
 class LossSpark(Horizontal):
@@ -74,6 +106,7 @@ class LiveView(Vertical):
 
     preset = ""
     steps = 0  # steps per epoch of the run shown
+    epoch_width = EPOCH_WIDTH  # the epoch column, wide enough for the run's last epoch
 
     def compose(self) -> ComposeResult:
         yield Label("Idle: pick a preset and press r.", id="run-status")
@@ -107,7 +140,11 @@ class LiveView(Vertical):
         """A run begins; its stored epochs (resumed, reattached) follow as epoch events."""
         self.preset = event.preset
         self.steps = event.steps_per_epoch
-        self.status.update(Text.assemble(("running ", "bold"), f"{event.preset} on {event.device} ({event.engine})"))
+        self.epoch_width = max(EPOCH_WIDTH, len(str(event.epochs)))
+        self.query_one("#log-header", Label).update(log_header(self.epoch_width))
+        # the seed is shown because a study trains the same preset under several seeds
+        self.status.update(Text.assemble(("running ", "bold"),
+                                         f"{event.preset} seed {event.seed} on {event.device} ({event.engine})"))
         self.run_bar.update(total=event.epochs * event.steps_per_epoch,
                             progress=event.start_epoch * event.steps_per_epoch + event.start_step)
         self.query_one("#queue-progress", ProgressBar).update(total=queue_size, progress=queue_index)
@@ -127,7 +164,7 @@ class LiveView(Vertical):
         self.run_bar.update(progress=m.epoch * self.steps)
         self.query_one("#train-spark", LossSpark).add(m.train_loss)
         self.query_one("#test-spark", LossSpark).add(m.test_loss)
-        self.log.write(epoch_line(m))
+        self.log.write(epoch_line(m, self.epoch_width))
         self.status.update(f"{self.preset} epoch {m.epoch}/{event.epochs}  loss {m.train_loss:.4g}  {m.seconds:.2f} s/ep")
 
     def stopping(self) -> None:

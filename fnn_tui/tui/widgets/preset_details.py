@@ -1,4 +1,4 @@
-"""What the highlighted preset is: its settings and the seed's reported numbers."""
+"""What the highlighted preset is: its settings and the lab notes' reported numbers."""
 
 from __future__ import annotations
 
@@ -33,9 +33,13 @@ class PresetDetails(Static):
         grid.add_row("tests", p.experiment.description)
         grid.add_row("model", f"1-{'-'.join(map(str, m.hidden))}-1 relu, norm {m.norm}")
         grid.add_row("train", f"{d.samples} samples, {t.epochs} ep, lr {t.lr:g} {decay}, {clip}, L2 {t.l2:g}")
-        seed = [f"{k} {fmt(v)}" for k, v in (("loss", r.train_loss), ("ratio", r.train_ratio),
-                                               ("test loss", r.test_loss), ("test ratio", r.test_ratio)) if v is not None]
-        grid.add_row("seed", ", ".join(seed) or r.note or "-")
+        notes = [f"{k} {fmt(v)}" for k, v in (("loss", r.train_loss), ("ratio", r.train_ratio),
+                                                ("test loss", r.test_loss), ("test ratio", r.test_ratio)) if v is not None]
+        grid.add_row("notes", ", ".join(notes) or r.note or "-")
         if entry.shadows is not None:
             grid.add_row("from", Text(f"{entry.path} (shadows the built-in)", style="yellow"))
         self.update(grid)
+        # The panel's height follows its rows (height: auto). Textual 8 drops the layout that
+        # an update asks for when it comes before the first layout (the preset highlighted at
+        # start-up), which left one row showing; asking again once the frame is drawn fixes it.
+        self.call_after_refresh(self.refresh, layout=True)
