@@ -12,11 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from fnn_tui.batch import Progress, run_parallel
-from fnn_tui.export import render, results_table
-
 from fnn_tui.core.catalog import discover
+from fnn_tui.core.events import EndEvent, Event, end_status
 from fnn_tui.core.trainer import RunOptions
+from fnn_tui.report.export import render, results_table
+from fnn_tui.runs.pool import run_parallel
 from fnn_tui.store.runs import Store
 
 
@@ -29,19 +29,19 @@ def main() -> None:
     presets = discover(include_user=False).valid()
     ended: list[str] = []
 
-    def on_progress(item: Progress) -> None:
-        if item.kind == "end":
-            ended.append(f"{item.preset} {item.status}")
+    def on_event(run_id: int, event: Event) -> None:
+        if isinstance(event, EndEvent):
+            ended.append(f"run {run_id} {end_status(event).label}")
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         start = time.perf_counter()
-        run_parallel(home, presets, RunOptions(engine="fused", device="cpu"), args.jobs, on_progress)
+        run_parallel(home, presets, RunOptions(engine="fused", device="cpu"), args.jobs, on_event)
         wall = time.perf_counter() - start
         with Store(home) as store:
             runs = sorted(store.list_runs(), key=lambda r: r.number)
             for r in runs:
-                print(f"{r.preset}  {r.status:9s} {r.epochs_done:4d}/{r.epochs_total} epochs  {r.wall_seconds or 0:6.1f} s")
+                print(f"{r.preset}  {r.status.label:9s} {r.epochs_done:4d}/{r.epochs_total} epochs  {r.wall_seconds or 0:6.1f} s")
             if args.markdown:
                 print(render(results_table(runs), "md"))
     busy = sum(r.wall_seconds or 0 for r in runs)
