@@ -1,4 +1,4 @@
-"""Rich renderings for the CLI: preset details, the runs list and results tables."""
+"""Rich renderings for the CLI: preset details, the runs list and the results table."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fnn_tui.core.catalog import PresetEntry
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.export import ResultRow, fmt
+from fnn_tui.report.export import status_text as row_status
 from fnn_tui.store.runs import RunRecord
 
 
@@ -51,7 +52,7 @@ def preset_detail(preset: Preset) -> Table:
         ("training", f"{t.epochs} epochs, batch {t.batch_size}, SGD lr {t.lr:g} momentum {t.momentum:g}"),
         ("decay", "none" if t.decay_factor is None else f"x{t.decay_factor:g} every {t.decay_every} epochs"),
         ("L2 / clip", f"{t.l2:g} / {'none' if t.clip is None else f'{t.clip:g}'}"),
-        ("seed reported", _reported(preset)),
+        ("notes' numbers", _reported(preset)),
         ("notes", preset.experiment.notes or "-"),
         ("file", preset.source),
     ]
@@ -85,16 +86,16 @@ def _when_short(ts: float | None) -> str:
     return when.strftime("%H:%M") if when.date() == dt.date.today() else when.strftime("%m-%d")
 
 
-def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
-    """Stored runs, one line each; fits 80 columns."""
+def runs_table(records: list[RunRecord], title: str = "Runs list (every stored run, newest first)") -> Table:
+    """Stored runs, one line each, a dead network said beside its status; fits 80 columns."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for col, just in (("run", "right"), ("preset", "left"), ("status", "left"), ("epochs", "right"),
+    for col, just in (("run", "right"), ("preset", "left"), ("seed", "right"), ("status", "left"), ("epochs", "right"),
                       ("train\nloss", "right"), ("test\nloss", "right"), ("engine", "left"), ("started", "left")):
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in records:
         f = r.final
         table.add_row(
-            str(r.id), r.preset, status_text(r.status),
+            str(r.id), r.preset, str(r.seed), status_text(r.status, ", dead" if f is not None and f.dead else ""),
             f"{r.epochs_done}/{r.epochs_total}",
             _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
             f"{r.engine}/{r.device}", _when_short(r.started_at),
@@ -103,9 +104,9 @@ def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
 
 
 def results_table(rows: list[ResultRow]) -> Table:
-    """Our final numbers with the seed's below them in brackets; fits 80 columns."""
+    """Our final numbers with the notes' below them in brackets; fits 80 columns."""
     table = Table(
-        title="Results: ours (the seed's); ratio = mean |y_hat/y|, 1 is perfect",
+        title="Results table: ours (the notes'); ratio = mean |y_hat/y|, 1 is perfect",
         title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
     )
     for col in ("preset", "status", "train\nloss", "train\nratio", "test\nloss", "test\nratio", "engine\ntime"):
@@ -114,9 +115,9 @@ def results_table(rows: list[ResultRow]) -> Table:
     for r in rows:
         wall = f"{r.wall_seconds:.1f} s" if r.wall_seconds else ""
         table.add_row(
-            r.preset, Text(r.status, style=RunStatus(r.status.split("@")[0]).style),
-            _pair(r.train_loss, r.seed_train_loss), _pair(r.train_ratio, r.seed_train_ratio, r.seed_note),
-            _pair(r.test_loss, r.seed_test_loss), _pair(r.test_ratio, r.seed_test_ratio),
+            r.preset, Text(row_status(r), style=RunStatus(r.status.split("@")[0]).style),
+            _pair(r.train_loss, r.notes_train_loss), _pair(r.train_ratio, r.notes_train_ratio, r.notes_remark),
+            _pair(r.test_loss, r.notes_test_loss), _pair(r.test_ratio, r.notes_test_ratio),
             f"{r.engine}\n{wall}",
         )
     return table
@@ -126,7 +127,7 @@ def _short(value: float | None) -> str:
     return "" if value is None else f"{value:.4g}"
 
 
-def _pair(ours: float | None, seed: float | None, note: str = "") -> str:
-    theirs = _short(seed) if seed is not None else note.replace("train acc ", "")
+def _pair(ours: float | None, notes: float | None, remark: str = "") -> str:
+    theirs = _short(notes) if notes is not None else remark.replace("train acc ", "")
     return f"{_short(ours)}\n[dim]({theirs})[/dim]" if theirs else _short(ours)
 
