@@ -69,10 +69,10 @@ def run(
                 plan = plan_seeds(store, chosen, seed_list)
             items = plan.todo
             if not items:
-                err.print(f"nothing to train: {plan.summary()}; `fnn-tui report` sums them up")
+                err.print(f"nothing to train: {plan.summary()}; `fnn-tui report` sums them up", soft_wrap=True)
                 raise typer.Exit(EXIT_OK)
             if plan.summary():
-                err.print(f"skipped: {plan.summary()}")
+                err.print(f"skipped: {plan.summary()}", soft_wrap=True)
         if detach:
             from fnn_tui.runs.background import launch
 
@@ -95,8 +95,8 @@ def _seeds(seed: int | None, seeds: str | None) -> list[int] | None:
     if seeds is None:
         return None
     if seed is not None:
-        err.print("[red]error:[/red] --seed and --seeds together: use --seeds alone (e.g. --seeds 7-7 for seed 7)",
-                  markup=True)
+        err.print("[red]error:[/red] --seed and --seeds together: use --seeds alone (--seeds 7-7 is seed 7)",
+                  markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
         return parse_seeds(seeds)
