@@ -74,4 +74,4 @@ def report(
             except OSError as exc:
                 raise OSError(f"cannot write {output}: {exc.strerror or exc}") from None
             runs = sum(len(r.runs) for r in reports)
-            err.print(f"wrote the report of {len(reports)} presets ({runs} runs) to {output}")
+            err.print(f"wrote the report of {len(reports)} presets ({runs} runs) to {output}", soft_wrap=True)
