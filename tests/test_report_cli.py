@@ -42,7 +42,7 @@ def studies(home: Path, catalog) -> dict[str, list[int]]:
 
 
 def _md_row(text: str, preset: str) -> list[str]:
-    line = next(line for line in text.splitlines() if line.startswith(f"| ") and f"| {preset}" in line)
+    line = next(line for line in text.splitlines() if line.startswith("| ") and f"| {preset}" in line)
     return [cell.strip() for cell in line.strip("|").split(" | ")]
 
 
