@@ -119,10 +119,13 @@ def test_dead_runs_are_said_in_the_runs_list_and_the_results_table(studies, home
     listed = invoke("results")
     assert listed.exit_code == 0
     assert "Runs list" in listed.stdout
-    lines = [line for line in listed.stdout.splitlines() if " dies " in line]
-    assert len(lines) == 2 and all("finished, dead" in line for line in lines)
-    assert all("dead" not in line for line in listed.stdout.splitlines() if " exp07 " in line)
-    assert max(len(line) for line in listed.stdout.splitlines()) <= 80
+    # a dead network has "dead" under its status, on the line after its row
+    lines = listed.stdout.splitlines()
+    below = [lines[i + 1] for i, line in enumerate(lines) if " dies " in line]
+    assert len(below) == 2 and all(line.split() == ["dead"] for line in below)
+    assert [lines[i + 1].strip() for i, line in enumerate(lines) if " exp07 " in line][-1] == ""
+    assert lines.count(lines[-1]) and sum(line.split() == ["dead"] for line in lines) == 2
+    assert max(len(line) for line in lines) <= 80
     exported = invoke("--presets", str(FIXTURES), "export", "-f", "csv")
     rows = {r["preset"]: r for r in csv.DictReader(io.StringIO(exported.stdout))}
     assert rows["dies"]["dead"] == "True" and rows["dies"]["status"] == "finished"

@@ -12,8 +12,11 @@ from fnn_tui.core.catalog import PresetEntry
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.export import ResultRow, fmt
-from fnn_tui.report.export import status_text as row_status
 from fnn_tui.store.runs import RunRecord
+
+# a dead network is said on a second line under its status: the status column stays as
+# narrow as "interrupted", so the tables still fit 80 columns
+DEAD = "\ndead"
 
 
 def status_text(status: RunStatus, suffix: str = "") -> Text:
@@ -87,15 +90,16 @@ def _when_short(ts: float | None) -> str:
 
 
 def runs_table(records: list[RunRecord], title: str = "Runs list (every stored run, newest first)") -> Table:
-    """Stored runs, one line each, a dead network said beside its status; fits 80 columns."""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    """Stored runs, one line each (two for a dead network: "dead" under its status); fits 80 columns."""
+    # one space between columns: a dead run on a CUDA device with tiny losses still fits 80 columns
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
     for col, just in (("run", "right"), ("preset", "left"), ("seed", "right"), ("status", "left"), ("epochs", "right"),
-                      ("train\nloss", "right"), ("test\nloss", "right"), ("engine", "left"), ("started", "left")):
+                      ("train\nloss", "right"), ("test\nloss", "right"), ("engine", "left"), ("start", "left")):
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in records:
         f = r.final
         table.add_row(
-            str(r.id), r.preset, str(r.seed), status_text(r.status, ", dead" if f is not None and f.dead else ""),
+            str(r.id), r.preset, str(r.seed), status_text(r.status, DEAD if f is not None and f.dead else ""),
             f"{r.epochs_done}/{r.epochs_total}",
             _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
             f"{r.engine}/{r.device}", _when_short(r.started_at),
@@ -115,7 +119,7 @@ def results_table(rows: list[ResultRow]) -> Table:
     for r in rows:
         wall = f"{r.wall_seconds:.1f} s" if r.wall_seconds else ""
         table.add_row(
-            r.preset, Text(row_status(r), style=RunStatus(r.status.split("@")[0]).style),
+            r.preset, Text(r.status + (DEAD if r.dead else ""), style=RunStatus(r.status.split("@")[0]).style),
             _pair(r.train_loss, r.notes_train_loss), _pair(r.train_ratio, r.notes_train_ratio, r.notes_remark),
             _pair(r.test_loss, r.notes_test_loss), _pair(r.test_ratio, r.notes_test_ratio),
             f"{r.engine}\n{wall}",
@@ -123,8 +127,8 @@ def results_table(rows: list[ResultRow]) -> Table:
     return table
 
 
-def _short(value: float | None) -> str:
-    return "" if value is None else f"{value:.4g}"
+def _short(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}g}"
 
 
 def _pair(ours: float | None, notes: float | None, remark: str = "") -> str:
