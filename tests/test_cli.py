@@ -74,9 +74,8 @@ def test_tables_fit_80_columns_without_cutting_anything(home, catalog) -> None:
     from rich.console import Console
 
     from fnn_tui.cli.render import results_table, runs_table
-    from fnn_tui.report.export import result_row
-
     from fnn_tui.core.events import EpochMetrics
+    from fnn_tui.report.export import result_row
 
     with Store(home) as store:  # the widest cells: a long status, a CUDA device, small losses
         run_id = store.create_run(catalog.get("exp08"), engine="torch", device="cuda:0")

@@ -45,8 +45,7 @@ def report(
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="File to write (atomically); stdout if omitted.", metavar="FILE")] = None,
 ) -> None:
-    """The report: each preset's runs over all its seeds (median and range, dead and diverged
-    counts) beside the notes' numbers, with a verdict per metric."""
+    """The report: each preset over all its seeds beside the notes' numbers, with a verdict."""
     from fnn_tui.report.export import format_for_path, write_atomic
     from fnn_tui.report.reproduction import FORMATS, render, reproduction
     from fnn_tui.report.studies import load_studies

@@ -24,7 +24,7 @@ def results(
     preset: Annotated[str | None, typer.Option(help="Only runs of this preset.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.", min=1)] = 50,
 ) -> None:
-    """The runs list: every stored run, newest first (dead networks marked beside the status)."""
+    """The runs list: every stored run, newest first ("dead" under a dead network's status)."""
     from fnn_tui.cli.render import runs_table
     from fnn_tui.runs.liveness import reap
     from fnn_tui.store.runs import Store
@@ -48,8 +48,7 @@ def export(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (atomically); stdout if omitted.")] = None,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Every finished run, not only the newest per preset.")] = False,
 ) -> None:
-    """The results table: the newest finished run of each preset beside the notes' numbers,
-    as Markdown, CSV or JSON (`fnn-tui report` sums up every seed)."""
+    """The results table: the newest finished run of each preset beside the notes' numbers."""
     from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic
     from fnn_tui.store.runs import Store
 
