@@ -65,7 +65,7 @@ def test_run_then_results_then_export(home, tmp_path) -> None:
     other = invoke("results", "exp01")
     assert other.exit_code == 0 and "2/2" not in other.output and "no runs of exp01" in other.output
     md = invoke("export", "--format", "md")
-    assert md.exit_code == 0 and md.output.startswith("| # | setting |") and "| 0.00296 |" in md.output
+    assert md.exit_code == 0 and md.output.startswith("| # | preset | seed | setting |") and "| 0.00296 |" in md.output
     target = tmp_path / "table.csv"
     written = invoke("export", "-o", str(target))
     assert written.exit_code == 0
@@ -77,11 +77,16 @@ def test_tables_fit_80_columns_without_cutting_anything(home, catalog) -> None:
     from rich.console import Console
 
     from fnn_tui.cli.render import results_table, runs_table
+    from fnn_tui.core.events import EpochMetrics
     from fnn_tui.report.export import result_row
 
     with Store(home) as store:  # the widest cells: a long status, a CUDA device, small losses
         run_id = store.create_run(catalog.get("exp08"), engine="torch", device="cuda:0")
         store.end_run(run_id, "interrupted", wall_seconds=12345.6)
+        # a dead network with small losses and a two-digit seed
+        dead = store.create_run(catalog.get("exp08").with_overrides(seed=42), engine="torch", device="cuda:0")
+        store.add_epoch(dead, EpochMetrics(150, 0.000123456, 1.23456, 0.000123456, 1.23456, 0.1, 1e-5, 1.0, dead=True))
+        store.end_run(dead, "finished", wall_seconds=12345.6)
         records = store.list_runs()
     for table in (runs_table(records), results_table([result_row(r) for r in records])):
         console = Console(width=80, record=True)
@@ -90,6 +95,7 @@ def test_tables_fit_80_columns_without_cutting_anything(home, catalog) -> None:
         assert "…" not in text
         assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
     assert "interrupted" in text and "(0.002974)" in text and "12345.6 s" in text
+    assert "dead" in text and "0.0001235" in text
 
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path) -> None:

@@ -105,7 +105,7 @@ def test_export_formats_parse_back(home, tiny08, catalog) -> None:
         final = store.get_run(latest.run_id).final
     parsed = list(csv.DictReader(io.StringIO(render(rows, "csv"))))
     assert parsed[1]["preset"] == "exp08" and float(parsed[1]["train_loss"]) == final.train_loss
-    assert float(parsed[1]["seed_train_loss"]) == 0.002960 and parsed[1]["setting"].startswith("(20,20,30)")
+    assert float(parsed[1]["notes_train_loss"]) == 0.002960 and parsed[1]["setting"].startswith("(20,20,30)")
     data = json.loads(render(rows, "json"))
     assert data[1]["test_ratio"] == final.test_ratio and data[0]["number"] == 7
     md = render(rows, "md").splitlines()

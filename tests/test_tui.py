@@ -102,7 +102,7 @@ async def test_run_a_preset_then_save_the_table(home: Path, tmp_path: Path) -> N
         row = table.rows_by_run[run.id]
         assert row.train_loss == run.final.train_loss and row.test_ratio == run.final.test_ratio
         cells = table.get_row(str(run.id))
-        assert cells[2] == "exp07" and cells[3].plain == "finished"
+        assert cells[2] == "exp07" and cells[3].plain == "0" and cells[4].plain == "finished"
         assert cells[-2].startswith("(20,20,30), norm+clip+L2, 1000, 2") and cells[-1] == "(0.01,0.5)"
         # save as CSV through the dialog, with the keys
         target = tmp_path / "table.csv"
@@ -137,24 +137,24 @@ async def test_results_loads_arriving_late_or_out_of_order_keep_the_newest_state
         table = await _open_results(pilot)
         with Store(home) as store:
             (run,) = store.list_runs()
-        assert table.get_row(str(run.id))[3].plain == "finished"
+        assert table.get_row(str(run.id))[4].plain == "finished"
         # Once the run's end has arrived its row is no longer live, so a load landing after
         # it shows the stored state, not the last live epoch.
         assert app.runs.current is None and app.runs.epochs[run.id]
         app.refresh_results()
         await _wait_idle(pilot)
-        assert table.get_row(str(run.id))[3].plain == "finished"
+        assert table.get_row(str(run.id))[4].plain == "finished"
         # A load asked for while the run was going, landing after a newer one, is dropped.
         running = [replace(run, status=RunStatus.RUNNING)]
         app.post_message(ResultsLoaded(running, table_rows(running), app.results_shown - 1))
         await pilot.pause()
         await pilot.pause()
-        assert table.get_row(str(run.id))[3].plain == "finished"
+        assert table.get_row(str(run.id))[4].plain == "finished"
         # the same load as the newest request is shown: the check above can fail
         app.post_message(ResultsLoaded(running, table_rows(running), app.results_asked + 1))
         await pilot.pause()
         await pilot.pause()
-        assert table.get_row(str(run.id))[3].plain == "running"
+        assert table.get_row(str(run.id))[4].plain == "running"
 
 
 async def test_save_to_an_unwritable_path_stays_in_the_dialog(home: Path, tmp_path: Path) -> None:
@@ -202,7 +202,7 @@ async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
         # the stopped run stays in the results table, where u takes it up again
         table = await _open_results(pilot)
         cells = table.get_row(str(run.id))
-        assert cells[3].plain == "cancelled" and cells[4] == f"{run.epochs_done}/150"
+        assert cells[4].plain == "cancelled" and cells[5] == f"{run.epochs_done}/150"
         first_epoch.clear()
         newest[0] = run.epochs_done
         await pilot.press("u")
@@ -401,7 +401,7 @@ def test_main_screen_snapshot(snap_compare, home: Path) -> None:
     assert "notes loss " + fmt(reported.train_loss) in details
     assert "test ratio " + fmt(reported.test_ratio) in details  # the notes row's last number
     footer = seen[-1]
-    for key in ("r Run", "a Run all", "s Stop", "t Results", "^s Save", "? Help", "q Quit", "^p palette"):
+    for key in ("r Run", "a Run all", "s Stop", "t Runs", "^s Save", "? Help", "q Quit", "^p palette"):
         assert key in footer, footer
 
 

@@ -22,7 +22,7 @@ def list_cmd(ctx: typer.Context) -> None:
 @app.command()
 def show(ctx: typer.Context, preset: Annotated[str, typer.Argument(help="Preset name (exp08), number (8) or TOML file.",
                                                                      metavar="PRESET", show_default=False)]) -> None:
-    """Show a preset's settings and the seed's reported numbers."""
+    """Show a preset's settings and the numbers the notes report for it."""
     from fnn_tui.cli.render import preset_detail
 
     s = settings(ctx)

@@ -23,13 +23,12 @@ from fnn_tui.core.events import (
     RunStarted,
     StepProgress,
     diverged_where,
-    end_status,
 )
-from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.stopping import StopRequest, install_signal_stop
 from fnn_tui.core.trainer import RunOptions
 from fnn_tui.report.export import fmt
+from fnn_tui.runs.background import QueueItem
 
 
 class EventProgress:
@@ -115,14 +114,18 @@ def report_end(run_id: int, end: EndEvent, err: Console) -> int:
     return 0
 
 
-def run_here(home: Path, presets: list[Preset], options: RunOptions, err: Console) -> tuple[list[int], int]:
-    """Train presets one after the other in this process."""
-    from fnn_tui.runs.record import record_run
+def train_here(home: Path, items: list[QueueItem], options: RunOptions, jobs: int,
+               err: Console) -> tuple[list[int], int]:
+    """Train a queue (new runs and resumptions) through :func:`~fnn_tui.runs.many.train_many`,
+    in this process or over ``jobs`` processes, with one progress display; return the ids
+    of the runs it trained and the exit code."""
+    from fnn_tui.runs.many import train_many
 
     stop = StopRequest()
     install_signal_stop(stop)
     ids: list[int] = []
-    code = 0
+    pooled = jobs > 1 and len(items) > 1
+    started = time.perf_counter()
     with EventProgress(err) as progress:
 
         def on_event(run_id: int, event: Event) -> None:
@@ -130,36 +133,25 @@ def run_here(home: Path, presets: list[Preset], options: RunOptions, err: Consol
                 ids.append(run_id)
             progress(run_id, event)
 
-        for done, preset in enumerate(presets):
-            if stop.is_set():
-                err.print(f"[yellow]interrupted:[/yellow] {len(presets) - done} presets were not started", markup=True)
-                break
-            result = record_run(home, preset, options, on_event, stop)
-            code = max(code, report_end(result.run_id, result.end, err))
-    if stop.signum is not None:
-        return ids, 128 + stop.signum
-    return ids, code
-
-
-def run_in_pool(home: Path, presets: list[Preset], options: RunOptions, jobs: int, err: Console) -> tuple[list[int], int]:
-    """Train presets over ``jobs`` processes, one preset each."""
-    from fnn_tui.runs.pool import run_parallel
-
-    started = time.perf_counter()
-    with EventProgress(err) as progress:
         try:
-            results = run_parallel(home, presets, options, jobs, progress)
+            results = train_many(home, items, options, jobs, on_event, stop)
         except KeyboardInterrupt:
+            if not pooled:
+                raise
             err.print("[yellow]interrupted:[/yellow] the runs are stored as interrupted; "
                       "`fnn-tui results` lists them and `fnn-tui resume RUN` continues one", markup=True)
             raise SystemExit(130) from None
-    err.print(f"{len(presets)} presets in {time.perf_counter() - started:.1f} s over {jobs} processes")
+    if pooled:
+        err.print(f"{len(items)} runs in {time.perf_counter() - started:.1f} s over {min(jobs, len(items))} processes")
     code = 0
     for result in results:
-        if end_status(result.end).bad:
-            err.print(f"[red]run {result.run_id} ({literal(result.preset)}) {end_status(result.end).label}[/red]; "
-                      "`fnn-tui results` has details", markup=True)
-            code = 1
+        code = max(code, report_end(result.run_id, result.end, err))
+    if len(results) < len(items):
+        rest = len(items) - len(results)
+        err.print(f"[yellow]interrupted:[/yellow] {rest} {'run was' if rest == 1 else 'runs were'} not started; "
+                  "the same command again trains them", markup=True)
+    if stop.signum is not None:
+        return [r.run_id for r in results], 128 + stop.signum
     return [r.run_id for r in results], code
 
 

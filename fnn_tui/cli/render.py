@@ -1,4 +1,4 @@
-"""Rich renderings for the CLI: preset details, the runs list and results tables."""
+"""Rich renderings for the CLI: preset details, the runs list and the results table."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.export import ResultRow, fmt
 from fnn_tui.store.runs import RunRecord
+
+# a dead network is said on a second line under its status: the status column stays as
+# narrow as "interrupted", so the tables still fit 80 columns
+DEAD = "\ndead"
 
 
 def status_text(status: RunStatus, suffix: str = "") -> Text:
@@ -53,7 +57,7 @@ def preset_detail(preset: Preset) -> Table:
         ("training", f"{t.epochs} epochs, batch {t.batch_size}, SGD lr {t.lr:g} momentum {t.momentum:g}"),
         ("decay", "none" if t.decay_factor is None else f"x{t.decay_factor:g} every {t.decay_every} epochs"),
         ("L2 / clip", f"{t.l2:g} / {'none' if t.clip is None else f'{t.clip:g}'}"),
-        ("seed reported", _reported(preset)),
+        ("notes' numbers", _reported(preset)),
         ("notes", preset.experiment.notes or "-"),
         ("file", preset.source),
     ]
@@ -87,16 +91,17 @@ def _when_short(ts: float | None) -> str:
     return when.strftime("%H:%M") if when.date() == dt.date.today() else when.strftime("%m-%d")
 
 
-def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
-    """Stored runs, one line each; fits 80 columns."""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for col, just in (("run", "right"), ("preset", "left"), ("status", "left"), ("epochs", "right"),
-                      ("train\nloss", "right"), ("test\nloss", "right"), ("engine", "left"), ("started", "left")):
+def runs_table(records: list[RunRecord], title: str = "Runs list (every stored run, newest first)") -> Table:
+    """Stored runs, one line each (two for a dead network: "dead" under its status); fits 80 columns."""
+    # one space between columns: a dead run on a CUDA device with tiny losses still fits 80 columns
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
+    for col, just in (("run", "right"), ("preset", "left"), ("seed", "right"), ("status", "left"), ("epochs", "right"),
+                      ("train\nloss", "right"), ("test\nloss", "right"), ("engine", "left"), ("start", "left")):
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in records:
         f = r.final
         table.add_row(
-            str(r.id), literal(r.preset), status_text(r.status),
+            str(r.id), literal(r.preset), str(r.seed), status_text(r.status, DEAD if f is not None and f.dead else ""),
             f"{r.epochs_done}/{r.epochs_total}",
             _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
             f"{r.engine}/{r.device}", _when_short(r.started_at),
@@ -105,9 +110,9 @@ def runs_table(records: list[RunRecord], title: str = "Runs") -> Table:
 
 
 def results_table(rows: list[ResultRow]) -> Table:
-    """Our final numbers with the seed's below them in brackets; fits 80 columns."""
+    """Our final numbers with the notes' below them in brackets; fits 80 columns."""
     table = Table(
-        title="Results: ours (the seed's); ratio = mean |y_hat/y|, 1 is perfect",
+        title="Results table: ours (the notes'); ratio = mean |y_hat/y|, 1 is perfect",
         title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
     )
     for col in ("preset", "status", "train\nloss", "train\nratio", "test\nloss", "test\nratio", "engine\ntime"):
@@ -116,19 +121,19 @@ def results_table(rows: list[ResultRow]) -> Table:
     for r in rows:
         wall = f"{r.wall_seconds:.1f} s" if r.wall_seconds else ""
         table.add_row(
-            literal(r.preset), Text(r.status, style=RunStatus(r.status.split("@")[0]).style),
-            _pair(r.train_loss, r.seed_train_loss), _pair(r.train_ratio, r.seed_train_ratio, r.seed_note),
-            _pair(r.test_loss, r.seed_test_loss), _pair(r.test_ratio, r.seed_test_ratio),
+            literal(r.preset), Text(r.status + (DEAD if r.dead else ""), style=RunStatus(r.status.split("@")[0]).style),
+            _pair(r.train_loss, r.notes_train_loss), _pair(r.train_ratio, r.notes_train_ratio, r.notes_remark),
+            _pair(r.test_loss, r.notes_test_loss), _pair(r.test_ratio, r.notes_test_ratio),
             f"{r.engine}\n{wall}",
         )
     return table
 
 
-def _short(value: float | None) -> str:
-    return "" if value is None else f"{value:.4g}"
+def _short(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}g}"
 
 
-def _pair(ours: float | None, seed: float | None, note: str = "") -> str:
-    theirs = _short(seed) if seed is not None else literal(note.replace("train acc ", ""))
+def _pair(ours: float | None, notes: float | None, remark: str = "") -> str:
+    theirs = _short(notes) if notes is not None else literal(remark.replace("train acc ", ""))
     return f"{_short(ours)}\n[dim]({theirs})[/dim]" if theirs else _short(ours)
 

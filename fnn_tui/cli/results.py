@@ -1,4 +1,7 @@
-"""Commands that read the store: ``results`` (the runs list) and ``export``."""
+"""Commands that read the store: ``results`` (the runs list) and ``export`` (the results table).
+
+The report (one row per preset over its seeds) is :mod:`fnn_tui.cli.report`.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ def results(
                                                  "TOML file.", metavar="PRESET", show_default=False)] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.", min=1, metavar="N")] = 50,
 ) -> None:
-    """Stored runs, newest first."""
+    """The runs list: every stored run, newest first ("dead" under a dead network's status)."""
     from fnn_tui.cli.render import runs_table
     from fnn_tui.runs.liveness import reap
     from fnn_tui.store.runs import Store
@@ -58,7 +61,7 @@ def export(
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Every run that trained (finished, diverged, stopped), "
                                                               "not only the newest per preset.")] = False,
 ) -> None:
-    """The results table (our numbers beside the seed's) as Markdown, CSV or JSON."""
+    """The results table: the newest finished run of each preset beside the notes' numbers."""
     from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic
     from fnn_tui.store.runs import Store
 

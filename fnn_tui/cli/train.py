@@ -25,7 +25,7 @@ from fnn_tui.cli.common import (
 
 
 @app.command(epilog=examples(("fnn-tui run 8 --epochs 3", "preset exp08 for three epochs"),
-                             ("fnn-tui run --all --jobs 0", "every preset, one process per core")))
+                             ("fnn-tui run --all --seeds 10 --jobs 0", "every preset over seeds 0-9, one process per core")))
 def run(
     ctx: typer.Context,
     presets: Annotated[list[str] | None, typer.Argument(help="Preset names, numbers or TOML files.",
@@ -34,17 +34,23 @@ def run(
     device: DeviceOpt = "auto",
     engine: EngineOpt = "auto",
     seed: Annotated[int | None, typer.Option(help="Override the data/init seed.", metavar="N")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        help="Train several seeds of each preset: N (seeds 0..N-1), a list 3,7,11 or a range 0-9. "
+        "Seeds already finished or diverged with the same settings are skipped, stopped ones resumed.",
+        metavar="SEEDS")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.", metavar="N")] = None,
     samples: Annotated[int | None, typer.Option(help="Override the number of samples.", metavar="N")] = None,
-    jobs: Annotated[int, typer.Option(help="Presets trained at once, one process each (0: one per core).", min=0,
+    jobs: Annotated[int, typer.Option(help="Runs trained at once, one process each (0: one per core).", min=0,
                                       metavar="N")] = 1,
     detach: Annotated[bool, typer.Option(help="Train in a background process that outlives this terminal.")] = False,
 ) -> None:
-    """Train presets, store every epoch, and print the results table."""
+    """Train presets, store every epoch, and print the results table of the runs trained."""
     from fnn_tui.core.trainer import RunOptions, resolve
+    from fnn_tui.runs.background import QueueItem
 
     s = settings(ctx)
     with bad_input(s):
+        seed_list = _seeds(seed, seeds)
         catalog = s.catalog()
         if all_:
             chosen = catalog.valid()
@@ -59,27 +65,51 @@ def run(
             resolve(p, options)  # bad device/engine: an error before any work
         from fnn_tui.store.runs import Store
 
-        with Store(s.home):  # a damaged, read-only, locked or lost store too
+        with Store(s.home):  # a damaged, read-only, locked or lost store: one line before any work
             pass
-        if detach:
-            from fnn_tui.runs.background import QueueItem, launch
+        if seed_list is None:
+            items = [QueueItem(preset=p) for p in chosen]
+        else:
+            from fnn_tui.runs.plan import plan_seeds
 
-            launched = launch(s.home, [QueueItem(preset=p) for p in chosen], options)
+            with Store(s.home) as store:
+                plan = plan_seeds(store, chosen, seed_list)
+            items = plan.todo
+            if not items:
+                err.print(f"nothing to train: {plan.summary()}; `fnn-tui report` sums them up", soft_wrap=True)
+                raise typer.Exit(EXIT_OK)
+            if plan.summary():
+                err.print(f"skipped: {plan.summary()}", soft_wrap=True)
+        if detach:
+            from fnn_tui.runs.background import launch
+
+            launched = launch(s.home, items, options)
             ids = " ".join(str(i) for i in launched.run_ids)
             out.print(f"run {ids} training in the background (pid {launched.process.pid}); "
                       f"`fnn-tui attach {launched.run_ids[0]}` follows it, `fnn-tui stop {launched.run_ids[0]}` stops it")
             raise typer.Exit(EXIT_OK)
-        n_jobs = jobs or os.cpu_count() or 1
-        if n_jobs > 1 and len(chosen) > 1:
-            from fnn_tui.cli.progress import run_in_pool
+        from fnn_tui.cli.progress import train_here
 
-            ids, code = run_in_pool(s.home, chosen, options, min(n_jobs, len(chosen)), err)
-        else:
-            from fnn_tui.cli.progress import run_here
-
-            ids, code = run_here(s.home, chosen, options, err)
+        ids, code = train_here(s.home, items, options, jobs or os.cpu_count() or 1, err)
         _print_results(s, ids)
     raise typer.Exit(code)
+
+
+def _seeds(seed: int | None, seeds: str | None) -> list[int] | None:
+    """The seeds asked for (``None``: one run per preset, as the preset or --seed says)."""
+    from fnn_tui.runs.plan import SeedsError, parse_seeds
+
+    if seeds is None:
+        return None
+    if seed is not None:
+        err.print("[red]error:[/red] --seed and --seeds together: use --seeds alone (--seeds 7-7 is seed 7)",
+                  markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        return parse_seeds(seeds)
+    except SeedsError as exc:
+        err.print(f"[red]error:[/red] {literal(str(exc))}", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 def _print_results(s: Settings, ids: list[int]) -> None:

@@ -1,4 +1,9 @@
-"""The results table, from the store, as Markdown, CSV or JSON; files written atomically."""
+"""The results table (the newest finished or diverged run of each preset, beside the notes'
+numbers), from the store, as Markdown, CSV or JSON; files written atomically.
+
+Not to be mixed up with the runs list (every stored run: ``fnn-tui results``) or the report
+(one row per preset over all its seeds: :mod:`fnn_tui.report.reproduction`).
+"""
 
 from __future__ import annotations
 
@@ -19,23 +24,25 @@ FORMATS = ("md", "csv", "json")
 
 @dataclass(frozen=True)
 class ResultRow:
-    """One line of the lab report's table: our numbers beside the seed's."""
+    """One line of the results table: one run's numbers beside the notes'."""
 
     number: int
     preset: str
+    seed: int  # the run's random seed
     setting: str
     lr_decay: str
     status: str
+    dead: bool  # the last epoch predicted (nearly) a constant: see core/dead.py
     epochs: str
     train_loss: float | None
     train_ratio: float | None
     test_loss: float | None
     test_ratio: float | None
-    seed_train_loss: float | None
-    seed_train_ratio: float | None
-    seed_test_loss: float | None
-    seed_test_ratio: float | None
-    seed_note: str
+    notes_train_loss: float | None
+    notes_train_ratio: float | None
+    notes_test_loss: float | None
+    notes_test_ratio: float | None
+    notes_remark: str
     engine: str
     device: str
     wall_seconds: float | None
@@ -44,18 +51,20 @@ class ResultRow:
 
 COLUMNS: list[tuple[str, str]] = [
     ("number", "#"),
+    ("preset", "preset"),
+    ("seed", "seed"),
     ("setting", "setting"),
     ("lr_decay", "lr+decay"),
     ("status", "status"),
     ("epochs", "epochs"),
     ("train_loss", "train loss"),
-    ("seed_train_loss", "seed train loss"),
+    ("notes_train_loss", "notes train loss"),
     ("train_ratio", "train ratio"),
-    ("seed_train_ratio", "seed train ratio"),
+    ("notes_train_ratio", "notes train ratio"),
     ("test_loss", "test loss"),
-    ("seed_test_loss", "seed test loss"),
+    ("notes_test_loss", "notes test loss"),
     ("test_ratio", "test ratio"),
-    ("seed_test_ratio", "seed test ratio"),
+    ("notes_test_ratio", "notes test ratio"),
     ("engine", "engine"),
     ("device", "device"),
     ("wall_seconds", "wall s"),
@@ -64,7 +73,7 @@ COLUMNS: list[tuple[str, str]] = [
 
 
 def result_row(record: RunRecord) -> ResultRow:
-    """Build a row from a stored run; the seed's numbers come from its stored preset."""
+    """Build a row from a stored run; the notes' numbers come from its stored preset."""
     try:
         preset = parse_preset(record.preset_toml, source=f"run {record.id}", name=record.preset)
         setting, lr_decay, rep = preset.setting(), preset.lr_decay(), preset.reported
@@ -74,19 +83,21 @@ def result_row(record: RunRecord) -> ResultRow:
     return ResultRow(
         number=record.number,
         preset=record.preset,
+        seed=record.seed,
         setting=setting,
         lr_decay=lr_decay,
         status=record.status.label + (f"@{record.diverged_epoch}" if record.status == RunStatus.DIVERGED else ""),
+        dead=bool(f is not None and f.dead),
         epochs=f"{record.epochs_done}/{record.epochs_total}",
         train_loss=f.train_loss if f else None,
         train_ratio=f.train_ratio if f else None,
         test_loss=f.test_loss if f else None,
         test_ratio=f.test_ratio if f else None,
-        seed_train_loss=rep.train_loss if rep else None,
-        seed_train_ratio=rep.train_ratio if rep else None,
-        seed_test_loss=rep.test_loss if rep else None,
-        seed_test_ratio=rep.test_ratio if rep else None,
-        seed_note=rep.note if rep else "",
+        notes_train_loss=rep.train_loss if rep else None,
+        notes_train_ratio=rep.train_ratio if rep else None,
+        notes_test_loss=rep.test_loss if rep else None,
+        notes_test_ratio=rep.test_ratio if rep else None,
+        notes_remark=rep.note if rep else "",
         engine=record.engine,
         device=record.device,
         wall_seconds=record.wall_seconds,
@@ -110,6 +121,11 @@ def results_table(records: list[RunRecord], *, latest_only: bool = True) -> list
     return sorted(rows, key=lambda r: (r.number, r.preset, r.run_id))
 
 
+def status_text(row: ResultRow) -> str:
+    """The status as the tables show it: a dead network is said beside it."""
+    return f"{row.status}, dead" if row.dead else row.status
+
+
 def fmt(value: object) -> str:
     """Numbers as the notes print them: 6 significant digits; missing as an empty cell."""
     if value is None:
@@ -120,7 +136,8 @@ def fmt(value: object) -> str:
 
 
 def to_markdown(rows: list[ResultRow]) -> str:
-    """A GitHub pipe table; "ratio" is the seed's "acc": mean |y_hat / y|, 1.0 is perfect."""
+    """A GitHub pipe table; "ratio" is the notes' "acc": mean |y_hat / y|, 1.0 is perfect.
+    A dead run's status reads "finished, dead"."""
     header = [title for _, title in COLUMNS]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for row in rows:
@@ -128,8 +145,10 @@ def to_markdown(rows: list[ResultRow]) -> str:
         cells = []
         for key, _ in COLUMNS:
             cell = fmt(data[key])
-            if key == "seed_train_ratio" and not cell and row.seed_note:
-                cell = row.seed_note
+            if key == "notes_train_ratio" and not cell and row.notes_remark:
+                cell = row.notes_remark
+            if key == "status":
+                cell = status_text(row)
             cells.append(cell.replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

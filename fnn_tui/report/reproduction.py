@@ -85,6 +85,7 @@ class Study:
     setting: str
     notes: Reported
     outcomes: tuple[Outcome, ...] = ()
+    differs: str = ""  # how the runs' settings differ from the preset file's ("" when they do not)
 
 
 # --- output ------------------------------------------------------------------------------
@@ -161,6 +162,7 @@ class PresetReport:
     other: int  # cancelled, failed, running: left out
     metrics: tuple[MetricSummary, ...]  # in METRICS order
     runs: tuple[Outcome, ...]
+    differs: str = ""  # the study's settings against the preset file's, as in :class:`Study`
 
     def metric(self, name: str) -> MetricSummary:
         """The summary of ``name`` (one of :data:`METRICS`)."""
@@ -250,7 +252,7 @@ def summarize(study: Study) -> PresetReport:
     return PresetReport(
         name=study.name, number=study.number, setting=study.setting, note=study.notes.note,
         finished=len(finished), dead=sum(1 for o in finished if o.dead), diverged=diverged, other=other,
-        metrics=tuple(summaries), runs=tuple(study.outcomes),
+        metrics=tuple(summaries), runs=tuple(study.outcomes), differs=study.differs,
     )
 
 
@@ -302,7 +304,7 @@ def render_markdown(reports: list[PresetReport]) -> str:
         header += [TITLES[metric], "notes"]
     rows = []
     for r in reports:
-        row = [str(r.number), r.name, r.setting, _counts(r)]
+        row = [str(r.number), r.name + ("*" if r.differs else ""), r.setting, _counts(r)]
         for m in r.metrics:
             row += [_cell(m.all), _notes_cell(m)]
         rows.append(row)
@@ -315,6 +317,10 @@ def render_markdown(reports: list[PresetReport]) -> str:
         "to our nearest run. Ratio = mean |ŷ/y|, 1 is perfect. Dead: the network predicts a "
         f"constant (std of ŷ under {DEAD_STD_FRACTION:.0%} of the test targets').",
     ]
+    differ = [f"{r.name}: {r.differs}" for r in reports if r.differs]
+    if differ:
+        lines += ["", "\\* Runs made with settings other than the preset file's (no run has its current "
+                  "settings): " + "; ".join(differ) + "."]
     with_dead = [r for r in reports if r.dead]
     if with_dead:
         header = ["#", "preset", "live n"] + [TITLES[m] for m in METRICS]
@@ -335,7 +341,7 @@ def csv_row(r: PresetReport) -> dict[str, object]:
     """A report as one flat row; numbers at full precision."""
     row: dict[str, object] = {
         "number": r.number, "preset": r.name, "setting": r.setting, "finished": r.finished, "dead": r.dead,
-        "diverged": r.diverged, "other": r.other, "note": r.note,
+        "diverged": r.diverged, "other": r.other, "note": r.note, "differs": r.differs,
     }
     for m in r.metrics:
         p = m.metric
@@ -386,7 +392,7 @@ def _outcome_json(o: Outcome) -> dict[str, object]:
 def report_json(r: PresetReport) -> dict[str, object]:
     """A report as plain data: counts, every summary and every run."""
     return {
-        "number": r.number, "preset": r.name, "setting": r.setting, "note": r.note,
+        "number": r.number, "preset": r.name, "setting": r.setting, "note": r.note, "differs": r.differs,
         "counts": {"finished": r.finished, "dead": r.dead, "diverged": r.diverged, "other": r.other},
         "metrics": {
             m.metric: {

@@ -36,11 +36,12 @@ def light(event: Event) -> Event:
     return event
 
 
-def _train_one(home: str, preset: Preset, options: RunOptions, q: queue_mod.Queue) -> PoolResult:
+def _train_one(home: str, preset: Preset | int, options: RunOptions, q: queue_mod.Queue) -> PoolResult:
+    """Train a preset, or resume the run whose id is given, in this pool process."""
     import torch
 
     from fnn_tui.core.stopping import StopRequest, install_signal_stop
-    from fnn_tui.runs.record import record_run
+    from fnn_tui.runs.record import record_run, resume_run
 
     torch.set_num_threads(1)
     stop = StopRequest()
@@ -49,18 +50,24 @@ def _train_one(home: str, preset: Preset, options: RunOptions, q: queue_mod.Queu
     def on_event(run_id: int, event: Event) -> None:
         q.put((run_id, light(event)))
 
-    result = record_run(Path(home), preset, options, on_event, stop)
-    return PoolResult(preset.name, result.run_id, light(result.end))  # type: ignore[arg-type]
+    if isinstance(preset, int):
+        result = resume_run(Path(home), preset, on_event, stop)
+        name = ""  # the caller knows which run it asked to resume
+    else:
+        result = record_run(Path(home), preset, options, on_event, stop)
+        name = preset.name
+    return PoolResult(name, result.run_id, light(result.end))  # type: ignore[arg-type]
 
 
 def run_parallel(
     home: Path,
-    presets: list[Preset],
+    presets: list[Preset | int],
     options: RunOptions,
     jobs: int,
     on_event: OnEvent,
 ) -> list[PoolResult]:
-    """Train ``presets`` over ``jobs`` processes, sending every event to ``on_event``."""
+    """Train ``presets`` over ``jobs`` processes, sending every event to ``on_event``; an
+    ``int`` in ``presets`` is the id of a stopped run to resume."""
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager:
         q = manager.Queue()

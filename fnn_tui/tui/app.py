@@ -1,4 +1,4 @@
-"""The Textual app: presets, run controls, live training view and the results table.
+"""The Textual app: presets, run controls, live training view, the runs list and the report.
 
 Runs train in a background process of their own (so a dropped SSH session does not kill
 them); one thread worker (``group="training"``) starts it and follows it through the
@@ -17,7 +17,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import ContentSwitcher, Footer, Header, Input, Label, OptionList
+from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, Label, OptionList
 from textual.worker import Worker, WorkerState
 
 from fnn_tui.core.catalog import Catalog, discover
@@ -27,8 +27,11 @@ from fnn_tui.core.events import EndEvent, EpochFinished, RunStarted, StepProgres
 from fnn_tui.core.presets import Preset, PresetError
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, resolve
+from fnn_tui.report.reproduction import reproduction
+from fnn_tui.report.studies import load_studies
 from fnn_tui.runs.background import NotRunningError, QueueItem, plan_run_all, stop_run
 from fnn_tui.runs.liveness import reap
+from fnn_tui.runs.plan import SeedsError, parse_seeds, plan_seeds
 from fnn_tui.runs.record import ResumeError, end_message, stored_preset
 from fnn_tui.store.db import StoreError
 from fnn_tui.store.runs import RunRecord, Store
@@ -40,7 +43,13 @@ from fnn_tui.tui.widgets.controls import RunControls
 from fnn_tui.tui.widgets.live import LiveView
 from fnn_tui.tui.widgets.preset_details import PresetDetails
 from fnn_tui.tui.widgets.preset_list import PresetList
+from fnn_tui.tui.widgets.report import ReportTable
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
+
+HINTS = {
+    "results": "Runs list: every run. b by preset  o sort  u resume  ^s save  t back",
+    "report": "Report: each preset over its seeds. b runs list  ^s save report  t back",
+}
 
 
 class FnnApp(App[None]):
@@ -54,7 +63,8 @@ class FnnApp(App[None]):
         Binding("a", "run_all", "Run all", id="run_all"),
         Binding("s", "stop", "Stop", id="stop"),
         Binding("u", "resume", "Resume", id="resume", show=False),
-        Binding("t", "toggle_view", "Results", id="toggle_view"),
+        Binding("t", "toggle_view", "Runs", id="toggle_view"),
+        Binding("b", "toggle_report", "By preset", id="toggle_report", show=False),
         Binding("ctrl+s", "save", "Save", id="save"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
@@ -90,9 +100,10 @@ class FnnApp(App[None]):
                     yield PresetDetails(id="details")
                     yield LiveView(id="live")
             with Vertical(id="results-view"):
-                yield Label("Runs in the store. o sort  u resume a stopped run  ^s save  t back",
-                            id="results-hint")
-                yield ResultsTable(id="results")
+                yield Label(HINTS["results"], id="results-hint")
+                with ContentSwitcher(initial="results", id="results-modes"):
+                    yield ResultsTable(id="results")
+                    yield ReportTable(id="report")
         yield Footer(compact=True)
 
     @property
@@ -104,6 +115,16 @@ class FnnApp(App[None]):
     def runs_list(self) -> ResultsTable:
         """The runs list (every stored run)."""
         return self.query_one(ResultsTable)
+
+    @property
+    def report_table(self) -> ReportTable:
+        """The report: one row per preset over its seeds."""
+        return self.query_one(ReportTable)
+
+    @property
+    def results_mode(self) -> str:
+        """Which of the runs-view's modes shows: ``results`` (the runs list) or ``report``."""
+        return str(self.query_one("#results-modes", ContentSwitcher).current)
 
     def on_mount(self) -> None:
         self.query_one("#presets").border_title = "Presets"
@@ -149,8 +170,24 @@ class FnnApp(App[None]):
             return None
         return preset, options
 
+    def _seeds(self) -> list[int] | None:
+        """The seeds asked for in the controls (``None``: the preset's one seed, or the seed
+        field's); a notice and ``[]`` when they cannot be read."""
+        controls = self.query_one(RunControls)
+        text = controls.seeds()
+        if not text:
+            return None
+        if controls.overrides()["seed"] is not None:
+            self.notify("Give a seed or seeds, not both.", title="Bad override", severity="error")
+            return []
+        try:
+            return parse_seeds(text)
+        except SeedsError as exc:
+            self.notify(str(exc).replace("--seeds ", "seeds "), title="Bad seeds", severity="error")
+            return []
+
     def action_run(self) -> None:
-        """Run the highlighted preset."""
+        """Run the highlighted preset: once, or every seed asked for that is not done yet."""
         if not self._can_start(self.action_run):
             return
         entry = self.query_one(PresetList).entry
@@ -160,14 +197,23 @@ class FnnApp(App[None]):
             assert entry.error is not None
             self.notify(entry.error.first_line(), title="Invalid preset", severity="error")
             return
-        prepared = self._prepare(entry.preset)
-        if prepared is not None:
+        seeds = self._seeds()
+        prepared = self._prepare(entry.preset) if seeds != [] else None
+        if prepared is None:
+            return
+        if seeds is None:
             self._start([QueueItem(preset=prepared[0])], prepared[1])
+        else:
+            self.runs.follow([])
+            self._plan_and_start([prepared[0]], prepared[1], seeds)
 
     def action_run_all(self) -> None:
-        """Queue the marked presets, or every valid one, in order; presets already finished
-        with the same settings are skipped and interrupted ones resumed."""
+        """Queue the marked presets, or every valid one, in order (every seed asked for); runs
+        already finished with the same settings are skipped and stopped ones resumed."""
         if not self._can_start(self.action_run_all):
+            return
+        seeds = self._seeds()
+        if seeds == []:
             return
         presets: list[Preset] = []
         options = None
@@ -180,14 +226,21 @@ class FnnApp(App[None]):
             options = prepared[1]
         if presets and options is not None:
             self.runs.follow([])
-            self._plan_and_start(presets, options)
+            self._plan_and_start(presets, options, seeds)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
-    def _plan_and_start(self, presets: list[Preset], options: RunOptions) -> None:
-        items, skipped = plan_run_all(self.home, presets, options)
-        if skipped:
-            self.call_from_thread(self.notify, f"Already finished with these settings: {', '.join(skipped)}",
-                                  title="Skipped")
+    def _plan_and_start(self, presets: list[Preset], options: RunOptions, seeds: list[int] | None = None) -> None:
+        if seeds is None:
+            items, skipped = plan_run_all(self.home, presets, options)
+            if skipped:
+                self.call_from_thread(self.notify, f"Already finished with these settings: {', '.join(skipped)}",
+                                      title="Skipped")
+        else:
+            with Store(self.home) as store:
+                plan = plan_seeds(store, presets, seeds)
+            items = plan.todo
+            if plan.summary():
+                self.call_from_thread(self.notify, plan.summary(), title="Seeds")
         if not items:
             self.post_message(QueueEnded())
             return
@@ -196,7 +249,7 @@ class FnnApp(App[None]):
 
     def _lock_controls(self) -> None:
         self.query_one(RunControls).set_enabled(False)
-        self.query_one(ContentSwitcher).current = "lab"
+        self.query_one("#views", ContentSwitcher).current = "lab"
 
     def _start(self, items: list[QueueItem], options: RunOptions) -> None:
         self.runs.follow([])
@@ -252,7 +305,8 @@ class FnnApp(App[None]):
         if not self._can_start(self.action_resume):
             return
         table = self.runs_list
-        if self.query_one(ContentSwitcher).current != "results-view" or table.row_count == 0:
+        views = self.query_one("#views", ContentSwitcher)
+        if views.current != "results-view" or self.results_mode != "results" or table.row_count == 0:
             self.notify("Open the runs list (t) and highlight an interrupted, cancelled, crashed or failed run to resume it.")
             return
         row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
@@ -331,10 +385,12 @@ class FnnApp(App[None]):
 
     @work(thread=True, exit_on_error=False, group="store", name="results")
     def _load_results(self, ask: int) -> None:
+        # the report reads every run's study from the store: made here, never on the UI thread
         with Store(self.home) as store:
             reap(store)
             records = store.list_runs()
-        self.post_message(ResultsLoaded(records, table_rows(records), ask))
+            reports = reproduction(s.study for s in load_studies(store, self.catalog))
+        self.post_message(ResultsLoaded(records, table_rows(records), ask, reports))
 
     def on_results_loaded(self, message: ResultsLoaded) -> None:
         # Loads run in threads and may arrive out of order: an older one would bring back
@@ -345,33 +401,55 @@ class FnnApp(App[None]):
         self.records = {r.id: r for r in message.records}
         table = self.runs_list
         table.load(message.rows)
+        if message.reports is not None:
+            self.report_table.load(message.reports)
         current = self.runs.current
         history = self.runs.epochs.get(current) if current is not None else None
         if current is not None and history:
             table.live(current, history[-1])
 
     def action_toggle_view(self) -> None:
-        """Switch between the lab and the results table."""
-        switcher = self.query_one(ContentSwitcher)
+        """Switch between the lab and the runs view (the runs list or the report)."""
+        switcher = self.query_one("#views", ContentSwitcher)
         if switcher.current == "lab":
             switcher.current = "results-view"
-            self.query_one(ResultsTable).focus()
+            self._focus_results_mode()
         else:
             switcher.current = "lab"
             self.query_one(PresetList).focus()
 
+    def action_toggle_report(self) -> None:
+        """In the runs view: switch between the runs list and the report (by preset)."""
+        self.query_one("#views", ContentSwitcher).current = "results-view"
+        modes = self.query_one("#results-modes", ContentSwitcher)
+        modes.current = "report" if modes.current == "results" else "results"
+        self.query_one("#results-hint", Label).update(HINTS[str(modes.current)])
+        self._focus_results_mode()
+
+    @on(DataTable.RowHighlighted, "#report")
+    def _report_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # a starred preset's study stands on other settings than its file's: say which
+        report = self.report_table.reports.get(str(event.row_key.value))
+        hint = f"{report.name}*: runs made with {report.differs}" if report and report.differs else HINTS["report"]
+        self.query_one("#results-hint", Label).update(hint)
+
+    def _focus_results_mode(self) -> None:
+        (self.report_table if self.results_mode == "report" else self.runs_list).focus()
+
     def action_save(self) -> None:
-        """Save the results table via a dialog."""
+        """Save what the runs view shows: the report in its by-preset mode, else the results table."""
+        report = self.query_one("#views", ContentSwitcher).current == "results-view" and self.results_mode == "report"
+        what = "report" if report else "results table"
 
         def saved(path: Path | None) -> None:
             if path is not None:
-                self.notify(f"Saved the results table to {path}", title="Saved")
+                self.notify(f"Saved the {what} to {path}", title="Saved")
 
-        self.push_screen(SaveScreen(self.home), saved)
+        self.push_screen(SaveScreen(self.home, report=report, catalog=self.catalog), saved)
 
     def action_focus_presets(self) -> None:
-        """Back to the preset list (from the controls or the results)."""
-        self.query_one(ContentSwitcher).current = "lab"
+        """Back to the preset list (from the controls or the runs view)."""
+        self.query_one("#views", ContentSwitcher).current = "lab"
         self.query_one(PresetList).focus()
 
     @on(Input.Submitted, "#controls Input")

@@ -39,10 +39,12 @@ class QueueEnded(Message):
 
 
 class ResultsLoaded(Message):
-    """The store's runs and the runs list's rows, both made off the UI thread."""
+    """The store's runs, the runs list's rows and the report's, all made off the UI thread."""
 
-    def __init__(self, records: list, rows: list, ask: int) -> None:  # list[RunRecord], list[ResultRow]
+    # list[RunRecord], list[ResultRow], list[PresetReport] (None: not made this time)
+    def __init__(self, records: list, rows: list, ask: int, reports: list | None = None) -> None:
         super().__init__()
         self.records = records
         self.rows = rows
         self.ask = ask  # which request this answers: a later one supersedes it
+        self.reports = reports

@@ -1,4 +1,4 @@
-"""Modal dialogs: save the results table, a question with choices, help."""
+"""Modal dialogs: save the results table or the report, a question with choices, help."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Markdown, RadioButton, RadioSet
 
+from fnn_tui.core.catalog import Catalog
 from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic
 from fnn_tui.store.db import StoreError
 from fnn_tui.store.runs import Store
@@ -19,27 +20,35 @@ from fnn_tui.store.runs import Store
 FORMAT_LABELS = {"md": "Markdown", "csv": "CSV", "json": "JSON"}
 
 
-def default_name(fmt: str) -> str:
-    """``fnn-results-YYYYmmdd-HHMM.<ext>`` in the current folder."""
-    return f"fnn-results-{dt.datetime.now():%Y%m%d-%H%M}.{fmt}"
+def default_name(fmt: str, stem: str = "fnn-results") -> str:
+    """``<stem>-YYYYmmdd-HHMM.<ext>`` in the current folder."""
+    return f"{stem}-{dt.datetime.now():%Y%m%d-%H%M}.{fmt}"
 
 
 class SaveScreen(ModalScreen[Path | None]):
-    """Ask for a path and a format, then write the table atomically (off the UI thread)."""
+    """Ask for a path and a format, then write the results table, or with ``report`` the
+    report, atomically (off the UI thread)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, report: bool = False, catalog: Catalog | None = None) -> None:
         super().__init__()
         self.home = home
         self.fmt = "md"
+        self.report = report
+        self.catalog = catalog
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label("Save the results table", classes="title")
-            yield Label("The newest finished or diverged run of each preset, by experiment.")
+            if self.report:
+                yield Label("Save the report", classes="title")
+                yield Label("One row per preset over all its seeds: median (min–max), dead and diverged "
+                            "counts, the notes' numbers and a verdict; JSON has every run.")
+            else:
+                yield Label("Save the results table", classes="title")
+                yield Label("The newest finished or diverged run of each preset, beside the notes' numbers.")
             yield Label("File (the suffix picks the format) — enter or ctrl+s saves, escape cancels")
-            yield Input(value=default_name("md"), id="path")
+            yield Input(value=default_name("md", "fnn-report" if self.report else "fnn-results"), id="path")
             with RadioSet(id="format"):
                 for key in FORMATS:
                     yield RadioButton(FORMAT_LABELS[key], value=key == "md", name=key)
@@ -83,8 +92,16 @@ class SaveScreen(ModalScreen[Path | None]):
     def _write(self, path: Path, fmt: str) -> None:
         try:
             with Store(self.home, reading=True) as store:
-                rows = results_table(store.list_runs())
-            write_atomic(path, render(rows, fmt))
+                if self.report:
+                    from fnn_tui.report import reproduction
+                    from fnn_tui.report.studies import load_studies
+
+                    catalog = self.catalog if self.catalog is not None else Catalog(())
+                    reports = reproduction.reproduction(s.study for s in load_studies(store, catalog))
+                    text = reproduction.render(reports, fmt)
+                else:
+                    text = render(results_table(store.list_runs()), fmt)
+            write_atomic(path, text)
         except StoreError as exc:  # the store, not the file: its line says what to do
             self.app.call_from_thread(self.query_one("#error", Label).update, str(exc))
             return
@@ -146,17 +163,23 @@ Pick a preset on the left, choose device and engine, press **r**.
 | r | run the highlighted preset |
 | a | run all (the marked presets, or every one) |
 | s | stop the run (stored as cancelled) |
-| u | resume the highlighted interrupted, cancelled, crashed or failed run (results view) |
-| t | switch between the lab and the results table |
-| o | sort the results table |
-| ctrl+s | save the results table (Markdown, CSV, JSON) |
+| u | resume the highlighted interrupted, cancelled, crashed or failed run (runs list) |
+| t | switch between the lab and the runs list (every stored run) |
+| b | in the runs view: the runs list or the report (one row per preset over its seeds) |
+| o | sort the runs list |
+| ctrl+s | save: the report in the by-preset view, else the results table (Markdown, CSV, JSON) |
 | tab | move between list, controls and views |
 | ctrl+p | command palette |
 | ? | this help |
 | q | quit (while a run trains: stop it, or leave it running in the background) |
 
-**ratio** is the seed's "acc": the mean of |ŷ/y|; 1.0 is perfect. The target is
+**ratio** is the notes' "acc": the mean of |ŷ/y|; 1.0 is perfect. The target is
 close to zero near x = 1 and x = 2, so single samples can make it large.
+
+**seeds** (below epochs): N trains seeds 0..N-1, or a list 3,7,11, or a range 0-9;
+seeds already finished with the same settings are skipped. The report's verdict says
+where the notes' number falls against our runs: within our min–max, or below / above.
+**dead**: the network predicts a constant.
 
 Losses in the sparklines are drawn on a log scale.
 """

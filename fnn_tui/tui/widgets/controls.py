@@ -1,4 +1,4 @@
-"""Run controls: device, engine, seed and epochs overrides."""
+"""Run controls: device, engine, seed and epochs overrides, and the seeds to train."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from fnn_tui.core.trainer import RunOptions
 
 
 class RunControls(Vertical):
-    """Device and engine selectors and two override fields; disabled while a run is active."""
+    """Device and engine selectors, two override fields and the seeds field; disabled while a
+    run is active."""
 
     def __init__(self, device: str = "auto", engine: str = "auto", **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -35,6 +36,10 @@ class RunControls(Vertical):
         with Horizontal(classes="row"):
             yield Label("epochs", classes="key")
             yield Input(placeholder="preset's", type="integer", compact=True, id="epochs")
+        with Horizontal(classes="row"):
+            yield Label("seeds", classes="key")
+            yield Input(placeholder="one (N, 1,5 or 0-9)", compact=True, id="seeds",
+                        restrict=r"[0-9, \-]*", max_length=200)
 
     def options(self) -> RunOptions:
         """The chosen device and engine."""
@@ -48,6 +53,10 @@ class RunControls(Vertical):
             text = self.query_one(f"#{key}", Input).value.strip()
             out[key] = int(text) if text.lstrip("-").isdigit() else None
         return out
+
+    def seeds(self) -> str:
+        """The seeds field as typed ("" for the preset's one seed)."""
+        return self.query_one("#seeds", Input).value.strip()
 
     def set_enabled(self, enabled: bool) -> None:
         """Enable or disable every control."""

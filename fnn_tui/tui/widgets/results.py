@@ -1,4 +1,5 @@
-"""The runs list: every run in the store, our numbers beside the notes'."""
+"""The runs list: every run in the store, our numbers beside the notes'; a dead network is
+said beside its status ("finished, dead")."""
 
 from __future__ import annotations
 
@@ -10,20 +11,20 @@ from textual.widgets import DataTable
 
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.status import RunStatus
-from fnn_tui.report.export import ResultRow, result_row
+from fnn_tui.report.export import ResultRow, result_row, status_text
 from fnn_tui.store.runs import RunRecord
 
 COLUMNS = [
-    ("run", "run"), ("number", "#"), ("preset", "preset"), ("status", "status"), ("epochs", "epochs"),
-    ("train_loss", "train loss"), ("seed_train_loss", "seed"), ("train_ratio", "train ratio"),
-    ("seed_train_ratio", "seed"), ("test_loss", "test loss"), ("seed_test_loss", "seed"),
-    ("test_ratio", "test ratio"), ("seed_test_ratio", "seed"), ("engine", "engine"), ("device", "device"),
+    ("run", "run"), ("number", "#"), ("preset", "preset"), ("seed", "seed"), ("status", "status"),
+    ("epochs", "epochs"), ("train_loss", "train loss"), ("notes_train_loss", "notes"), ("train_ratio", "train ratio"),
+    ("notes_train_ratio", "notes"), ("test_loss", "test loss"), ("notes_test_loss", "notes"),
+    ("test_ratio", "test ratio"), ("notes_test_ratio", "notes"), ("engine", "engine"), ("device", "device"),
     ("wall", "wall s"), ("setting", "setting"), ("lr_decay", "lr+decay"),
 ]
 # every run, the stopped ones included so u can resume them; queued ones are the rest of a
 # "Run all" that has not reached them yet
 SHOWN = tuple(status for status in RunStatus if status != RunStatus.QUEUED)
-SORT_CYCLE = ["run", "preset", "train_loss", "test_loss", "test_ratio", "wall"]
+SORT_CYCLE = ["run", "preset", "seed", "train_loss", "test_loss", "test_ratio", "wall"]
 
 
 def table_rows(records: list[RunRecord]) -> list[ResultRow]:
@@ -58,12 +59,14 @@ class ResultsTable(DataTable):
         self._apply_sort()
 
     def _cells(self, r: ResultRow) -> list[object]:
-        status = Text(r.status, style=RunStatus(r.status.split("@")[0]).style)
-        seed_ratio = _num(r.seed_train_ratio) if r.seed_train_ratio is not None else Text(r.seed_note.replace("train acc ", ""))
+        status = Text(status_text(r), style=RunStatus(r.status.split("@")[0]).style)
+        notes_ratio = (_num(r.notes_train_ratio) if r.notes_train_ratio is not None
+                       else Text(r.notes_remark.replace("train acc ", "")))
         wall = _num(r.wall_seconds) if r.wall_seconds is not None else Text("")
-        return [Text(str(r.run_id), justify="right"), Text(str(r.number), justify="right"), r.preset, status, r.epochs,
-                _num(r.train_loss), _num(r.seed_train_loss), _num(r.train_ratio), seed_ratio,
-                _num(r.test_loss), _num(r.seed_test_loss), _num(r.test_ratio), _num(r.seed_test_ratio),
+        return [Text(str(r.run_id), justify="right"), Text(str(r.number), justify="right"), r.preset,
+                Text(str(r.seed), justify="right"), status, r.epochs,
+                _num(r.train_loss), _num(r.notes_train_loss), _num(r.train_ratio), notes_ratio,
+                _num(r.test_loss), _num(r.notes_test_loss), _num(r.test_ratio), _num(r.notes_test_ratio),
                 r.engine, r.device, wall, r.setting, r.lr_decay]
 
     def _put(self, row: ResultRow) -> None:
@@ -81,7 +84,7 @@ class ResultsTable(DataTable):
         if row is None:
             return
         total = row.epochs.split("/")[-1]
-        self._put(replace(row, status=RunStatus.RUNNING.label, epochs=f"{last.epoch}/{total}",
+        self._put(replace(row, status=RunStatus.RUNNING.label, dead=last.dead, epochs=f"{last.epoch}/{total}",
                           train_loss=last.train_loss, train_ratio=last.train_ratio,
                           test_loss=last.test_loss, test_ratio=last.test_ratio))
 

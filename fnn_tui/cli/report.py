@@ -1,0 +1,76 @@
+"""The ``report`` command: one row per preset over all its seeds, beside the notes.
+
+Which runs stand for a preset is decided once, in :mod:`fnn_tui.report.studies`; the
+statistics and verdicts are :mod:`fnn_tui.report.reproduction`'s. This module only reads
+the options, picks the presets and writes the text.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from fnn_tui.cli.common import EXIT_BAD_INPUT, Settings, app, bad_input, err, settings
+
+
+def preset_names(s: Settings, wanted: list[str], stored: set[str]) -> list[str]:
+    """The preset names that ``wanted`` (names, numbers or TOML files) stand for; a name
+    only the store knows (a preset file since removed) is accepted as it is."""
+    from fnn_tui.core.catalog import UnknownPresetError
+
+    catalog = s.catalog()
+    names = []
+    for item in wanted:
+        try:
+            names.append(catalog.get(item).name)
+        except UnknownPresetError:
+            if item not in stored:
+                raise
+            names.append(item)
+    return names
+
+
+@app.command(epilog="Examples: fnn-tui report · fnn-tui report 4 8 -o report.json")
+def report(
+    ctx: typer.Context,
+    presets: Annotated[list[str] | None, typer.Argument(
+        help="Only these presets (names or numbers); every preset if none.", metavar="PRESET",
+        show_default=False)] = None,
+    format_: Annotated[str | None, typer.Option(
+        "--format", "-f", help="md, csv or json (default: from -o's suffix, else md).", metavar="FORMAT")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="File to write (atomically); stdout if omitted.", metavar="FILE")] = None,
+) -> None:
+    """The report: each preset over all its seeds beside the notes' numbers, with a verdict."""
+    from fnn_tui.report.export import format_for_path, write_atomic
+    from fnn_tui.report.reproduction import FORMATS, render, reproduction
+    from fnn_tui.report.studies import load_studies
+    from fnn_tui.runs.liveness import reap
+    from fnn_tui.store.runs import Store
+
+    s = settings(ctx)
+    fmt_name = format_ or (format_for_path(output) if output else None) or "md"
+    if fmt_name not in FORMATS:
+        err.print(f"[red]error:[/red] unknown format {escape(repr(fmt_name))}: expected md, csv or json", markup=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    with bad_input(s):
+        with Store(s.home) as store:
+            reap(store)
+            stored = {r.preset for r in store.list_runs()}
+            names = preset_names(s, presets, stored) if presets else None
+            studies = load_studies(store, s.catalog(), names)
+        reports = reproduction(s.study for s in studies)
+        text = render(reports, fmt_name)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            try:
+                write_atomic(output, text)
+            except OSError as exc:
+                raise OSError(f"cannot write {output}: {exc.strerror or exc}") from None
+            runs = sum(len(r.runs) for r in reports)
+            err.print(f"wrote the report of {len(reports)} presets ({runs} runs) to {output}", soft_wrap=True)

@@ -1,0 +1,154 @@
+"""`fnn-tui report`, and the dead flag and the word "notes" in every table, on real runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fnn_tui.cli import app
+from fnn_tui.core.presets import load_preset
+from fnn_tui.core.trainer import RunOptions
+from fnn_tui.report.export import COLUMNS, ResultRow
+from fnn_tui.runs.record import record_run
+from fnn_tui.store.runs import Store
+
+from .conftest import FIXTURES
+
+runner = CliRunner()
+FUSED = RunOptions(engine="fused")
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def studies(home: Path, catalog) -> dict[str, list[int]]:
+    """exp07 over seeds 0-2 (tiny), the dying preset over seeds 0-1, the diverging one once."""
+    ids: dict[str, list[int]] = {}
+    tiny07 = catalog.get("exp07").with_overrides(samples=200, epochs=1)
+    dies = load_preset(FIXTURES / "dies.toml")
+    diverges = load_preset(FIXTURES / "diverges.toml")
+    for preset, seeds in ((tiny07, (0, 1, 2)), (dies, (0, 1)), (diverges, (0,))):
+        for seed in seeds:
+            ids.setdefault(preset.name, []).append(record_run(home, preset.with_overrides(seed=seed), FUSED).run_id)
+    return ids
+
+
+def _md_row(text: str, preset: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith("| ") and f"| {preset}" in line)
+    return [cell.strip() for cell in line.strip("|").split(" | ")]
+
+
+def test_report_md_has_one_row_per_preset_with_spread_counts_and_verdict(studies, home: Path) -> None:
+    result = invoke("--presets", str(FIXTURES), "report")
+    assert result.exit_code == 0, result.output
+    md = result.stdout
+    header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
+    assert header[:4] == ["#", "preset", "setting", "runs n/dead/div"]
+    # every catalog preset has a row, run or not: exp01..exp11 and the two fixtures
+    table = md.split("\n\n")[0].splitlines()
+    assert len(table) == 2 + 13
+    with Store(home) as store:
+        runs07 = [store.get_run(i) for i in studies["exp07"]]
+    losses = sorted(r.final.train_loss for r in runs07)
+    row07 = _md_row(md, "exp07")
+    assert row07[3] == "3/0/0"
+    assert row07[4] == f"{losses[1]:.4g} ({losses[0]:.4g}–{losses[2]:.4g})"
+    ratios = sorted(r.final.train_ratio for r in runs07)
+    verdict = "within" if ratios[0] <= 1.034 <= ratios[-1] else ("below" if 1.034 < ratios[0] else "above")
+    assert row07[7].startswith("1.034 (") and verdict in row07[7]
+    # the study stands on other settings than the preset file's: said under the table
+    assert row07[1] == "exp07*" and "exp07: 200 samples, 1 epoch" in md
+    assert _md_row(md, "dies")[3] == "2/2/0"  # both seeds finished, both dead
+    assert _md_row(md, "diverges")[3] == "0/0/1"
+    assert _md_row(md, "exp08")[3] == "0/0/0" and "0.00296 (no runs)" in _md_row(md, "exp08")
+
+
+def test_report_json_carries_every_run_and_filters_by_number(studies, home: Path, tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    result = invoke("report", "7", "dies", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and f"to {target}" in result.stderr
+    doc = json.loads(target.read_text())
+    assert [p["preset"] for p in doc["presets"]] == ["exp07", "dies"]
+    with Store(home) as store:
+        for entry in doc["presets"]:
+            assert sorted(r["run_id"] for r in entry["runs"]) == sorted(studies[entry["preset"]])
+            for run in entry["runs"]:
+                stored = store.get_run(run["run_id"])
+                assert run["seed"] == stored.seed and run["dead"] == stored.final.dead
+                assert run["train_loss"] == stored.final.train_loss and run["test_ratio"] == stored.final.test_ratio
+    assert doc["presets"][1]["counts"] == {"finished": 2, "dead": 2, "diverged": 0, "other": 0}
+    # csv from the suffix, one row per preset; a number that is no preset is one line, exit 2
+    csv_path = tmp_path / "r.csv"
+    assert invoke("report", "exp07", "-o", str(csv_path)).exit_code == 0
+    (row,) = list(csv.DictReader(csv_path.open()))
+    assert row["preset"] == "exp07" and row["finished"] == "3"
+    bad = runner.invoke(app, ["report", "77"])
+    assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and "'77'" in bad.stderr
+    bad = runner.invoke(app, ["report", "-f", "xml"])
+    assert bad.exit_code == 2 and "md, csv or json" in bad.stderr
+
+
+def test_report_output_is_written_atomically(studies, tmp_path: Path) -> None:
+    target = tmp_path / "report.md"
+    target.write_text("the old report\n")
+    # a folder that cannot be written: the error is one line and the old file is untouched
+    os.chmod(tmp_path, 0o500)
+    try:
+        result = runner.invoke(app, ["report", "-o", str(target)])
+    finally:
+        os.chmod(tmp_path, 0o700)
+    if os.geteuid() != 0:  # root writes anywhere
+        assert result.exit_code == 2 and "cannot write" in result.stderr
+        assert target.read_text() == "the old report\n"
+    result = invoke("report", "-o", str(target))
+    assert result.exit_code == 0
+    assert target.read_text().startswith("| # | preset |")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report.md")] == []  # no temp file left
+
+
+def test_dead_runs_are_said_in_the_runs_list_and_the_results_table(studies, home: Path) -> None:
+    listed = invoke("results")
+    assert listed.exit_code == 0
+    assert "Runs list" in listed.stdout
+    # a dead network has "dead" under its status, on the line after its row
+    lines = listed.stdout.splitlines()
+    below = [lines[i + 1] for i, line in enumerate(lines) if " dies " in line]
+    assert len(below) == 2 and all(line.split() == ["dead"] for line in below)
+    assert [lines[i + 1].strip() for i, line in enumerate(lines) if " exp07 " in line][-1] == ""
+    assert lines.count(lines[-1]) and sum(line.split() == ["dead"] for line in lines) == 2
+    assert max(len(line) for line in lines) <= 80
+    exported = invoke("--presets", str(FIXTURES), "export", "-f", "csv")
+    rows = {r["preset"]: r for r in csv.DictReader(io.StringIO(exported.stdout))}
+    assert rows["dies"]["dead"] == "True" and rows["dies"]["status"] == "finished"
+    assert rows["exp07"]["dead"] == "False"
+    md = invoke("export").stdout
+    assert "| finished, dead |" in md and "| dies |" in md  # the preset's name has a column
+
+
+def test_no_seed_column_means_the_notes(studies) -> None:
+    """"seed" is a random seed only: the notes' numbers are "notes ..." in every header."""
+    from fnn_tui.report.reproduction import render_csv, reproduction
+    from fnn_tui.tui.widgets.results import COLUMNS as APP_COLUMNS
+
+    titles = [t for _, t in COLUMNS] + [t for _, t in APP_COLUMNS]
+    assert "notes train loss" in titles and "seed" in titles
+    assert [t for t in titles if "seed" in t] == ["seed", "seed"]  # the run's seed, in both tables
+    fields = list(ResultRow.__dataclass_fields__)
+    assert [f for f in fields if "seed" in f] == ["seed"] and "notes_train_loss" in fields
+    for fmt in ("md", "csv"):
+        header = invoke("report", "-f", fmt).stdout.splitlines()[0]
+        assert "seed" not in header and "notes" in header
+        header = invoke("export", "-f", fmt).stdout.splitlines()[0]
+        assert "seed train" not in header and "notes train loss".replace(" ", "_" if fmt == "csv" else " ") in header
+    assert "seed" not in render_csv(reproduction([])).splitlines()[0]
+    shown = invoke("show", "exp08").stdout
+    assert "notes' numbers" in shown and "seed reported" not in shown

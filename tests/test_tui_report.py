@@ -1,0 +1,134 @@
+"""The app's seeds field and its report (the runs view's by-preset mode), at 80x24 on tiny real runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fnn_tui.core.catalog import discover
+from fnn_tui.core.presets import load_preset
+from fnn_tui.core.trainer import RunOptions
+from fnn_tui.runs.record import record_run
+from fnn_tui.store.runs import Store
+from fnn_tui.tui.app import FnnApp
+from fnn_tui.tui.messages import ResultsLoaded
+from fnn_tui.tui.widgets.preset_list import PresetList
+from fnn_tui.tui.widgets.report import COLUMNS, ReportTable
+
+from .conftest import FIXTURES
+
+SIZE = (80, 24)
+
+
+async def _until(pilot, condition, tries: int = 1200) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the condition never came true")
+
+
+async def _wait_for_runs_to_end(pilot) -> None:
+    await _until(pilot, lambda: pilot.app.runs.followed is not None)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def _type(pilot, selector: str, text: str) -> None:
+    pilot.app.screen.query_one(selector).value = text
+    await pilot.pause()
+
+
+async def test_seeds_field_trains_every_seed_once_and_the_report_fills_in(home: Path, tmp_path: Path) -> None:
+    loaded: list[ResultsLoaded] = []
+    app = FnnApp(home=home, preset="exp07")
+    async with app.run_test(size=SIZE, message_hook=lambda m: isinstance(m, ResultsLoaded) and loaded.append(m)) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        assert app.query_one(PresetList).entry.name == "exp07"
+        await _type(pilot, "#epochs", "1")
+        await _type(pilot, "#seeds", "2")
+        await pilot.press("r")
+        await _wait_for_runs_to_end(pilot)
+        with Store(home) as store:
+            runs = store.list_runs()
+        assert sorted(r.seed for r in runs) == [0, 1] and all(r.status == "finished" for r in runs)
+        assert len({r.study for r in runs}) == 1
+        # the report is reloaded as each run starts and ends (how many seeds each load finds
+        # depends on how far the background process got: it only grows)
+        await _until(pilot, lambda: app.results_shown == app.results_asked)
+        counts = [next(r.finished for r in m.reports if r.name == "exp07") for m in loaded if m.reports is not None]
+        assert len(counts) >= 1 + 2 * 2 and counts == sorted(counts) and counts[0] == 0 and counts[-1] == 2
+        # the same request again trains nothing and says why
+        await pilot.press("r")
+        await _until(pilot, lambda: any("2 seeds done" in str(n.message) for n in app._notifications))
+        await _until(pilot, lambda: app.runs.followed is None)
+        with Store(home) as store:
+            assert len(store.list_runs()) == 2
+        # the by-preset view: one row per preset, n and the verdict word in the cell
+        await pilot.press("t", "b")
+        await pilot.pause()
+        table = app.query_one(ReportTable)
+        assert table.has_focus and app.results_mode == "report"
+        assert "b runs list" in str(app.query_one("#results-hint").render())
+        await _until(pilot, lambda: table.row_count == 11 and table.reports["exp07"].finished == 2)
+        cells = table.get_row("exp07")
+        assert cells[1] == "exp07*" and cells[2].plain == "2" and cells[3].plain == "0"
+        verdict = cells[[k for k, _ in COLUMNS].index("train_ratio_notes")].plain
+        assert verdict.startswith("1.034 ") and verdict.split(" ", 1)[1] in {
+            table.reports["exp07"].metric("train_ratio").verdict.label}
+        assert table.get_row("exp08")[6].plain == "0.00296 no runs"
+        # the starred row says which settings its runs stand on
+        table.move_cursor(row=6)
+        await pilot.pause()
+        assert "exp07*: runs made with 1 epoch" in str(app.query_one("#results-hint").render())
+        # Save here writes the report
+        target = tmp_path / "report.json"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Save the report" in str(app.screen.query_one(".title").render())
+        await _type(pilot, "#path", str(target))
+        await pilot.press("enter")
+        await _until(pilot, target.exists)
+        doc = json.loads(target.read_text())
+        (exp07,) = [p for p in doc["presets"] if p["preset"] == "exp07"]
+        assert sorted(r["seed"] for r in exp07["runs"]) == [0, 1]
+        # b again: the runs list, whose Save writes the results table
+        await pilot.press("b")
+        await pilot.pause()
+        assert app.results_mode == "results"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "Save the results table" in str(app.screen.query_one(".title").render())
+        await pilot.press("escape")
+
+
+async def test_bad_seeds_are_a_notice_and_nothing_runs(home: Path) -> None:
+    app = FnnApp(home=home, preset="exp07")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        for seeds, seed, says in (("9-3", "", "runs backwards"), ("2", "5", "not both")):
+            await _type(pilot, "#seeds", seeds)
+            await _type(pilot, "#seed", seed)
+            await pilot.press("r")
+            await _until(pilot, lambda says=says: any(says in str(n.message) for n in app._notifications))
+        assert app.runs.followed is None
+    assert not list(home.glob("runs/*"))
+
+
+def test_report_view_snapshot(snap_compare, home: Path) -> None:
+    # runs whose cells do not hang on the last bits of a float (a picture made on one CPU
+    # must match on another): a diverged study; the other presets have no runs
+    preset = load_preset(FIXTURES / "diverges.toml")
+    for seed in (0, 1):
+        record_run(home, preset.with_overrides(seed=seed), RunOptions(engine="fused"))
+    assert len(discover([FIXTURES], include_user=False).valid()) == 13
+
+    async def open_report(pilot) -> None:
+        await _until(pilot, lambda: not pilot.app.runs.checking)
+        await pilot.press("t", "b")
+        await _until(pilot, lambda: pilot.app.query_one(ReportTable).row_count == 13)
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    app = FnnApp(home=home, preset_dirs=[FIXTURES])
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_report)
