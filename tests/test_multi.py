@@ -63,9 +63,10 @@ def test_each_lane_equals_its_single_seed_run(catalog, name, steps, dtype, tol) 
         assert np.abs(group.params[:, lane] - single.params).max() <= tol
         scale = max(1.0, float(np.abs(single.buf).max()))  # early gradients reach ~3 without clipping
         assert np.abs(group.buf[:, lane] - single.buf).max() <= tol * 10 * scale
-        # per-step losses, relative to their size (early losses are ~10)
+        # per-step losses, relative to their size (early losses are ~10); a loss amplifies
+        # parameter rounding through the normalisation's 1/var, hence 100 x the tolerance
         a, b = group.losses[:steps, lane].astype(np.float64), single.losses[:steps].astype(np.float64)
-        assert (np.abs(a - b) <= tol * 10 * np.maximum(1.0, np.abs(b))).all()
+        assert (np.abs(a - b) <= tol * 100 * np.maximum(1.0, np.abs(b))).all()
         # a lane's checkpoint is the single engine's: same names, shapes and values
         (pg, mg), (ps, ms) = group.snapshot(lane), single.snapshot()
         assert pg.keys() == ps.keys() and mg.keys() == ms.keys()

@@ -18,8 +18,21 @@ the lanes stay independent without branching per lane in the hot loops:
   which is exact.
 - The momentum buffer starts at zero, so ``momentum * 0 + g`` is PyTorch's first-step
   buffer ``g`` exactly, with no per-lane "first step" flag.
-- A lane whose loss is not finite is frozen: ``live`` becomes 0 and the update is a select
-  that keeps its old parameters and buffer, forever. The other lanes go on.
+- A lane whose loss is not finite is frozen: its parameters and buffer from before that
+  step are copied aside, the hot loops go on updating all lanes alike, and the frozen
+  lanes are copied back at the end of every call, so they never change as seen from
+  outside and their garbage never reaches another lane.
+
+How the lane loops become vector code: the lane count is compiled in as a constant
+(``literally``), so LLVM unrolls each lane loop into straight-line code; the SLP
+vectoriser (off by default in Numba, switched on for these kernels only, see
+:func:`call`) packs that code into vector instructions; the loop vectoriser is switched
+off for them, or it would vectorise the loop around instead, with gathers. All indices are
+unsigned, so no negative-index fix-up hides that consecutive lanes are consecutive in
+memory, and array arguments are declared ``noalias`` (each is its own buffer), so LLVM
+need not fear that a store to one array changes another. LLVM unrolls lane loops up to
+16 lanes; past that the code stays scalar, so a group should hold at most 16 (see
+:func:`fnn_tui.core.group.default_lanes`).
 
 Sums run in a different order than in the single-seed kernels (per lane in sequence
 instead of reassociated across a vector), so lanes agree with single-seed runs to
@@ -32,12 +45,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import literally, njit
 
 from fnn_tui.core.engines.fused_kernels import FASTMATH  # also picks the Numba cache folder
-from numba import literally, njit  # noqa: I001  (after fused_kernels chose the cache folder)
 
 _NOALIAS: dict[str, bool] = {}
-try:  # Numba has the flag but no decorator option for it: map one, as its own parfors do
+try:  # Numba has the flag (its parfors set it) but no decorator option for it: map one
     from numba.core.cpu import CPUTargetOptions
     from numba.core.options import TargetOptions
 
@@ -52,13 +65,12 @@ _compiled: set[tuple[str, int, str]] = set()
 
 
 def call(kernel, *args):  # noqa: ANN001, ANN201
-    """Call ``run_steps`` or ``evaluate`` (lane count last), compiling it with LLVM's SLP
-    vectoriser the first time a lane count is seen.
+    """Call ``run_steps`` or ``evaluate`` (lane count last), compiled with LLVM's SLP
+    vectoriser on and its loop vectoriser off the first time a lane count is seen.
 
-    With the lane count a constant, LLVM unrolls each lane loop into straight-line code,
-    and only the SLP vectoriser (off by default in Numba) turns that into vector
-    instructions. The setting is switched on only while Numba's compiler lock is held, so
-    no other function is compiled with it; compiled kernels land in the cache as usual.
+    Numba reads both settings from its config whenever it optimises a module, so they are
+    changed only while Numba's compiler lock is held: no other function is compiled with
+    them. Compiled kernels land in Numba's cache as usual.
     """
     key = (kernel.__name__, args[-1], str(args[0].dtype))
     if key in _compiled:
@@ -136,8 +148,17 @@ def _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss
 
 
 @njit(**_JIT)
-def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, use_norm, nk):  # noqa: ANN001, ANN202
-    """Accumulate each lane's gradient, given dL/dy_hat in the last row of ``dz``."""
+def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, sq, two_l2,  # noqa: ANN001, ANN202, PLR0913
+              direct, use_norm, nk):
+    """Each lane's gradient, given dL/dy_hat in the last row of ``dz``.
+
+    ``direct`` (a batch of one sample): write each finished gradient entry with its L2
+    term ``2 * l2 * p`` straight into ``grad`` and add its square to the lane's ``sq``,
+    so the update needs no pass of its own for the norm. Otherwise accumulate the batch's
+    gradient into ``grad``. Each weight row is read once, for its gradient and for the
+    gradient w.r.t. the layer's input: with K lanes the arrays outgrow the L1 cache, and
+    passes over memory cost more than arithmetic.
+    """
     u = np.uint64(nk)
     n_layers = sizes.shape[0] - 1
     for layer in range(n_layers - 1, -1, -1):
@@ -148,33 +169,48 @@ def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var,
         ao = a_off[layer + 1] * u
         bo = b_off[layer] * u
         for t in range(nout * u):
-            d = dz[ao + t]  # a private copy: the loops below never read and write one array
-            tmp[t] = d
-            grad[bo + t] += d
-        for i in range(nin):
-            row = wo + i * nout * u
-            ia = ai + i * u
+            tmp[t] = dz[ao + t]  # a private copy: the loops below never read and write one array
+        if direct:
             for o in range(nout):
-                wr = row + o * u
-                oo = o * u
                 for k in range(u):
-                    grad[wr + k] += act[ia + k] * tmp[oo + k]
-        if layer == 0:
-            break
-        # gradient w.r.t. this layer's input, through the previous layer's ReLU (a select)
+                    t = o * u + k
+                    g = tmp[t] + two_l2 * params[bo + t]
+                    grad[bo + t] = g
+                    sq[k] += g * g
+        else:
+            for t in range(nout * u):
+                grad[bo + t] += tmp[t]
+        # per input row: its weights' gradient, and the gradient w.r.t. that input
         for i in range(nin):
             row = wo + i * nout * u
-            for k in range(u):
-                sm[k] = params[row + k] * tmp[k]
-            for o in range(np.uint64(1), nout):
-                wr = row + o * u
-                oo = o * u
-                for k in range(u):
-                    sm[k] += params[wr + k] * tmp[oo + k]
             ia = ai + i * u
             for k in range(u):
+                sm[k] = 0
+            if direct:
+                for o in range(nout):
+                    wr = row + o * u
+                    oo = o * u
+                    for k in range(u):
+                        w = params[wr + k]
+                        d = tmp[oo + k]
+                        g = act[ia + k] * d + two_l2 * w
+                        grad[wr + k] = g
+                        sq[k] += g * g
+                        sm[k] += w * d
+            else:
+                for o in range(nout):
+                    wr = row + o * u
+                    oo = o * u
+                    for k in range(u):
+                        w = params[wr + k]
+                        d = tmp[oo + k]
+                        grad[wr + k] += act[ia + k] * d
+                        sm[k] += w * d
+            for k in range(u):  # through the previous layer's ReLU, a select
                 d = sm[k]
                 dz[ia + k] = d if pre[ia + k] > 0 else 0
+        if layer == 0:
+            break
         if use_norm:
             vo = np.uint64(layer - 1) * u
             for k in range(u):
@@ -197,30 +233,37 @@ def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var,
 
 
 @njit(**_JIT)
-def _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, nk):  # noqa: ANN001, ANN202
+def _apply_update(params, grad, buf, sq, lr, momentum, two_l2, clip, eps, direct, nk):  # noqa: ANN001, ANN202
     """L2 gradient, per-lane global-norm clip and SGD with momentum, as PyTorch computes
-    them, for every lane (frozen ones are put back afterwards). Zeroes ``grad``."""
+    them, for every lane (frozen ones are put back afterwards).
+
+    ``direct``: ``grad`` already holds the L2 term and ``sq`` the squared norms (see
+    :func:`_backward`), and ``grad`` is left as is (the next step overwrites it).
+    Otherwise both are computed here and ``grad`` is zeroed for the next batch. ``sq``
+    ends as the clip factors.
+    """
     u = np.uint64(nk)
     n = np.uint64(params.shape[0]) // u
+    if not direct:
+        for k in range(u):
+            sq[k] = 0
+        if two_l2 > 0 or clip > 0:
+            for p in range(n):
+                for k in range(u):
+                    g = grad[p * u + k] + two_l2 * params[p * u + k]
+                    grad[p * u + k] = g
+                    sq[k] += g * g
     for k in range(u):
-        coef[k] = 1
-    if two_l2 > 0 or clip > 0:
-        for k in range(u):
-            coef[k] = 0  # the squared norm, first
-        for p in range(n):
-            for k in range(u):
-                g = grad[p * u + k] + two_l2 * params[p * u + k]
-                grad[p * u + k] = g
-                coef[k] += g * g
-        for k in range(u):
-            c = clip / (math.sqrt(coef[k]) + eps) if clip > 0 else clip
-            coef[k] = c if clip > 0 and c < 1 else 1
+        c = clip / (math.sqrt(sq[k]) + eps) if clip > 0 else clip
+        sq[k] = c if clip > 0 and c < 1 else 1
     for p in range(n):
         for k in range(u):
             t = p * u + k
-            b = momentum * buf[t] + grad[t] * coef[k]
+            b = momentum * buf[t] + grad[t] * sq[k]
             buf[t] = b
             params[t] -= lr * b
+    if not direct:
+        for t in range(grad.shape[0]):
             grad[t] = 0
 
 
@@ -251,6 +294,7 @@ def run_steps(  # noqa: ANN201, PLR0913
     literally(nk)
     n = xs.shape[0]
     last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)  # the output unit's row
+    direct = batch == 1
     for s in range(start, stop):
         lo = s * batch
         hi = min(lo + batch, n)
@@ -258,6 +302,7 @@ def run_steps(  # noqa: ANN201, PLR0913
         for k in range(nk):
             losses[s, k] = 0
             ratios[s, k] = 0
+            coef[k] = 0
         for j in range(lo, hi):
             _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, xs[j], use_norm, nk)
             for k in range(nk):
@@ -266,8 +311,8 @@ def run_steps(  # noqa: ANN201, PLR0913
                 losses[s, k] += err * err
                 ratios[s, k] += abs(yhat / ys[j, k])
                 dz[last + np.uint64(k)] = (err + err) / nb
-            _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss,
-                      use_norm, nk)
+            _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, coef,
+                      two_l2, direct, use_norm, nk)
         for k in range(nk):
             loss = losses[s, k] / nb
             losses[s, k] = loss
@@ -276,7 +321,7 @@ def run_steps(  # noqa: ANN201, PLR0913
                 live[k] = 0
                 bad[k] = s
                 copy_lane(params, buf, keep_p, keep_b, k, nk)
-        _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, nk)
+        _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, direct, nk)
     alive = 0
     for k in range(nk):
         if live[k] != 0:
