@@ -338,38 +338,13 @@ def run_steps(  # noqa: ANN201, PLR0913
 
 
 @njit(**_JIT)
-def evaluate(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, xs, ys, use_norm, out, nk):  # noqa: ANN001, ANN201
-    """Per lane over the test samples: ``out[0..3, k]`` = MSE, mean |y_hat / y|, MAE and
-    the (population) standard deviation of y_hat, accumulated in float64.
-
-    The spread is summed around each lane's first prediction, so a nearly constant
-    output (a dead network) gets an accurate small deviation.
-    """
+def predict(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, xs, use_norm, out, nk):  # noqa: ANN001, ANN201
+    """Every lane's y_hat for every sample: ``out[j, k]`` for ``xs[j, k]`` (the test metrics
+    are then a few NumPy reductions)."""
     literally(nk)
-    n = xs.shape[0]
     last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)
-    for r in range(out.shape[0]):
-        for k in range(nk):
-            out[r, k] = 0.0
-    first = np.zeros(nk)
-    sd = np.zeros(nk)
-    for j in range(n):
+    for j in range(xs.shape[0]):
         _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, xs[j], use_norm, nk)
         for k in range(nk):
-            yhat = float(pre[last + np.uint64(k)])
-            if j == 0:
-                first[k] = yhat
-            err = yhat - float(ys[j, k])
-            out[0, k] += err * err
-            out[1, k] += abs(yhat / float(ys[j, k]))
-            out[2, k] += abs(err)
-            d = yhat - first[k]
-            sd[k] += d
-            out[3, k] += d * d
-    for k in range(nk):
-        mean = sd[k] / n
-        out[0, k] /= n
-        out[1, k] /= n
-        out[2, k] /= n
-        out[3, k] = math.sqrt(max(out[3, k] / n - mean * mean, 0.0))
+            out[j, k] = pre[last + np.uint64(k)]
     return out
