@@ -40,7 +40,12 @@ def group_position(resume: Sequence[TrainState | None] | None, lanes: int) -> tu
 
 
 class MultiFusedEngine:
-    """Per-sample SGD for K seeds at once in compiled loops (CPU only)."""
+    """Per-sample SGD for K seeds at once in compiled loops (CPU only).
+
+    Each lane count compiles its own kernel (a few seconds, then cached). Up to 16 lanes
+    the lane loops become vector code; more lanes compile to scalar code and run slower
+    per seed (see ``benchmarks/seeds.py``): use :func:`fnn_tui.core.group.default_lanes`.
+    """
 
     name = "fused"
 

@@ -65,7 +65,7 @@ _compiled: set[tuple[str, int, str]] = set()
 
 
 def call(kernel, *args):  # noqa: ANN001, ANN201
-    """Call ``run_steps`` or ``evaluate`` (lane count last), compiled with LLVM's SLP
+    """Call ``run_steps`` or ``predict`` (lane count last), compiled with LLVM's SLP
     vectoriser on and its loop vectoriser off the first time a lane count is seen.
 
     Numba reads both settings from its config whenever it optimises a module, so they are
