@@ -43,8 +43,9 @@ class MultiFusedEngine:
     """Per-sample SGD for K seeds at once in compiled loops (CPU only).
 
     Each lane count compiles its own kernel (a few seconds, then cached). Up to 16 lanes
-    the lane loops become vector code; more lanes compile to scalar code and run slower
-    per seed (see ``benchmarks/seeds.py``): use :func:`fnn_tui.core.group.default_lanes`.
+    all lane loops become vector code; past that the backward pass stays mostly scalar
+    (see :mod:`multi_kernels` and ``benchmarks/seeds.py``): use
+    :func:`fnn_tui.core.group.default_lanes`.
     """
 
     name = "fused"

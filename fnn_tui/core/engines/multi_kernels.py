@@ -30,9 +30,9 @@ vectoriser (off by default in Numba, switched on for these kernels only, see
 off for them, or it would vectorise the loop around instead, with gathers. All indices are
 unsigned, so no negative-index fix-up hides that consecutive lanes are consecutive in
 memory, and array arguments are declared ``noalias`` (each is its own buffer), so LLVM
-need not fear that a store to one array changes another. LLVM unrolls lane loops up to
-16 lanes; past that the code stays scalar, so a group should hold at most 16 (see
-:func:`fnn_tui.core.group.default_lanes`).
+need not fear that a store to one array changes another. Up to 16 lanes every lane loop
+becomes vector code; at 32 the backward pass stays mostly scalar (LLVM stops unrolling),
+so a group should hold at most 16 (see :func:`fnn_tui.core.group.default_lanes`).
 
 Sums run in a different order than in the single-seed kernels (per lane in sequence
 instead of reassociated across a vector), so lanes agree with single-seed runs to
