@@ -89,6 +89,20 @@ def _epochs(events: list, lane: int) -> list:  # noqa: ANN001
 def test_a_diverging_lane_stops_alone(catalog) -> None:
     # exp04 (lr 0.5): seed 1 diverges early, seeds 0 and 2 do not
     preset = catalog.get("exp04").with_overrides(samples=300, epochs=2)
+    # the engine: lane 1 stops at the single engine's step, keeping the parameters from before it
+    group = MultiFusedEngine(preset, SEEDS)
+    group.set_epoch(0, preset.training.lr)
+    bad = group.run_steps(0, group.steps_per_epoch)
+    p1 = preset.with_overrides(seed=1)
+    data = make_dataset(p1.data)
+    single = FusedEngine(p1, data)
+    single.set_epoch(0, epoch_order(data.n_train, 1, 0), p1.training.lr)
+    assert list(bad) == [-1, single.run_steps(0, single.steps_per_epoch), -1] and bad[1] >= 0
+    assert not group.is_live(1) and group.is_live(0)
+    # (relative: the weights have grown to ~1e9 on the way)
+    assert (np.abs(group.params[:, 1] - single.params) <= 1e-4 * np.maximum(1.0, np.abs(single.params))).all()
+    assert np.isfinite(group.params[:, 1]).all()
+    # the trainer
     events: list = []
     ends = train_group(preset, SEEDS, RunOptions(), events.append)
     assert [type(e) for e in ends] == [RunFinished, RunDiverged, RunFinished]

@@ -61,6 +61,9 @@ except (ImportError, AttributeError):  # another Numba: correct code, only slowe
     pass
 
 
+# how a step's backward pass uses the gradient (see _backward)
+ACCUMULATE, DIRECT, STEP = 0, 1, 2
+
 _compiled: set[tuple[str, int, str]] = set()
 
 
@@ -154,16 +157,21 @@ def _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss
 
 
 @njit(**_JIT)
-def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, sq, two_l2,  # noqa: ANN001, ANN202, PLR0913
-              direct, use_norm, nk):
-    """Each lane's gradient, given dL/dy_hat in the last row of ``dz``.
+def _backward(params, grad, buf, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, sq,  # noqa: ANN001, ANN202, PLR0913
+              lr, momentum, two_l2, mode, use_norm, nk):
+    """Each lane's gradient, given dL/dy_hat in the last row of ``dz``, used as ``mode`` says.
 
-    ``direct`` (a batch of one sample): write each finished gradient entry with its L2
-    term ``2 * l2 * p`` straight into ``grad`` and add its square to the lane's ``sq``,
-    so the update needs no pass of its own for the norm. Otherwise accumulate the batch's
-    gradient into ``grad``. Each weight row is read once, for its gradient and for the
-    gradient w.r.t. the layer's input: with K lanes the arrays outgrow the L1 cache, and
-    passes over memory cost more than arithmetic.
+    With K lanes the arrays outgrow the L1 cache and passes over memory cost more than
+    arithmetic, so a batch of one sample does as much as it can in this pass:
+
+    - ``STEP`` (no clipping): apply SGD with momentum to each entry as soon as its
+      gradient (with the L2 term ``2 * l2 * p``) is known; no update pass follows. Each
+      weight is read for the gradient w.r.t. the layer's input before it changes.
+    - ``DIRECT`` (clipping): write each gradient entry with its L2 term into ``grad`` and
+      add its square to the lane's ``sq``; the update needs no pass for the norm.
+    - ``ACCUMULATE`` (larger batches): add the sample's gradient to ``grad``.
+
+    Each weight row is read once, for its gradient and for the gradient w.r.t. the input.
     """
     u = np.uint64(nk)
     n_layers = sizes.shape[0] - 1
@@ -176,7 +184,13 @@ def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var,
         bo = b_off[layer] * u
         for t in range(nout * u):
             tmp[t] = dz[ao + t]  # a private copy: the loops below never read and write one array
-        if direct:
+        if mode == STEP:
+            for t in range(nout * u):
+                p = params[bo + t]
+                b = momentum * buf[bo + t] + (tmp[t] + two_l2 * p)
+                buf[bo + t] = b
+                params[bo + t] = p - lr * b
+        elif mode == DIRECT:
             for o in range(nout):
                 for k in range(u):
                     t = o * u + k
@@ -192,7 +206,18 @@ def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var,
             ia = ai + i * u
             for k in range(u):
                 sm[k] = 0
-            if direct:
+            if mode == STEP:
+                for o in range(nout):
+                    wr = row + o * u
+                    oo = o * u
+                    for k in range(u):
+                        w = params[wr + k]
+                        d = tmp[oo + k]
+                        b = momentum * buf[wr + k] + (act[ia + k] * d + two_l2 * w)
+                        buf[wr + k] = b
+                        params[wr + k] = w - lr * b
+                        sm[k] += w * d
+            elif mode == DIRECT:
                 for o in range(nout):
                     wr = row + o * u
                     oo = o * u
@@ -239,17 +264,18 @@ def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var,
 
 
 @njit(**_JIT)
-def _apply_update(params, grad, buf, sq, lr, momentum, two_l2, clip, eps, direct, nk):  # noqa: ANN001, ANN202
+def _apply_update(params, grad, buf, sq, lr, momentum, two_l2, clip, eps, mode, nk):  # noqa: ANN001, ANN202
     """L2 gradient, per-lane global-norm clip and SGD with momentum, as PyTorch computes
     them, for every lane (frozen ones are put back afterwards).
 
-    ``direct``: ``grad`` already holds the L2 term and ``sq`` the squared norms (see
+    ``DIRECT``: ``grad`` already holds the L2 term and ``sq`` the squared norms (see
     :func:`_backward`), and ``grad`` is left as is (the next step overwrites it).
     Otherwise both are computed here and ``grad`` is zeroed for the next batch. ``sq``
     ends as the clip factors.
     """
     u = np.uint64(nk)
     n = np.uint64(params.shape[0]) // u
+    direct = mode == DIRECT
     if not direct:
         for k in range(u):
             sq[k] = 0
@@ -300,7 +326,7 @@ def run_steps(  # noqa: ANN201, PLR0913
     literally(nk)
     n = xs.shape[0]
     last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)  # the output unit's row
-    direct = batch == 1
+    mode = ACCUMULATE if batch > 1 else (DIRECT if clip > 0 else STEP)
     for s in range(start, stop):
         lo = s * batch
         hi = min(lo + batch, n)
@@ -317,17 +343,21 @@ def run_steps(  # noqa: ANN201, PLR0913
                 losses[s, k] += err * err
                 ratios[s, k] += abs(yhat / ys[j, k])
                 dz[last + np.uint64(k)] = (err + err) / nb
-            _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, coef,
-                      two_l2, direct, use_norm, nk)
-        for k in range(nk):
-            loss = losses[s, k] / nb
-            losses[s, k] = loss
-            ratios[s, k] = ratios[s, k] / nb
-            if live[k] != 0 and not math.isfinite(loss):
-                live[k] = 0
-                bad[k] = s
-                copy_lane(params, buf, keep_p, keep_b, k, nk)
-        _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, direct, nk)
+            if j == hi - 1:
+                # the step's loss is known before its last backward pass, which in STEP
+                # mode already changes the parameters: keep a lane that went bad as it was
+                for k in range(nk):
+                    loss = losses[s, k] / nb
+                    losses[s, k] = loss
+                    ratios[s, k] = ratios[s, k] / nb
+                    if live[k] != 0 and not math.isfinite(loss):
+                        live[k] = 0
+                        bad[k] = s
+                        copy_lane(params, buf, keep_p, keep_b, k, nk)
+            _backward(params, grad, buf, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss,
+                      coef, lr, momentum, two_l2, mode, use_norm, nk)
+        if mode != STEP:
+            _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, mode, nk)
     alive = 0
     for k in range(nk):
         if live[k] != 0:
