@@ -61,8 +61,8 @@ except (ImportError, AttributeError):  # another Numba: correct code, only slowe
     pass
 
 
-# how a step's backward pass uses the gradient (see _backward)
-ACCUMULATE, DIRECT, STEP = 0, 1, 2
+# how a step's backward pass stores the gradient (see _backward)
+ACCUMULATE, DIRECT = 0, 1
 
 _compiled: set[tuple[str, int, str]] = set()
 
@@ -119,8 +119,10 @@ def _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss
         ai = a_off[layer] * u
         ao = a_off[layer + 1] * u
         bo = b_off[layer] * u
-        for t in range(nout * u):
-            pre[ao + t] = params[bo + t]
+        for o in range(nout):  # nested, so that SLP vectorises the lanes
+            for k in range(u):
+                t = o * u + k
+                pre[ao + t] = params[bo + t]
         for i in range(nin):
             row = wo + i * nout * u
             ia = ai + i * u
@@ -151,25 +153,23 @@ def _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss
             for o in range(nout):
                 for k in range(u):
                     pre[ao + o * u + k] = cen[ao + o * u + k] / var[vo + k]
-        for t in range(nout * u):
-            h = pre[ao + t]
-            act[ao + t] = h if h > 0 else 0
+        for o in range(nout):  # nested, so that SLP vectorises the lanes
+            for k in range(u):
+                t = o * u + k
+                h = pre[ao + t]
+                act[ao + t] = h if h > 0 else 0
 
 
 @njit(**_JIT)
-def _backward(params, grad, buf, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, sq,  # noqa: ANN001, ANN202, PLR0913
-              lr, momentum, two_l2, mode, use_norm, nk):
+def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, sq, two_l2,  # noqa: ANN001, ANN202, PLR0913
+              mode, use_norm, nk):
     """Each lane's gradient, given dL/dy_hat in the last row of ``dz``, used as ``mode`` says.
 
     With K lanes the arrays outgrow the L1 cache and passes over memory cost more than
-    arithmetic, so a batch of one sample does as much as it can in this pass:
-
-    - ``STEP`` (no clipping): apply SGD with momentum to each entry as soon as its
-      gradient (with the L2 term ``2 * l2 * p``) is known; no update pass follows. Each
-      weight is read for the gradient w.r.t. the layer's input before it changes.
-    - ``DIRECT`` (clipping): write each gradient entry with its L2 term into ``grad`` and
-      add its square to the lane's ``sq``; the update needs no pass for the norm.
-    - ``ACCUMULATE`` (larger batches): add the sample's gradient to ``grad``.
+    arithmetic, so a batch of one sample (``DIRECT``) writes each gradient entry with its
+    L2 term ``2 * l2 * p`` straight into ``grad`` and adds its square to the lane's
+    ``sq``: the update needs no pass of its own for the norm. Larger batches
+    (``ACCUMULATE``) add the sample's gradient to ``grad``.
 
     Each weight row is read once, for its gradient and for the gradient w.r.t. the input.
     """
@@ -182,15 +182,11 @@ def _backward(params, grad, buf, sizes, w_off, b_off, a_off, fsz, act, pre, cen,
         ai = a_off[layer] * u
         ao = a_off[layer + 1] * u
         bo = b_off[layer] * u
-        for t in range(nout * u):
-            tmp[t] = dz[ao + t]  # a private copy: the loops below never read and write one array
-        if mode == STEP:
-            for t in range(nout * u):
-                p = params[bo + t]
-                b = momentum * buf[bo + t] + (tmp[t] + two_l2 * p)
-                buf[bo + t] = b
-                params[bo + t] = p - lr * b
-        elif mode == DIRECT:
+        for o in range(nout):  # nested, so that SLP vectorises the lanes
+            for k in range(u):
+                t = o * u + k
+                tmp[t] = dz[ao + t]  # a private copy: the loops below never read and write one array
+        if mode == DIRECT:
             for o in range(nout):
                 for k in range(u):
                     t = o * u + k
@@ -198,26 +194,17 @@ def _backward(params, grad, buf, sizes, w_off, b_off, a_off, fsz, act, pre, cen,
                     grad[bo + t] = g
                     sq[k] += g * g
         else:
-            for t in range(nout * u):
-                grad[bo + t] += tmp[t]
+            for o in range(nout):  # nested, so that SLP vectorises the lanes
+                for k in range(u):
+                    t = o * u + k
+                    grad[bo + t] += tmp[t]
         # per input row: its weights' gradient, and the gradient w.r.t. that input
         for i in range(nin):
             row = wo + i * nout * u
             ia = ai + i * u
             for k in range(u):
                 sm[k] = 0
-            if mode == STEP:
-                for o in range(nout):
-                    wr = row + o * u
-                    oo = o * u
-                    for k in range(u):
-                        w = params[wr + k]
-                        d = tmp[oo + k]
-                        b = momentum * buf[wr + k] + (act[ia + k] * d + two_l2 * w)
-                        buf[wr + k] = b
-                        params[wr + k] = w - lr * b
-                        sm[k] += w * d
-            elif mode == DIRECT:
+            if mode == DIRECT:
                 for o in range(nout):
                     wr = row + o * u
                     oo = o * u
@@ -295,8 +282,9 @@ def _apply_update(params, grad, buf, sq, lr, momentum, two_l2, clip, eps, mode, 
             buf[t] = b
             params[t] -= lr * b
     if not direct:
-        for t in range(grad.shape[0]):
-            grad[t] = 0
+        for p in range(n):
+            for k in range(u):
+                grad[p * u + k] = 0
 
 
 @njit(**_JIT)
@@ -326,7 +314,7 @@ def run_steps(  # noqa: ANN201, PLR0913
     literally(nk)
     n = xs.shape[0]
     last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)  # the output unit's row
-    mode = ACCUMULATE if batch > 1 else (DIRECT if clip > 0 else STEP)
+    mode = DIRECT if batch == 1 else ACCUMULATE
     for s in range(start, stop):
         lo = s * batch
         hi = min(lo + batch, n)
@@ -344,8 +332,8 @@ def run_steps(  # noqa: ANN201, PLR0913
                 ratios[s, k] += abs(yhat / ys[j, k])
                 dz[last + np.uint64(k)] = (err + err) / nb
             if j == hi - 1:
-                # the step's loss is known before its last backward pass, which in STEP
-                # mode already changes the parameters: keep a lane that went bad as it was
+                # the step's loss is known before its last backward pass: keep a lane
+                # that went bad as it was before this step
                 for k in range(nk):
                     loss = losses[s, k] / nb
                     losses[s, k] = loss
@@ -354,10 +342,9 @@ def run_steps(  # noqa: ANN201, PLR0913
                         live[k] = 0
                         bad[k] = s
                         copy_lane(params, buf, keep_p, keep_b, k, nk)
-            _backward(params, grad, buf, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss,
-                      coef, lr, momentum, two_l2, mode, use_norm, nk)
-        if mode != STEP:
-            _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, mode, nk)
+            _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, coef,
+                      two_l2, mode, use_norm, nk)
+        _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, mode, nk)
     alive = 0
     for k in range(nk):
         if live[k] != 0:
