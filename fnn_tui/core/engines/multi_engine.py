@@ -42,10 +42,9 @@ def group_position(resume: Sequence[TrainState | None] | None, lanes: int) -> tu
 class MultiFusedEngine:
     """Per-sample SGD for K seeds at once in compiled loops (CPU only).
 
-    Each lane count compiles its own kernel (a few seconds, then cached). Up to 16 lanes
-    all lane loops become vector code; past that the backward pass stays mostly scalar
-    (see :mod:`multi_kernels` and ``benchmarks/seeds.py``): use
-    :func:`fnn_tui.core.group.default_lanes`.
+    Each lane count compiles its own kernel (a few seconds, then cached), so callers
+    should stick to one lane count, :func:`fnn_tui.core.group.default_lanes` (see
+    :mod:`multi_kernels` for what larger counts compile to).
     """
 
     name = "fused"

@@ -31,8 +31,9 @@ off for them, or it would vectorise the loop around instead, with gathers. All i
 unsigned, so no negative-index fix-up hides that consecutive lanes are consecutive in
 memory, and array arguments are declared ``noalias`` (each is its own buffer), so LLVM
 need not fear that a store to one array changes another. Up to 16 lanes every lane loop
-becomes vector code; at 32 the backward pass stays mostly scalar (LLVM stops unrolling),
-so a group should hold at most 16 (see :func:`fnn_tui.core.group.default_lanes`).
+becomes vector code; at 32 LLVM stops unrolling some loops and the backward pass stays
+mostly scalar (per seed-step 32 lanes still measured a little cheaper than 16 on exp08,
+and equal on exp06: ``benchmarks/seeds.py``).
 
 Sums run in a different order than in the single-seed kernels (per lane in sequence
 instead of reassociated across a vector), so lanes agree with single-seed runs to
