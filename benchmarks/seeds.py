@@ -1,0 +1,146 @@
+"""Cost per seed-step of training seeds together (one per SIMD lane) against one at a time.
+
+Run: ``python benchmarks/seeds.py`` (about a minute, more on a cold Numba cache). In one
+run on one machine, single-threaded, it measures on exp08's and exp06's shapes:
+
+- the single-seed fused kernel (``FusedEngine``, K=1) and the multi-seed kernel at
+  K = 4, 8, 16, 32: kernel only, ``run_steps`` over a full epoch after a warm-up, the
+  fastest of several repeats in CPU time of the thread (``time.thread_time``: on a shared
+  machine, wall time also counts the other processes' turns); printed as µs per
+  seed-step and as the single kernel's cost over it;
+- the per-epoch work of ``train_group`` outside the kernel at K=16 on exp08 (gathering
+  the epoch's samples, train metrics, evaluation, a snapshot and a ``TrainState`` per lane).
+
+``python benchmarks/seeds.py --command "fnn-tui run --all --seeds 10 --jobs 0"`` also
+times that command (see :func:`command_wall_seconds`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import subprocess
+import time
+
+import torch
+
+from fnn_tui.core.catalog import discover
+from fnn_tui.core.data import epoch_order, make_dataset
+from fnn_tui.core.engines.fused_engine import FusedEngine
+from fnn_tui.core.engines.multi_engine import MultiFusedEngine
+from fnn_tui.core.events import Event, GroupEpochFinished, StepProgress
+from fnn_tui.core.group import default_lanes, train_group
+from fnn_tui.core.trainer import RunOptions
+
+LANES = (4, 8, 16, 32)
+
+
+def single_us(preset, repeats: int) -> float:  # noqa: ANN001
+    """µs per step of today's single-seed fused kernel over a full epoch (fastest repeat)."""
+    data = make_dataset(preset.data)
+    engine = FusedEngine(preset, data)
+    engine.set_epoch(0, epoch_order(data.n_train, 0, 0), 0.001)
+    engine.run_steps(0, 10)
+    times = []
+    for r in range(repeats):
+        engine.set_epoch(r + 1, epoch_order(data.n_train, 0, r + 1), 0.001)
+        start = time.thread_time()
+        engine.run_steps(0, engine.steps_per_epoch)
+        times.append((time.thread_time() - start) / engine.steps_per_epoch * 1e6)
+    return min(times)
+
+
+def multi_us(preset, lanes: int, repeats: int) -> float:  # noqa: ANN001
+    """µs per seed-step of the multi-seed kernel with ``lanes`` seeds over a full epoch (fastest repeat)."""
+    engine = MultiFusedEngine(preset, list(range(lanes)))
+    engine.set_epoch(0, 0.001)
+    engine.run_steps(0, 10)  # compiles (or loads) this lane count's kernel
+    times = []
+    for r in range(repeats):
+        engine.set_epoch(r + 1, 0.001)
+        start = time.thread_time()
+        engine.run_steps(0, engine.steps_per_epoch)
+        times.append((time.thread_time() - start) / engine.steps_per_epoch / lanes * 1e6)
+    return min(times)
+
+
+def group_overhead_ms(preset, lanes: int, epochs: int) -> tuple[float, float]:  # noqa: ANN001
+    """Per-epoch CPU milliseconds of ``train_group`` outside the kernel, and of a whole epoch
+    (fastest epoch).
+
+    Outside the kernel: from the epoch's last progress event to its ``GroupEpochFinished``
+    (metrics, evaluation, snapshots, ``TrainState``s), plus ``set_epoch`` timed on its own.
+    """
+    marks: list[tuple[str, float]] = []
+
+    def emit(event: Event) -> None:
+        if isinstance(event, StepProgress | GroupEpochFinished):
+            marks.append((type(event).__name__, time.thread_time()))
+
+    train_group(preset.with_overrides(epochs=epochs), list(range(lanes)), RunOptions(), emit)
+    tails, whole = [], []
+    previous_end = None
+    for (name, t), (next_name, t_next) in zip(marks, marks[1:]):
+        if name == "StepProgress" and next_name == "GroupEpochFinished":
+            tails.append(t_next - t)
+            if previous_end is not None:
+                whole.append(t_next - previous_end)
+            previous_end = t_next
+    engine = MultiFusedEngine(preset, list(range(lanes)))
+    gathers = []
+    for e in range(5):
+        start = time.thread_time()
+        engine.set_epoch(e, 0.001)
+        gathers.append(time.thread_time() - start)
+    outside = min(tails) + min(gathers)
+    return outside * 1e3, min(whole) * 1e3
+
+
+def command_wall_seconds(command: str) -> float:
+    """THE PLACE FOR THE WHOLE-LAB TIMING: wall seconds of one shell command.
+
+    For the coordinator: once the CLI runs seeds in groups, time e.g.
+    ``fnn-tui run --all --seeds 10 --jobs 0`` here (``--command``), against the same
+    command before groups on the same machine.
+    """
+    start = time.perf_counter()
+    subprocess.run(shlex.split(command), check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="full epochs per measurement (the fastest counts)")
+    parser.add_argument("--command", help="also time this shell command (see command_wall_seconds)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    catalog = discover(include_user=False)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"default lanes {default_lanes()}, torch {torch.__version__}")
+    kernel_epoch_ms: dict[int, float] = {}
+    for name in ("exp08", "exp06"):
+        preset = catalog.get(name)
+        sizes = "-".join(str(s) for s in preset.model.sizes)
+        print(f"\n{name} ({sizes}, norm {preset.model.norm}, clip {preset.training.clip}, "
+              f"{preset.data.n_train} training samples): kernel only, fastest of {args.repeats} full epochs, thread CPU time")
+        base = single_us(preset, args.repeats)
+        print(f"  K=1  single-seed FusedEngine {base:8.3f} us/seed-step   1.00x")
+        for lanes in LANES:
+            us = multi_us(preset, lanes, args.repeats)
+            if name == "exp08":
+                kernel_epoch_ms[lanes] = us * lanes * preset.data.n_train / preset.training.batch_size / 1e3
+            print(f"  K={lanes:<3d}multi-seed kernel     {us:8.3f} us/seed-step  {base / us:5.2f}x")
+    preset = catalog.get("exp08")
+    outside, whole = group_overhead_ms(preset, 16, epochs=4)
+    kernel = kernel_epoch_ms[16]
+    print(f"\ntrain_group on exp08, K=16, per epoch: {outside:.2f} ms outside the kernel, against "
+          f"{kernel:.1f} ms of kernel ({outside / kernel:.0%}); a whole epoch of train_group took {whole:.1f} ms")
+    if args.command:
+        print(f"\n{args.command!r}: {command_wall_seconds(args.command):.1f} s wall")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The multi-seed fused engine: K seeds of one preset trained together on the CPU.
+
+Each lane k is one seed: its own data set, initial weights and per-epoch sample order,
+exactly those a single run of ``preset.with_overrides(seed=seeds[k])`` uses, so a lane's
+checkpoint (:meth:`MultiFusedEngine.snapshot`) is interchangeable with one of the
+single-seed :class:`~fnn_tui.core.engines.fused_engine.FusedEngine`. The arrays keep the
+lane axis innermost (see :mod:`multi_kernels` for why). The learning rate is shared.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from fnn_tui.core.data import epoch_order, make_dataset
+from fnn_tui.core.engines import multi_kernels as mk
+from fnn_tui.core.engines.fused_engine import flatten, layout
+from fnn_tui.core.model import build_model
+from fnn_tui.core.presets import Preset
+from fnn_tui.core.state import CheckpointError, TrainState
+
+
+def group_position(resume: Sequence[TrainState | None] | None, lanes: int) -> tuple[int, int]:
+    """The common (epoch, step) of the lanes' checkpoints (``None``: a fresh lane at (0, 0)).
+
+    Raises :class:`CheckpointError` when the lanes are at different positions: one group
+    walks one schedule, so the caller groups lanes by position.
+    """
+    if resume is None:
+        return 0, 0
+    if len(resume) != lanes:
+        raise CheckpointError(f"{len(resume)} checkpoints for {lanes} lanes")
+    positions = {(0, 0) if r is None else (r.epoch, r.step) for r in resume}
+    if len(positions) != 1:
+        raise CheckpointError(f"the lanes' checkpoints are at different positions: {sorted(positions)}")
+    return positions.pop()
+
+
+class MultiFusedEngine:
+    """Per-sample SGD for K seeds at once in compiled loops (CPU only).
+
+    Each lane count compiles its own kernel (a few seconds, then cached), so callers
+    should stick to one lane count, :func:`fnn_tui.core.group.default_lanes` (see
+    :mod:`multi_kernels` for what larger counts compile to).
+    """
+
+    name = "fused"
+
+    def __init__(
+        self,
+        preset: Preset,
+        seeds: list[int],
+        resume: list[TrainState | None] | None = None,
+        dtype: type[np.floating] = np.float32,
+    ) -> None:
+        if not seeds:
+            raise ValueError("a group needs at least one seed")
+        t = preset.training
+        self.dtype = dtype
+        self.seeds = list(seeds)
+        self.lanes = len(seeds)
+        self.start_epoch, self.start_step = group_position(resume, self.lanes)
+        # parameters and momentum, one column per lane
+        columns, moms = [], []
+        self.started = [False] * self.lanes  # whether the lane's momentum buffer exists
+        for i, s in enumerate(seeds):
+            r = resume[i] if resume is not None else None
+            if r is None:
+                model = build_model(preset.model, s)
+                state_dict = {n: p.detach() for n, p in model.named_parameters()}
+            else:
+                state_dict = dict(r.params)
+            if i == 0:
+                self.names = list(state_dict)
+                self.shapes = {n: tuple(state_dict[n].shape) for n in self.names}
+            columns.append(flatten(state_dict, self.names, dtype))
+            if r is not None and r.momentum:
+                moms.append(flatten(r.momentum, self.names, dtype))
+                self.started[i] = True
+            else:
+                moms.append(np.zeros_like(columns[-1]))  # momentum * 0 + g is PyTorch's first buffer
+        # flat arrays for the kernels (row r of lane k at r * K + k) and [P, K] views of them
+        self.params = np.ascontiguousarray(np.stack(columns, axis=1))
+        self.buf = np.ascontiguousarray(np.stack(moms, axis=1))
+        self.flat_params, self.flat_buf = self.params.reshape(-1), self.buf.reshape(-1)
+        self.grad = np.zeros(self.params.size, dtype=dtype)
+        # layout and scratch buffers
+        sizes = preset.model.sizes
+        self.sizes = np.array(sizes, dtype=np.uint64)  # unsigned: see multi_kernels._forward
+        self.fsz = self.sizes.astype(dtype)
+        self.w_off, self.b_off, self.a_off = (a.astype(np.uint64) for a in layout(sizes))
+        width, k = int(self.a_off[-1]), self.lanes
+        self.act, self.pre, self.cen, self.dz = (np.zeros(width * k, dtype=dtype) for _ in range(4))
+        self.tmp = np.zeros(max(sizes) * k, dtype=dtype)
+        self.var = np.zeros(len(sizes) * k, dtype=dtype)
+        self.sm, self.ss, self.coef = (np.zeros(k, dtype=dtype) for _ in range(3))
+        self.use_norm = preset.model.norm == "seed"
+        self.batch = t.batch_size
+        self.counts = np.arange(self.batch + 1, dtype=dtype)  # batch sizes as numbers
+        self.momentum = dtype(t.momentum)
+        self.two_l2 = dtype(2.0 * t.l2)
+        self.clip = dtype(-1.0 if t.clip is None else t.clip)
+        self.eps = dtype(1e-6)
+        self.lr = dtype(t.lr)
+        # each lane's data set: train samples lane-major (for gathering), test lane-minor
+        sets = [make_dataset(preset.with_overrides(seed=s).data) for s in seeds]
+        self.n_train = sets[0].n_train
+        self.x_train = np.stack([d.x_train.reshape(-1).double().numpy().astype(dtype) for d in sets])
+        self.y_train = np.stack([d.y_train.reshape(-1).double().numpy().astype(dtype) for d in sets])
+        self.x_test = np.ascontiguousarray(np.stack([d.x_test.reshape(-1).double().numpy() for d in sets], 1).astype(dtype))
+        self.y_test = np.ascontiguousarray(np.stack([d.y_test.reshape(-1).double().numpy() for d in sets], 1).astype(dtype))
+        self.y_test64 = self.y_test.astype(np.float64)
+        self.y_test_std = self.y_test64.std(axis=0)
+        self.yhat = np.zeros_like(self.y_test)
+        self.steps_per_epoch = math.ceil(self.n_train / self.batch)
+        self.losses = np.zeros((self.steps_per_epoch, k), dtype=dtype)
+        self.ratios = np.zeros((self.steps_per_epoch, k), dtype=dtype)
+        self.xs = np.ascontiguousarray(self.x_train.T)
+        self.ys = np.ascontiguousarray(self.y_train.T)
+        self.live = np.ones(k, dtype=dtype)  # 0: frozen (diverged or dropped), never updated again
+        self.keep_p = np.zeros_like(self.flat_params)  # frozen lanes' parameters and buffers
+        self.keep_b = np.zeros_like(self.flat_buf)
+        self.bad = np.full(k, -1, dtype=np.int64)
+
+    # -- training -----------------------------------------------------------------------
+    def set_epoch(self, epoch: int, lr: float) -> None:
+        """Gather each lane's samples in that lane's order of epoch ``epoch`` (0-based)."""
+        orders = np.stack([epoch_order(self.n_train, s, epoch).numpy() for s in self.seeds])
+        self.xs = np.ascontiguousarray(np.take_along_axis(self.x_train, orders, axis=1).T)
+        self.ys = np.ascontiguousarray(np.take_along_axis(self.y_train, orders, axis=1).T)
+        self.lr = self.dtype(lr)
+        self.losses[:] = 0
+        self.ratios[:] = 0
+
+    def run_steps(self, start: int, stop: int) -> np.ndarray:
+        """One compiled call for steps ``start..stop-1`` of all lanes.
+
+        Returns, per lane, the step whose loss went non-finite during this call (that lane
+        is frozen from then on), or -1.
+        """
+        self.bad[:] = -1
+        mk.call(
+            mk.run_steps, self.flat_params, self.flat_buf, self.grad, self.sizes, self.w_off, self.b_off,
+            self.a_off, self.fsz, self.act, self.pre, self.cen, self.var, self.dz, self.tmp, self.sm, self.ss, self.coef,
+            self.counts, self.xs, self.ys, start, stop, self.batch, self.lr, self.momentum, self.two_l2,
+            self.clip, self.eps, self.use_norm, self.losses, self.ratios, self.live, self.bad,
+            self.keep_p, self.keep_b, self.lanes,
+        )
+        if stop > start:
+            self.started = [True] * self.lanes
+        return self.bad.copy()
+
+    def freeze(self, lane: int) -> None:
+        """Stop updating ``lane`` (e.g. its test loss went non-finite); the others go on."""
+        if self.live[lane] != 0:
+            mk.copy_lane(self.flat_params, self.flat_buf, self.keep_p, self.keep_b, lane, self.lanes)
+            self.live[lane] = 0
+
+    def is_live(self, lane: int) -> bool:
+        """Whether ``lane`` is still being updated."""
+        return bool(self.live[lane] != 0)
+
+    # -- metrics --------------------------------------------------------------------------
+    def train_metrics(self) -> list[tuple[float, float]]:
+        """Per lane, the epoch means of the per-step MSE and ratio."""
+        loss = self.losses.mean(axis=0, dtype=np.float64)
+        ratio = self.ratios.mean(axis=0, dtype=np.float64)
+        return [(float(a), float(b)) for a, b in zip(loss, ratio)]
+
+    def evaluate(self) -> list[tuple[float, float, float, float]]:
+        """Per lane: test MSE, ratio, MAE and the (population) standard deviation of y_hat
+        over the test set, the means in float64 as the single-seed engine computes them."""
+        yhat = mk.call(
+            mk.predict, self.flat_params, self.sizes, self.w_off, self.b_off, self.a_off, self.fsz, self.act,
+            self.pre, self.cen, self.var, self.sm, self.ss, self.x_test, self.use_norm, self.yhat, self.lanes,
+        ).astype(np.float64)
+        err = yhat - self.y_test64
+        mse = (err * err).mean(axis=0)
+        ratio = np.abs(yhat / self.y_test64).mean(axis=0)
+        mae = np.abs(err).mean(axis=0)
+        spread = yhat.std(axis=0)
+        return [(float(a), float(b), float(c), float(d)) for a, b, c, d in zip(mse, ratio, mae, spread)]
+
+    def is_dead(self, lane: int, y_hat_std: float) -> bool:
+        """A dead network predicts (nearly) a constant: std(y_hat) < 0.01 * std(y_test)."""
+        return bool(y_hat_std < 0.01 * self.y_test_std[lane])
+
+    # -- state ------------------------------------------------------------------------------
+    def _unflatten(self, flat: np.ndarray) -> dict[str, torch.Tensor]:
+        """One lane's flat column as float32 tensors by name (FusedEngine's conversion)."""
+        out: dict[str, torch.Tensor] = {}
+        pos = 0
+        for n in self.names:
+            shape = self.shapes[n]
+            size = math.prod(shape)
+            t = torch.from_numpy(flat[pos : pos + size]).float()
+            out[n] = t.reshape(shape[1], shape[0]).t().contiguous() if len(shape) == 2 else t.reshape(shape)
+            pos += size
+        return out
+
+    def snapshot(self, lane: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Lane ``lane``'s parameters as a ``state_dict`` and its momentum buffers by name,
+        exactly as :meth:`FusedEngine.snapshot` gives them."""
+        params = self._unflatten(np.ascontiguousarray(self.params[:, lane]))
+        momentum = self._unflatten(np.ascontiguousarray(self.buf[:, lane])) if self.started[lane] else {}
+        return params, momentum
+
+    def step_log(self, lane: int, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of lane ``lane``'s per-step MSE and ratio of this epoch's first ``steps`` steps."""
+        return (torch.from_numpy(np.ascontiguousarray(self.losses[:steps, lane])),
+                torch.from_numpy(np.ascontiguousarray(self.ratios[:steps, lane])))
+
+    def restore_step_log(self, lane: int, losses: torch.Tensor, ratios: torch.Tensor) -> None:
+        """Put back lane ``lane``'s per-step log of the steps already done in this epoch."""
+        n = losses.numel()
+        self.losses[:n, lane] = losses.double().numpy().astype(self.dtype)
+        self.ratios[:n, lane] = ratios.double().numpy().astype(self.dtype)

@@ -1,0 +1,186 @@
+"""Train several seeds of one preset together: ``train_group``, the K-lane ``train``.
+
+Per-sample SGD on these small networks leaves most of a CPU's vector unit idle; the
+multi-seed fused engine fills it with one seed per lane (see
+:mod:`fnn_tui.core.engines.multi_kernels`). This module is the epoch loop around it. It
+reads like :func:`fnn_tui.core.trainer.train` and emits the same events, each carrying the
+``lane`` it belongs to, so a caller records lane i exactly as a single run of
+``seeds[i]``: its checkpoints are interchangeable with the fused engine's. A lane that
+diverges is reported and frozen while the others go on; stop and resume act on the group.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+
+from fnn_tui.core.engines import EngineError
+from fnn_tui.core.events import (
+    EndEvent,
+    EpochFinished,
+    EpochMetrics,
+    Event,
+    GroupEpochFinished,
+    RunCancelled,
+    RunDiverged,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepProgress,
+)
+from fnn_tui.core.presets import Preset
+from fnn_tui.core.state import CheckpointError, TrainState
+from fnn_tui.core.trainer import RunOptions, StopFlag, _next_chunk, check_resume, resolve
+
+
+@cache
+def default_lanes() -> int:
+    """How many seeds to train per group on this CPU: 16 with AVX-512, else 8.
+
+    One lane is one float32 in a vector register: 16 fill an AVX-512 register, 8 an AVX2
+    one. The kernels are compiled for the host CPU (Numba's default target), so the
+    check asks LLVM what it sees, and reads ``/proc/cpuinfo`` where LLVM does not say.
+    """
+    try:
+        import llvmlite.binding as llvm
+
+        features = llvm.get_host_cpu_features()
+        return 16 if features.get("avx512f") else 8
+    except Exception:  # noqa: BLE001  (no llvmlite, or an LLVM without the query)
+        pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return 8
+    return 16 if "avx512f" in flags.split() else 8
+
+
+def train_group(
+    preset: Preset,
+    seeds: Sequence[int],
+    options: RunOptions,
+    emit: Callable[[Event], None],
+    stop_event: StopFlag | None = None,
+    resume: Sequence[TrainState | None] | None = None,
+) -> list[EndEvent]:
+    """Train ``preset`` for each of ``seeds`` at once; return each lane's final event.
+
+    Raises :class:`EngineError` unless the fused engine runs on the CPU (the caller then
+    runs the seeds one by one) and :class:`CheckpointError` for checkpoints that do not
+    fit, or lanes at different positions; both before any work. After that every outcome
+    is an event, per lane.
+    """
+    from fnn_tui.core.engines.multi_engine import MultiFusedEngine, group_position
+
+    run = resolve(preset, options)
+    if run.engine != "fused" or run.device != "cpu":
+        raise EngineError(f"seeds train together only on the fused engine on the CPU, not {run.engine} on {run.device}")
+    lanes = len(seeds)
+    presets = [preset.with_overrides(seed=s) for s in seeds]  # lane i is a single run of this
+    if resume is not None:
+        for p, r in zip(presets, resume, strict=True):
+            if r is not None:
+                check_resume(p, r)
+    start_epoch, start_step = group_position(resume, lanes)
+    t = preset.training
+    started = time.perf_counter()
+    ends: list[EndEvent | None] = [None] * lanes
+
+    def end(lane: int, event: EndEvent) -> None:
+        ends[lane] = event
+        emit(event)
+
+    def live() -> list[int]:
+        return [i for i in range(lanes) if ends[i] is None]
+
+    try:
+        engine = MultiFusedEngine(preset, list(seeds), list(resume) if resume is not None else None)
+        steps = engine.steps_per_epoch
+        if start_step >= steps:
+            raise CheckpointError(f"the checkpoint is at step {start_step} of an epoch of {steps} steps")
+        if start_epoch >= t.epochs:
+            raise CheckpointError("the checkpoints are already at the last epoch: nothing to resume")
+        for i, s in enumerate(seeds):
+            emit(RunStarted(preset.name, run.engine, run.device, s, t.epochs, steps, start_epoch, start_step, lane=i))
+        tomls = [p.to_toml() for p in presets]
+        digests = [p.digest() for p in presets]
+        last: list[EpochMetrics | None] = [None] * lanes
+        chunk = 32
+        for epoch in range(start_epoch, t.epochs):
+            epoch_start = time.perf_counter()
+            # schedule: StepLR's closed form, shared by the lanes; each lane its own sample order
+            lr = t.lr_at(epoch)
+            engine.set_epoch(epoch, lr)
+            step = 0
+            if resume is not None and epoch == start_epoch and start_step:
+                for i, r in enumerate(resume):
+                    assert r is not None and r.step_losses is not None and r.step_ratios is not None
+                    engine.restore_step_log(i, r.step_losses, r.step_ratios)
+                step = start_step
+            # steps, in chunks: stop check and progress between chunks
+            while step < steps:
+                if stop_event is not None and stop_event.is_set():
+                    for i in live():
+                        here = None
+                        if step:  # inside an epoch: keep the position so resume continues from it
+                            params, momentum = engine.snapshot(i)
+                            losses, ratios = engine.step_log(i, step)
+                            here = TrainState(epoch, params, momentum, tomls[i], digests[i], run.engine, seeds[i],
+                                              step, losses, ratios)
+                        end(i, RunCancelled(epoch, time.perf_counter() - started, here, lane=i))
+                    return _done(ends)
+                stop = min(step + chunk, steps)
+                chunk_start = time.perf_counter()
+                bad = engine.run_steps(step, stop)
+                # per-lane divergence: that lane is frozen and reported, the others go on
+                for i in live():
+                    if bad[i] >= 0:
+                        end(i, RunDiverged(epoch + 1, int(bad[i]) + 1, "training loss became NaN or infinite",
+                                           time.perf_counter() - started, lane=i))
+                if not live():
+                    return _done(ends)
+                chunk = _next_chunk(chunk, stop - step, time.perf_counter() - chunk_start)
+                step = stop
+                emit(StepProgress(epoch + 1, step, steps))
+            # evaluate and log, one event for the group's epoch
+            train = engine.train_metrics()
+            test = engine.evaluate()
+            finished = []
+            for i in live():
+                (train_loss, train_ratio), (test_loss, test_ratio, mae, spread) = train[i], test[i]
+                if not all(math.isfinite(v) for v in (train_loss, test_loss)):
+                    engine.freeze(i)
+                    end(i, RunDiverged(epoch + 1, 0, "test loss became NaN or infinite",
+                                       time.perf_counter() - started, lane=i))
+                    continue
+                last[i] = EpochMetrics(
+                    epoch + 1, train_loss, train_ratio, test_loss, test_ratio, mae, lr,
+                    time.perf_counter() - epoch_start, dead=engine.is_dead(i, spread),
+                )
+                params, momentum = engine.snapshot(i)
+                state = TrainState(epoch + 1, params, momentum, tomls[i], digests[i], run.engine, seeds[i])
+                finished.append(EpochFinished(last[i], t.epochs, state, lane=i))
+            if finished:
+                emit(GroupEpochFinished(epoch + 1, tuple(finished)))
+            if not live():
+                return _done(ends)
+        for i in live():
+            metrics = last[i]
+            assert metrics is not None
+            end(i, RunFinished(metrics, time.perf_counter() - started, lane=i))
+        return _done(ends)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # an unexpected failure becomes an event per lane, not a crash
+        for i in live():
+            end(i, RunFailed(f"{exc.__class__.__name__}: {exc}", time.perf_counter() - started, lane=i))
+        return _done(ends)
+
+
+def _done(ends: list[EndEvent | None]) -> list[EndEvent]:
+    """The lanes' final events, once every lane has one."""
+    assert all(e is not None for e in ends)
+    return [e for e in ends if e is not None]

@@ -1,0 +1,197 @@
+"""Seeds trained together (one per SIMD lane) behave as single-seed fused runs.
+
+Every lane is compared with a single-seed ``FusedEngine`` run of its seed. The kernels sum
+in a different order (lane by lane instead of reassociated across a vector), so the
+comparison is to rounding: in float64 over 500 steps, in float32 over 100 steps (exp08's
+normalisation amplifies rounding, see test_fused.py). All tests use three lanes, so
+only a few kernel signatures get compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fnn_tui.core.data import epoch_order, make_dataset
+from fnn_tui.core.engines.fused_engine import FusedEngine
+from fnn_tui.core.engines.multi_engine import MultiFusedEngine
+from fnn_tui.core.events import (
+    EpochFinished,
+    GroupEpochFinished,
+    RunCancelled,
+    RunDiverged,
+    RunFinished,
+    RunStarted,
+)
+from fnn_tui.core.group import default_lanes, train_group
+from fnn_tui.core.model import build_model
+from fnn_tui.core.state import CheckpointError, TrainState
+from fnn_tui.core.trainer import RunOptions, train
+
+SEEDS = [0, 1, 2]
+
+
+def _single(preset, seed: int, steps: int, dtype) -> FusedEngine:  # noqa: ANN001
+    p = preset.with_overrides(seed=seed)
+    data = make_dataset(p.data)
+    engine = FusedEngine(p, data, dtype=dtype)
+    engine.set_epoch(0, epoch_order(data.n_train, seed, 0), p.training.lr)
+    assert engine.run_steps(0, steps) == -1
+    return engine
+
+
+@pytest.mark.parametrize(
+    ("name", "steps", "dtype", "tol"),
+    [
+        ("exp08", 500, np.float64, 1e-9),  # norm, clip and L2
+        ("exp03", 500, np.float64, 1e-9),  # plain, no clip, no L2
+        ("exp08", 100, np.float32, 1e-4),
+        ("exp03", 100, np.float32, 1e-4),
+    ],
+)
+def test_each_lane_equals_its_single_seed_run(catalog, name, steps, dtype, tol) -> None:
+    preset = catalog.get(name).with_overrides(samples=700)  # 560 training samples: one epoch
+    group = MultiFusedEngine(preset, SEEDS, dtype=dtype)
+    group.set_epoch(0, preset.training.lr)
+    assert (group.run_steps(0, steps) == -1).all()
+    for lane, seed in enumerate(SEEDS):
+        single = _single(preset, seed, steps, dtype)
+        assert np.abs(group.params[:, lane] - single.params).max() <= tol
+        scale = max(1.0, float(np.abs(single.buf).max()))  # early gradients reach ~3 without clipping
+        assert np.abs(group.buf[:, lane] - single.buf).max() <= tol * 10 * scale
+        # per-step losses, relative to their size (early losses are ~10); a loss amplifies
+        # parameter rounding through the normalisation's 1/var, hence 100 x the tolerance
+        a, b = group.losses[:steps, lane].astype(np.float64), single.losses[:steps].astype(np.float64)
+        assert (np.abs(a - b) <= tol * 100 * np.maximum(1.0, np.abs(b))).all()
+        # a lane's checkpoint is the single engine's: same names, shapes and values
+        (pg, mg), (ps, ms) = group.snapshot(lane), single.snapshot()
+        assert pg.keys() == ps.keys() and mg.keys() == ms.keys()
+        for key in ps:
+            assert pg[key].shape == ps[key].shape and pg[key].dtype == ps[key].dtype
+            assert torch.allclose(pg[key], ps[key], rtol=0, atol=10 * tol)
+        # test metrics
+        mse, ratio, mae, _ = group.evaluate()[lane]
+        assert np.allclose((mse, ratio, mae), single.evaluate(), rtol=10 * tol)
+
+
+def _ends_by_lane(events: list) -> dict:  # noqa: ANN001
+    return {e.lane: e for e in events if isinstance(e, RunFinished | RunDiverged | RunCancelled)}
+
+
+def _epochs(events: list, lane: int) -> list:  # noqa: ANN001
+    return [f.metrics for g in events if isinstance(g, GroupEpochFinished) for f in g.lanes if f.lane == lane]
+
+
+def test_a_diverging_lane_stops_alone(catalog) -> None:
+    # exp04 (lr 0.5): seed 1 diverges early, seeds 0 and 2 do not
+    preset = catalog.get("exp04").with_overrides(samples=300, epochs=2)
+    # the engine: lane 1 stops at the single engine's step, keeping the parameters from before it
+    group = MultiFusedEngine(preset, SEEDS)
+    group.set_epoch(0, preset.training.lr)
+    bad = group.run_steps(0, group.steps_per_epoch)
+    p1 = preset.with_overrides(seed=1)
+    data = make_dataset(p1.data)
+    single = FusedEngine(p1, data)
+    single.set_epoch(0, epoch_order(data.n_train, 1, 0), p1.training.lr)
+    assert list(bad) == [-1, single.run_steps(0, single.steps_per_epoch), -1] and bad[1] >= 0
+    assert not group.is_live(1) and group.is_live(0)
+    # (relative: the weights have grown to ~1e9 on the way)
+    assert (np.abs(group.params[:, 1] - single.params) <= 1e-4 * np.maximum(1.0, np.abs(single.params))).all()
+    assert np.isfinite(group.params[:, 1]).all()
+    # the trainer
+    events: list = []
+    ends = train_group(preset, SEEDS, RunOptions(), events.append)
+    assert [type(e) for e in ends] == [RunFinished, RunDiverged, RunFinished]
+    assert [e.lane for e in ends] == [0, 1, 2]
+    assert [e.seed for e in events if isinstance(e, RunStarted)] == SEEDS
+    for lane, seed in enumerate(SEEDS):
+        single: list = []
+        end = train(preset.with_overrides(seed=seed), RunOptions(engine="fused"), single.append)
+        assert type(end) is type(ends[lane])
+        if isinstance(end, RunDiverged):
+            assert (ends[lane].epoch, ends[lane].step) == (end.epoch, end.step)
+            assert _epochs(events, lane) == []
+            continue
+        mine = _epochs(events, lane)
+        theirs = [e.metrics for e in single if isinstance(e, EpochFinished)]
+        assert len(mine) == len(theirs) == 2
+        for a, b in zip(mine, theirs, strict=True):
+            for field in ("train_loss", "train_ratio", "test_loss", "test_ratio", "test_mae", "lr"):
+                assert getattr(a, field) == pytest.approx(getattr(b, field), rel=1e-4), field
+
+
+class StopAfter:
+    """A stop flag that turns on at check ``n + 1`` (the group checks once per chunk; the
+    first two chunks of an epoch hold at most 32 + 128 steps, so this stops inside it)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def is_set(self) -> bool:
+        self.n -= 1
+        return self.n < 0
+
+
+def test_stop_inside_an_epoch_and_resume_is_exact(catalog) -> None:
+    preset = catalog.get("exp08").with_overrides(samples=500, epochs=2)
+    whole: list = []
+    train_group(preset, SEEDS, RunOptions(), whole.append)
+    first: list = []
+    ends = train_group(preset, SEEDS, RunOptions(), first.append, stop_event=StopAfter(2))
+    assert all(isinstance(e, RunCancelled) and e.state is not None and e.state.step > 0 for e in ends)
+    states = [e.state for e in ends]
+    assert len({(s.epoch, s.step) for s in states}) == 1 and [s.seed for s in states] == SEEDS
+    rest: list = []
+    ends = train_group(preset, SEEDS, RunOptions(), rest.append, resume=states)
+    assert all(isinstance(e, RunFinished) for e in ends)
+    for lane in range(len(SEEDS)):
+        resumed = [dataclasses.replace(m, seconds=0.0) for m in _epochs(first, lane) + _epochs(rest, lane)]
+        assert resumed == [dataclasses.replace(m, seconds=0.0) for m in _epochs(whole, lane)]
+    # the final checkpoints are equal bit for bit
+    last_whole = [g for g in whole if isinstance(g, GroupEpochFinished)][-1].lanes
+    last_rest = [g for g in rest if isinstance(g, GroupEpochFinished)][-1].lanes
+    for a, b in zip(last_whole, last_rest, strict=True):
+        for key, value in a.state.params.items():
+            assert torch.equal(value, b.state.params[key])
+
+
+def test_a_lane_checkpoint_resumes_as_a_single_run(catalog) -> None:
+    preset = catalog.get("exp08").with_overrides(samples=500, epochs=2)
+    first: list = []
+    train_group(preset, SEEDS, RunOptions(), first.append, stop_event=StopAfter(2))
+    state = _ends_by_lane(first)[2].state
+    single: list = []
+    end = train(preset.with_overrides(seed=2), RunOptions(engine="fused"), single.append, resume=state)
+    assert isinstance(end, RunFinished) and end.final.epoch == 2
+
+
+def test_lanes_at_different_positions_are_refused(catalog) -> None:
+    preset = catalog.get("exp03").with_overrides(samples=300, epochs=2)
+    p = preset.with_overrides(seed=1)
+    model = build_model(p.model, 1)
+    params = {n: t.detach().clone() for n, t in model.named_parameters()}
+    late = TrainState(1, params, {}, p.to_toml(), p.digest(), "fused", 1)
+    with pytest.raises(CheckpointError, match="different positions"):
+        train_group(preset, [0, 1], RunOptions(), lambda e: None, resume=[None, late])
+
+
+def test_a_network_with_all_first_layer_relus_off_is_dead(catalog) -> None:
+    preset = catalog.get("exp03").with_overrides(samples=300, epochs=1)
+    p = preset.with_overrides(seed=1)
+    params = {n: t.detach().clone() for n, t in build_model(p.model, 1).named_parameters()}
+    params["layers.0.weight"].zero_()
+    params["layers.0.bias"].fill_(-1.0)  # every first-layer unit is below zero for every input
+    dead = TrainState(0, params, {}, p.to_toml(), p.digest(), "fused", 1)
+    events: list = []
+    ends = train_group(preset, SEEDS, RunOptions(), events.append, resume=[None, dead, None])
+    assert all(isinstance(e, RunFinished) for e in ends)
+    assert [m.dead for lane in range(3) for m in _epochs(events, lane)] == [False, True, False]
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads /proc/cpuinfo")
+def test_default_lanes_follows_the_cpu() -> None:
+    assert default_lanes() == (16 if "avx512f" in Path("/proc/cpuinfo").read_text().split() else 8)
