@@ -34,7 +34,7 @@ def target_y(preset: Preset, xs: np.ndarray) -> np.ndarray:
 
 def predict(preset: Preset, params: dict[str, torch.Tensor], xs: np.ndarray) -> np.ndarray:
     """y_hat at ``xs`` of the preset's network with these parameters (a ``state_dict``), on the CPU."""
-    model = FNN(preset.model.sizes, preset.model.norm == "mean-var")
+    model = FNN(preset.model.sizes, preset.model.normalised)
     model.load_state_dict({n: t.detach().to("cpu", torch.float32) for n, t in params.items()})
     model.eval()
     x = torch.from_numpy(np.ascontiguousarray(xs, dtype=np.float32).reshape(-1, 1))

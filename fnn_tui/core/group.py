@@ -31,9 +31,18 @@ from fnn_tui.core.events import (
     RunStarted,
     StepProgress,
 )
+from fnn_tui.core.grid import grid_x
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import CheckpointError, TrainState
-from fnn_tui.core.trainer import RunOptions, StopFlag, _next_chunk, check_resume, resolve
+from fnn_tui.core.trainer import (
+    RunOptions,
+    StopFlag,
+    _next_chunk,
+    check_resume,
+    fit_due,
+    resolve,
+    stop_reason,
+)
 
 
 @cache
@@ -49,7 +58,7 @@ def default_lanes() -> int:
 
         features = llvm.get_host_cpu_features()
         return 16 if features.get("avx512f") else 8
-    except Exception:  # noqa: BLE001  (no llvmlite, or an LLVM without the query)
+    except Exception:
         pass
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -106,6 +115,7 @@ def train_group(
         for i, s in enumerate(seeds):
             emit(RunStarted(preset.name, run.engine, run.device, s, t.epochs, steps, start_epoch, start_step, lane=i))
         tomls = [p.to_toml() for p in presets]
+        fit_x = grid_x(preset)
         digests = [p.digest() for p in presets]
         last: list[EpochMetrics | None] = [None] * lanes
         chunk = 32
@@ -130,7 +140,8 @@ def train_group(
                             losses, ratios = engine.step_log(i, step)
                             here = TrainState(epoch, params, momentum, tomls[i], digests[i], run.engine, seeds[i],
                                               step, losses, ratios)
-                        end(i, RunCancelled(epoch, time.perf_counter() - started, here, lane=i))
+                        end(i, RunCancelled(epoch, time.perf_counter() - started, here,
+                                            status=stop_reason(stop_event), lane=i))
                     return _done(ends)
                 stop = min(step + chunk, steps)
                 chunk_start = time.perf_counter()
@@ -148,6 +159,7 @@ def train_group(
             # evaluate and log, one event for the group's epoch
             train = engine.train_metrics()
             test = engine.evaluate()
+            fits = engine.predict(fit_x) if fit_due(epoch + 1, t.epochs) else None
             finished = []
             for i in live():
                 (train_loss, train_ratio), (test_loss, test_ratio, mae, spread) = train[i], test[i]
@@ -162,7 +174,8 @@ def train_group(
                 )
                 params, momentum = engine.snapshot(i)
                 state = TrainState(epoch + 1, params, momentum, tomls[i], digests[i], run.engine, seeds[i])
-                finished.append(EpochFinished(last[i], t.epochs, state, lane=i))
+                fit = None if fits is None else fits[:, i].copy()
+                finished.append(EpochFinished(last[i], t.epochs, state, lane=i, fit=fit))
             if finished:
                 emit(GroupEpochFinished(epoch + 1, tuple(finished)))
             if not live():

@@ -44,4 +44,4 @@ def build_model(spec: ModelSpec, seed: int) -> FNN:
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + _INIT_STREAM)
-        return FNN(spec.sizes, spec.norm == "mean-var")
+        return FNN(spec.sizes, spec.normalised)

@@ -94,6 +94,11 @@ class ModelSpec:
         """Layer widths from input to output."""
         return (1, *self.hidden, 1)
 
+    @property
+    def normalised(self) -> bool:
+        """Whether each hidden layer has the notes' mean-var normalisation (every engine asks this)."""
+        return self.norm == "mean-var"
+
 
 @dataclass(frozen=True)
 class TrainingSpec:

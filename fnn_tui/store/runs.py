@@ -182,24 +182,30 @@ class Store:
     def add_epoch(self, run_id: int, m: EpochMetrics, fit: bytes | None = None) -> None:
         """Store one finished epoch (with y_hat on the plot grid when given) and advance the
         run's count and heartbeat, atomically."""
+        self.add_epochs([(run_id, m, fit)])
+
+    def add_epochs(self, items: list[tuple[int, EpochMetrics, bytes | None]]) -> None:
+        """Store one epoch of each of several runs (seeds trained together) in one transaction."""
+        now = time.time()
         with self._write() as c:
-            c.execute(
+            c.executemany(
                 "INSERT OR REPLACE INTO epochs (run_id, epoch, train_loss, train_ratio, test_loss, test_ratio,"
                 " test_mae, lr, seconds, dead, fit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, m.epoch, m.train_loss, m.train_ratio, m.test_loss, m.test_ratio, m.test_mae, m.lr,
-                 m.seconds, int(m.dead), fit),
+                [(run_id, m.epoch, m.train_loss, m.train_ratio, m.test_loss, m.test_ratio, m.test_mae, m.lr,
+                  m.seconds, int(m.dead), fit) for run_id, m, fit in items],
             )
-            c.execute(
-                "UPDATE runs SET epochs_done = ?, heartbeat_at = ? WHERE id = ?", (m.epoch, time.time(), run_id)
-            )
+            c.executemany("UPDATE runs SET epochs_done = ?, heartbeat_at = ? WHERE id = ?",
+                          [(m.epoch, now, run_id) for run_id, m, _ in items])
 
-    def heartbeat(self, run_id: int, epoch: int | None = None, step: int | None = None) -> None:
-        """Say the run's process is alive, and where it is inside the epoch."""
+    def heartbeat(self, run_id: int | list[int], epoch: int | None = None, step: int | None = None) -> None:
+        """Say the run's (or the runs') process is alive, and where it is inside the epoch."""
+        ids = run_id if isinstance(run_id, list) else [run_id]
+        now, pid = time.time(), os.getpid()
         with self._write() as c:
-            c.execute(
+            c.executemany(
                 "UPDATE runs SET heartbeat_at = ?, pid = ?, progress_epoch = COALESCE(?, progress_epoch),"
                 " progress_step = COALESCE(?, progress_step) WHERE id = ?",
-                (time.time(), os.getpid(), epoch, step, run_id),
+                [(now, pid, epoch, step, rid) for rid in ids],
             )
 
     def set_pid(self, run_ids: list[int], pid: int) -> None:

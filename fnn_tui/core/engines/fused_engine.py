@@ -79,7 +79,7 @@ class FusedEngine:
         self.dz = np.zeros(width, dtype=dtype)
         self.tmp = np.zeros(max(sizes), dtype=dtype)
         self.var = np.zeros(len(sizes), dtype=dtype)
-        self.use_norm = preset.model.norm == "mean-var"
+        self.use_norm = preset.model.normalised
         self.batch = t.batch_size
         # scalars in the arrays' precision, as PyTorch casts them for float32 tensors
         self.momentum = dtype(t.momentum)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from fnn_tui.core.data import epoch_order, make_dataset
+from fnn_tui.core.dead import is_dead
 from fnn_tui.core.engines import multi_kernels as mk
 from fnn_tui.core.engines.fused_engine import flatten, layout
 from fnn_tui.core.model import build_model
@@ -97,7 +98,7 @@ class MultiFusedEngine:
         self.tmp = np.zeros(max(sizes) * k, dtype=dtype)
         self.var = np.zeros(len(sizes) * k, dtype=dtype)
         self.sm, self.ss, self.coef = (np.zeros(k, dtype=dtype) for _ in range(3))
-        self.use_norm = preset.model.norm == "seed"
+        self.use_norm = preset.model.normalised
         self.batch = t.batch_size
         self.counts = np.arange(self.batch + 1, dtype=dtype)  # batch sizes as numbers
         self.momentum = dtype(t.momentum)
@@ -184,9 +185,17 @@ class MultiFusedEngine:
         spread = yhat.std(axis=0)
         return [(float(a), float(b), float(c), float(d)) for a, b, c, d in zip(mse, ratio, mae, spread)]
 
+    def predict(self, xs: np.ndarray) -> np.ndarray:
+        """Every lane's y_hat at the same points ``xs``: ``out[j, lane]`` (float32)."""
+        x = np.ascontiguousarray(np.repeat(np.asarray(xs, dtype=self.dtype).reshape(-1, 1), self.lanes, axis=1))
+        out = np.zeros_like(x)
+        mk.call(mk.predict, self.flat_params, self.sizes, self.w_off, self.b_off, self.a_off, self.fsz, self.act,
+                self.pre, self.cen, self.var, self.sm, self.ss, x, self.use_norm, out, self.lanes)
+        return out.astype(np.float32)
+
     def is_dead(self, lane: int, y_hat_std: float) -> bool:
-        """A dead network predicts (nearly) a constant: std(y_hat) < 0.01 * std(y_test)."""
-        return bool(y_hat_std < 0.01 * self.y_test_std[lane])
+        """The one rule of :mod:`fnn_tui.core.dead`, against this lane's test targets."""
+        return is_dead(y_hat_std, float(self.y_test_std[lane]))
 
     # -- state ------------------------------------------------------------------------------
     def _unflatten(self, flat: np.ndarray) -> dict[str, torch.Tensor]:

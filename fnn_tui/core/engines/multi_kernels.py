@@ -68,7 +68,7 @@ ACCUMULATE, DIRECT = 0, 1
 _compiled: set[tuple[str, int, str]] = set()
 
 
-def call(kernel, *args):  # noqa: ANN001, ANN201
+def call(kernel, *args):
     """Call ``run_steps`` or ``predict`` (lane count last), compiled with LLVM's SLP
     vectoriser on and its loop vectoriser off the first time a lane count is seen.
 
@@ -103,7 +103,7 @@ _JIT = {"nogil": True, "cache": True, "fastmath": _FASTMATH, "error_model": "num
 
 
 @njit(**_JIT)
-def _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, x, use_norm, nk):  # noqa: ANN001, ANN202
+def _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, x, use_norm, nk):
     """Samples ``x[k]`` through lane k's network; the lanes' y_hat end in the last row of ``pre``.
 
     Arrays are flat, row r of lane k at ``r * nk + k``; indices are unsigned so that no
@@ -162,7 +162,7 @@ def _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss
 
 
 @njit(**_JIT)
-def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, sq, two_l2,  # noqa: ANN001, ANN202, PLR0913
+def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, sq, two_l2,
               mode, use_norm, nk):
     """Each lane's gradient, given dL/dy_hat in the last row of ``dz``, used as ``mode`` says.
 
@@ -252,7 +252,7 @@ def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var,
 
 
 @njit(**_JIT)
-def _apply_update(params, grad, buf, sq, lr, momentum, two_l2, clip, eps, mode, nk):  # noqa: ANN001, ANN202
+def _apply_update(params, grad, buf, sq, lr, momentum, two_l2, clip, eps, mode, nk):
     """L2 gradient, per-lane global-norm clip and SGD with momentum, as PyTorch computes
     them, for every lane (frozen ones are put back afterwards).
 
@@ -289,7 +289,7 @@ def _apply_update(params, grad, buf, sq, lr, momentum, two_l2, clip, eps, mode, 
 
 
 @njit(**_JIT)
-def copy_lane(src_p, src_b, dst_p, dst_b, lane, nk):  # noqa: ANN001, ANN201
+def copy_lane(src_p, src_b, dst_p, dst_b, lane, nk):
     """Copy one lane's parameters and momentum buffer between flat ``[P, K]`` arrays."""
     for t in range(lane, src_p.shape[0], nk):
         dst_p[t] = src_p[t]
@@ -297,11 +297,11 @@ def copy_lane(src_p, src_b, dst_p, dst_b, lane, nk):  # noqa: ANN001, ANN201
 
 
 @njit(**_JIT)
-def run_steps(  # noqa: ANN201, PLR0913
+def run_steps(
     params, buf, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, coef, counts,
     xs, ys, start, stop, batch, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios, live, bad,
     keep_p, keep_b, nk,
-):  # noqa: ANN001
+):
     """Train steps ``start..stop-1`` of every lane; each step averages over its batch.
 
     ``xs[j, k]`` is lane k's j-th sample of the epoch. Per step, ``losses[s, k]`` and
@@ -356,7 +356,7 @@ def run_steps(  # noqa: ANN201, PLR0913
 
 
 @njit(**_JIT)
-def predict(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, xs, use_norm, out, nk):  # noqa: ANN001, ANN201
+def predict(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, xs, use_norm, out, nk):
     """Every lane's y_hat for every sample: ``out[j, k]`` for ``xs[j, k]`` (the test metrics
     are then a few NumPy reductions)."""
     literally(nk)
