@@ -140,6 +140,7 @@ Pick a preset on the left, choose device and engine, press **r**.
 | u | resume the highlighted interrupted, cancelled, crashed or failed run (results view) |
 | t | switch between the lab and the results table |
 | o | sort the results table |
+| p | plot the highlighted run (lab: the preset's newest run; results: the row's run); esc or p goes back, v switches panels when narrow |
 | ctrl+s | save the results table (Markdown, CSV, JSON) |
 | tab | move between list, controls and views |
 | ctrl+p | command palette |
