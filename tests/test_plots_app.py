@@ -22,7 +22,7 @@ from fnn_tui.core.model import build_model
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import TrainState, previous_path, save_checkpoint
 from fnn_tui.core.status import RunStatus
-from fnn_tui.core.trainer import RunOptions
+from fnn_tui.core.trainer import RunOptions, fit_due
 from fnn_tui.report.figures import write_figure
 from fnn_tui.report.plotdata import plot_data
 from fnn_tui.report.plotstore import (
@@ -255,22 +255,28 @@ async def test_the_plot_of_a_running_run_grows_with_each_epoch(home: Path) -> No
         view = await _plot_shown(pilot)
         (run,) = view.data.runs
         seen = [len(view.loss_series[0].x)]
-        for _ in range(1200):  # until two more epochs have been drawn
+        # until two more epochs, and one that stores a fit, have been drawn
+        want = max(seen[0] + 2, next(e for e in range(seen[0] + 1, 151) if fit_due(e, 150)))
+        for _ in range(2400):
             await pilot.pause(0.05)
             n = len(view.loss_series[0].x)
             if n != seen[-1]:
                 seen.append(n)
-            if n >= seen[0] + 2:
+            if n >= want:
                 break
-        assert seen[-1] >= seen[0] + 2, seen
+        assert seen[-1] >= want and len(seen) >= 3, seen  # it grew step by step
         train, test = view.loss_series[:2]
         assert train.x == test.x == tuple(float(e) for e in range(1, seen[-1] + 1))  # one point per epoch
         assert app.runs.current == run.run_id  # still training while it grew
         await pilot.press("s")  # stop works over the plot
         await app.workers.wait_for_complete()
         await pilot.pause()
+        shown_fit = view.fit_series[-1].y
     with Store(home) as store:
         assert store.get_run(run.run_id).status == RunStatus.CANCELLED
+        fit_epoch, blob = store.fits(run.run_id)[-1]
+    assert fit_epoch > seen[0]  # a fit that came with an epoch's event, not with the first load
+    assert shown_fit == tuple(map(float, grid.decode(blob)))
 
 
 async def test_a_run_without_fit_or_checkpoint_says_no_fit_stored(home: Path, catalog) -> None:
