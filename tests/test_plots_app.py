@@ -36,7 +36,7 @@ from fnn_tui.runs.record import record_run, resume_run
 from fnn_tui.store.runs import Store
 from fnn_tui.tui.app import FnnApp
 from fnn_tui.tui.messages import RunEvent
-from fnn_tui.tui.screens.plot import PlotScreen
+from fnn_tui.tui.screens.plot import PlotScreen, PlotTarget
 from fnn_tui.tui.widgets.plots import PlotView, epoch_ticks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,6 +238,24 @@ async def test_p_plots_a_finished_run_from_the_lab_and_the_runs_list(home: Path,
         await pilot.press("p")  # p goes back too
         await pilot.pause()
         assert not isinstance(app.screen, PlotScreen)
+        await pilot.press("ctrl+p")  # and the command palette has it
+        await pilot.pause(0.3)
+        await pilot.press(*"plot", "enter")
+        view = await _plot_shown(pilot, run_id)
+
+
+async def test_a_study_target_shows_every_seed_and_their_median(home: Path, catalog) -> None:
+    # what the runs list's by-preset rows open: the preset's study
+    tiny = _tiny(catalog, "exp11", epochs=2)
+    ids = [record_run(home, tiny.with_overrides(seed=s), FUSED).run_id for s in (1, 2)]
+    app = FnnApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await app.push_screen(PlotScreen(home, PlotTarget(preset=tiny, study=True)))
+        view = await _plot_shown(pilot)
+        assert [r.run_id for r in view.data.runs] == ids
+        assert [s.label for s in view.loss_series[:2]] == ["train (median of 2)", "test (median of 2)"]
+        assert view.fit_series[-1].label.startswith("ŷ seed ")
 
 
 async def test_the_plot_of_a_running_run_grows_with_each_epoch(home: Path) -> None:

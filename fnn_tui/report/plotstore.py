@@ -70,7 +70,9 @@ def plot_for_run(store: Store, run_id: int) -> PlotData:
     if record is None:
         raise NothingToPlot(f"no run with id {run_id}; `fnn-tui results` lists them")
     preset = _stored_preset(record)
-    title = f"{record.preset} run {record.id}, seed {record.seed}, {record.status.label}: {preset.setting()}"
+    # an active run's status changes while it is shown: only an ended one is named
+    status = "" if record.status.active else f", {record.status.label}"
+    title = f"{record.preset} run {record.id}, seed {record.seed}{status}: {preset.setting()}"
     return plot_data(preset, [run_input(store, record, preset)], title=title)
 
 
