@@ -102,6 +102,9 @@ def test_a_run_and_a_study_from_the_store(home: Path, catalog) -> None:
     assert [r.run_id for r in own.runs] == [first, second] and "the preset's settings" in own.title
     assert [r.run_id for r in newest.runs] == [other] and f"run {other}'s settings" in newest.title
     assert [r.run_id for r in catalog_preset.runs] == [other]
+    with Store(home) as store:
+        chosen = plot_for_preset(store, "exp08", study=tiny.study_digest())  # as a report chose it
+    assert [r.run_id for r in chosen.runs] == [first, second]
 
 
 def test_a_fit_comes_from_the_checkpoint_when_none_is_stored(home: Path, catalog) -> None:

@@ -100,20 +100,24 @@ def choose_study(records: list[RunRecord], preset: Preset | None) -> tuple[str, 
     return started[0].study, f"run {started[0].id}'s settings"
 
 
-def plot_for_preset(store: Store, preset: str | Preset) -> PlotData:
+def plot_for_preset(store: Store, preset: str | Preset, study: str | None = None) -> PlotData:
     """The study of a preset: every seed's curves (the median on top) and the median run's fit.
 
     ``preset`` is a catalog preset (its settings pick the study when it has runs) or a
-    name (the study of its newest run). The title says which study is drawn.
+    name (the study of its newest run); ``study`` (a :attr:`RunRecord.study` hash) picks
+    one outright. The title says which study is drawn.
     """
     name = preset if isinstance(preset, str) else preset.name
     records = store.list_runs(name)
     if not records:
         raise NothingToPlot(f"no runs of {name} stored: `fnn-tui run {name}` makes one")
-    study, which = choose_study(records, None if isinstance(preset, str) else preset)
+    if study is not None:
+        which = "the report's study"
+    else:
+        study, which = choose_study(records, None if isinstance(preset, str) else preset)
     runs = study_runs(r for r in records if r.study == study)
     if not runs:
-        raise NothingToPlot(f"the runs of {name} have not started yet")
+        raise NothingToPlot(f"no started runs of {name} with these settings")
     stored = _stored_preset(runs[-1])
     title = f"{name} study, {which}: {stored.setting()}"
     return plot_data(stored, [run_input(store, r, stored) for r in runs], title=title)
@@ -124,9 +128,12 @@ def figure_name(preset: str, run_id: int | None = None) -> str:
     return f"fnn-{preset}-{'study' if run_id is None else f'run{run_id}'}.png"
 
 
-def write_report_figures(store: Store, presets: Iterable[str | Preset], folder: Path) -> dict[str, Path]:
+def write_report_figures(store: Store, presets: Iterable[str | Preset], folder: Path,
+                         studies: dict[str, str] | None = None) -> dict[str, Path]:
     """One figure per preset with runs (its study), ``folder/fnn-<preset>.png``, each written
     atomically; presets without runs are left out of the result. ``folder`` is created.
+    ``studies`` (preset name -> study hash) draws the studies a report chose; without it
+    each preset's study is chosen as :func:`plot_for_preset` does.
 
     Raises :class:`~fnn_tui.report.figures.MatplotlibMissing` before writing anything
     when matplotlib cannot be imported.
@@ -137,7 +144,7 @@ def write_report_figures(store: Store, presets: Iterable[str | Preset], folder: 
     for preset in presets:
         name = preset if isinstance(preset, str) else preset.name
         try:
-            data = plot_for_preset(store, preset)
+            data = plot_for_preset(store, preset, (studies or {}).get(name))
         except NothingToPlot:
             continue
         written[name] = write_figure(data, Path(folder) / f"fnn-{name}.png")
