@@ -152,3 +152,17 @@ def test_no_seed_column_means_the_notes(studies) -> None:
     assert "seed" not in render_csv(reproduction([])).splitlines()[0]
     shown = invoke("show", "exp08").stdout
     assert "notes' numbers" in shown and "seed reported" not in shown
+
+
+def test_report_figures_are_written_and_linked_from_the_markdown(studies, tmp_path: Path) -> None:
+    out = tmp_path / "lab"
+    out.mkdir()
+    result = invoke("report", "7", "-o", str(out / "report.md"), "--figures", str(out / "figures"))
+    assert result.exit_code == 0, result.output
+    figure = out / "figures" / "fnn-exp07.png"
+    assert figure.stat().st_size > 10_000
+    from matplotlib.image import imread
+
+    assert imread(figure).shape[:2] == (600, 1600)
+    text = (out / "report.md").read_text()
+    assert "![exp07](figures/fnn-exp07.png)" in text and "| exp07" in text

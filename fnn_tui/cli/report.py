@@ -34,7 +34,8 @@ def preset_names(s: Settings, wanted: list[str], stored: set[str]) -> list[str]:
     return names
 
 
-@app.command(epilog="Examples: fnn-tui report · fnn-tui report 4 8 -o report.json")
+@app.command(epilog="Examples: fnn-tui report · fnn-tui report 4 8 -o report.json · "
+             "fnn-tui report -o report.md --figures figures")
 def report(
     ctx: typer.Context,
     presets: Annotated[list[str] | None, typer.Argument(
@@ -44,6 +45,9 @@ def report(
         "--format", "-f", help="md, csv or json (default: from -o's suffix, else md).", metavar="FORMAT")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="File to write (atomically); stdout if omitted.", metavar="FILE")] = None,
+    figures: Annotated[Path | None, typer.Option(
+        "--figures", help="Also write one figure per preset (loss curves and fit) into DIR; a Markdown "
+        "report links them.", metavar="DIR")] = None,
 ) -> None:
     """The report: each preset over all its seeds beside the notes' numbers, with a verdict."""
     from fnn_tui.report.export import format_for_path, write_atomic
@@ -63,8 +67,10 @@ def report(
             stored = {r.preset for r in store.list_runs()}
             names = preset_names(s, presets, stored) if presets else None
             studies = load_studies(store, s.catalog(), names)
-        reports = reproduction(s.study for s in studies)
-        text = render(reports, fmt_name)
+            reports = reproduction(s.study for s in studies)
+            text = render(reports, fmt_name)
+            if figures is not None:
+                text = _with_figures(store, studies, figures, text if fmt_name == "md" else None, output) or text
         if output is None:
             sys.stdout.write(text)
         else:
@@ -74,3 +80,20 @@ def report(
                 raise OSError(f"cannot write {output}: {exc.strerror or exc}") from None
             runs = sum(len(r.runs) for r in reports)
             err.print(f"wrote the report of {len(reports)} presets ({runs} runs) to {output}", soft_wrap=True)
+
+
+def _with_figures(store, studies, folder: Path, markdown: str | None, output: Path | None) -> str | None:
+    """Write the studies' figures into ``folder``; return the Markdown with links to them."""
+    from fnn_tui.report.figures import MatplotlibMissing
+    from fnn_tui.report.plotstore import link_figures, write_report_figures
+
+    chosen = {st.preset.name: st.records[0].study for st in studies if st.records}
+    try:
+        written = write_report_figures(store, [st.preset for st in studies if st.records], folder, studies=chosen)
+    except MatplotlibMissing as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    err.print(f"wrote {len(written)} figures to {escape(str(folder))}", soft_wrap=True)
+    if markdown is None:
+        return None
+    return link_figures(markdown, written, relative_to=output.parent if output is not None else Path.cwd())

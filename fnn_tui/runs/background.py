@@ -30,6 +30,7 @@ from fnn_tui.core.events import (
     RunStarted,
     StepProgress,
 )
+from fnn_tui.core.grid import decode
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, resolve
@@ -181,8 +182,12 @@ def follow(
                         epochs=record.epochs_total, steps_per_epoch=record.steps_per_epoch,
                         start_epoch=0, start_step=0))
                     started = True
-                for metrics in store.epochs(run_id, after=seen):
-                    on_event(run_id, EpochFinished(metrics, record.epochs_total))
+                new = store.epochs(run_id, after=seen)
+                fits = dict(store.fits(run_id, after=seen)) if new else {}  # y_hat, for the app's plot
+                for metrics in new:
+                    blob = fits.get(metrics.epoch)
+                    on_event(run_id, EpochFinished(metrics, record.epochs_total,
+                                                   fit=None if blob is None else decode(blob)))
                     seen = metrics.epoch
                 if (record.progress_epoch, record.progress_step) != position and record.status == RunStatus.RUNNING:
                     position = (record.progress_epoch, record.progress_step)

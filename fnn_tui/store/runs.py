@@ -338,10 +338,12 @@ class Store:
         ).fetchall()
         return [_metrics(r) for r in rows]
 
-    def fits(self, run_id: int) -> list[tuple[int, bytes]]:
-        """The stored fits of a run (y_hat on the plot grid, encoded by core.grid), by epoch."""
+    def fits(self, run_id: int, after: int = 0) -> list[tuple[int, bytes]]:
+        """The stored fits of a run (y_hat on the plot grid, encoded by core.grid) after epoch
+        ``after``, by epoch."""
         rows = self.conn.execute(
-            "SELECT epoch, fit FROM epochs WHERE run_id = ? AND fit IS NOT NULL ORDER BY epoch", (run_id,)
+            "SELECT epoch, fit FROM epochs WHERE run_id = ? AND epoch > ? AND fit IS NOT NULL ORDER BY epoch",
+            (run_id, after),
         ).fetchall()
         return [(r["epoch"], bytes(r["fit"])) for r in rows]
 

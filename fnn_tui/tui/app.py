@@ -10,13 +10,14 @@ app again reattaches to runs that are still going.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, Label, OptionList
 from textual.worker import Worker, WorkerState
 
@@ -38,6 +39,7 @@ from fnn_tui.store.runs import RunRecord, Store
 from fnn_tui.tui import runner
 from fnn_tui.tui.messages import Following, QueueEnded, ResultsLoaded, RunEvent
 from fnn_tui.tui.screens.dialogs import ChoiceScreen, HelpScreen, SaveScreen
+from fnn_tui.tui.screens.plot import PlotScreen, PlotTarget
 from fnn_tui.tui.state import RunState
 from fnn_tui.tui.widgets.controls import RunControls
 from fnn_tui.tui.widgets.live import LiveView
@@ -65,6 +67,7 @@ class FnnApp(App[None]):
         Binding("u", "resume", "Resume", id="resume", show=False),
         Binding("t", "toggle_view", "Runs", id="toggle_view"),
         Binding("b", "toggle_report", "By preset", id="toggle_report", show=False),
+        Binding("p", "plot", "Plot", id="plot", show=False),
         Binding("ctrl+s", "save", "Save", id="save"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
@@ -331,12 +334,14 @@ class FnnApp(App[None]):
             self.runs.epochs[run_id] = []
             self.live.start(event, index, size)
             self.refresh_results()
+            self._plot_run_started(run_id, event)
         elif isinstance(event, StepProgress):
             self.live.step(event)
         elif isinstance(event, EpochFinished):
             self.runs.epochs.setdefault(run_id, []).append(event.metrics)
             self.live.epoch(event)
             self.runs_list.live(run_id, event.metrics)
+            self._plot_epoch(run_id, event)
         elif isinstance(event, EndEvent):
             self.runs.current = None
             self.runs.ended.add(run_id)
@@ -478,6 +483,65 @@ class FnnApp(App[None]):
         choices = [("s", "Stop it and quit", "stop"), ("l", "Leave it running and quit", "leave"),
                    ("escape", "Stay", "stay")]
         self.push_screen(ChoiceScreen(question, choices), answer)
+
+    # --- plots ----------------------------------------------------------------------------
+
+    def action_plot(self) -> None:
+        """Plot the highlighted run full-screen: in the lab the highlighted preset's newest
+        run (or the one training now), in the runs list the highlighted row's run."""
+        if len(self.screen_stack) > 1:  # a dialog is open (the plot screen binds p itself)
+            return
+        target = self._plot_target()
+        if target is not None:
+            self.push_screen(PlotScreen(self.home, target))
+
+    def _plot_target(self) -> PlotTarget | None:
+        if self.query_one(ContentSwitcher).current == "results-view":
+            table: DataTable = self.report_table if self.results_mode == "report" else self.runs_list
+            if table.row_count == 0:
+                self.notify("No runs to plot yet.")
+                return None
+            key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+            if key.isdigit():
+                return PlotTarget(run_id=int(key))
+            return PlotTarget(preset=self._catalog_preset(key), study=True)  # a row per preset: its study
+        entry = self.query_one(PresetList).entry
+        if entry is None:
+            return None if self.runs.current is None else PlotTarget(run_id=self.runs.current)
+        live = tuple(r for r in self.runs.followed or () if r not in self.runs.ended)
+        return PlotTarget(preset=entry.name, fallback_run=self.runs.current, live_runs=live)
+
+    def _catalog_preset(self, name: str) -> Preset | str:
+        entry = next((e for e in self.catalog.entries if e.name == name), None)
+        return entry.preset if entry is not None and entry.preset is not None else name
+
+    def _plot_run_started(self, run_id: int, event: RunStarted) -> None:
+        """A plot of this run's preset follows its newest run."""
+        for screen in self.screen_stack:
+            if isinstance(screen, PlotScreen):
+                screen.run_started(run_id, event.preset)
+
+    def _plot_epoch(self, run_id: int, event: EpochFinished) -> None:
+        """Grow the plot when it shows this run."""
+        for screen in self.screen_stack:
+            if isinstance(screen, PlotScreen):
+                screen.add_epoch(run_id, event.metrics, event.fit)
+
+    PLOT_SCREEN_ACTIONS = frozenset({"stop", "help", "quit_app", "command_palette"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Over the plot only stop, help and quit (and the palette) apply: the other keys act
+        on the lab or the runs list, which are hidden there."""
+        if isinstance(self.screen, PlotScreen) and action not in self.PLOT_SCREEN_ACTIONS:
+            return False
+        return True
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette's commands, with Plot."""
+        yield from super().get_system_commands(screen)
+        if not isinstance(screen, PlotScreen):
+            yield SystemCommand("Plot", "Loss curves and fitted function of the highlighted run (p)",
+                                self.action_plot)
 
     def on_unmount(self) -> None:
         self.detach.set()  # followers let go; background runs keep training

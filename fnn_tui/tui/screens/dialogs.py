@@ -167,6 +167,7 @@ Pick a preset on the left, choose device and engine, press **r**.
 | t | switch between the lab and the runs list (every stored run) |
 | b | in the runs view: the runs list or the report (one row per preset over its seeds) |
 | o | sort the runs list |
+| p | plot the highlighted run (lab: the preset's newest run; runs list: the row's run; report: the preset's seeds); esc or p goes back, v switches panels when narrow |
 | ctrl+s | save: the report in the by-preset view, else the results table (Markdown, CSV, JSON) |
 | tab | move between list, controls and views |
 | ctrl+p | command palette |

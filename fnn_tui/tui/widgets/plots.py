@@ -41,6 +41,7 @@ class Series:
     color: str
     x: tuple[float, ...]
     y: tuple[float, ...]
+    reference: bool = False  # a reference line (the notes' losses): drawn first, under the data
 
 
 def loss_series(data: PlotData) -> list[Series]:
@@ -68,7 +69,7 @@ def loss_series(data: PlotData) -> list[Series]:
         short = f"notes {value:.3g}" if merged else label.replace(" loss", "").split(" ")
         short = short if isinstance(short, str) else f"notes {short[1]} {value:.3g}"
         marker = "-" if merged or "train" in label else "="
-        out.append(Series(short, marker, "gray", span, (value, value)))
+        out.append(Series(short, marker, "gray", span, (value, value), reference=True))
     return out
 
 
@@ -261,16 +262,34 @@ class PlotView(Vertical, can_focus=True):
         plt.title(title)
         plt.xlabel(xlabel)
         values: list[float] = []
-        for s in series:
+        xs: list[float] = []
+        # reference lines first: a loss close to the notes' value must not hide under its dashes
+        for s in sorted(series, key=lambda s: not s.reference):
             # plotext's own log scale transforms its data in place on every build, so a
             # second render (a resize) takes the log twice: plot log10 values instead
             y = [float(np.log10(max(v, 1e-12))) for v in s.y] if log_y else list(s.y)
             values.extend(y)
+            xs.extend(s.x)
             plt.plot(list(s.x), y, marker=s.marker, color=s.color)
+        if xlabel == "epoch" and xs:
+            ticks = epoch_ticks(min(xs), max(xs))
+            plt.xticks(ticks, [str(t) for t in ticks])
         if log_y and values:
             ticks = log_ticks(min(values), max(values))
             plt.yticks(ticks, [f"{10 ** t:.3g}" for t in ticks])
         plot.refresh()
+
+
+def epoch_ticks(low: float, high: float, most: int = 5) -> list[int]:
+    """Whole epochs between ``low`` and ``high`` at a round step (1, 2, 5, 10, 20, …), at
+    most ``most`` of them, and the first epoch when the first round one is far from it."""
+    lo, hi = int(np.ceil(low)), int(np.floor(high))
+    if hi <= lo:
+        return [lo]
+    steps = (m * 10**e for e in range(12) for m in (1, 2, 5))
+    step = next(st for st in steps if hi // st - (lo - 1) // st <= most)
+    ticks = list(range(-(-lo // step) * step, hi + 1, step))
+    return [lo, *ticks] if not ticks or (len(ticks) < most and ticks[0] - lo > step / 2) else ticks
 
 
 def log_ticks(low: float, high: float) -> list[float]:
