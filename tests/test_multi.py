@@ -74,8 +74,8 @@ def test_each_lane_equals_its_single_seed_run(catalog, name, steps, dtype, tol) 
             assert pg[key].shape == ps[key].shape and pg[key].dtype == ps[key].dtype
             assert torch.allclose(pg[key], ps[key], rtol=0, atol=10 * tol)
         # test metrics
-        mse, ratio, mae, _ = group.evaluate()[lane]
-        assert np.allclose((mse, ratio, mae), single.evaluate(), rtol=10 * tol)
+        # test metrics, and the spread of y_hat the dead-network check reads
+        assert np.allclose(group.evaluate()[lane], single.evaluate(), rtol=10 * tol)
 
 
 def _ends_by_lane(events: list) -> dict:  # noqa: ANN001
