@@ -103,6 +103,21 @@ def zeros(typingctx, arr, nk):
 
 
 @intrinsic
+def ones(typingctx, arr, nk):
+    """A vector of ones in the precision of ``arr``."""
+    count = _count(nk)
+    if count is None or not isinstance(arr, types.Array):
+        return None
+    lanes = Lanes(arr.dtype, count)
+
+    def codegen(context, builder, sig, args):
+        vecty = context.get_value_type(lanes)
+        return ir.Constant(vecty, [ir.Constant(vecty.element, 1.0)] * count)
+
+    return lanes(arr, nk), codegen
+
+
+@intrinsic
 def relu(typingctx, value):
     """``v if v > 0 else 0`` per lane (NaN gives 0, as the scalar select does)."""
     if not isinstance(value, Lanes):
