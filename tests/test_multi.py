@@ -78,6 +78,45 @@ def test_each_lane_equals_its_single_seed_run(catalog, name, steps, dtype, tol) 
         assert np.allclose(group.evaluate()[lane], single.evaluate(), rtol=10 * tol)
 
 
+def _training(preset, **changes):
+    return dataclasses.replace(preset, training=dataclasses.replace(preset.training, **changes))
+
+
+@pytest.mark.parametrize(
+    ("name", "changes"),
+    [
+        ("exp08", {"batch_size": 4}),  # batches of several samples: the gradient is summed, then one update
+        ("exp03", {"clip": 0.5, "l2": 1e-3}),  # clip and L2 without normalisation
+    ],
+)
+def test_other_paths_equal_the_single_seed_run(catalog, name, changes) -> None:
+    preset = _training(catalog.get(name).with_overrides(samples=700), **changes)
+    steps = 120
+    group = MultiFusedEngine(preset, SEEDS, dtype=np.float64)
+    group.set_epoch(0, preset.training.lr)
+    assert (group.run_steps(0, steps) == -1).all()
+    for lane, seed in enumerate(SEEDS):
+        single = _single(preset, seed, steps, np.float64)
+        assert np.abs(group.params[:, lane] - single.params).max() <= 1e-9
+        assert np.abs(group.buf[:, lane] - single.buf).max() <= 1e-8 * max(1.0, float(np.abs(single.buf).max()))
+
+
+def test_steps_split_over_calls_equal_one_call(catalog) -> None:
+    # a call applies its last step's update before it returns (the next call's first
+    # forward pass has none to apply): any split gives the same numbers to the bit
+    preset = catalog.get("exp08").with_overrides(samples=700)
+    whole = MultiFusedEngine(preset, SEEDS)
+    whole.set_epoch(0, preset.training.lr)
+    whole.run_steps(0, 300)
+    split = MultiFusedEngine(preset, SEEDS)
+    split.set_epoch(0, preset.training.lr)
+    for start, stop in ((0, 1), (1, 2), (2, 37), (37, 37), (37, 300)):
+        split.run_steps(start, stop)
+    assert np.array_equal(whole.params, split.params) and np.array_equal(whole.buf, split.buf)
+    assert np.array_equal(whole.losses, split.losses)
+    assert not np.array_equal(whole.params, MultiFusedEngine(preset, SEEDS).params)  # it trained
+
+
 def _ends_by_lane(events: list) -> dict:  # noqa: ANN001
     return {e.lane: e for e in events if isinstance(e, RunFinished | RunDiverged | RunCancelled)}
 

@@ -50,7 +50,9 @@ def default_lanes() -> int:
     """How many seeds to train per group on this CPU: 16 with AVX-512, else 8.
 
     One lane is one float32 in a vector register: 16 fill an AVX-512 register, 8 an AVX2
-    one. The kernels are compiled for the host CPU (Numba's default target), so the
+    one. 32 lanes (two AVX-512 registers) measured no cheaper per seed-step than
+    16 on exp08 and exp06 (``benchmarks/seeds.py``, 2-core AMD EPYC with AVX-512), so a
+    group stays at one register's worth. The kernels are compiled for the host CPU (Numba's default target), so the
     check asks LLVM what it sees, and reads ``/proc/cpuinfo`` where LLVM does not say.
     """
     try:

@@ -94,10 +94,9 @@ class MultiFusedEngine:
         self.fsz = self.sizes.astype(dtype)
         self.w_off, self.b_off, self.a_off = (a.astype(np.uint64) for a in layout(sizes))
         width, k = int(self.a_off[-1]), self.lanes
-        self.act, self.pre, self.cen, self.dz = (np.zeros(width * k, dtype=dtype) for _ in range(4))
-        self.tmp = np.zeros(max(sizes) * k, dtype=dtype)
+        self.act, self.act2, self.pre, self.cen, self.dz = (np.zeros(width * k, dtype=dtype) for _ in range(5))
         self.var = np.zeros(len(sizes) * k, dtype=dtype)
-        self.sm, self.ss, self.coef = (np.zeros(k, dtype=dtype) for _ in range(3))
+        self.coef = np.zeros(k, dtype=dtype)
         self.use_norm = preset.model.normalised
         self.batch = t.batch_size
         self.counts = np.arange(self.batch + 1, dtype=dtype)  # batch sizes as numbers
@@ -145,8 +144,7 @@ class MultiFusedEngine:
         self.bad[:] = -1
         mk.call(
             mk.run_steps, self.flat_params, self.flat_buf, self.grad, self.sizes, self.w_off, self.b_off,
-            self.a_off, self.fsz, self.act, self.pre, self.cen, self.var, self.dz, self.tmp, self.sm, self.ss, self.coef,
-            self.counts, self.xs, self.ys, start, stop, self.batch, self.lr, self.momentum, self.two_l2,
+            self.a_off, self.fsz, self.act, self.act2, self.pre, self.cen, self.var, self.dz, self.coef, self.counts, self.xs, self.ys, start, stop, self.batch, self.lr, self.momentum, self.two_l2,
             self.clip, self.eps, self.use_norm, self.losses, self.ratios, self.live, self.bad,
             self.keep_p, self.keep_b, self.lanes,
         )
@@ -176,7 +174,7 @@ class MultiFusedEngine:
         over the test set, the means in float64 as the single-seed engine computes them."""
         yhat = mk.call(
             mk.predict, self.flat_params, self.sizes, self.w_off, self.b_off, self.a_off, self.fsz, self.act,
-            self.pre, self.cen, self.var, self.sm, self.ss, self.x_test, self.use_norm, self.yhat, self.lanes,
+            self.pre, self.cen, self.var, self.x_test, self.use_norm, self.yhat, self.lanes,
         ).astype(np.float64)
         err = yhat - self.y_test64
         mse = (err * err).mean(axis=0)
@@ -190,7 +188,7 @@ class MultiFusedEngine:
         x = np.ascontiguousarray(np.repeat(np.asarray(xs, dtype=self.dtype).reshape(-1, 1), self.lanes, axis=1))
         out = np.zeros_like(x)
         mk.call(mk.predict, self.flat_params, self.sizes, self.w_off, self.b_off, self.a_off, self.fsz, self.act,
-                self.pre, self.cen, self.var, self.sm, self.ss, x, self.use_norm, out, self.lanes)
+                self.pre, self.cen, self.var, x, self.use_norm, out, self.lanes)
         return out.astype(np.float32)
 
     def is_dead(self, lane: int, y_hat_std: float) -> bool:

@@ -23,21 +23,23 @@ the lanes stay independent without branching per lane in the hot loops:
   lanes are copied back at the end of every call, so they never change as seen from
   outside and their garbage never reaches another lane.
 
-How the lane loops become vector code: the lane count is compiled in as a constant
-(``literally``), so LLVM unrolls each lane loop into straight-line code; the SLP
-vectoriser (off by default in Numba, switched on for these kernels only, see
-:func:`call`) packs that code into vector instructions; the loop vectoriser is switched
-off for them, or it would vectorise the loop around instead, with gathers. All indices are
-unsigned, so no negative-index fix-up hides that consecutive lanes are consecutive in
-memory, and array arguments are declared ``noalias`` (each is its own buffer), so LLVM
-need not fear that a store to one array changes another. Up to 16 lanes every lane loop
-becomes vector code; at 32 LLVM stops unrolling some loops and the backward pass stays
-mostly scalar (per seed-step 32 lanes still measured a little cheaper than 16 on exp08,
-and equal on exp06: ``benchmarks/seeds.py``).
+How the lane loops become vector code: explicitly. Every K-lane quantity is one value of
+:mod:`lanes`' vector type (``load``, arithmetic, ``store``), one LLVM vector instruction
+per operation for all lanes, which LLVM only splits into registers; earlier versions wrote
+scalar loops over the lanes and relied on LLVM's SLP vectoriser, which packed some loops
+into full vectors and others into 2- or 4-wide pieces. Array arguments are declared
+``noalias`` (each is its own buffer).
+
+With a batch of one sample (every preset), a step passes over the parameters twice
+instead of four times: the backward pass (:func:`_backward_deltas`) only reads the
+weights and sums each lane's squared gradient norm without storing the gradient, and the
+update is applied by the next step's forward pass (:func:`_update_forward`), which
+recomputes each gradient entry ``act_i * dz_o + 2 * l2 * w`` from the kept activations
+and deltas, updates the weight and its momentum, and uses the new weight at once.
 
 Sums run in a different order than in the single-seed kernels (per lane in sequence
 instead of reassociated across a vector), so lanes agree with single-seed runs to
-rounding, not bit for bit. The kernels work in the precision of the arrays (float32 in
+rounding, not bit for bit; the sums here run in source order (no fast-math flags at all). The kernels work in the precision of the arrays (float32 in
 use, float64 for verification) and release the GIL.
 """
 
@@ -49,6 +51,7 @@ import numpy as np
 from numba import literally, njit
 
 from fnn_tui.core.engines import fused_kernels  # noqa: F401  (picks the Numba cache folder)
+from fnn_tui.core.engines.lanes import load, ones, relu, store, where_positive, zeros
 
 _NOALIAS: dict[str, bool] = {}
 try:  # Numba has the flag (its parfors set it) but no decorator option for it: map one
@@ -62,10 +65,16 @@ except (ImportError, AttributeError):  # another Numba: correct code, only slowe
     pass
 
 
-# how a step's backward pass stores the gradient (see _backward)
-ACCUMULATE, DIRECT = 0, 1
 
-_compiled: set[tuple[str, int, str]] = set()
+_1, _4 = np.uint64(1), np.uint64(4)  # unsigned, so that index sums stay integers
+
+_entries: dict[tuple, object] = {}
+
+
+def _key(kernel, args: tuple) -> tuple:
+    """What picks a compiled kernel: its name, the lane count and the arguments' types."""
+    return (kernel.__name__, args[-1], *((a.dtype.str, a.ndim, a.flags.c_contiguous) if isinstance(a, np.ndarray)
+                                         else type(a) for a in args[:-1]))
 
 
 def call(kernel, *args):
@@ -75,10 +84,16 @@ def call(kernel, *args):
     Numba reads both settings from its config whenever it optimises a module, so they are
     changed only while Numba's compiler lock is held: no other function is compiled with
     them. Compiled kernels land in Numba's cache as usual.
+
+    Later calls go straight to the compiled entry point: through the dispatcher, a kernel
+    whose lane count is ``literally`` a constant starts a compilation for a plain integer
+    on every call, which Numba abandons to look up the literal one (measured: 6 ms per
+    call, a tenth of an epoch of exp08 at K=16 and most of a short chunk).
     """
-    key = (kernel.__name__, args[-1], str(args[0].dtype))
-    if key in _compiled:
-        return kernel(*args)
+    key = _key(kernel, args)
+    entry = _entries.get(key)
+    if entry is not None:
+        return entry(*args)
     import numba
     from numba.core.compiler_lock import global_compiler_lock
 
@@ -89,30 +104,69 @@ def call(kernel, *args):
             result = kernel(*args)
         finally:
             numba.config.SLP_VECTORIZE, numba.config.LOOP_VECTORIZE = old
-    _compiled.add(key)
+    wanted = tuple(numba.typeof(a) for a in args[:-1])
+    for sig, cres in kernel.overloads.items():
+        last = sig[-1]
+        if getattr(last, "literal_value", None) == args[-1] and tuple(sig[:-1]) == wanted:
+            _entries[key] = cres.entry_point
     return result
 
 
-# Reassociation (for the vector code) but no contraction, unlike fused_kernels' FASTMATH:
-# with ``noalias`` and contraction, the code Numba runs right after compiling and the code
-# it stores in its cache fused different multiply-adds, so a run's numbers depended on
-# whether its process compiled the kernel or loaded it (measured: float32 exp08 parameters
-# apart by 4e-4 after 500 steps). No flag that assumes finite values: NaN checks stay exact.
-_FASTMATH = {"reassoc"}
-_JIT = {"nogil": True, "cache": True, "fastmath": _FASTMATH, "error_model": "numpy", **_NOALIAS}
+# No fast-math flags: the vector code needs no reassociation, and without contraction the
+# code Numba runs right after compiling and the code it stores in its cache give the same
+# numbers (with ``contract``, float32 exp08 parameters were measured apart by 4e-4 after
+# 500 steps). NaN checks stay exact.
+_JIT = {"nogil": True, "cache": True, "error_model": "numpy", **_NOALIAS}
 
 
 @njit(**_JIT)
-def _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, x, use_norm, nk):
+def _normalise(pre, cen, var, fsz, ao, nout, layer, nk):
+    """The notes' normalisation of one layer's pre-activations in place, per lane:
+    ``(z - mean) / var`` with unbiased variance; keeps ``z - mean`` and ``var`` for backward."""
+    u = np.uint64(nk)
+    sm = zeros(pre, nk)
+    for o in range(nout):
+        sm = sm + load(pre, ao + o * u, nk)
+    sm = sm / fsz[layer + 1]
+    ss = zeros(pre, nk)
+    for o in range(nout):
+        c = load(pre, ao + o * u, nk) - sm
+        store(cen, ao + o * u, c)
+        ss = ss + c * c
+    v = ss / (fsz[layer + 1] - fsz[0])  # fsz[0] is the input width, 1
+    store(var, np.uint64(layer) * u, v)
+    for o in range(nout):
+        store(pre, ao + o * u, load(cen, ao + o * u, nk) / v)
+
+
+@njit(**_JIT)
+def _normalise_backward(dz, cen, var, fsz, ai, nin, layer, nk):
+    """The normalisation's backward pass in place on the deltas of layer ``layer``'s input."""
+    u = np.uint64(nk)
+    sm = zeros(dz, nk)
+    ss = zeros(dz, nk)
+    for i in range(nin):
+        d = load(dz, ai + i * u, nk)
+        sm = sm + d
+        ss = ss + d * load(cen, ai + i * u, nk)
+    v = load(var, np.uint64(layer - 1) * u, nk)
+    sm = sm / fsz[layer]
+    ss = (ss + ss) / ((fsz[layer] - fsz[0]) * v * v)
+    for i in range(nin):
+        ia = ai + i * u
+        store(dz, ia, (load(dz, ia, nk) - sm) / v - ss * load(cen, ia, nk))
+
+
+@njit(**_JIT)
+def _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, x, use_norm, nk):
     """Samples ``x[k]`` through lane k's network; the lanes' y_hat end in the last row of ``pre``.
 
-    Arrays are flat, row r of lane k at ``r * nk + k``; indices are unsigned so that no
-    negative-index fix-up sits between LLVM and the vector loads.
+    Arrays are flat, row r of lane k at ``r * nk + k``. Each output's sum stays in
+    registers over its inputs: the bias first, then the inputs in order.
     """
     u = np.uint64(nk)
     n_layers = sizes.shape[0] - 1
-    for k in range(u):
-        act[k] = x[k]
+    store(act, 0, load(x, 0, nk))
     for layer in range(n_layers):
         nin = sizes[layer]
         nout = sizes[layer + 1]
@@ -120,60 +174,48 @@ def _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss
         ai = a_off[layer] * u
         ao = a_off[layer + 1] * u
         bo = b_off[layer] * u
-        for o in range(nout):  # nested, so that SLP vectorises the lanes
-            for k in range(u):
-                t = o * u + k
-                pre[ao + t] = params[bo + t]
-        for i in range(nin):
-            row = wo + i * nout * u
-            ia = ai + i * u
-            for o in range(nout):
-                po = ao + o * u
-                wr = row + o * u
-                for k in range(u):
-                    pre[po + k] += params[wr + k] * act[ia + k]
+        step = nout * u
+        o = np.uint64(0)
+        u2, u3 = u + u, u + u + u
+        while o + _4 <= nout:  # four outputs at once: four independent chains of additions
+            t = bo + o * u
+            s0, s1 = load(params, t, nk), load(params, t + u, nk)
+            s2, s3 = load(params, t + u2, nk), load(params, t + u3, nk)
+            t = wo + o * u
+            for i in range(nin):
+                a = load(act, ai + i * u, nk)
+                s0 = s0 + load(params, t, nk) * a
+                s1 = s1 + load(params, t + u, nk) * a
+                s2 = s2 + load(params, t + u2, nk) * a
+                s3 = s3 + load(params, t + u3, nk) * a
+                t += step
+            t = ao + o * u
+            store(pre, t, s0)
+            store(pre, t + u, s1)
+            store(pre, t + u2, s2)
+            store(pre, t + u3, s3)
+            o += _4
+        while o < nout:
+            acc = load(params, bo + o * u, nk)
+            t = wo + o * u
+            for i in range(nin):
+                acc = acc + load(params, t, nk) * load(act, ai + i * u, nk)
+                t += step
+            store(pre, ao + o * u, acc)
+            o += _1
         if layer == n_layers - 1:
             return
-        vo = np.uint64(layer) * u
         if use_norm:
-            for k in range(u):
-                sm[k] = 0
-                ss[k] = 0
-            for o in range(nout):
-                for k in range(u):
-                    sm[k] += pre[ao + o * u + k]
-            for k in range(u):
-                sm[k] = sm[k] / fsz[layer + 1]
-            for o in range(nout):
-                for k in range(u):
-                    c = pre[ao + o * u + k] - sm[k]
-                    cen[ao + o * u + k] = c
-                    ss[k] += c * c
-            for k in range(u):
-                var[vo + k] = ss[k] / (fsz[layer + 1] - fsz[0])  # fsz[0] is the input width, 1
-            for o in range(nout):
-                for k in range(u):
-                    pre[ao + o * u + k] = cen[ao + o * u + k] / var[vo + k]
-        for o in range(nout):  # nested, so that SLP vectorises the lanes
-            for k in range(u):
-                t = o * u + k
-                h = pre[ao + t]
-                act[ao + t] = h if h > 0 else 0
+            _normalise(pre, cen, var, fsz, ao, nout, layer, nk)
+        for o in range(nout):
+            store(act, ao + o * u, relu(load(pre, ao + o * u, nk)))
 
 
 @njit(**_JIT)
-def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, sq, two_l2,
-              mode, use_norm, nk):
-    """Each lane's gradient, given dL/dy_hat in the last row of ``dz``, used as ``mode`` says.
-
-    With K lanes the arrays outgrow the L1 cache and passes over memory cost more than
-    arithmetic, so a batch of one sample (``DIRECT``) writes each gradient entry with its
-    L2 term ``2 * l2 * p`` straight into ``grad`` and adds its square to the lane's
-    ``sq``: the update needs no pass of its own for the norm. Larger batches
-    (``ACCUMULATE``) add the sample's gradient to ``grad``.
-
-    Each weight row is read once, for its gradient and for the gradient w.r.t. the input.
-    """
+def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, use_norm, nk):
+    """Add one sample's gradient to ``grad`` (batches of more than one sample), given
+    dL/dy_hat in the last row of ``dz``. Each weight row is read once, for its gradient and
+    for the gradient w.r.t. the input."""
     u = np.uint64(nk)
     n_layers = sizes.shape[0] - 1
     for layer in range(n_layers - 1, -1, -1):
@@ -183,109 +225,191 @@ def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var,
         ai = a_off[layer] * u
         ao = a_off[layer + 1] * u
         bo = b_off[layer] * u
-        for o in range(nout):  # nested, so that SLP vectorises the lanes
-            for k in range(u):
-                t = o * u + k
-                tmp[t] = dz[ao + t]  # a private copy: the loops below never read and write one array
-        if mode == DIRECT:
-            for o in range(nout):
-                for k in range(u):
-                    t = o * u + k
-                    g = tmp[t] + two_l2 * params[bo + t]
-                    grad[bo + t] = g
-                    sq[k] += g * g
-        else:
-            for o in range(nout):  # nested, so that SLP vectorises the lanes
-                for k in range(u):
-                    t = o * u + k
-                    grad[bo + t] += tmp[t]
-        # per input row: its weights' gradient, and the gradient w.r.t. that input
+        for o in range(nout):
+            store(grad, bo + o * u, load(grad, bo + o * u, nk) + load(dz, ao + o * u, nk))
         for i in range(nin):
             row = wo + i * nout * u
-            ia = ai + i * u
-            for k in range(u):
-                sm[k] = 0
-            if mode == DIRECT:
-                for o in range(nout):
-                    wr = row + o * u
-                    oo = o * u
-                    for k in range(u):
-                        w = params[wr + k]
-                        d = tmp[oo + k]
-                        g = act[ia + k] * d + two_l2 * w
-                        grad[wr + k] = g
-                        sq[k] += g * g
-                        sm[k] += w * d
-            else:
-                for o in range(nout):
-                    wr = row + o * u
-                    oo = o * u
-                    for k in range(u):
-                        w = params[wr + k]
-                        d = tmp[oo + k]
-                        grad[wr + k] += act[ia + k] * d
-                        sm[k] += w * d
-            for k in range(u):  # through the previous layer's ReLU, a select
-                d = sm[k]
-                dz[ia + k] = d if pre[ia + k] > 0 else 0
+            a = load(act, ai + i * u, nk)
+            s = zeros(dz, nk)
+            for o in range(nout):
+                wr = row + o * u
+                w = load(params, wr, nk)
+                d = load(dz, ao + o * u, nk)
+                store(grad, wr, load(grad, wr, nk) + a * d)
+                s = s + w * d
+            store(dz, ai + i * u, where_positive(load(pre, ai + i * u, nk), s))  # through the ReLU
         if layer == 0:
             break
         if use_norm:
-            vo = np.uint64(layer - 1) * u
-            for k in range(u):
-                sm[k] = 0
-                ss[k] = 0
-            for i in range(nin):
-                ia = ai + i * u
-                for k in range(u):
-                    d = dz[ia + k]
-                    sm[k] += d
-                    ss[k] += d * cen[ia + k]
-            for k in range(u):
-                v = var[vo + k]
-                sm[k] = sm[k] / fsz[layer]
-                ss[k] = (ss[k] + ss[k]) / ((fsz[layer] - fsz[0]) * v * v)
-            for i in range(nin):
-                ia = ai + i * u
-                for k in range(u):
-                    dz[ia + k] = (dz[ia + k] - sm[k]) / var[vo + k] - ss[k] * cen[ia + k]
+            _normalise_backward(dz, cen, var, fsz, ai, nin, layer, nk)
 
 
 @njit(**_JIT)
-def _apply_update(params, grad, buf, sq, lr, momentum, two_l2, clip, eps, mode, nk):
-    """L2 gradient, per-lane global-norm clip and SGD with momentum, as PyTorch computes
-    them, for every lane (frozen ones are put back afterwards).
+def _clip_factors(sq, clip, eps, nk):
+    """Each lane's clip factor from its squared gradient norm, in place (1 when unclipped)."""
+    for k in range(nk):
+        c = clip / (math.sqrt(sq[k]) + eps) if clip > 0 else clip
+        sq[k] = c if clip > 0 and c < 1 else 1
 
-    ``DIRECT``: ``grad`` already holds the L2 term and ``sq`` the squared norms (see
-    :func:`_backward`), and ``grad`` is left as is (the next step overwrites it).
-    Otherwise both are computed here and ``grad`` is zeroed for the next batch. ``sq``
-    ends as the clip factors.
+
+@njit(**_JIT)
+def _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, nk):
+    """L2 gradient, per-lane global-norm clip and SGD with momentum, as PyTorch computes
+    them, for every lane (frozen ones are put back afterwards), from the batch's summed
+    gradient in ``grad``, which is zeroed for the next batch. ``coef`` ends as the clip factors.
     """
     u = np.uint64(nk)
     n = np.uint64(params.shape[0]) // u
-    direct = mode == DIRECT
-    if not direct:
-        for k in range(u):
-            sq[k] = 0
-        if two_l2 > 0 or clip > 0:
-            for p in range(n):
-                for k in range(u):
-                    g = grad[p * u + k] + two_l2 * params[p * u + k]
-                    grad[p * u + k] = g
-                    sq[k] += g * g
-    for k in range(u):
-        c = clip / (math.sqrt(sq[k]) + eps) if clip > 0 else clip
-        sq[k] = c if clip > 0 and c < 1 else 1
-    for p in range(n):
-        for k in range(u):
-            t = p * u + k
-            b = momentum * buf[t] + grad[t] * sq[k]
-            buf[t] = b
-            params[t] -= lr * b
-    if not direct:
+    sq = zeros(params, nk)
+    if two_l2 > 0 or clip > 0:
         for p in range(n):
-            for k in range(u):
-                grad[p * u + k] = 0
+            t = p * u
+            g = load(grad, t, nk) + two_l2 * load(params, t, nk)
+            store(grad, t, g)
+            sq = sq + g * g
+    store(coef, 0, sq)
+    _clip_factors(coef, clip, eps, nk)
+    c = load(coef, 0, nk)
+    nothing = zeros(params, nk)
+    for p in range(n):
+        t = p * u
+        b = momentum * load(buf, t, nk) + load(grad, t, nk) * c
+        store(buf, t, b)
+        store(params, t, load(params, t, nk) - lr * b)
+        store(grad, t, nothing)
+
+
+@njit(**_JIT)
+def _backward_deltas(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, sq, two_l2, clip_on,
+                     use_norm, nk):
+    """A batch of one sample: each layer's deltas into ``dz`` (given dL/dy_hat in its last
+    row) and, when clipping is on, each lane's squared gradient norm into ``sq``, without
+    storing the gradient: this pass only reads the weights.
+
+    A weight's gradient is ``act_i * dz_o + 2 * l2 * w`` (a bias's ``dz_o + 2 * l2 * b``);
+    :func:`_update_forward` computes it again, the same way, from ``act`` and ``dz``.
+    """
+    u = np.uint64(nk)
+    n_layers = sizes.shape[0] - 1
+    total = zeros(params, nk)
+    for layer in range(n_layers - 1, -1, -1):
+        nin = sizes[layer]
+        nout = sizes[layer + 1]
+        wo = w_off[layer] * u
+        ai = a_off[layer] * u
+        ao = a_off[layer + 1] * u
+        bo = b_off[layer] * u
+        if clip_on:
+            for o in range(nout):
+                g = load(dz, ao + o * u, nk) + two_l2 * load(params, bo + o * u, nk)
+                total = total + g * g
+        elif layer == 0:
+            break  # the network's input needs no delta
+        for i in range(nin):
+            row = wo + i * nout * u
+            s = zeros(dz, nk)
+            if clip_on:
+                a = load(act, ai + i * u, nk)
+                for o in range(nout):
+                    w = load(params, row + o * u, nk)
+                    d = load(dz, ao + o * u, nk)
+                    g = a * d + two_l2 * w
+                    total = total + g * g
+                    s = s + w * d
+            else:
+                for o in range(nout):
+                    s = s + load(params, row + o * u, nk) * load(dz, ao + o * u, nk)
+            store(dz, ai + i * u, where_positive(load(pre, ai + i * u, nk), s))  # through the ReLU
+        if layer == 0:
+            break
+        if use_norm:
+            _normalise_backward(dz, cen, var, fsz, ai, nin, layer, nk)
+    store(sq, 0, total)
+
+
+@njit(**_JIT)
+def _update_one(params, buf, t, a, d, c, lr, momentum, two_l2, nk):
+    """Update the parameter vector at ``t`` whose gradient is ``a * d + 2 * l2 * p`` (for a
+    bias ``a`` is ``d`` and ``d`` is 1, and ``d * 1`` is exactly ``d``): clip factor ``c``,
+    momentum and step as :func:`_apply_update`; returns the new value."""
+    p = load(params, t, nk)
+    b = momentum * load(buf, t, nk) + (a * d + two_l2 * p) * c
+    store(buf, t, b)
+    p = p - lr * b
+    store(params, t, p)
+    return p
+
+
+@njit(**_JIT)
+def _update_forward(params, buf, sizes, w_off, b_off, a_off, fsz, old, act, pre, cen, var, dz, coef, x,
+                    lr, momentum, two_l2, use_norm, forward, nk):
+    """The previous step's update fused with this step's forward pass: one pass over the
+    parameters and the momentum buffer.
+
+    The previous step left its activations in ``old``, its deltas in ``dz`` and its clip
+    factors in ``coef``. Each parameter's gradient is computed again from them (as
+    :func:`_backward_deltas` computed it), the parameter and its momentum are updated as
+    :func:`_apply_update` does, and the new value is used at once for this sample's
+    pre-activation, summed in :func:`_forward`'s order. With ``forward`` off, only the
+    update (after a call's last step).
+    """
+    u = np.uint64(nk)
+    n_layers = sizes.shape[0] - 1
+    c = load(coef, 0, nk)
+    one = ones(params, nk)
+    if forward:
+        store(act, 0, load(x, 0, nk))
+    for layer in range(n_layers):
+        nin = sizes[layer]
+        nout = sizes[layer + 1]
+        wo = w_off[layer] * u
+        ai = a_off[layer] * u
+        ao = a_off[layer + 1] * u
+        bo = b_off[layer] * u
+        step = nout * u
+        o = np.uint64(0)
+        u2, u3 = u + u, u + u + u
+        while forward and o + _4 <= nout:  # four outputs at once, as _forward sums
+            d0, d1 = load(dz, ao + o * u, nk), load(dz, ao + o * u + u, nk)
+            d2, d3 = load(dz, ao + o * u + u2, nk), load(dz, ao + o * u + u3, nk)
+            t = bo + o * u
+            s0 = _update_one(params, buf, t, d0, one, c, lr, momentum, two_l2, nk)
+            s1 = _update_one(params, buf, t + u, d1, one, c, lr, momentum, two_l2, nk)
+            s2 = _update_one(params, buf, t + u2, d2, one, c, lr, momentum, two_l2, nk)
+            s3 = _update_one(params, buf, t + u3, d3, one, c, lr, momentum, two_l2, nk)
+            t = wo + o * u
+            for i in range(nin):
+                a_old = load(old, ai + i * u, nk)
+                a = load(act, ai + i * u, nk)
+                s0 = s0 + _update_one(params, buf, t, a_old, d0, c, lr, momentum, two_l2, nk) * a
+                s1 = s1 + _update_one(params, buf, t + u, a_old, d1, c, lr, momentum, two_l2, nk) * a
+                s2 = s2 + _update_one(params, buf, t + u2, a_old, d2, c, lr, momentum, two_l2, nk) * a
+                s3 = s3 + _update_one(params, buf, t + u3, a_old, d3, c, lr, momentum, two_l2, nk) * a
+                t += step
+            t = ao + o * u
+            store(pre, t, s0)
+            store(pre, t + u, s1)
+            store(pre, t + u2, s2)
+            store(pre, t + u3, s3)
+            o += _4
+        while o < nout:
+            d = load(dz, ao + o * u, nk)
+            acc = _update_one(params, buf, bo + o * u, d, one, c, lr, momentum, two_l2, nk)
+            t = wo + o * u
+            for i in range(nin):
+                w = _update_one(params, buf, t, load(old, ai + i * u, nk), d, c, lr, momentum, two_l2, nk)
+                if forward:
+                    acc = acc + w * load(act, ai + i * u, nk)
+                t += step
+            if forward:
+                store(pre, ao + o * u, acc)
+            o += _1
+        if layer == n_layers - 1 or not forward:
+            continue
+        if use_norm:
+            _normalise(pre, cen, var, fsz, ao, nout, layer, nk)
+        for o in range(nout):
+            store(act, ao + o * u, relu(load(pre, ao + o * u, nk)))
 
 
 @njit(**_JIT)
@@ -297,55 +421,8 @@ def copy_lane(src_p, src_b, dst_p, dst_b, lane, nk):
 
 
 @njit(**_JIT)
-def run_steps(
-    params, buf, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, coef, counts,
-    xs, ys, start, stop, batch, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios, live, bad,
-    keep_p, keep_b, nk,
-):
-    """Train steps ``start..stop-1`` of every lane; each step averages over its batch.
-
-    ``xs[j, k]`` is lane k's j-th sample of the epoch. Per step, ``losses[s, k]`` and
-    ``ratios[s, k]`` get lane k's MSE and mean |y_hat / y|. A live lane whose loss is not
-    finite gets ``bad[k] = s`` and ``live[k] = 0``, and its parameters and buffer from
-    before that step are kept in ``keep_p``/``keep_b``. The hot loops update every lane
-    alike (no per-lane branch); frozen lanes are put back from the kept copy at the end
-    of the call, so they never change as seen from outside. ``nk`` (the lane count) is compiled in as a constant, so the lane
-    loops become straight vector code. Returns the number of lanes still live.
-    """
-    literally(nk)
-    n = xs.shape[0]
-    last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)  # the output unit's row
-    mode = DIRECT if batch == 1 else ACCUMULATE
-    for s in range(start, stop):
-        lo = s * batch
-        hi = min(lo + batch, n)
-        nb = counts[hi - lo]
-        for k in range(nk):
-            losses[s, k] = 0
-            ratios[s, k] = 0
-            coef[k] = 0
-        for j in range(lo, hi):
-            _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, xs[j], use_norm, nk)
-            for k in range(nk):
-                yhat = pre[last + np.uint64(k)]
-                err = yhat - ys[j, k]
-                losses[s, k] += err * err
-                ratios[s, k] += abs(yhat / ys[j, k])
-                dz[last + np.uint64(k)] = (err + err) / nb
-            if j == hi - 1:
-                # the step's loss is known before its last backward pass: keep a lane
-                # that went bad as it was before this step
-                for k in range(nk):
-                    loss = losses[s, k] / nb
-                    losses[s, k] = loss
-                    ratios[s, k] = ratios[s, k] / nb
-                    if live[k] != 0 and not math.isfinite(loss):
-                        live[k] = 0
-                        bad[k] = s
-                        copy_lane(params, buf, keep_p, keep_b, k, nk)
-            _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, tmp, sm, ss, coef,
-                      two_l2, mode, use_norm, nk)
-        _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, mode, nk)
+def _put_back(params, buf, live, keep_p, keep_b, nk):
+    """Copy the frozen lanes back from their kept copy; returns the number of live lanes."""
     alive = 0
     for k in range(nk):
         if live[k] != 0:
@@ -356,13 +433,113 @@ def run_steps(
 
 
 @njit(**_JIT)
-def predict(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, xs, use_norm, out, nk):
+def _freeze_bad(params, buf, losses, s, live, bad, keep_p, keep_b, nk):
+    """A live lane whose step ``s`` loss is not finite is kept as it was before that step."""
+    for k in range(nk):
+        if live[k] != 0 and not math.isfinite(losses[s, k]):
+            live[k] = 0
+            bad[k] = s
+            copy_lane(params, buf, keep_p, keep_b, k, nk)
+
+
+@njit(**_JIT)
+def run_steps(
+    params, buf, grad, sizes, w_off, b_off, a_off, fsz, act, act2, pre, cen, var, dz, coef, counts,
+    xs, ys, start, stop, batch, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios, live, bad,
+    keep_p, keep_b, nk,
+):
+    """Train steps ``start..stop-1`` of every lane; each step averages over its batch.
+
+    ``xs[j, k]`` is lane k's j-th sample of the epoch. Per step, ``losses[s, k]`` and
+    ``ratios[s, k]`` get lane k's MSE and mean |y_hat / y|. A live lane whose loss is not
+    finite gets ``bad[k] = s`` and ``live[k] = 0``, and its parameters and buffer from
+    before that step are kept in ``keep_p``/``keep_b``. The hot loops update every lane
+    alike (no per-lane branch); frozen lanes are put back from the kept copy at the end
+    of the call, so they never change as seen from outside. ``nk`` (the lane count) is
+    compiled in as a constant: the vectors' width. Returns the number of lanes still live.
+    """
+    literally(nk)
+    if batch == 1:
+        _run_single(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, cen, var, dz, coef,
+                    xs, ys, start, stop, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios, live, bad,
+                    keep_p, keep_b, nk)
+        return _put_back(params, buf, live, keep_p, keep_b, nk)
+    n = xs.shape[0]
+    last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)  # the output unit's row
+    for s in range(start, stop):
+        lo = s * batch
+        hi = min(lo + batch, n)
+        nb = counts[hi - lo]
+        for k in range(nk):
+            losses[s, k] = 0
+            ratios[s, k] = 0
+        for j in range(lo, hi):
+            _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, xs[j], use_norm, nk)
+            for k in range(nk):
+                yhat = pre[last + np.uint64(k)]
+                err = yhat - ys[j, k]
+                losses[s, k] += err * err
+                ratios[s, k] += abs(yhat / ys[j, k])
+                dz[last + np.uint64(k)] = (err + err) / nb
+            if j == hi - 1:
+                # the step's loss is known before its last backward pass: keep a lane
+                # that went bad as it was before this step
+                for k in range(nk):
+                    losses[s, k] = losses[s, k] / nb
+                    ratios[s, k] = ratios[s, k] / nb
+                _freeze_bad(params, buf, losses, s, live, bad, keep_p, keep_b, nk)
+            _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, use_norm, nk)
+        _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, nk)
+    return _put_back(params, buf, live, keep_p, keep_b, nk)
+
+
+@njit(**_JIT)
+def _run_single(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, cen, var, dz, coef,
+                xs, ys, start, stop, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios, live, bad,
+                keep_p, keep_b, nk):
+    """Steps of one sample each, two passes over the parameters per step.
+
+    A step's backward pass (:func:`_backward_deltas`) only reads the weights; its update
+    is applied by the next step's forward pass (:func:`_update_forward`), or at the end
+    of the call, so ``params`` and ``buf`` are up to date whenever this returns. The two
+    activation buffers alternate: the update needs the previous sample's activations
+    while the forward pass writes the new ones. The losses, deltas and clip factors are
+    those of :func:`run_steps`' batch path with a batch of one, to the bit.
+    """
+    last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)  # the output unit's row
+    clip_on = clip > 0
+    cur, old = act, act2
+    for s in range(start, stop):
+        if s > start:
+            _update_forward(params, buf, sizes, w_off, b_off, a_off, fsz, old, cur, pre, cen, var, dz, coef,
+                            xs[s], lr, momentum, two_l2, use_norm, True, nk)
+        else:
+            _forward(params, sizes, w_off, b_off, a_off, fsz, cur, pre, cen, var, xs[s], use_norm, nk)
+        for k in range(nk):
+            yhat = pre[last + np.uint64(k)]
+            err = yhat - ys[s, k]
+            losses[s, k] = err * err
+            ratios[s, k] = abs(yhat / ys[s, k])
+            dz[last + np.uint64(k)] = err + err
+        # the step's loss is known before its backward pass: keep a lane that went bad
+        # as it was before this step
+        _freeze_bad(params, buf, losses, s, live, bad, keep_p, keep_b, nk)
+        _backward_deltas(params, sizes, w_off, b_off, a_off, fsz, cur, pre, cen, var, dz, coef, two_l2, clip_on,
+                         use_norm, nk)
+        _clip_factors(coef, clip, eps, nk)
+        cur, old = old, cur
+    if stop > start:  # the last step's update (``old`` holds its activations now)
+        _update_forward(params, buf, sizes, w_off, b_off, a_off, fsz, old, cur, pre, cen, var, dz, coef,
+                        xs[start], lr, momentum, two_l2, use_norm, False, nk)
+
+
+@njit(**_JIT)
+def predict(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, xs, use_norm, out, nk):
     """Every lane's y_hat for every sample: ``out[j, k]`` for ``xs[j, k]`` (the test metrics
     are then a few NumPy reductions)."""
     literally(nk)
     last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)
     for j in range(xs.shape[0]):
-        _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, sm, ss, xs[j], use_norm, nk)
-        for k in range(nk):
-            out[j, k] = pre[last + np.uint64(k)]
+        _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, xs[j], use_norm, nk)
+        store(out, j * nk, load(pre, last, nk))
     return out
