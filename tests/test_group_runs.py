@@ -1,0 +1,98 @@
+"""Seeds of one preset trained together (runs/group.py, through runs/many.py): each lane is an
+ordinary stored run with the numbers a run of that seed alone gets."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from fnn_tui.core.events import EndEvent, EpochFinished, RunFinished, RunStarted
+from fnn_tui.core.state import load_checkpoint
+from fnn_tui.core.status import RunStatus
+from fnn_tui.core.trainer import RunOptions
+from fnn_tui.runs.background import QueueItem
+from fnn_tui.runs.many import pieces, train_many
+from fnn_tui.runs.record import record_run, resume_run
+from fnn_tui.store.runs import Store
+
+FUSED = RunOptions(engine="fused", device="cpu")
+
+
+def _final(home: Path, run_id: int):
+    with Store(home) as store:
+        return store.get_run(run_id)
+
+
+def test_the_queue_is_cut_into_groups_of_one_study(catalog) -> None:
+    a = catalog.get("exp07").with_overrides(samples=200, epochs=1)
+    b = catalog.get("exp08").with_overrides(samples=200, epochs=1)
+    items = [QueueItem(preset=a.with_overrides(seed=s)) for s in range(5)]
+    items += [QueueItem(preset=b), QueueItem(resume_id=12), QueueItem(preset=a.with_overrides(epochs=2))]
+    work = pieces(items, FUSED, lanes=2)
+    shapes = [[p.data.seed for p in w] if isinstance(w, list) else w if isinstance(w, int) else w.name
+              for w in work]
+    assert shapes == [[0, 1], [2, 3], "exp07", "exp08", 12, "exp07"]
+    # the torch engine has no lanes: every seed alone
+    assert all(not isinstance(w, list) for w in pieces(items, RunOptions(engine="torch")))
+
+
+def test_a_group_stores_each_seed_as_the_run_it_would_be_alone(tmp_path: Path, tiny08) -> None:
+    """Float32 lanes and the single-seed kernel round differently: the issue's tolerance is
+    1e-4 on the weights over 100 steps, so one epoch of 100 samples."""
+    preset = tiny08.with_overrides(samples=125, epochs=1)
+    seeds = [0, 1, 2]
+    seen: list[tuple[int, object]] = []
+    together = train_many(tmp_path / "group", [QueueItem(preset=preset.with_overrides(seed=s)) for s in seeds],
+                          FUSED, 1, lambda run_id, event: seen.append((run_id, event)))
+    alone = [record_run(tmp_path / "single", preset.with_overrides(seed=s), FUSED) for s in seeds]
+    assert [isinstance(r.end, RunFinished) for r in together] == [True] * 3
+    # every run gets its own start, epochs and end, under its own id
+    ids = [r.run_id for r in together]
+    for run_id in ids:
+        kinds = [type(e).__name__ for rid, e in seen if rid == run_id and not type(e).__name__ == "StepProgress"]
+        assert kinds == ["RunStarted", "EpochFinished", "RunFinished"]
+    assert [e.seed for _, e in seen if isinstance(e, RunStarted)] == seeds
+    for group_run, single_run, seed in zip(together, alone, seeds):
+        g, s = _final(tmp_path / "group", group_run.run_id), _final(tmp_path / "single", single_run.run_id)
+        assert (g.seed, g.status, g.epochs_done, g.study) == (seed, RunStatus.FINISHED, 1, s.study)
+        assert g.preset_hash == s.preset_hash
+        with Store(tmp_path / "group") as store:
+            assert len(store.fits(g.id)) == 1  # y_hat on the grid, as single runs store it
+        for name in ("train_loss", "train_ratio", "test_loss", "test_ratio"):
+            assert getattr(g.final, name) == pytest.approx(getattr(s.final, name), rel=1e-3, abs=1e-6), name
+        a, b = load_checkpoint(g.checkpoint_path), load_checkpoint(s.checkpoint_path)
+        for key in a.params:
+            assert torch.allclose(a.params[key], b.params[key], rtol=0, atol=1e-4)
+
+
+def test_a_stopped_group_resumes_seed_by_seed_to_the_uninterrupted_numbers(tmp_path: Path, tiny08) -> None:
+    """Stopped inside its second epoch, each lane is an interrupted run with its checkpoint; resumed
+    alone (single-seed engine, the same checkpoint format) it ends where the group would have."""
+    from fnn_tui.core.stopping import StopRequest
+
+    preset = tiny08.with_overrides(samples=150, epochs=3)
+    items = [QueueItem(preset=preset.with_overrides(seed=s)) for s in (4, 5)]
+    straight = train_many(tmp_path / "straight", items, FUSED, 1, lambda *_: None)
+    stop = StopRequest()
+
+    def stop_in_epoch_two(_run_id: int, event) -> None:
+        if isinstance(event, EpochFinished) and event.metrics.epoch == 1:
+            stop.set(RunStatus.INTERRUPTED)
+
+    home = tmp_path / "stopped"
+    broken = train_many(home, items, FUSED, 1, stop_in_epoch_two, stop)
+    assert all(isinstance(r.end, EndEvent) and _final(home, r.run_id).status == RunStatus.INTERRUPTED for r in broken)
+    for run in broken:
+        assert isinstance(resume_run(home, run.run_id).end, RunFinished)
+    for a, b in zip(broken, straight):
+        with Store(home) as mine, Store(tmp_path / "straight") as theirs:
+            ours = [dataclasses.replace(m, seconds=0.0) for m in mine.epochs(a.run_id)]
+            ref = [dataclasses.replace(m, seconds=0.0) for m in theirs.epochs(b.run_id)]
+        assert [m.epoch for m in ours] == [1, 2, 3]
+        assert ours[0] == ref[0]  # the epoch the group finished is stored as it was
+        for x, y in zip(ours[1:], ref[1:]):  # the rest by the single engine: float32 apart at most
+            assert x.train_loss == pytest.approx(y.train_loss, rel=1e-3, abs=1e-6)
+            assert x.test_loss == pytest.approx(y.test_loss, rel=1e-3, abs=1e-6)
