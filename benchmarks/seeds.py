@@ -37,7 +37,7 @@ from fnn_tui.core.trainer import RunOptions
 LANES = (4, 8, 16, 32)
 
 
-def single_us(preset, repeats: int) -> float:  # noqa: ANN001
+def single_us(preset, repeats: int) -> float:
     """µs per step of today's single-seed fused kernel over a full epoch (fastest repeat)."""
     data = make_dataset(preset.data)
     engine = FusedEngine(preset, data)
@@ -52,7 +52,7 @@ def single_us(preset, repeats: int) -> float:  # noqa: ANN001
     return min(times)
 
 
-def multi_us(preset, lanes: int, repeats: int) -> float:  # noqa: ANN001
+def multi_us(preset, lanes: int, repeats: int) -> float:
     """µs per seed-step of the multi-seed kernel with ``lanes`` seeds over a full epoch (fastest repeat)."""
     engine = MultiFusedEngine(preset, list(range(lanes)))
     engine.set_epoch(0, 0.001)
@@ -66,7 +66,7 @@ def multi_us(preset, lanes: int, repeats: int) -> float:  # noqa: ANN001
     return min(times)
 
 
-def group_overhead_ms(preset, lanes: int, epochs: int) -> tuple[float, float]:  # noqa: ANN001
+def group_overhead_ms(preset, lanes: int, epochs: int) -> tuple[float, float]:
     """Per-epoch CPU milliseconds of ``train_group`` outside the kernel, and of a whole epoch
     (fastest epoch).
 

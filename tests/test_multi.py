@@ -35,7 +35,7 @@ from fnn_tui.core.trainer import RunOptions, train
 SEEDS = [0, 1, 2]
 
 
-def _single(preset, seed: int, steps: int, dtype) -> FusedEngine:  # noqa: ANN001
+def _single(preset, seed: int, steps: int, dtype) -> FusedEngine:
     p = preset.with_overrides(seed=seed)
     data = make_dataset(p.data)
     engine = FusedEngine(p, data, dtype=dtype)
@@ -117,11 +117,11 @@ def test_steps_split_over_calls_equal_one_call(catalog) -> None:
     assert not np.array_equal(whole.params, MultiFusedEngine(preset, SEEDS).params)  # it trained
 
 
-def _ends_by_lane(events: list) -> dict:  # noqa: ANN001
+def _ends_by_lane(events: list) -> dict:
     return {e.lane: e for e in events if isinstance(e, RunFinished | RunDiverged | RunCancelled)}
 
 
-def _epochs(events: list, lane: int) -> list:  # noqa: ANN001
+def _epochs(events: list, lane: int) -> list:
     return [f.metrics for g in events if isinstance(g, GroupEpochFinished) for f in g.lanes if f.lane == lane]
 
 
