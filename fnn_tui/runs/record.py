@@ -93,6 +93,7 @@ class Recorder:
         store, run_id = self.store, self.run_id
         if isinstance(event, RunStarted):
             store.start_run(run_id, steps_per_epoch=event.steps_per_epoch)
+            self.last_beat = time.monotonic()  # start_run is a heartbeat too
         elif isinstance(event, EpochFinished):
             assert event.state is not None
             fit = None if event.fit is None else torch.from_numpy(np.array(event.fit, dtype=np.float32))
