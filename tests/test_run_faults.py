@@ -193,6 +193,7 @@ def test_a_real_full_disk_loses_no_epoch(home: Path, catalog, where: str) -> Non
     assert proc.returncode != 0 and record.status != RunStatus.FINISHED, err.decode()
     assert 2 <= record.epochs_done < epochs
     if where == "checkpoint":
+        assert "File too large" in err.decode()  # EFBIG from the checkpoint's write
         assert _checkpoint_epoch(checkpoint) == record.epochs_done  # the failed save left the last good one
     result = runner.invoke(app, ["--home", str(home), "resume", "1"])  # without the limit
     assert result.exit_code == 0, result.output
@@ -216,7 +217,7 @@ def _children(pid: int) -> set[int]:
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="lists child processes through /proc")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=["SIGTERM", "SIGHUP", "SIGKILL"])
 def test_a_signal_to_a_pool_stops_every_worker_as_interrupted(home: Path, signum: int) -> None:
     proc = _cli(home, "run", "exp07", "exp08", "exp09", "--jobs", "2", "--epochs", "300", *SMALL)
     _wait_for(lambda: _run(home, 2) and all(_run(home, i).epochs_done >= 1 for i in (1, 2)))
