@@ -76,9 +76,9 @@ def _fits(home: Path, run_id: int) -> list:
         return store.fits(run_id)
 
 
-def _straight(home: Path, catalog, epochs: int) -> int:
+def _straight(home: Path, catalog, epochs: int, engine: str = "torch") -> int:
     preset = catalog.get("exp08").with_overrides(samples=60, epochs=epochs)
-    return record_run(home, preset, RunOptions(engine="torch")).run_id
+    return record_run(home, preset, RunOptions(engine=engine)).run_id
 
 
 def _checkpoint_epoch(path: Path) -> int | None:
@@ -115,12 +115,12 @@ def test_sigkill_around_the_epoch_commit_loses_no_epoch(home: Path, catalog, poi
             stored = lock.execute("SELECT epochs_done FROM runs WHERE id = 1").fetchone()[0]
             assert stored < epochs - 1, "the run got too far before the lock caught it"
             try:
-                _wait_for(lambda: _checkpoint_epoch(checkpoint) == stored + 1, timeout=3)
+                _wait_for(lambda s=stored: _checkpoint_epoch(checkpoint) == s + 1, timeout=3)
                 break
             except AssertionError:  # parked at a heartbeat instead (a slow epoch): let it pass, try again
                 beat = lock.execute("SELECT heartbeat_at FROM runs WHERE id = 1").fetchone()[0]
                 lock.execute("ROLLBACK")
-                _wait_for(lambda: _run(home, 1).heartbeat_at != beat)
+                _wait_for(lambda b=beat: _run(home, 1).heartbeat_at != b)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         lock.execute("ROLLBACK")
@@ -142,10 +142,10 @@ def test_a_checkpoint_ahead_of_the_store_without_metrics_falls_back_to_the_previ
     """A checkpoint of the format before version 3 carries no metrics: resume goes back to the
     kept previous checkpoint instead of skipping the epoch the store missed."""
     epochs = 4
-    straight = _straight(home, catalog, epochs)
+    straight = _straight(home, catalog, epochs, "fused")
     stop = StopRequest()
     preset = catalog.get("exp08").with_overrides(samples=60, epochs=epochs)
-    broken = record_run(home, preset, RunOptions(engine="torch"),
+    broken = record_run(home, preset, RunOptions(engine="fused"),
                         lambda _id, e: isinstance(e, EpochFinished) and e.metrics.epoch == 2
                         and stop.set(RunStatus.INTERRUPTED), stop)
     path = _run(home, broken.run_id).checkpoint_path
@@ -220,20 +220,28 @@ def _children(pid: int) -> set[int]:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=["SIGTERM", "SIGHUP", "SIGKILL"])
 def test_a_signal_to_a_pool_stops_every_worker_as_interrupted(home: Path, signum: int) -> None:
     proc = _cli(home, "run", "exp07", "exp08", "exp09", "--jobs", "2", "--epochs", "300", *SMALL)
-    _wait_for(lambda: _run(home, 2) and all(_run(home, i).epochs_done >= 1 for i in (1, 2)))
-    children = _children(proc.pid)
-    workers = {_run(home, 1).pid, _run(home, 2).pid}
-    assert workers <= children
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == (-signum if signum == signal.SIGKILL else 128 + signum), err.decode()
-    if signum == signal.SIGKILL:  # the workers notice that the command died and stop themselves
-        _wait_for(lambda: not any(pid_alive(p) for p in workers), timeout=60)
-    else:
-        assert not any(pid_alive(p) for p in workers)  # stopped before the command exited
-        text = err.decode()
-        assert "1 preset was not started (exp09)" in text and "`fnn-tui resume 1`" in text
-    _wait_for(lambda: not any(pid_alive(p) for p in children), timeout=30)  # nothing outlives it
+    children: set[int] = set()
+    try:
+        _wait_for(lambda: _run(home, 2) and all(_run(home, i).epochs_done >= 1 for i in (1, 2)))
+        children = _children(proc.pid)
+        workers = {_run(home, 1).pid, _run(home, 2).pid}
+        assert workers <= children
+        proc.send_signal(signum)
+        proc.wait(timeout=120)
+        if signum == signal.SIGKILL:  # the workers notice that the command died and stop themselves
+            assert proc.returncode == -signum
+            _wait_for(lambda: not any(pid_alive(p) for p in workers), timeout=60)
+        else:
+            assert proc.returncode == 128 + signum
+            assert not any(pid_alive(p) for p in workers)  # stopped before the command exited
+        err = proc.stderr.read().decode()  # every writer of the pipe has ended
+        if signum != signal.SIGKILL:
+            assert "1 preset was not started (exp09)" in err and "`fnn-tui resume 1`" in err, err
+        _wait_for(lambda: not any(pid_alive(p) for p in children), timeout=30)  # nothing outlives it
+    finally:
+        for pid in children | {proc.pid}:  # a failed test leaves no process of its own behind
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
     with Store(home) as store:
         records = store.list_runs()
     assert sorted(r.preset for r in records) == ["exp07", "exp08"]  # exp09 was never started

@@ -40,6 +40,13 @@ POLL_SECONDS = 0.1
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
+def _mask(how: int, signals: tuple[int, ...] | set[int]) -> set[int]:
+    """``signal.pthread_sigmask`` where there is one (POSIX); elsewhere nothing is blocked."""
+    if hasattr(signal, "pthread_sigmask"):
+        return set(signal.pthread_sigmask(how, signals))
+    return set()
+
+
 @dataclass(frozen=True)
 class PoolResult:
     """How one preset's run ended."""
@@ -111,7 +118,7 @@ def _worker(home: str, options: RunOptions, tasks: Any, events: Any, parent: int
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the pool until now
+    _mask(getattr(signal, "SIG_UNBLOCK", 1), STOP_SIGNALS)  # blocked by the pool until now
     _die_with_parent()
 
     def parent_gone() -> bool:
@@ -225,14 +232,14 @@ def run_parallel(
 
     # the workers start with the stop signals blocked (inherited) and unblock them once their
     # handlers are in place, so a signal during their start-up is kept for them, not fatal
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    blocked = _mask(getattr(signal, "SIG_BLOCK", 0), STOP_SIGNALS)
     try:
         with _forwarding(processes, outcome):
             try:
                 for process in processes:
                     process.start()
             finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                _mask(getattr(signal, "SIG_SETMASK", 2), blocked)
             while any(p.is_alive() for p in processes):
                 try:
                     handle(events.get(timeout=POLL_SECONDS))
@@ -244,7 +251,7 @@ def run_parallel(
                 except queue_mod.Empty:
                     break
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        _mask(getattr(signal, "SIG_SETMASK", 2), blocked)
         for process in processes:
             process.join()
         tasks.cancel_join_thread()  # tasks left in the queue (after a stop) are dropped
