@@ -236,7 +236,7 @@ def test_a_signal_to_a_pool_stops_every_worker_as_interrupted(home: Path, signum
             assert not any(pid_alive(p) for p in workers)  # stopped before the command exited
         err = proc.stderr.read().decode()  # every writer of the pipe has ended
         if signum != signal.SIGKILL:
-            assert "1 preset was not started (exp09)" in err and "`fnn-tui resume 1`" in err, err
+            assert "1 run was not started" in err and "`fnn-tui resume 1`" in err, err
         _wait_for(lambda: not any(pid_alive(p) for p in children), timeout=30)  # nothing outlives it
     finally:
         for pid in children | {proc.pid}:  # a failed test leaves no process of its own behind
@@ -309,7 +309,7 @@ HUGE = "99999999999999999999"
 
 
 @pytest.mark.parametrize("args", [
-    ["resume", HUGE], ["attach", HUGE], ["stop", HUGE], ["resume", "0"],
+    ["resume", HUGE], ["attach", HUGE], ["stop", HUGE], ["resume", "0"], ["plot", "--run", HUGE],
     ["run", "exp08", "--epochs", HUGE], ["run", "exp08", "--seed", HUGE], ["run", "exp08", "--samples", HUGE],
 ])
 def test_numbers_past_two_to_the_63_are_one_line_and_exit_2(home: Path, args: list[str]) -> None:
