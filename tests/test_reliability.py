@@ -232,27 +232,7 @@ def test_a_save_that_fails_halfway_keeps_the_previous_checkpoint(tmp_path: Path,
     assert sorted(p.name for p in target.parent.iterdir()) == ["checkpoint.pt"]
 
 
-def test_a_run_that_fails_on_a_full_disk_keeps_its_epochs_and_resumes(home: Path, tiny08, monkeypatch) -> None:
-    from fnn_tui.runs import record as recorder
-
-    preset = tiny08.with_overrides(epochs=4)
-    straight = record_run(home, preset, RunOptions(engine="fused"))
-    real_save = recorder.save_checkpoint
-
-    def disk_fills_at_epoch_3(state, path) -> None:
-        if state.epoch == 3:
-            raise OSError(28, "No space left on device")
-        real_save(state, path)
-
-    monkeypatch.setattr(recorder, "save_checkpoint", disk_fills_at_epoch_3)
-    failed = record_run(home, preset, RunOptions(engine="fused"))
-    record = _run(home, failed.run_id)
-    assert record.status == "failed" and record.epochs_done == 2 and "No space left" in record.message
-    assert load_checkpoint(record.checkpoint_path).epoch == 2
-    monkeypatch.setattr(recorder, "save_checkpoint", real_save)  # space freed
-    result = runner.invoke(app, ["--home", str(home), "resume", str(failed.run_id)])
-    assert result.exit_code == 0, result.output
-    assert _metrics(home, failed.run_id) == _metrics(home, straight.run_id)
+# a full disk during a run: tests/test_run_faults.py, with a real one (RLIMIT_FSIZE)
 
 
 def test_checkpoints_of_the_first_format_still_load(tmp_path: Path, home: Path, tiny08) -> None:

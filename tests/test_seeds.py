@@ -107,11 +107,12 @@ def test_a_diverged_seed_is_done_and_a_stopped_one_is_resumed(home: Path, catalo
     with Store(home) as store:
         store.conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (stopped.run_id,))
         store.conn.commit()
-        # the checkpoint is at the last epoch, so it cannot go on: a new run of seed 1 is planned
+        # its checkpoint is at the last epoch: it goes on from the kept previous one (the last
+        # epoch is trained again, to the same numbers) rather than as a new run of seed 1
         plan = plan_seeds(store, [diverges, tiny], [0, 1])
     assert len(plan.done) == 1  # the diverged seed 0 of "diverges"
     kinds = [(i.preset.name, i.preset.data.seed) if i.preset else ("resume", i.resume_id) for i in plan.todo]
-    assert kinds == [("diverges", 1), ("exp07", 0), ("exp07", 1)]
+    assert kinds == [("diverges", 1), ("exp07", 0), ("resume", stopped.run_id)]
 
 
 def test_seeds_after_a_sigterm_resume_the_stopped_seed(home: Path) -> None:

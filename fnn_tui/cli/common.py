@@ -86,6 +86,19 @@ err = Console(stderr=True, highlight=False)
 EXIT_OK, EXIT_RUN_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 # Options name their flags explicitly: typer before 0.29 took a metavar for the flag's name.
+MAX_SQL_INT = 2**63 - 1  # SQLite's INTEGER: no run id (or count) beyond it can be stored or asked for
+
+
+def run_id_arg(value: int | None) -> int | None:
+    """Typer callback for a run id: one out of SQLite's range is one line and exit 2 (the store
+    cannot even be asked about it), never a traceback."""
+    if value is not None and not 1 <= value <= MAX_SQL_INT:
+        err.print(f"[red]error:[/red] no run with id {value}: run ids are whole numbers from 1 to {MAX_SQL_INT}; "
+                  "`fnn-tui results` lists them", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    return value
+
+
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.", metavar="DEVICE")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="auto (fused on the CPU when it can), torch or fused.",
                                         metavar="ENGINE")]

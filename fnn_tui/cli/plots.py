@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fnn_tui.cli.common import EXIT_BAD_INPUT, Settings, app, bad_input, err, out, settings
+from fnn_tui.cli.common import EXIT_BAD_INPUT, Settings, app, bad_input, err, out, run_id_arg, settings
 
 if TYPE_CHECKING:
     from fnn_tui.core.presets import Preset
@@ -32,7 +32,7 @@ def plot(
         metavar="PRESET", show_default=False)] = None,
     run_id: Annotated[int | None, typer.Option(
         "--run", help="Plot this one run instead (its id from `fnn-tui results`).", metavar="N",
-        show_default=False)] = None,
+        show_default=False, callback=run_id_arg)] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="File to write: .png, .svg or .pdf "
         "(default: fnn-PRESET-study.png, or fnn-PRESET-runN.png with --run, in the current folder).", metavar="FILE",

@@ -13,6 +13,7 @@ import typer
 
 from fnn_tui.cli.common import (
     EXIT_BAD_INPUT,
+    MAX_SQL_INT,
     app,
     bad_input,
     err,
@@ -43,7 +44,7 @@ def results(
     with bad_input(s):
         with Store(s.home, reading=True) as store:
             reap(store)
-            records = store.list_runs(only, limit=limit)
+            records = store.list_runs(only, limit=min(limit, MAX_SQL_INT))  # more than SQLite counts: all
     if not records:
         err.print(f"no runs of {literal(only)} stored" if only else "no runs stored yet: try `fnn-tui run exp08 --epochs 3`")
         return

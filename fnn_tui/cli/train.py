@@ -20,6 +20,7 @@ from fnn_tui.cli.common import (
     examples,
     literal,
     out,
+    run_id_arg,
     settings,
 )
 
@@ -128,7 +129,7 @@ def _print_results(s: Settings, ids: list[int]) -> None:
 def resume(
     ctx: typer.Context,
     run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui results`).", metavar="RUN",
-                                          show_default=False)],
+                                          callback=run_id_arg, show_default=False)],
     device: Annotated[str | None, typer.Option(help="Continue on another device (default: the run's).",
                                                metavar="DEVICE")] = None,
 ) -> None:
@@ -164,7 +165,8 @@ def runs(ctx: typer.Context) -> None:
 def attach(
     ctx: typer.Context,
     run_id: Annotated[int | None, typer.Argument(help="The run to follow (default: the newest active one).",
-                                                 metavar="RUN", show_default=False)] = None,
+                                                 metavar="RUN", show_default=False,
+                                                 callback=run_id_arg)] = None,
 ) -> None:
     """Follow a background run live; Ctrl-C leaves it running."""
     from fnn_tui.cli.progress import attach_here
@@ -187,7 +189,8 @@ def attach(
 
 
 @app.command()
-def stop(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="The run to stop.", metavar="RUN", show_default=False)]) -> None:
+def stop(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="The run to stop.", metavar="RUN", show_default=False,
+                                                               callback=run_id_arg)]) -> None:
     """Stop a background run cleanly (it is stored as cancelled, finished epochs kept)."""
     from fnn_tui.runs.background import NotRunningError, stop_run
 

@@ -7,6 +7,10 @@ epoch also keeps the steps done in it and their logged losses, so it continues f
 step. Files are written atomically and read with ``torch.load(weights_only=True)``, which
 refuses pickles that would run code.
 
+An epoch's checkpoint also carries that epoch's metrics and fit: the checkpoint is written
+before the epoch's row is committed, so a process killed between the two leaves a
+checkpoint one epoch ahead of the store, and resume stores the missing row from it.
+
 A checkpoint file is untrusted input too: :func:`check_state` compares every tensor with
 the shapes the preset implies before any engine sees it (the fused engine indexes flat
 arrays by those shapes, and a wrong one reads out of bounds).
@@ -14,6 +18,7 @@ arrays by those shapes, and a wrong one reads out of bounds).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import pickle
@@ -24,12 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from fnn_tui.core.events import EpochMetrics
+from fnn_tui.core.grid import GRID_POINTS
+
 if TYPE_CHECKING:
     from fnn_tui.core.presets import Preset
 
 FORMAT = "fnn-tui-checkpoint"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 had no mid-epoch position
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # version 1 had no mid-epoch position, 2 no epoch metrics
 
 
 class CheckpointError(ValueError):
@@ -51,6 +59,10 @@ class TrainState:
     step: int = 0  # steps done in epoch ``epoch + 1``; 0 at an epoch boundary
     step_losses: torch.Tensor | None = None  # the per-step MSE of those steps
     step_ratios: torch.Tensor | None = None  # and their |y_hat / y|
+    # the metrics of epoch ``epoch`` and its fit (y_hat on the plot grid, when it has one), so a
+    # resume can store the epoch's row when the process died after this file and before the row
+    metrics: EpochMetrics | None = None
+    fit: torch.Tensor | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Plain data and tensors only, loadable with ``weights_only=True``."""
@@ -67,6 +79,8 @@ class TrainState:
             "step": self.step,
             "step_losses": self.step_losses if self.step_losses is not None else torch.zeros(0),
             "step_ratios": self.step_ratios if self.step_ratios is not None else torch.zeros(0),
+            "metrics": dataclasses.asdict(self.metrics) if self.metrics is not None else {},
+            "fit": self.fit if self.fit is not None else torch.zeros(0),
         }
 
 
@@ -132,11 +146,35 @@ def load_checkpoint(path: Path) -> TrainState:
             step=step,
             step_losses=losses if step else None,
             step_ratios=ratios if step else None,
+            metrics=_epoch_metrics(payload.get("metrics"), epoch, step),
+            fit=_fit(payload.get("fit")),
         )
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError):
         raise CheckpointError(f"{path} is missing fields of an fnn-tui checkpoint") from None
+
+
+def _epoch_metrics(raw: Any, epoch: int, step: int) -> EpochMetrics | None:
+    """The carried metrics of epoch ``epoch`` (none in older checkpoints or inside an epoch)."""
+    if not raw:
+        return None
+    fields = [f.name for f in dataclasses.fields(EpochMetrics)]
+    if not isinstance(raw, dict) or set(raw) != set(fields):
+        raise ValueError("epoch metrics with other fields")
+    metrics = EpochMetrics(**{name: (bool(raw[name]) if name == "dead" else int(raw[name]) if name == "epoch"
+                                     else float(raw[name])) for name in fields})
+    if metrics.epoch != epoch or step:
+        raise ValueError("epoch metrics of another epoch")
+    return metrics
+
+
+def _fit(raw: Any) -> torch.Tensor | None:
+    if raw is None or (isinstance(raw, torch.Tensor) and raw.numel() == 0):
+        return None
+    if not isinstance(raw, torch.Tensor) or raw.dim() != 1 or not raw.is_floating_point():
+        raise ValueError("a fit that is not a float vector")
+    return raw
 
 
 def expected_shapes(sizes: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
@@ -171,6 +209,8 @@ def check_state(state: TrainState, preset: Preset) -> None:
                               f"(an epoch has {steps} steps)")
     if state.step and state.epoch >= epochs:
         raise CheckpointError("the checkpoint is inside an epoch past the preset's last")
+    if state.fit is not None and tuple(state.fit.shape) != (GRID_POINTS,):
+        raise CheckpointError(f"checkpoint fit: expected {GRID_POINTS} floats, found {tuple(state.fit.shape)}")
     for label, log in (("step_losses", state.step_losses), ("step_ratios", state.step_ratios)):
         if state.step and (not isinstance(log, torch.Tensor) or tuple(log.shape) != (state.step,)
                            or not log.is_floating_point()):

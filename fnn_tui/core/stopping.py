@@ -7,30 +7,35 @@ A user's Stop ends a run as "cancelled"; a signal (SIGTERM, SIGINT, SIGHUP) ends
 from __future__ import annotations
 
 import signal
-import threading
 from types import FrameType
 
 from fnn_tui.core.status import RunStatus
 
 
 class StopRequest:
-    """A thread-safe stop flag that remembers why it was set."""
+    """A stop flag that remembers why it was set, safe to set from a signal handler.
+
+    It takes no lock: a handler runs in the main thread between two bytecodes, possibly
+    while that thread is itself inside :meth:`set` (a second signal, or a stop asked in
+    code), and a lock held there would never be released. Plain attribute writes are
+    atomic under the GIL, which is all the threads that read the flag need.
+    """
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._set = False
         self.status = RunStatus.CANCELLED
         self.signum: int | None = None
 
     def is_set(self) -> bool:
         """Whether a stop was asked for."""
-        return self._event.is_set()
+        return self._set
 
     def set(self, status: RunStatus = RunStatus.CANCELLED, signum: int | None = None) -> None:
         """Ask the run to stop; the first reason given wins."""
-        if not self._event.is_set():
+        if not self._set:
             self.status = status
             self.signum = signum
-        self._event.set()
+        self._set = True
 
 
 STOP_SIGNALS = tuple(

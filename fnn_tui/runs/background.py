@@ -36,7 +36,7 @@ from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, resolve
 from fnn_tui.runs import OnEvent
 from fnn_tui.runs.liveness import pid_alive, reap
-from fnn_tui.runs.record import prepare_resume
+from fnn_tui.runs.record import claim, prepare_resume
 from fnn_tui.store.runs import RunRecord, Store
 
 POLL_SECONDS = 0.2
@@ -80,12 +80,19 @@ def launch(home: Path, items: list[QueueItem], options: RunOptions) -> Launched:
     args: list[str] = []
     run_ids: list[int] = []
     with Store(home) as store:
+        records = {item.resume_id: prepare_resume(store, item.resume_id)[0]
+                   for item in items if item.resume_id is not None}
+        claimed: list[RunRecord] = []
+        try:
+            for record in records.values():
+                claim(store, record, RunStatus.QUEUED)  # one resumer only: another may have it now
+                claimed.append(record)
+        except ValueError:
+            for record in claimed:  # give back what this launch took
+                store.end_run(record.id, record.status, message=record.message)
+            raise
         for item in items:
             if item.resume_id is not None:
-                prepare_resume(store, item.resume_id)
-        for item in items:
-            if item.resume_id is not None:
-                store.requeue(item.resume_id)
                 args.append(f"r{item.resume_id}")
                 run_ids.append(item.resume_id)
             else:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fnn_tui.core.events import RunFailed
 from fnn_tui.core.presets import Preset
+from fnn_tui.core.status import RunStatus
+from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions, StopFlag
 from fnn_tui.runs import OnEvent
 from fnn_tui.runs.background import QueueItem
-from fnn_tui.runs.record import RecordedRun, record_run, resume_run
+from fnn_tui.runs.record import RecordedRun, ResumeError, record_run, resume_run
 
 
 def train_many(
@@ -28,30 +31,44 @@ def train_many(
 ) -> list[RecordedRun]:
     """Train (or resume) ``items`` and return how each ended, in the order of ``items``.
 
-    With ``jobs`` > 1 and more than one item they go over a pool of that many processes
-    (each stops on its own signals; a Ctrl-C reaches them all). Otherwise they train here
+    With ``jobs`` > 1 and more than one item they go over a pool of that many processes,
+    which forwards a stop signal to every one of them and sets ``stop`` with it once they
+    have all stored their runs and ended (the result then lacks the items not started). Otherwise they train here
     in order, and a ``stop`` that is set ends the list after the run in progress: the
     result is then shorter than ``items``.
     """
-    if jobs > 1 and len(items) > 1:
+    work = pieces(items, options)
+    if jobs > 1 and len(work) > 1:
         from fnn_tui.runs.pool import run_parallel
 
-        work = [item.resume_id if item.resume_id is not None else item.preset for item in items]
-        results = run_parallel(home, work, options, min(jobs, len(items)), on_event)  # type: ignore[arg-type]
-        return [RecordedRun(r.run_id, r.end) for r in results]
+        outcome = run_parallel(home, work, options, min(jobs, len(work)), on_event)
+        if outcome.signum is not None and isinstance(stop, StopRequest):  # the pool had the signal
+            stop.set(RunStatus.INTERRUPTED, outcome.signum)
+        done = [RecordedRun(r.run_id, r.end) for r in outcome.results]
+        # a run whose worker failed outside the trainer, or died: failed, with why
+        done += [RecordedRun(x.run_id, RunFailed(x.reason, 0.0)) for x in outcome.lost if x.run_id is not None]
+        unrecorded = [f"{x.preset}: {x.reason}" for x in outcome.lost if x.run_id is None]
+        if unrecorded and not done:  # nothing trained at all: the reason is the answer
+            raise ResumeError(unrecorded[0])
+        return done
     done: list[RecordedRun] = []
-    for work in pieces(items, options):
+    for piece in work:
         if stop is not None and stop.is_set():
             break
-        if isinstance(work, list):
-            from fnn_tui.runs.group import record_group
-
-            done.extend(record_group(home, work, options, on_event, stop))
-        elif isinstance(work, int):
-            done.append(resume_run(home, work, on_event, stop))
-        else:
-            done.append(record_run(home, work, options, on_event, stop))
+        done.extend(train_piece(home, piece, options, on_event, stop))
     return done
+
+
+def train_piece(home: Path, piece: Work, options: RunOptions, on_event: OnEvent | None,
+                stop: StopFlag | None) -> list[RecordedRun]:
+    """Train one piece of work in this process: a group of seeds, a run to resume or a new run."""
+    if isinstance(piece, list):
+        from fnn_tui.runs.group import record_group
+
+        return record_group(home, piece, options, on_event, stop)
+    if isinstance(piece, int):
+        return [resume_run(home, piece, on_event, stop)]
+    return [record_run(home, piece, options, on_event, stop)]
 
 
 Work = Preset | int | list[Preset]

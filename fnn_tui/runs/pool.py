@@ -1,23 +1,50 @@
-"""Training several presets at once: a process pool, one run per single-threaded process.
+"""Training several presets at once: worker processes, one single-threaded run each at a time.
 
-Pool processes record their runs in the shared store themselves and send the trainer's
-events back over a queue (without the weights they carry), so a front end draws them as
-it draws a run trained in its own process.
+Workers record their runs in the shared store themselves and send the trainer's events back
+over a plain multiprocessing queue (without the weights they carry), so a front end draws
+them as it draws a run trained in its own process. There is no manager process: a manager
+that died took every run's next event with it, and the run failed on a BrokenPipeError.
+
+Signals are the command's business, so the pool owns them while it runs: SIGTERM, SIGINT or
+SIGHUP to the command is forwarded to every worker, which stops its run as interrupted at
+the step it reached (checkpointed, resumable) and starts no other preset; the pool waits
+until every worker has stored its state and exited, and reports the signal so the command
+exits 128 + N. A worker whose command dies without a word (kill -9) gets SIGTERM from the
+kernel (Linux), or sees at its next event that its parent changed, and stops the same way:
+no worker outlives the command.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import os
 import queue as queue_mod
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from fnn_tui.core.events import EndEvent, EpochFinished, Event, RunCancelled
 from fnn_tui.core.presets import Preset
+from fnn_tui.core.status import RunStatus
+from fnn_tui.core.stopping import STOP_SIGNALS, StopRequest
 from fnn_tui.core.trainer import RunOptions
 from fnn_tui.runs import OnEvent
+
+POLL_SECONDS = 0.1
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _mask(how: int, signals: tuple[int, ...] | set[int]) -> set[int]:
+    """``signal.pthread_sigmask`` where there is one (POSIX); elsewhere nothing is blocked."""
+    if hasattr(signal, "pthread_sigmask"):
+        return set(signal.pthread_sigmask(how, signals))
+    return set()
 
 
 @dataclass(frozen=True)
@@ -29,6 +56,31 @@ class PoolResult:
     end: EndEvent
 
 
+@dataclass(frozen=True)
+class Lost:
+    """A preset whose worker could not run it or ended without reporting how it went."""
+
+    preset: str
+    run_id: int | None  # the stored run, when it was created
+    reason: str
+
+
+@dataclass
+class PoolOutcome:
+    """What the pool did: the runs that ended (in preset order), the presets never started
+    because a signal came first, the ones lost with their worker, and that signal."""
+
+    results: list[PoolResult] = field(default_factory=list)
+    not_started: list[str] = field(default_factory=list)
+    lost: list[Lost] = field(default_factory=list)
+    signum: int | None = None
+
+    @property
+    def run_ids(self) -> list[int]:
+        """Every stored run of this pool."""
+        return [r.run_id for r in self.results] + [x.run_id for x in self.lost if x.run_id is not None]
+
+
 def light(event: Event) -> Event:
     """The event without the training state it may carry (weights stay in the pool process)."""
     if isinstance(event, (EpochFinished, RunCancelled)) and event.state is not None:
@@ -36,51 +88,189 @@ def light(event: Event) -> Event:
     return event
 
 
-def _train_one(home: str, preset: Preset | int, options: RunOptions, q: queue_mod.Queue) -> PoolResult:
-    """Train a preset, or resume the run whose id is given, in this pool process."""
+# --- the worker process -------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the parent dies, even by kill -9 (Linux only; elsewhere
+    the parent check at every event does it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker(home: str, options: RunOptions, tasks: Any, events: Any, parent: int) -> None:
+    """Take ``(index, work)`` tasks until the ``None`` that ends the queue or a stop; a piece
+    of work is a new run, a run to resume or seeds that train together (:mod:`runs.many`)."""
     import torch
 
-    from fnn_tui.core.stopping import StopRequest, install_signal_stop
-    from fnn_tui.runs.record import record_run, resume_run
+    from fnn_tui.runs.many import train_piece
 
     torch.set_num_threads(1)
     stop = StopRequest()
-    install_signal_stop(stop)
 
-    def on_event(run_id: int, event: Event) -> None:
-        q.put((run_id, light(event)))
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set(RunStatus.INTERRUPTED, signum)  # a second signal changes nothing: the pool decides
 
-    if isinstance(preset, int):
-        result = resume_run(Path(home), preset, on_event, stop)
-        name = ""  # the caller knows which run it asked to resume
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
+    _mask(getattr(signal, "SIG_UNBLOCK", 1), STOP_SIGNALS)  # blocked by the pool until now
+    _die_with_parent()
+
+    def parent_gone() -> bool:
+        if os.getppid() != parent:
+            # the command died: nobody is left to draw this run or to stop it, so stop it as a
+            # signal would (interrupted, resumable) rather than train on as an orphan
+            stop.set(RunStatus.INTERRUPTED, signal.SIGHUP)
+            return True
+        return False
+
+    def send(message: tuple[Any, ...]) -> None:
+        if parent_gone():
+            return
+        try:
+            events.put(message)
+        except (OSError, ValueError):  # the queue is gone with the command: as above
+            stop.set(RunStatus.INTERRUPTED, signal.SIGHUP)
+
+    while not parent_gone():
+        try:
+            task = tasks.get(timeout=POLL_SECONDS * 5)
+        except queue_mod.Empty:
+            if stop.is_set():
+                break
+            continue
+        if task is None:
+            break
+        index, work = task
+        if stop.is_set():
+            continue  # a signal came first: this one is not started (the pool says so)
+        send(("start", index))
+        on_event = lambda run_id, event, i=index: send(("event", i, run_id, light(event)))  # noqa: E731
+        try:
+            results = train_piece(Path(home), work, options, on_event, stop)
+        except Exception as exc:  # bad input found late: one item, not the pool
+            send(("error", index, str(exc) or exc.__class__.__name__))
+            continue
+        name = "" if isinstance(work, int) else (work[0] if isinstance(work, list) else work).name
+        send(("done", index, [PoolResult(name, r.run_id, light(r.end)) for r in results]))  # type: ignore[arg-type]
+    if os.getppid() == parent:
+        events.close()
+        events.join_thread()  # every message reaches the pool before this process ends
     else:
-        result = record_run(Path(home), preset, options, on_event, stop)
-        name = preset.name
-    return PoolResult(name, result.run_id, light(result.end))  # type: ignore[arg-type]
+        events.cancel_join_thread()  # nobody reads them any more: exit anyway
+
+
+# --- the pool -----------------------------------------------------------------------------
+
+
+@contextmanager
+def _forwarding(processes: list[Any], outcome: PoolOutcome) -> Iterator[None]:
+    """While the pool runs, a stop signal to this process goes to every worker too."""
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if outcome.signum is None:
+            outcome.signum = signum
+        for process in processes:
+            if process.pid is not None:
+                try:
+                    os.kill(process.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    previous = {signum: signal.signal(signum, forward) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_parallel(
     home: Path,
-    presets: list[Preset | int],
+    presets: list[Preset | int | list[Preset]],
     options: RunOptions,
     jobs: int,
     on_event: OnEvent,
-) -> list[PoolResult]:
+) -> PoolOutcome:
     """Train ``presets`` over ``jobs`` processes, sending every event to ``on_event``; an
-    ``int`` in ``presets`` is the id of a stopped run to resume."""
+    ``int`` in ``presets`` is the id of a stopped run to resume, a list seeds of one preset
+    that train together.
+
+    Returns when every worker has ended. A stop signal (SIGTERM, SIGINT, SIGHUP) stops the
+    runs as interrupted and leaves the presets not yet started alone: see the module's notes.
+    """
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        q = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = [pool.submit(_train_one, str(home), p, options, q) for p in presets]
-            while not all(f.done() for f in futures):
+    tasks, events = ctx.Queue(), ctx.Queue()
+    for index, preset in enumerate(presets):
+        tasks.put((index, preset))
+    for _ in range(jobs):
+        tasks.put(None)
+    outcome = PoolOutcome()
+    processes = [ctx.Process(target=_worker, args=(str(home), options, tasks, events, os.getpid()),
+                             name=f"fnn-tui pool worker {n + 1}") for n in range(jobs)]
+    started: dict[int, int | None] = {}  # preset index -> its run's id, once known
+    ended: dict[int, PoolResult | Lost] = {}
+
+    def handle(message: tuple[Any, ...]) -> None:
+        kind, index = message[0], message[1]
+        if kind == "start":
+            started[index] = None
+        elif kind == "event":
+            started[index] = message[2]
+            on_event(message[2], message[3])
+        elif kind == "done":
+            ended[index] = message[2]
+        elif kind == "error":
+            ended[index] = Lost(_name(presets[index]), started.get(index), message[2])
+
+    # the workers start with the stop signals blocked (inherited) and unblock them once their
+    # handlers are in place, so a signal during their start-up is kept for them, not fatal
+    blocked = _mask(getattr(signal, "SIG_BLOCK", 0), STOP_SIGNALS)
+    try:
+        with _forwarding(processes, outcome):
+            try:
+                for process in processes:
+                    process.start()
+            finally:
+                _mask(getattr(signal, "SIG_SETMASK", 2), blocked)
+            while any(p.is_alive() for p in processes):
                 try:
-                    on_event(*q.get(timeout=0.1))
+                    handle(events.get(timeout=POLL_SECONDS))
                 except queue_mod.Empty:
                     pass
-            while True:
+            while True:  # what the last workers sent before they ended
                 try:
-                    on_event(*q.get_nowait())
+                    handle(events.get(timeout=POLL_SECONDS))
                 except queue_mod.Empty:
                     break
-            return [f.result() for f in futures]
+    finally:
+        _mask(getattr(signal, "SIG_SETMASK", 2), blocked)
+        for process in processes:
+            process.join()
+        tasks.cancel_join_thread()  # tasks left in the queue (after a stop) are dropped
+        tasks.close()
+        events.close()
+    for index, work in enumerate(presets):
+        if index in ended:
+            item = ended[index]
+            if isinstance(item, list):
+                outcome.results.extend(item)
+            else:
+                outcome.lost.append(item)
+        elif index in started:
+            outcome.lost.append(Lost(_name(work), started[index], "its worker process ended without a word"))
+        else:
+            outcome.not_started.append(_name(work))
+    return outcome
+
+
+def _name(work: Preset | int | list[Preset]) -> str:
+    if isinstance(work, list):
+        return f"{work[0].name} (seeds {', '.join(str(p.data.seed) for p in work)})"
+    return f"run {work}" if isinstance(work, int) else work.name

@@ -1,16 +1,26 @@
 """Running a preset *and* keeping it: the trainer's events written to the store as they come.
 
-Each finished epoch is first checkpointed (atomically), then stored with the run's new
-epoch count in one transaction, so a killed process loses at most the epoch in progress;
-a run stopped by a signal or the user inside an epoch also checkpoints the step it reached.
-Every front end trains through :func:`record_run` and :func:`resume_run`.
+Each finished epoch is first checkpointed (atomically, with the epoch's metrics and fit),
+then stored with the run's new epoch count in one transaction, so a killed process loses at
+most the epoch in progress; a run stopped by a signal or the user inside an epoch also
+checkpoints the step it reached. A process killed between the two writes leaves the
+checkpoint one epoch ahead of the store: resume stores that epoch's row from the checkpoint,
+or goes back to the kept previous checkpoint, so no epoch is ever skipped.
+
+Resuming claims the run first (one conditional UPDATE), so two ``fnn-tui resume`` started
+together never both train it. Every front end trains through :func:`record_run` and
+:func:`resume_run`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from fnn_tui.core.events import (
     EndEvent,
@@ -29,7 +39,8 @@ from fnn_tui.core.presets import Preset, PresetError, parse_preset
 from fnn_tui.core.state import (
     CheckpointError,
     TrainState,
-    load_latest_checkpoint,
+    check_state,
+    load_checkpoint,
     previous_path,
     save_checkpoint,
 )
@@ -82,9 +93,12 @@ class Recorder:
         store, run_id = self.store, self.run_id
         if isinstance(event, RunStarted):
             store.start_run(run_id, steps_per_epoch=event.steps_per_epoch)
+            self.last_beat = time.monotonic()  # start_run is a heartbeat too
         elif isinstance(event, EpochFinished):
             assert event.state is not None
-            save_checkpoint(event.state, self.checkpoint)
+            fit = None if event.fit is None else torch.from_numpy(np.array(event.fit, dtype=np.float32))
+            save_checkpoint(dataclasses.replace(event.state, metrics=event.metrics, fit=fit), self.checkpoint)
+            # a kill here leaves the checkpoint one epoch ahead: prepare_resume stores the row from it
             store.add_epoch(run_id, event.metrics, None if event.fit is None else encode(event.fit))
             self.last_beat = time.monotonic()
         elif isinstance(event, StepProgress):
@@ -176,35 +190,84 @@ def stored_preset(record: RunRecord) -> Preset:
 
 
 def prepare_resume(store: Store, run_id: int, *, queued: bool = False) -> tuple[RunRecord, Preset, TrainState | None]:
-    """Check that a run can be resumed and load its last good checkpoint.
+    """Check that a run can be resumed and choose the checkpoint to continue from.
 
-    A run stopped before its first epoch has none and starts again from the beginning
-    (``None``), which is exact; a run with finished epochs and no readable checkpoint is an
-    error, never a silent fresh start. ``queued`` accepts a run handed to a background process.
+    The checkpoint must agree with the store's epochs (:func:`resume_point`). A run with no
+    stored epoch and no usable checkpoint starts again from the beginning (``None``), which
+    is exact; a run with stored epochs and no usable checkpoint is an error, never a silent
+    fresh start. ``queued`` accepts a run handed to a background process. Nothing is written
+    but the crashed mark of runs whose process is gone: :func:`claim` takes the run.
     """
-    reap(store)
+    reap(store, grace=0)  # a dead pid on this host is proof: resume right after a kill -9 works
     record = store.get_run(run_id)
     if record is None:
         raise ResumeError(f"no run with id {run_id}; `fnn-tui results` lists them")
     allowed = (*RESUMABLE, RunStatus.QUEUED) if queued else RESUMABLE
     if record.status not in allowed:
+        if record.status.active:
+            raise ResumeError(busy(record))
         names = ", ".join(s.label for s in RESUMABLE)
         raise ResumeError(f"run {run_id} is {record.status.label}; only {names} runs can be resumed")
     preset = stored_preset(record)
-    paths = (record.checkpoint_path, previous_path(record.checkpoint_path))
-    if record.epochs_done == 0 and not any(p.exists() for p in paths):
-        return record, preset, None  # stopped before its first epoch: the start is exact
-    try:
-        state, _ = load_latest_checkpoint(record.checkpoint_path)
-    except CheckpointError as exc:
-        raise ResumeError(f"cannot resume run {run_id}: {exc}") from None
-    if state.preset_hash != record.preset_hash or state.preset_hash != preset.digest():
-        raise ResumeError(f"cannot resume run {run_id}: its checkpoint was made from a different preset")
-    if state.engine != record.engine:
-        raise ResumeError(f"cannot resume run {run_id}: checkpoint engine {state.engine} != run engine {record.engine}")
-    if state.epoch >= preset.training.epochs:
-        raise ResumeError(f"cannot resume run {run_id}: its checkpoint is already at the last epoch")
-    return record, preset, state
+    return record, preset, resume_point(record, preset)
+
+
+def resume_point(record: RunRecord, preset: Preset) -> TrainState | None:
+    """The checkpoint that agrees with the store's ``epochs_done`` = S: the latest, else the
+    kept previous one.
+
+    A checkpoint at epoch C <= S continues from C (the stored epochs after C are trained
+    again, to the same numbers); one at C = S + 1 that carries epoch C's metrics (the process
+    died between the checkpoint and the epoch's row) continues from C once :func:`resume_run`
+    has stored that row. Anything else would skip an epoch, so it is not used.
+    """
+    stored, epochs = record.epochs_done, preset.training.epochs
+    problems: list[str] = []
+    for path in (record.checkpoint_path, previous_path(record.checkpoint_path)):
+        try:
+            state = load_checkpoint(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        if state.preset_hash != record.preset_hash or state.preset_hash != preset.digest():
+            raise ResumeError(f"cannot resume run {record.id}: its checkpoint was made from a different preset")
+        if state.engine != record.engine:
+            raise ResumeError(f"cannot resume run {record.id}: checkpoint engine {state.engine} != run engine {record.engine}")
+        try:
+            check_state(state, preset)  # damaged tensors: try the previous checkpoint
+        except CheckpointError as exc:
+            problems.append(f"{path.name}: {exc}")
+            continue
+        carried = state.epoch == stored + 1 and state.metrics is not None
+        if state.epoch >= epochs:
+            problems.append(f"{path.name} is already at the last epoch")
+        elif state.epoch <= stored or carried:
+            return state
+        else:
+            problems.append(f"{path.name} is at epoch {state.epoch} but the store has {stored} epochs")
+    if stored == 0:
+        return None  # no epoch is stored: starting again from the beginning is exact
+    raise ResumeError(f"cannot resume run {record.id}: {problems[0]}")
+
+
+def busy(record: RunRecord) -> str:
+    """Why an active run cannot be resumed: who has it."""
+    pid = f" by pid {record.pid}" if record.pid else ""
+    if record.status == RunStatus.QUEUED:
+        return f"run {record.id} is already queued{pid} (a background process); `fnn-tui attach {record.id}` follows it"
+    return f"run {record.id} is already being trained{pid}; `fnn-tui attach {record.id}` follows it"
+
+
+def claim(store: Store, record: RunRecord, status: RunStatus, *, queued: bool = False) -> None:
+    """Take a resumable run for this process (``status`` running) or a background one (queued),
+    atomically: of two processes resuming it at once, the second gets a :class:`ResumeError`
+    naming the first. The run must still have the epochs :func:`prepare_resume` saw."""
+    allowed = (*RESUMABLE, RunStatus.QUEUED) if queued else RESUMABLE
+    if not store.claim_run(record.id, allowed, status=status, epochs_done=record.epochs_done):
+        now = store.get_run(record.id)
+        if now is not None and now.status.active:
+            raise ResumeError(busy(now))
+        raise ResumeError(f"run {record.id} changed while it was being resumed; try again")
 
 
 def resume_run(
@@ -221,5 +284,11 @@ def resume_run(
         record, preset, state = prepare_resume(store, run_id, queued=queued)
         resolved = resolve(preset, RunOptions(device or record.device, record.engine))  # device still there?
         options = RunOptions(resolved.device, resolved.engine)
-        store.reopen_run(run_id, from_epoch=state.epoch if state is not None else 0, device=resolved.device)
+        claim(store, record, RunStatus.RUNNING, queued=queued)
+        restore = None
+        if state is not None and state.epoch == record.epochs_done + 1:
+            assert state.metrics is not None  # resume_point only returns such a state with them
+            restore = (state.metrics, None if state.fit is None else encode(state.fit.numpy()))
+        store.reopen_run(run_id, from_epoch=state.epoch if state is not None else 0, device=resolved.device,
+                         restore=restore)
         return _train_recorded(store, run_id, preset, options, on_event, stop_event, state)

@@ -8,6 +8,7 @@ was started with.
 
 from __future__ import annotations
 
+import os
 import signal
 from datetime import datetime
 from pathlib import Path
@@ -19,11 +20,16 @@ from fnn_tui.core.trainer import RunOptions
 from fnn_tui.runs.record import end_message, record_run, resume_run, stored_preset
 from fnn_tui.store.runs import Store
 
+LINE_LIMIT = 300  # an error's text can be long (a tensor in an exception): the log keeps one short line
+
 
 def _log(message: str) -> None:
-    # one line per event, even for an error whose message has several lines (a torch error)
-    one_line = " / ".join(part.strip() for part in message.splitlines() if part.strip())
-    print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {one_line}", flush=True)
+    # one line per event, even for an error whose message has several lines (a torch error),
+    # and a short one: such a message can hold a whole tensor
+    line = " / ".join(part.strip() for part in message.splitlines() if part.strip())
+    if len(line) > LINE_LIMIT:
+        line = line[: LINE_LIMIT - 1] + "…"
+    print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {line}", flush=True)
 
 
 def log_event(run_id: int, event: Event) -> None:
@@ -71,7 +77,8 @@ def main(home: Path, items: list[str]) -> int:
             _log(f"run {run_id}: could not run: {exc.__class__.__name__}: {exc}")
             with Store(home) as store:
                 record = store.get_run(run_id)
-                if record is not None and record.status.active:
+                # only a run this process holds: another process may have resumed it meanwhile
+                if record is not None and record.status.active and record.pid == os.getpid():
                     store.end_run(run_id, RunStatus.FAILED, message=str(exc))
             code = 1
             continue

@@ -92,6 +92,15 @@ def _metrics(row: sqlite3.Row) -> EpochMetrics:
     )
 
 
+_INSERT_EPOCH = ("INSERT OR REPLACE INTO epochs (run_id, epoch, train_loss, train_ratio, test_loss, test_ratio,"
+                 " test_mae, lr, seconds, dead, fit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _epoch_row(run_id: int, m: EpochMetrics, fit: bytes | None) -> tuple[object, ...]:
+    return (run_id, m.epoch, m.train_loss, m.train_ratio, m.test_loss, m.test_ratio, m.test_mae, m.lr,
+            m.seconds, int(m.dead), fit)
+
+
 def _run(row: sqlite3.Row, final: EpochMetrics | None, home: Path) -> RunRecord:
     keys = [f for f in RunRecord.__dataclass_fields__ if f not in ("final", "home", "status")]
     return RunRecord(**{k: row[k] for k in keys}, status=RunStatus(row["status"]), final=final, home=home)
@@ -188,11 +197,7 @@ class Store:
         """Store one epoch of each of several runs (seeds trained together) in one transaction."""
         now = time.time()
         with self._write() as c:
-            c.executemany(
-                "INSERT OR REPLACE INTO epochs (run_id, epoch, train_loss, train_ratio, test_loss, test_ratio,"
-                " test_mae, lr, seconds, dead, fit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, m.epoch, m.train_loss, m.train_ratio, m.test_loss, m.test_ratio, m.test_mae, m.lr,
-                  m.seconds, int(m.dead), fit) for run_id, m, fit in items],
+            c.executemany(_INSERT_EPOCH, [_epoch_row(run_id, m, fit) for run_id, m, fit in items],
             )
             c.executemany("UPDATE runs SET epochs_done = ?, heartbeat_at = ? WHERE id = ?",
                           [(m.epoch, now, run_id) for run_id, m, _ in items])
@@ -245,11 +250,17 @@ class Store:
                 (status.value, time.time(), wall_seconds, wall_seconds, message, epoch, step, run_id),
             )
 
-    def reopen_run(self, run_id: int, *, from_epoch: int, device: str | None = None) -> None:
+    def reopen_run(self, run_id: int, *, from_epoch: int, device: str | None = None,
+                   restore: tuple[EpochMetrics, bytes | None] | None = None) -> None:
         """Mark a run running again (resume), dropping epochs after ``from_epoch``; ``device``
-        records where it continues when that changed."""
+        records where it continues when that changed. ``restore`` is epoch ``from_epoch``'s
+        row (metrics and fit) taken from the checkpoint when the store missed it."""
         with self._write() as c:
             c.execute("DELETE FROM epochs WHERE run_id = ? AND epoch > ?", (run_id, from_epoch))
+            if restore is not None:
+                m, fit = restore
+                assert m.epoch == from_epoch
+                c.execute(_INSERT_EPOCH, _epoch_row(run_id, m, fit))
             c.execute(
                 "UPDATE runs SET status = 'running', epochs_done = ?, ended_at = NULL, message = NULL,"
                 " diverged_epoch = NULL, diverged_step = NULL, pid = ?, heartbeat_at = ?,"
@@ -257,11 +268,21 @@ class Store:
                 (from_epoch, os.getpid(), time.time(), device, run_id),
             )
 
-    def requeue(self, run_id: int) -> None:
-        """Hand a resumable run to a background process: queued again, not ended."""
+    def claim_run(self, run_id: int, allowed: tuple[RunStatus, ...], *, status: RunStatus,
+                  epochs_done: int) -> bool:
+        """Take a run for resuming, atomically: set ``status`` (running, or queued for a
+        background process) and this process's pid only if the run is still in one of the
+        ``allowed`` statuses with ``epochs_done`` epochs. False when another process got it first."""
+        assert status in ACTIVE
+        marks = ",".join("?" * len(allowed))
         with self._write() as c:
-            c.execute("UPDATE runs SET status = 'queued', ended_at = NULL, heartbeat_at = ? WHERE id = ?",
-                      (time.time(), run_id))
+            cur = c.execute(
+                f"UPDATE runs SET status = ?, pid = ?, heartbeat_at = ?, ended_at = NULL"
+                f" WHERE id = ? AND epochs_done = ? AND status IN ({marks})",
+                (RunStatus(status).value, os.getpid(), time.time(), run_id, epochs_done,
+                 *(RunStatus(st).value for st in allowed)),
+            )
+            return cur.rowcount == 1
 
     def mark_stale_as_crashed(self, pid_alive: Callable[[int], bool], grace: float = 5.0,
                               stale_after: float = STALE_SECONDS) -> list[int]:
