@@ -11,18 +11,27 @@ run on one machine, single-threaded, it measures on exp08's and exp06's shapes:
 - the per-epoch work of ``train_group`` outside the kernel at K=16 on exp08 (gathering
   the epoch's samples, train metrics, evaluation, a snapshot and a ``TrainState`` per lane).
 
-``python benchmarks/seeds.py --command "fnn-tui run --all --seeds 10 --jobs 0"`` also
-times that command (see :func:`command_wall_seconds`).
+- end to end, as ``fnn-tui run exp08 --seeds 16`` trains (``train_many``: the groups, the
+  store, checkpoints and fits every epoch), wall time from the first event to the last,
+  per seed-step, beside the notes-style loop of ``benchmarks/steps.py`` measured in this run;
+- with ``--table``, the wall time of ``fnn-tui run --all --seeds 10 --jobs 0`` into a new
+  store (the whole table, ten seeds; start-up and compiling included).
+
+``--command "..."`` times any other shell command the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import shlex
 import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -98,16 +107,42 @@ def group_overhead_ms(preset, lanes: int, epochs: int) -> tuple[float, float]:
     return outside * 1e3, min(whole) * 1e3
 
 
-def command_wall_seconds(command: str) -> float:
-    """THE PLACE FOR THE WHOLE-LAB TIMING: wall seconds of one shell command.
-
-    For the coordinator: once the CLI runs seeds in groups, time e.g.
-    ``fnn-tui run --all --seeds 10 --jobs 0`` here (``--command``), against the same
-    command before groups on the same machine.
-    """
+def command_wall_seconds(command: str | list[str]) -> float:
+    """Wall seconds of one command (its output discarded)."""
     start = time.perf_counter()
-    subprocess.run(shlex.split(command), check=True)
+    args = shlex.split(command) if isinstance(command, str) else command
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def notes_loop_us() -> float:
+    """The notes-style loop's µs per step on exp08 (from benchmarks/steps.py)."""
+    spec = importlib.util.spec_from_file_location("steps", Path(__file__).with_name("steps.py"))
+    steps = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(steps)
+    data = make_dataset(discover(include_user=False).get("exp08").data)
+    return steps.notes_loop_us(data.x_train, data.y_train, steps=1000, repeats=3)
+
+
+def end_to_end_us(preset, seeds: int) -> float:
+    """Wall µs per seed-step of ``fnn-tui run PRESET --seeds N`` in this process (train_many,
+    store and checkpoints included), from the first event to the end: start-up excluded."""
+    from fnn_tui.runs.background import QueueItem
+    from fnn_tui.runs.many import train_many
+
+    first: list[float] = []
+
+    def on_event(run_id: int, event: Event) -> None:
+        if not first:
+            first.append(time.perf_counter())
+
+    items = [QueueItem(preset=preset.with_overrides(seed=s)) for s in range(seeds)]
+    with tempfile.TemporaryDirectory() as home:
+        train_many(Path(home), items, RunOptions(engine="fused", device="cpu"), 1, on_event)
+        wall = time.perf_counter() - first[0]
+    steps = seeds * preset.training.epochs * preset.data.n_train / preset.training.batch_size
+    return wall / steps * 1e6
 
 
 def main() -> None:
@@ -115,6 +150,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="full epochs per measurement (the fastest counts)")
     parser.add_argument("--command", help="also time this shell command (see command_wall_seconds)")
+    parser.add_argument("--table", action="store_true", help="also time `fnn-tui run --all --seeds 10 --jobs 0`")
+    parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end exp08 measurement")
     args = parser.parse_args()
     torch.set_num_threads(1)
     catalog = discover(include_user=False)
@@ -138,6 +175,17 @@ def main() -> None:
     kernel = kernel_epoch_ms[16]
     print(f"\ntrain_group on exp08, K=16, per epoch: {outside:.2f} ms outside the kernel, against "
           f"{kernel:.1f} ms of kernel ({outside / kernel:.0%}); a whole epoch of train_group took {whole:.1f} ms")
+    if not args.no_end_to_end:
+        notes = notes_loop_us()
+        ours = end_to_end_us(preset, 16)
+        print(f"\nend to end, `fnn-tui run exp08 --seeds 16` (150 epochs, store and checkpoints included, "
+              f"start-up excluded): {ours:.3f} us/seed-step; notes-style loop {notes:.0f} us/step: "
+              f"{notes / ours:.0f}x")
+    if args.table:
+        with tempfile.TemporaryDirectory() as home:
+            command = [sys.executable, "-m", "fnn_tui", "--home", home, "run", "--all", "--seeds", "10", "--jobs", "0"]
+            print(f"\n`fnn-tui run --all --seeds 10 --jobs 0` ({os.cpu_count()} cores): "
+                  f"{command_wall_seconds(command):.1f} s wall")
     if args.command:
         print(f"\n{args.command!r}: {command_wall_seconds(args.command):.1f} s wall")
 

@@ -1,8 +1,8 @@
-"""Per-step cost on exp08: the seed's own loop vs our PyTorch engine vs the fused engine.
+"""Per-step cost on exp08: the notes' own loop vs our PyTorch engine vs the fused engine.
 
 Run: ``python benchmarks/steps.py`` (about 30 s). All three are measured in this one run
 on this machine, single-threaded, and the ratios are of medians over repeats. The
-seed-style loop is written from the lab notes: a Dataset of tensors, DataLoader with
+notes-style loop is written from the lab notes: a Dataset of tensors, DataLoader with
 batch size 1 and shuffling, an nn.Module, the L2 sum in the loss, clip_grad_norm_, SGD
 with momentum and ``.item()`` twice per step.
 """
@@ -27,7 +27,7 @@ from fnn_tui.core.engines.fused_engine import FusedEngine
 from fnn_tui.core.engines.torch_engine import TorchEngine
 
 
-class SeedDataset(tud.Dataset):
+class NotesDataset(tud.Dataset):
     """The notes' MyDataset: tensors indexed one sample at a time."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -40,7 +40,7 @@ class SeedDataset(tud.Dataset):
         return self.data[idx], self.target[idx]
 
 
-class SeedNet(nn.Module):
+class NotesNet(nn.Module):
     """The notes' model: Linear, (x-mean)/var, relu per hidden layer, final Linear."""
 
     def __init__(self) -> None:
@@ -56,13 +56,13 @@ class SeedNet(nn.Module):
         return self.layer4(x)
 
 
-def seed_loop_us(x: torch.Tensor, y: torch.Tensor, steps: int, repeats: int) -> float:
-    """Median microseconds per step of the seed-style loop."""
+def notes_loop_us(x: torch.Tensor, y: torch.Tensor, steps: int, repeats: int) -> float:
+    """Median microseconds per step of the notes-style loop."""
     times = []
     for _ in range(repeats):
         torch.manual_seed(0)
-        model = SeedNet()
-        loader = tud.DataLoader(SeedDataset(x, y), batch_size=1, shuffle=True)
+        model = NotesNet()
+        loader = tud.DataLoader(NotesDataset(x, y), batch_size=1, shuffle=True)
         optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
         criterion = nn.MSELoss()
         l2_lambda, train_loss, train_acc, done = 1e-4, 0.0, 0.0, 0
@@ -117,16 +117,16 @@ def main() -> None:
     torch.set_num_threads(1)
     preset = discover(include_user=False).get("exp08")
     data = make_dataset(preset.data)
-    print(f"exp08 (1-20-20-30-1, seed norm, clip, L2), {data.n_train} training samples, batch size 1")
+    print(f"exp08 (1-20-20-30-1, mean-var norm, clip, L2), {data.n_train} training samples, batch size 1")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
-    seed = seed_loop_us(data.x_train, data.y_train, steps=1000, repeats=3)
+    notes = notes_loop_us(data.x_train, data.y_train, steps=1000, repeats=3)
     ours_torch = engine_us(TorchEngine(preset, data, "cpu"), data.n_train, steps=2000, repeats=3)
     fused = engine_us(FusedEngine(preset, data), data.n_train, steps=data.n_train, repeats=7)
-    print(f"seed-style loop  {seed:10.1f} us/step   (median of 3 x 1000 steps)")
+    print(f"notes-style loop {notes:10.1f} us/step   (median of 3 x 1000 steps)")
     print(f"torch engine     {ours_torch:10.1f} us/step   (median of 3 x 2000 steps)")
     print(f"fused engine     {fused:10.2f} us/step   (median of 7 x {data.n_train} steps)")
-    print(f"ratio seed/torch {seed / ours_torch:10.1f}x")
-    print(f"ratio seed/fused {seed / fused:10.0f}x")
+    print(f"ratio notes/torch {notes / ours_torch:9.1f}x")
+    print(f"ratio notes/fused {notes / fused:9.0f}x")
     with tempfile.TemporaryDirectory() as cache:
         cold = compile_seconds(cache)
         warm = compile_seconds(cache)
