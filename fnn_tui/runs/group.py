@@ -4,7 +4,8 @@
 an ordinary stored run, with its own row, epochs, checkpoints and status, so it can be
 listed, stopped, resumed (alone, by the single-seed engine: the checkpoints are the same)
 and reported like any other. The per-epoch work is per group: the lanes' epochs go into
-the store in one transaction and their heartbeats in one more.
+the store in one transaction and their heartbeats in one more, and the checkpoints are
+written every few seconds rather than every epoch (see :data:`CHECKPOINT_SECONDS`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,18 @@ from fnn_tui.core.events import (
 )
 from fnn_tui.core.grid import encode
 from fnn_tui.core.presets import Preset
-from fnn_tui.core.state import save_checkpoint
+from fnn_tui.core.state import TrainState
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, StopFlag, resolve
 from fnn_tui.runs import OnEvent
 from fnn_tui.runs.record import HEARTBEAT_SECONDS, RecordedRun, Recorder
 from fnn_tui.store.runs import Store
+
+# A group writes K checkpoints an epoch (each fsynced): every epoch, that cost ~20 ms an
+# epoch for 10 lanes, as much as exp01's kernel time. Every few seconds is enough: a run
+# killed between two resumes from the older checkpoint and retrains the epochs after it,
+# to the same numbers (the store's rows of those epochs are replaced).
+CHECKPOINT_SECONDS = 5.0
 
 
 def can_group(presets: list[Preset], options: RunOptions) -> bool:
@@ -54,54 +61,131 @@ def record_group(
 ) -> list[RecordedRun]:
     """Train the seeds ``presets`` (one preset's settings, one seed each; :func:`can_group`)
     together, each stored as its own run; return how each ended, in order."""
-    from fnn_tui.core.group import train_group
-
     resolved = resolve(presets[0], options)
     options = RunOptions(resolved.device, resolved.engine)
-    seeds = [p.data.seed for p in presets]
     with Store(home) as store:
         run_ids = [store.create_run(p, engine=resolved.engine, device=resolved.device) for p in presets]
+        return _train_lanes(store, run_ids, presets, options, on_event, stop_event, None)
+
+
+def train_queued_group(
+    home: Path,
+    run_ids: list[int],
+    on_event: OnEvent | None = None,
+    stop_event: StopFlag | None = None,
+) -> list[RecordedRun]:
+    """Train runs queued in the store (by a background process's launch), seeds of one
+    preset's settings, together."""
+    from fnn_tui.runs.record import stored_preset
+
+    with Store(home) as store:
         records = [store.get_run(rid) for rid in run_ids]
-        recorders = [Recorder(store, rid, r.folder) for rid, r in zip(run_ids, records) if r is not None]
-        live = set(range(len(run_ids)))
-        last_beat = [time.monotonic()]
+        assert all(r is not None for r in records)
+        presets = [stored_preset(r) for r in records]  # type: ignore[arg-type]
+        options = RunOptions(records[0].device, records[0].engine)  # type: ignore[union-attr]
+        return _train_lanes(store, run_ids, presets, options, on_event, stop_event, None)
 
-        def tell(lane: int, event: Event) -> None:
-            if on_event is not None:
-                on_event(run_ids[lane], event)
 
-        def emit(event: Event) -> None:
-            if isinstance(event, GroupEpochFinished):
-                # checkpoints first, then every lane's epoch in one transaction
+def resume_group(
+    home: Path,
+    run_ids: list[int],
+    on_event: OnEvent | None = None,
+    stop_event: StopFlag | None = None,
+) -> list[RecordedRun]:
+    """Continue stopped runs of one study together, from their checkpoints, as the group they
+    were (the same lanes, so the numbers are an uninterrupted group's); runs that cannot join
+    (other settings, another position) are resumed one by one."""
+    from fnn_tui.runs.record import prepare_resume, resume_run
+
+    with Store(home) as store:
+        prepared = [prepare_resume(store, rid) for rid in run_ids]
+        records = [p[0] for p in prepared]
+        presets = [p[1] for p in prepared]
+        states = [p[2] for p in prepared]
+        positions = {None if st is None else (st.epoch, st.step) for st in states}
+        resolved = resolve(presets[0], RunOptions(records[0].device, records[0].engine))
+        options = RunOptions(resolved.device, resolved.engine)
+        together = len(positions) == 1 and can_group(presets, options)
+        if together:
+            return _resume_lanes(store, records, presets, states, options, on_event, stop_event)
+    return [resume_run(home, rid, on_event, stop_event) for rid in run_ids]
+
+
+def _resume_lanes(store: Store, records: list, presets: list[Preset], states: list[TrainState | None],
+                  options: RunOptions, on_event: OnEvent | None, stop_event: StopFlag | None) -> list[RecordedRun]:
+    from fnn_tui.runs.record import claim
+
+    for record, state in zip(records, states):
+        claim(store, record, RunStatus.RUNNING)
+        restore = None
+        if state is not None and state.epoch == record.epochs_done + 1:
+            assert state.metrics is not None
+            restore = (state.metrics, None if state.fit is None else encode(state.fit.numpy()))
+        store.reopen_run(record.id, from_epoch=state.epoch if state is not None else 0,
+                         device=options.device, restore=restore)
+    resume = None if states[0] is None else states
+    return _train_lanes(store, [r.id for r in records], presets, options, on_event, stop_event, resume)
+
+
+def _train_lanes(
+    store: Store,
+    run_ids: list[int],
+    presets: list[Preset],
+    options: RunOptions,
+    on_event: OnEvent | None,
+    stop_event: StopFlag | None,
+    resume: list[TrainState | None] | None,
+) -> list[RecordedRun]:
+    """Train the lanes of stored runs ``run_ids`` with every event written to the store."""
+    from fnn_tui.core.group import train_group
+
+    seeds = [p.data.seed for p in presets]
+    records = [store.get_run(rid) for rid in run_ids]
+    recorders = [Recorder(store, rid, r.folder) for rid, r in zip(run_ids, records) if r is not None]
+    live = set(range(len(run_ids)))
+    last_beat = [time.monotonic()]
+    last_checkpoint = [float("-inf")]
+
+    def tell(lane: int, event: Event) -> None:
+        if on_event is not None:
+            on_event(run_ids[lane], event)
+
+    def emit(event: Event) -> None:
+        if isinstance(event, GroupEpochFinished):
+            # checkpoints first (every few seconds, and at the last epoch: resume from an
+            # older one retrains the epochs after it to the same numbers), then every
+            # lane's epoch in one transaction
+            now = time.monotonic()
+            if now - last_checkpoint[0] >= CHECKPOINT_SECONDS or event.epoch == presets[0].training.epochs:
                 for item in event.lanes:
-                    assert item.state is not None
-                    save_checkpoint(item.state, recorders[item.lane].checkpoint)
-                store.add_epochs([(run_ids[item.lane], item.metrics, None if item.fit is None else encode(item.fit))
-                                  for item in event.lanes])
+                    recorders[item.lane].save_epoch(item)
+                last_checkpoint[0] = now
+            store.add_epochs([(run_ids[item.lane], item.metrics, None if item.fit is None else encode(item.fit))
+                              for item in event.lanes])
+            last_beat[0] = time.monotonic()
+            for item in event.lanes:
+                tell(item.lane, item)
+        elif isinstance(event, StepProgress):
+            if time.monotonic() - last_beat[0] > HEARTBEAT_SECONDS:
+                store.heartbeat([run_ids[i] for i in sorted(live)], event.epoch, event.step)
                 last_beat[0] = time.monotonic()
-                for item in event.lanes:
-                    tell(item.lane, item)
-            elif isinstance(event, StepProgress):
-                if time.monotonic() - last_beat[0] > HEARTBEAT_SECONDS:
-                    store.heartbeat([run_ids[i] for i in sorted(live)], event.epoch, event.step)
-                    last_beat[0] = time.monotonic()
-                for lane in sorted(live):
-                    tell(lane, event)
-            elif isinstance(event, (RunStarted, EpochFinished)) or isinstance(event, EndEvent):
-                recorders[event.lane](event)
-                if isinstance(event, EndEvent):
-                    live.discard(event.lane)
-                tell(event.lane, event)
+            for lane in sorted(live):
+                tell(lane, event)
+        elif isinstance(event, (RunStarted, EpochFinished)) or isinstance(event, EndEvent):
+            recorders[event.lane](event)
+            if isinstance(event, EndEvent):
+                live.discard(event.lane)
+            tell(event.lane, event)
 
-        try:
-            ends = train_group(presets[0], seeds, options, emit, stop_event)
-        except BaseException:
-            # an interrupt (Ctrl-C) or a crash below the trainer: keep what was finished
-            for rid in run_ids:
-                now = store.get_run(rid)
-                if now is not None and now.status == RunStatus.RUNNING:
-                    store.end_run(rid, RunStatus.INTERRUPTED, message="interrupted; `fnn-tui resume` continues it")
-            raise
+    try:
+        ends = train_group(presets[0], seeds, options, emit, stop_event, resume)
+    except BaseException:
+        # an interrupt (Ctrl-C) or a crash below the trainer: keep what was finished
+        for rid in run_ids:
+            now = store.get_run(rid)
+            if now is not None and now.status == RunStatus.RUNNING:
+                store.end_run(rid, RunStatus.INTERRUPTED, message="interrupted; `fnn-tui resume` continues it")
+        raise
     return [RecordedRun(rid, end) for rid, end in zip(run_ids, ends)]
 
 

@@ -37,7 +37,7 @@ def train_many(
     in order, and a ``stop`` that is set ends the list after the run in progress: the
     result is then shorter than ``items``.
     """
-    work = pieces(items, options)
+    work = pieces(items, options, studies=_studies_of(home, items))
     if jobs > 1 and len(work) > 1:
         from fnn_tui.runs.pool import run_parallel
 
@@ -61,33 +61,61 @@ def train_many(
 
 def train_piece(home: Path, piece: Work, options: RunOptions, on_event: OnEvent | None,
                 stop: StopFlag | None) -> list[RecordedRun]:
-    """Train one piece of work in this process: a group of seeds, a run to resume or a new run."""
+    """Train one piece of work in this process: a group of seeds (new, or stopped runs to go
+    on together), a run to resume or a new run."""
     if isinstance(piece, list):
-        from fnn_tui.runs.group import record_group
+        from fnn_tui.runs.group import record_group, resume_group
 
-        return record_group(home, piece, options, on_event, stop)
+        if all(isinstance(p, int) for p in piece):
+            return resume_group(home, piece, on_event, stop)  # type: ignore[arg-type]
+        return record_group(home, piece, options, on_event, stop)  # type: ignore[arg-type]
     if isinstance(piece, int):
         return [resume_run(home, piece, on_event, stop)]
     return [record_run(home, piece, options, on_event, stop)]
 
 
-Work = Preset | int | list[Preset]
-"""One piece of work: a new run, a run to resume (its id), or seeds that train together."""
+Work = Preset | int | list[Preset] | list[int]
+"""One piece of work: a new run, a run to resume (its id), seeds that train together (new
+ones, or stopped runs that go on together)."""
 
 
-def pieces(items: list[QueueItem], options: RunOptions, lanes: int | None = None) -> list[Work]:
+def _studies_of(home: Path, items: list[QueueItem]) -> dict[int, tuple[str, str, str, int]]:
+    """For each run to resume: its preset, study, engine and epochs done (what decides whether
+    stopped runs can go on together)."""
+    ids = [item.resume_id for item in items if item.resume_id is not None]
+    if len(ids) < 2:
+        return {}
+    from fnn_tui.store.runs import Store
+
+    with Store(home) as store:
+        records = [store.get_run(rid) for rid in ids]
+    return {r.id: (r.preset, r.study, r.engine, r.epochs_done) for r in records if r is not None}
+
+
+def pieces(items: list[QueueItem], options: RunOptions, lanes: int | None = None,
+           studies: dict[int, tuple[str, str, str, int]] | None = None) -> list[Work]:
     """The queue cut into pieces of work: new runs that are seeds of one preset's settings
-    go together, ``lanes`` at most in a piece (groups of one train alone); the order of
-    first appearance is kept."""
+    go together, ``lanes`` at most in a piece (groups of one train alone), and so do stopped
+    fused runs of one study at the same epoch (``studies``: see :func:`_studies_of`); the
+    order of first appearance is kept."""
     from fnn_tui.core.group import default_lanes
     from fnn_tui.runs.group import can_group
 
     lanes = lanes or default_lanes()
+    studies = studies or {}
     by_study: dict[tuple[str, str], list[Preset]] = {}
-    order: list[tuple[str, str] | int] = []
+    stopped: dict[tuple[str, str, str, int], list[int]] = {}
+    order: list[tuple[str, str] | int | tuple[str, str, str, int]] = []
     for item in items:
         if item.resume_id is not None:
-            order.append(item.resume_id)
+            key4 = studies.get(item.resume_id)
+            if key4 is None or key4[2] != "fused":
+                order.append(item.resume_id)
+                continue
+            if key4 not in stopped:
+                stopped[key4] = []
+                order.append(key4)
+            stopped[key4].append(item.resume_id)
             continue
         assert item.preset is not None
         key = (item.preset.name, item.preset.study_digest())
@@ -100,7 +128,13 @@ def pieces(items: list[QueueItem], options: RunOptions, lanes: int | None = None
         if isinstance(key, int):
             work.append(key)
             continue
-        presets = by_study[key]
+        if len(key) == 4:
+            ids = stopped[key]  # type: ignore[index]
+            for start in range(0, len(ids), lanes):
+                chunk = ids[start : start + lanes]
+                work.append(chunk if len(chunk) > 1 else chunk[0])
+            continue
+        presets = by_study[key]  # type: ignore[index]
         if not can_group(presets, options):
             work.extend(presets)
             continue

@@ -73,7 +73,8 @@ def end_message(event: EndEvent) -> str:
     if isinstance(event, RunFailed):
         return event.error
     if isinstance(event, RunCancelled):
-        where = f" at epoch {event.state.epoch + 1}, step {event.state.step}" if event.state is not None else ""
+        state = event.state
+        where = f" at epoch {state.epoch + 1}, step {state.step}" if state is not None and state.step else ""
         if event.status == RunStatus.INTERRUPTED:
             return f"interrupted by a signal{where}; `fnn-tui resume` continues it"
         return f"stopped by the user{where}"
@@ -89,15 +90,20 @@ class Recorder:
         self.checkpoint = folder / "checkpoint.pt"
         self.last_beat = time.monotonic()
 
+    def save_epoch(self, event: EpochFinished) -> None:
+        """The epoch's checkpoint, carrying the epoch's metrics and fit (so resume can restore
+        the epoch's row should the process die before the row is stored)."""
+        assert event.state is not None
+        fit = None if event.fit is None else torch.from_numpy(np.array(event.fit, dtype=np.float32))
+        save_checkpoint(dataclasses.replace(event.state, metrics=event.metrics, fit=fit), self.checkpoint)
+
     def __call__(self, event: Event) -> None:
         store, run_id = self.store, self.run_id
         if isinstance(event, RunStarted):
             store.start_run(run_id, steps_per_epoch=event.steps_per_epoch)
             self.last_beat = time.monotonic()  # start_run is a heartbeat too
         elif isinstance(event, EpochFinished):
-            assert event.state is not None
-            fit = None if event.fit is None else torch.from_numpy(np.array(event.fit, dtype=np.float32))
-            save_checkpoint(dataclasses.replace(event.state, metrics=event.metrics, fit=fit), self.checkpoint)
+            self.save_epoch(event)
             # a kill here leaves the checkpoint one epoch ahead: prepare_resume stores the row from it
             store.add_epoch(run_id, event.metrics, None if event.fit is None else encode(event.fit))
             self.last_beat = time.monotonic()
@@ -111,7 +117,7 @@ class Recorder:
             store.end_run(run_id, RunStatus.DIVERGED, wall_seconds=event.wall_seconds,
                           message=end_message(event), diverged_at=(event.epoch, event.step))
         elif isinstance(event, RunCancelled):
-            if event.state is not None:  # stopped inside an epoch: keep that position too
+            if event.state is not None:  # keep the position it stopped at (inside an epoch, say)
                 save_checkpoint(event.state, self.checkpoint)
             store.end_run(run_id, event.status, wall_seconds=event.wall_seconds, message=end_message(event))
         elif isinstance(event, RunFailed):

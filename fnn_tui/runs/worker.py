@@ -46,6 +46,27 @@ def log_event(run_id: int, event: Event) -> None:
         _log(f"run {run_id}: {end_status(event).label}" + (f": {message}" if message else ""))
 
 
+def _group_from(home: Path, items: list[str]) -> list[int]:
+    """The queued runs at the head of ``items`` that are seeds of one preset's settings on the
+    fused engine on the CPU: they train together, up to the group width."""
+    from fnn_tui.core.group import default_lanes
+
+    with Store(home) as store:
+        head = []
+        for item in items:
+            if item.startswith("r") or len(head) == default_lanes():
+                break
+            record = store.get_run(int(item))
+            if record is None or record.status != RunStatus.QUEUED or record.engine != "fused" or record.device != "cpu":
+                break
+            if head and (record.preset, record.study) != (head[0].preset, head[0].study):
+                break
+            if any(r.seed == record.seed for r in head):
+                break
+            head.append(record)
+    return [r.id for r in head]
+
+
 def main(home: Path, items: list[str]) -> int:
     """Train ``items`` (run ids; ``rN`` resumes run N) in order; return the exit code."""
     stop = StopRequest()
@@ -53,6 +74,7 @@ def main(home: Path, items: list[str]) -> int:
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, lambda signum, frame: stop.set(RunStatus.CANCELLED))
     code = 0
+    grouped: set[int] = set()
     for index, item in enumerate(items):
         resume = item.startswith("r")
         run_id = int(item.lstrip("r"))
@@ -61,6 +83,22 @@ def main(home: Path, items: list[str]) -> int:
                 rest = [int(i.lstrip("r")) for i in items[index:]]
                 store.cancel_queued(rest, f"the queue was stopped ({stop.status.label})")
             break
+        if run_id in grouped:
+            continue  # trained with the group it belongs to
+        group = _group_from(home, items[index:]) if not resume else []
+        if len(group) > 1:
+            from fnn_tui.runs.group import train_queued_group
+
+            grouped.update(group)
+            try:
+                results = train_queued_group(home, group, log_event, stop)
+            except Exception as exc:  # the runs stay as they are (failed or queued): go on
+                _log(f"runs {', '.join(map(str, group))}: could not run: {exc.__class__.__name__}: {exc}")
+                code = 1
+                continue
+            if any(end_status(r.end).bad for r in results):
+                code = 1
+            continue
         try:
             if resume:
                 result = resume_run(home, run_id, log_event, stop, queued=True)
