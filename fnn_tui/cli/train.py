@@ -120,6 +120,7 @@ def _print_results(s: Settings, ids: list[int]) -> None:
 
     with Store(s.home) as store:
         records = [r for r in (store.get_run(i) for i in ids) if r is not None]
+    records.sort(key=lambda r: (r.number, r.preset, r.seed, r.id))  # the notes' table order
     if records:
         out.print(results_table([result_row(r) for r in records]))
 

@@ -41,6 +41,9 @@ def train_many(
     if jobs > 1 and len(work) > 1:
         from fnn_tui.runs.pool import run_parallel
 
+        # the longest pieces first, so the last ones to finish are short (the pool takes
+        # pieces in order as processes come free)
+        work.sort(key=_cost, reverse=True)
         outcome = run_parallel(home, work, options, min(jobs, len(work)), on_event)
         if outcome.signum is not None and isinstance(stop, StopRequest):  # the pool had the signal
             stop.set(RunStatus.INTERRUPTED, outcome.signum)
@@ -57,6 +60,21 @@ def train_many(
             break
         done.extend(train_piece(home, piece, options, on_event, stop))
     return done
+
+
+def _cost(piece: Work) -> float:
+    """A rough measure of a piece's training time: lanes x steps x parameters (resumed runs,
+    whose remaining work is not known here, count as one full run of nothing: they go last)."""
+    from fnn_tui.core.group import padded_lanes
+
+    if isinstance(piece, int) or (isinstance(piece, list) and isinstance(piece[0], int)):
+        return 0.0
+    presets = piece if isinstance(piece, list) else [piece]
+    p = presets[0]
+    sizes = p.model.sizes
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    lanes = padded_lanes(len(presets)) if isinstance(piece, list) else 8  # one seed alone: no lanes
+    return lanes * p.training.epochs * p.data.n_train * params
 
 
 def train_piece(home: Path, piece: Work, options: RunOptions, on_event: OnEvent | None,
