@@ -34,6 +34,8 @@ def builtin_presets_dir() -> Path:
     inside the package (``fnn_tui/presets``) by ``pip install .``."""
     package = Path(__file__).resolve().parent
     installed = package / "presets"
-    if installed.is_dir():
+    # a source checkout updated across the move can keep an old fnn_tui/presets folder with
+    # only caches in it (git leaves untracked files): only a folder of presets counts
+    if installed.is_dir() and any(installed.glob("*.toml")):
         return installed
     return package.parent / "presets"

@@ -33,3 +33,17 @@ def test_a_built_wheel_contains_the_eleven_presets_and_the_stylesheet(tmp_path: 
     assert "fnn_tui/tui/app.tcss" in names
     for package in ("core", "store", "runs", "report", "cli", "tui"):
         assert f"fnn_tui/{package}/__init__.py" in names, package
+
+
+def test_a_left_over_package_presets_folder_without_presets_is_not_taken(tmp_path: Path) -> None:
+    """An old checkout keeps fnn_tui/presets/ with caches in it after the move to presets/."""
+    import shutil
+
+    root = tmp_path / "checkout"
+    shutil.copytree(ROOT / "fnn_tui", root / "fnn_tui", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "presets", root / "presets")
+    (root / "fnn_tui" / "presets" / "__pycache__").mkdir(parents=True)
+    out = subprocess.run([sys.executable, "-c", "from fnn_tui.paths import builtin_presets_dir as b; print(b())"],
+                         capture_output=True, text=True, timeout=60, cwd=root, env={"PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == root / "presets"

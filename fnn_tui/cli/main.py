@@ -38,7 +38,7 @@ def main_callback(
                                              metavar="DIR")] = None,
     presets: Annotated[list[Path] | None, typer.Option("--presets", help="Extra folder of preset TOML files (repeatable).",
                                                         metavar="DIR")] = None,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks instead of one-line errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     """A terminal lab runner for small PyTorch feed-forward-network experiments."""

@@ -32,7 +32,7 @@ def results(
     ctx: typer.Context,
     preset: Annotated[str | None, typer.Argument(help="Only runs of this preset: name (exp08), number (8) or "
                                                  "TOML file.", metavar="PRESET", show_default=False)] = None,
-    limit: Annotated[int, typer.Option(help="At most this many runs.", min=1, metavar="N")] = 50,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many runs.", min=1, metavar="N")] = 50,
 ) -> None:
     """The runs list: every stored run, newest first ("dead" under a dead network's status)."""
     from fnn_tui.cli.render import runs_table

@@ -34,16 +34,17 @@ def run(
     all_: Annotated[bool, typer.Option("--all", help="Run every valid preset in order.")] = False,
     device: DeviceOpt = "auto",
     engine: EngineOpt = "auto",
-    seed: Annotated[int | None, typer.Option(help="Override the data/init seed.", metavar="N")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Override the data/init seed.", metavar="N")] = None,
     seeds: Annotated[str | None, typer.Option(
+        "--seeds",
         help="Train several seeds of each preset: N (seeds 0..N-1), a list 3,7,11 or a range 0-9. "
         "Seeds already finished or diverged with the same settings are skipped, stopped ones resumed.",
         metavar="SEEDS")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the number of epochs.", metavar="N")] = None,
-    samples: Annotated[int | None, typer.Option(help="Override the number of samples.", metavar="N")] = None,
-    jobs: Annotated[int, typer.Option(help="Runs trained at once, one process each (0: one per core).", min=0,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Override the number of epochs.", metavar="N")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", help="Override the number of samples.", metavar="N")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", help="Runs trained at once, one process each (0: one per core).", min=0,
                                       metavar="N")] = 1,
-    detach: Annotated[bool, typer.Option(help="Train in a background process that outlives this terminal.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", help="Train in a background process that outlives this terminal.")] = False,
 ) -> None:
     """Train presets, store every epoch, and print the results table of the runs trained."""
     from fnn_tui.core.trainer import RunOptions, resolve
@@ -131,7 +132,7 @@ def resume(
     ctx: typer.Context,
     run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui results`).", metavar="RUN",
                                           callback=run_id_arg, show_default=False)],
-    device: Annotated[str | None, typer.Option(help="Continue on another device (default: the run's).",
+    device: Annotated[str | None, typer.Option("--device", help="Continue on another device (default: the run's).",
                                                metavar="DEVICE")] = None,
 ) -> None:
     """Continue an interrupted, crashed, cancelled or failed run from its last checkpoint."""

@@ -22,7 +22,7 @@ from fnn_tui.cli.common import (
 @app.command()
 def tui(
     ctx: typer.Context,
-    preset: Annotated[str | None, typer.Option(help="Preset to select at start: name, number or TOML file.",
+    preset: Annotated[str | None, typer.Option("--preset", help="Preset to select at start: name, number or TOML file.",
                                                metavar="PRESET")] = None,
     device: DeviceOpt = "auto",
     engine: EngineOpt = "auto",
