@@ -188,3 +188,33 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
 def settings(ctx: typer.Context) -> Settings:
     """The main options, set by the callback."""
     return ctx.obj
+
+
+def output_format(format_: str | None, output: Path | None, formats: tuple[str, ...]) -> str:
+    """The format asked for, else the one ``-o``'s suffix names, else Markdown; an unknown
+    one is one line and exit 2."""
+    from fnn_tui.report.export import format_for_path
+
+    name = format_ or (format_for_path(output) if output else None) or "md"
+    if name not in formats:
+        expected = ", ".join(formats[:-1]) + f" or {formats[-1]}"
+        err.print(f"[red]error:[/red] unknown format {literal(repr(name))}: expected {expected}", markup=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    return name
+
+
+def write_output(text: str, output: Path | None, what: str) -> None:
+    """``text`` to stdout, or atomically to ``output`` with a line on stderr saying ``what``
+    was written (an unwritable file is an ``OSError`` with the path, for :func:`bad_input`)."""
+    import sys
+
+    from fnn_tui.report.export import write_atomic
+
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        write_atomic(output, text)
+    except OSError as exc:
+        raise OSError(f"cannot write {output}: {exc.strerror or exc}") from None
+    err.print(f"wrote {what} to {literal(output)}", soft_wrap=True)

@@ -7,14 +7,22 @@ the options, picks the presets and writes the text.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from fnn_tui.cli.common import EXIT_BAD_INPUT, Settings, app, bad_input, err, settings
+from fnn_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    Settings,
+    app,
+    bad_input,
+    err,
+    output_format,
+    settings,
+    write_output,
+)
 
 
 def preset_names(s: Settings, wanted: list[str], stored: set[str]) -> list[str]:
@@ -50,19 +58,15 @@ def report(
         "report links them.", metavar="DIR")] = None,
 ) -> None:
     """The report: each preset over all its seeds beside the notes' numbers, with a verdict."""
-    from fnn_tui.report.export import format_for_path, write_atomic
     from fnn_tui.report.reproduction import FORMATS, render, reproduction
     from fnn_tui.report.studies import load_studies
     from fnn_tui.runs.liveness import reap
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
-    fmt_name = format_ or (format_for_path(output) if output else None) or "md"
-    if fmt_name not in FORMATS:
-        err.print(f"[red]error:[/red] unknown format {escape(repr(fmt_name))}: expected md, csv or json", markup=True)
-        raise typer.Exit(EXIT_BAD_INPUT)
+    fmt_name = output_format(format_, output, FORMATS)
     with bad_input(s):
-        with Store(s.home) as store:
+        with Store(s.home, reading=figures is None) as store:  # figures of old runs may be recomputed
             reap(store)
             stored = {r.preset for r in store.list_runs()}
             names = preset_names(s, presets, stored) if presets else None
@@ -71,15 +75,8 @@ def report(
             text = render(reports, fmt_name)
             if figures is not None:
                 text = _with_figures(store, studies, figures, text if fmt_name == "md" else None, output) or text
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            try:
-                write_atomic(output, text)
-            except OSError as exc:
-                raise OSError(f"cannot write {output}: {exc.strerror or exc}") from None
-            runs = sum(len(r.runs) for r in reports)
-            err.print(f"wrote the report of {len(reports)} presets ({runs} runs) to {output}", soft_wrap=True)
+        runs = sum(len(r.runs) for r in reports)
+        write_output(text, output, f"the report of {len(reports)} presets ({runs} runs)")
 
 
 def _with_figures(store, studies, folder: Path, markdown: str | None, output: Path | None) -> str | None:

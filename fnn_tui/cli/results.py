@@ -5,14 +5,12 @@ The report (one row per preset over its seeds) is :mod:`fnn_tui.cli.report`.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from fnn_tui.cli.common import (
-    EXIT_BAD_INPUT,
     MAX_SQL_INT,
     app,
     bad_input,
@@ -20,8 +18,10 @@ from fnn_tui.cli.common import (
     examples,
     literal,
     out,
+    output_format,
     preset_name,
     settings,
+    write_output,
 )
 
 # --- results ------------------------------------------------------------------------------
@@ -63,23 +63,12 @@ def export(
                                                               "not only the newest per preset.")] = False,
 ) -> None:
     """The results table: the newest finished run of each preset beside the notes' numbers."""
-    from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic
+    from fnn_tui.report.export import FORMATS, render, results_table
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
-    fmt_name = format_ or (format_for_path(output) if output else None) or "md"
-    if fmt_name not in FORMATS:
-        err.print(f"[red]error:[/red] unknown format {fmt_name!r}: expected md, csv or json", markup=True)
-        raise typer.Exit(EXIT_BAD_INPUT)
+    fmt_name = output_format(format_, output, FORMATS)
     with bad_input(s):
         with Store(s.home, reading=True) as store:
             rows = results_table(store.list_runs(), latest_only=not all_runs)
-        text = render(rows, fmt_name)
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            try:
-                write_atomic(output, text)
-            except OSError as exc:
-                raise OSError(f"cannot write {output}: {exc.strerror or exc}") from None
-            err.print(f"wrote {len(rows)} rows to {literal(output)}")
+        write_output(render(rows, fmt_name), output, f"{len(rows)} rows")
