@@ -33,6 +33,7 @@ from fnn_tui.runs.liveness import reap
 from fnn_tui.runs.record import ResumeError, record_run, resume_run
 from fnn_tui.store.runs import Store
 
+from .helpers import wait_for
 from .test_training import inject_infinite_target
 
 runner = CliRunner()
@@ -42,15 +43,6 @@ def _cli(home: Path, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "fnn_tui", "--home", str(home), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
-
-def _wait_for(predicate, timeout: float = 60.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def _run(home: Path, run_id: int):
@@ -68,7 +60,7 @@ def _metrics(home: Path, run_id: int) -> list:
 
 def test_sigterm_interrupts_cleanly_with_exit_143(home: Path) -> None:
     proc = _cli(home, "run", "exp08", "--epochs", "60", "--samples", "400", "--engine", "torch")
-    _wait_for(lambda: Path(home, "runs.sqlite3").exists() and (_run(home, 1) or None) and _run(home, 1).epochs_done >= 1)
+    wait_for(lambda: Path(home, "runs.sqlite3").exists() and (_run(home, 1) or None) and _run(home, 1).epochs_done >= 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
@@ -86,15 +78,15 @@ def test_detached_run_survives_sighup_to_the_parent_group(home: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     try:
-        _wait_for(lambda: Path(home, "runs.sqlite3").exists() and _run(home, 1) and _run(home, 1).epochs_done >= 1)
+        wait_for(lambda: Path(home, "runs.sqlite3").exists() and _run(home, 1) and _run(home, 1).epochs_done >= 1)
         os.killpg(shell.pid, signal.SIGHUP)  # what a dropped SSH session does to its terminal's group
         shell.wait(timeout=10)
         done = _run(home, 1).epochs_done
-        _wait_for(lambda: _run(home, 1).epochs_done >= done + 2, timeout=60)
+        wait_for(lambda: _run(home, 1).epochs_done >= done + 2, timeout=60)
         assert _run(home, 1).status == "running"
     finally:
         stop_run(home, 1)
-    record = _wait_for(lambda: (r := _run(home, 1)).status != "running" and r)
+    record = wait_for(lambda: (r := _run(home, 1)).status != "running" and r)
     assert record.status == "cancelled"
 
 
@@ -311,7 +303,7 @@ while True:
 def test_a_sigkilled_writer_leaves_whole_epochs_only(home: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(home)], stdout=subprocess.PIPE)
     run_id = int(proc.stdout.readline())
-    _wait_for(lambda: _run(home, run_id).epochs_done > 200, timeout=60, every=0.05)
+    wait_for(lambda: _run(home, run_id).epochs_done > 200, timeout=60, every=0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     with Store(home) as store:
@@ -333,7 +325,7 @@ def test_background_batch_trains_in_order_and_stop_cancels_the_rest(home: Path, 
     launched = launch(home, [QueueItem(preset=quick), QueueItem(preset=slow), QueueItem(preset=quick)],
                       RunOptions(engine="torch"))
     first, second, third = launched.run_ids
-    _wait_for(lambda: _run(home, second).epochs_done >= 1, timeout=60)
+    wait_for(lambda: _run(home, second).epochs_done >= 1, timeout=60)
     assert _run(home, first).status == "finished" and _run(home, third).status == "queued"
     stop_run(home, second)
     assert launched.process.wait(timeout=60) == 0

@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,8 @@ from fnn_tui.runs.liveness import pid_alive
 from fnn_tui.runs.record import ResumeError, record_run, resume_run
 from fnn_tui.store.runs import Store, run_folder
 
+from .helpers import wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 # torch, 60 samples: about 0.1 s an epoch, slow enough to act inside one, fast enough to finish
@@ -42,15 +43,6 @@ def _cli(home: Path, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "fnn_tui", "--home", str(home), *args], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
 
-
-def _wait_for(predicate, timeout: float = 90.0, every: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("timed out waiting")
 
 
 def _run(home: Path, run_id: int):
@@ -104,7 +96,7 @@ def _assert_like_straight(home: Path, run_id: int, straight: int, epochs: int) -
 def test_sigkill_around_the_epoch_commit_loses_no_epoch(home: Path, catalog, point: str) -> None:
     epochs = 6
     proc = _cli(home, "run", "exp08", "--epochs", str(epochs), *SMALL)
-    _wait_for(lambda: _started(home))
+    wait_for(lambda: _started(home))
     checkpoint = run_folder(home, 1) / "checkpoint.pt"
     if point == "before the commit":
         # hold the store's write lock: the trainer writes epoch k's checkpoint, then waits for
@@ -115,19 +107,19 @@ def test_sigkill_around_the_epoch_commit_loses_no_epoch(home: Path, catalog, poi
             stored = lock.execute("SELECT epochs_done FROM runs WHERE id = 1").fetchone()[0]
             assert stored < epochs - 1, "the run got too far before the lock caught it"
             try:
-                _wait_for(lambda s=stored: _checkpoint_epoch(checkpoint) == s + 1, timeout=3)
+                wait_for(lambda s=stored: _checkpoint_epoch(checkpoint) == s + 1, timeout=3)
                 break
             except AssertionError:  # parked at a heartbeat instead (a slow epoch): let it pass, try again
                 beat = lock.execute("SELECT heartbeat_at FROM runs WHERE id = 1").fetchone()[0]
                 lock.execute("ROLLBACK")
-                _wait_for(lambda b=beat: _run(home, 1).heartbeat_at != b)
+                wait_for(lambda b=beat: _run(home, 1).heartbeat_at != b)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         lock.execute("ROLLBACK")
         lock.close()
         assert (_run(home, 1).epochs_done, load_checkpoint(checkpoint).epoch) == (stored, stored + 1)
     else:
-        _wait_for(lambda: _run(home, 1).epochs_done >= 1, every=0.005)
+        wait_for(lambda: _run(home, 1).epochs_done >= 1, every=0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         stored, at = _run(home, 1).epochs_done, _checkpoint_epoch(checkpoint)
@@ -180,7 +172,7 @@ def test_a_real_full_disk_loses_no_epoch(home: Path, catalog, where: str) -> Non
                              "--epochs", str(epochs), *SMALL], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     checkpoint = run_folder(home, 1) / "checkpoint.pt"
-    _wait_for(lambda: _started(home) and _run(home, 1).epochs_done >= 2, every=0.005)
+    wait_for(lambda: _started(home) and _run(home, 1).epochs_done >= 2, every=0.005)
     files = [home / "runs.sqlite3", home / "runs.sqlite3-wal", checkpoint]
     sizes = {f.name: f.stat().st_size for f in files if f.exists()}
     if where == "checkpoint":  # the next checkpoint does not fit (nor does the store's next write)
@@ -222,7 +214,7 @@ def test_a_signal_to_a_pool_stops_every_worker_as_interrupted(home: Path, signum
     proc = _cli(home, "run", "exp07", "exp08", "exp09", "--jobs", "2", "--epochs", "300", *SMALL)
     children: set[int] = set()
     try:
-        _wait_for(lambda: _run(home, 2) and all(_run(home, i).epochs_done >= 1 for i in (1, 2)))
+        wait_for(lambda: _run(home, 2) and all(_run(home, i).epochs_done >= 1 for i in (1, 2)))
         children = _children(proc.pid)
         workers = {_run(home, 1).pid, _run(home, 2).pid}
         assert workers <= children
@@ -230,14 +222,14 @@ def test_a_signal_to_a_pool_stops_every_worker_as_interrupted(home: Path, signum
         proc.wait(timeout=120)
         if signum == signal.SIGKILL:  # the workers notice that the command died and stop themselves
             assert proc.returncode == -signum
-            _wait_for(lambda: not any(pid_alive(p) for p in workers), timeout=60)
+            wait_for(lambda: not any(pid_alive(p) for p in workers), timeout=60)
         else:
             assert proc.returncode == 128 + signum
             assert not any(pid_alive(p) for p in workers)  # stopped before the command exited
         err = proc.stderr.read().decode()  # every writer of the pipe has ended
         if signum != signal.SIGKILL:
             assert "1 run was not started" in err and "`fnn-tui resume 1`" in err, err
-        _wait_for(lambda: not any(pid_alive(p) for p in children), timeout=30)  # nothing outlives it
+        wait_for(lambda: not any(pid_alive(p) for p in children), timeout=30)  # nothing outlives it
     finally:
         for pid in children | {proc.pid}:  # a failed test leaves no process of its own behind
             if pid_alive(pid):
@@ -277,7 +269,7 @@ def test_two_resumes_started_together_train_the_run_once(home: Path, catalog, tm
     procs = [subprocess.Popen([sys.executable, "-c", BARRIER, str(barrier), str(r), "--home", str(home), "resume",
                                str(broken.run_id)], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
              for r in ready]
-    _wait_for(lambda: all(r.exists() for r in ready))
+    wait_for(lambda: all(r.exists() for r in ready))
     barrier.touch()
     errs = [p.communicate(timeout=120)[1].decode() for p in procs]
     codes = sorted(p.returncode for p in procs)
@@ -333,7 +325,7 @@ def test_worker_log_is_one_short_line_per_event(home: Path, catalog) -> None:
     preset = catalog.get("exp08").with_overrides(samples=60, epochs=300)
     launched = launch(home, [QueueItem(preset=preset)], RunOptions(engine="torch"))
     run_id = launched.run_ids[0]
-    _wait_for(lambda: _run(home, run_id).epochs_done >= 2)
+    wait_for(lambda: _run(home, run_id).epochs_done >= 2)
     stop_run(home, run_id)
     assert launched.process.wait(timeout=60) == 0
     lines = (_run(home, run_id).folder / "worker.log").read_text().splitlines()
