@@ -29,7 +29,7 @@ from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, StopFlag, resolve
 from fnn_tui.runs import OnEvent
 from fnn_tui.runs.record import HEARTBEAT_SECONDS, RecordedRun, Recorder
-from fnn_tui.store.runs import Store
+from fnn_tui.store.runs import Store, run_folder
 
 # A group writes K checkpoints an epoch (each fsynced): every epoch, that cost ~20 ms an
 # epoch for 10 lanes, as much as exp01's kernel time. Every few seconds is enough: a run
@@ -140,8 +140,7 @@ def _train_lanes(
     from fnn_tui.core.group import train_group
 
     seeds = [p.data.seed for p in presets]
-    records = [store.get_run(rid) for rid in run_ids]
-    recorders = [Recorder(store, rid, r.folder) for rid, r in zip(run_ids, records) if r is not None]
+    recorders = [Recorder(store, rid, run_folder(store.home, rid)) for rid in run_ids]
     live = set(range(len(run_ids)))
     last_beat = [time.monotonic()]
     last_checkpoint = [float("-inf")]
