@@ -9,8 +9,9 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from fnn_tui.core.events import EpochFinished
 from fnn_tui.tui.app import FnnApp
-from fnn_tui.tui.messages import EpochDone
+from fnn_tui.tui.messages import RunEvent
 
 
 async def main() -> None:
@@ -20,7 +21,8 @@ async def main() -> None:
         seen = asyncio.Event()
 
         def hook(message: object) -> None:
-            if isinstance(message, EpochDone) and message.metrics.epoch >= 12:
+            if (isinstance(message, RunEvent) and isinstance(message.event, EpochFinished)
+                    and message.event.metrics.epoch >= 12):
                 seen.set()
 
         async with app.run_test(size=(80, 24), message_hook=hook) as pilot:
