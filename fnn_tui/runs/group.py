@@ -15,20 +15,17 @@ from pathlib import Path
 
 from fnn_tui.core.events import (
     EndEvent,
-    EpochFinished,
     Event,
     GroupEpochFinished,
     RunStarted,
     StepProgress,
-    end_status,
 )
 from fnn_tui.core.grid import encode
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import TrainState
-from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, StopFlag, resolve
 from fnn_tui.runs import OnEvent
-from fnn_tui.runs.record import HEARTBEAT_SECONDS, RecordedRun, Recorder
+from fnn_tui.runs.record import HEARTBEAT_SECONDS, RecordedRun, Recorder, mark_interrupted
 from fnn_tui.store.runs import Store, run_folder
 
 # A group writes K checkpoints an epoch (each fsynced): every epoch, that cost ~20 ms an
@@ -113,16 +110,10 @@ def resume_group(
 
 def _resume_lanes(store: Store, records: list, presets: list[Preset], states: list[TrainState | None],
                   options: RunOptions, on_event: OnEvent | None, stop_event: StopFlag | None) -> list[RecordedRun]:
-    from fnn_tui.runs.record import claim
+    from fnn_tui.runs.record import take_for_resume
 
     for record, state in zip(records, states):
-        claim(store, record, RunStatus.RUNNING)
-        restore = None
-        if state is not None and state.epoch == record.epochs_done + 1:
-            assert state.metrics is not None
-            restore = (state.metrics, None if state.fit is None else encode(state.fit.numpy()))
-        store.reopen_run(record.id, from_epoch=state.epoch if state is not None else 0,
-                         device=options.device, restore=restore)
+        take_for_resume(store, record, state, options.device)
     resume = None if states[0] is None else states
     return _train_lanes(store, [r.id for r in records], presets, options, on_event, stop_event, resume)
 
@@ -170,7 +161,7 @@ def _train_lanes(
                 last_beat[0] = time.monotonic()
             for lane in sorted(live):
                 tell(lane, event)
-        elif isinstance(event, (RunStarted, EpochFinished)) or isinstance(event, EndEvent):
+        elif isinstance(event, (RunStarted, EndEvent)):  # a lane's epochs come in the group's event
             recorders[event.lane](event)
             if isinstance(event, EndEvent):
                 live.discard(event.lane)
@@ -179,19 +170,7 @@ def _train_lanes(
     try:
         ends = train_group(presets[0], seeds, options, emit, stop_event, resume)
     except BaseException:
-        # an interrupt (Ctrl-C) or a crash below the trainer: keep what was finished
-        for rid in run_ids:
-            now = store.get_run(rid)
-            if now is not None and now.status == RunStatus.RUNNING:
-                store.end_run(rid, RunStatus.INTERRUPTED, message="interrupted; `fnn-tui resume` continues it")
+        mark_interrupted(store, run_ids)  # an interrupt (Ctrl-C) or a crash below the trainer
         raise
     return [RecordedRun(rid, end) for rid, end in zip(run_ids, ends)]
 
-
-def summary(results: list[RecordedRun]) -> str:
-    """``3 finished, 1 diverged``: how a group's runs ended."""
-    counts: dict[str, int] = {}
-    for r in results:
-        label = end_status(r.end).label
-        counts[label] = counts.get(label, 0) + 1
-    return ", ".join(f"{n} {label}" for label, n in counts.items())

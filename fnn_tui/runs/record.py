@@ -177,10 +177,7 @@ def _train_recorded(
     except BaseException:
         if lost:
             raise StoreReplacedError(lost[0]) from None
-        # an interrupt (Ctrl-C) or a crash below the trainer: keep what was finished
-        now = store.get_run(run_id)
-        if now is not None and now.status == RunStatus.RUNNING:
-            store.end_run(run_id, RunStatus.INTERRUPTED, message="interrupted; `fnn-tui resume` continues it")
+        mark_interrupted(store, [run_id])  # an interrupt (Ctrl-C) or a crash below the trainer
         raise
     if lost:  # the trainer made it a failed run, which cannot be stored: the caller says why
         raise StoreReplacedError(lost[0])
@@ -290,11 +287,26 @@ def resume_run(
         record, preset, state = prepare_resume(store, run_id, queued=queued)
         resolved = resolve(preset, RunOptions(device or record.device, record.engine))  # device still there?
         options = RunOptions(resolved.device, resolved.engine)
-        claim(store, record, RunStatus.RUNNING, queued=queued)
-        restore = None
-        if state is not None and state.epoch == record.epochs_done + 1:
-            assert state.metrics is not None  # resume_point only returns such a state with them
-            restore = (state.metrics, None if state.fit is None else encode(state.fit.numpy()))
-        store.reopen_run(run_id, from_epoch=state.epoch if state is not None else 0, device=resolved.device,
-                         restore=restore)
+        take_for_resume(store, record, state, resolved.device, queued=queued)
         return _train_recorded(store, run_id, preset, options, on_event, stop_event, state)
+
+
+def take_for_resume(store: Store, record: RunRecord, state: TrainState | None, device: str, *,
+                    queued: bool = False) -> None:
+    """Claim a run prepared by :func:`prepare_resume` and reopen it at its checkpoint: the epoch
+    row a checkpoint one epoch ahead carries is stored, the rows after it dropped."""
+    claim(store, record, RunStatus.RUNNING, queued=queued)
+    restore = None
+    if state is not None and state.epoch == record.epochs_done + 1:
+        assert state.metrics is not None  # resume_point only returns such a state with them
+        restore = (state.metrics, None if state.fit is None else encode(state.fit.numpy()))
+    store.reopen_run(record.id, from_epoch=state.epoch if state is not None else 0, device=device, restore=restore)
+
+
+def mark_interrupted(store: Store, run_ids: list[int]) -> None:
+    """After an interrupt (Ctrl-C) or a crash below the trainer, runs still marked running are
+    interrupted, their finished epochs kept."""
+    for run_id in run_ids:
+        now = store.get_run(run_id)
+        if now is not None and now.status == RunStatus.RUNNING:
+            store.end_run(run_id, RunStatus.INTERRUPTED, message="interrupted; `fnn-tui resume` continues it")
