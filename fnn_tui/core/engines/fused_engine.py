@@ -40,6 +40,19 @@ def flatten(tensors: dict[str, torch.Tensor], names: list[str], dtype: type[np.f
     return np.concatenate(parts).astype(dtype)
 
 
+def unflatten(flat: np.ndarray, names: list[str], shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`flatten`: float32 tensors by name, weight matrices transposed back."""
+    out: dict[str, torch.Tensor] = {}
+    pos = 0
+    for n in names:
+        shape = shapes[n]
+        size = math.prod(shape)
+        t = torch.from_numpy(np.array(flat[pos : pos + size])).float()
+        out[n] = t.reshape(shape[1], shape[0]).t().contiguous() if len(shape) == 2 else t.reshape(shape)
+        pos += size
+    return out
+
+
 class FusedEngine:
     """Per-sample SGD in compiled loops over flat float32 arrays (CPU only)."""
 
@@ -141,15 +154,7 @@ class FusedEngine:
         return out.astype(np.float32)
 
     def _unflatten(self, flat: np.ndarray) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        pos = 0
-        for n in self.names:
-            shape = self.shapes[n]
-            size = math.prod(shape)
-            t = torch.from_numpy(flat[pos : pos + size].copy()).float()
-            out[n] = t.reshape(shape[1], shape[0]).t().contiguous() if len(shape) == 2 else t.reshape(shape)
-            pos += size
-        return out
+        return unflatten(flat, self.names, self.shapes)
 
     def snapshot(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """The flat arrays as a ``state_dict`` and momentum buffers by name."""

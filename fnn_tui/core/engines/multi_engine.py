@@ -18,7 +18,7 @@ import torch
 from fnn_tui.core.data import epoch_order, make_dataset
 from fnn_tui.core.dead import is_dead
 from fnn_tui.core.engines import multi_kernels as mk
-from fnn_tui.core.engines.fused_engine import flatten, layout
+from fnn_tui.core.engines.fused_engine import flatten, layout, unflatten
 from fnn_tui.core.model import build_model
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import CheckpointError, TrainState
@@ -198,15 +198,7 @@ class MultiFusedEngine:
     # -- state ------------------------------------------------------------------------------
     def _unflatten(self, flat: np.ndarray) -> dict[str, torch.Tensor]:
         """One lane's flat column as float32 tensors by name (FusedEngine's conversion)."""
-        out: dict[str, torch.Tensor] = {}
-        pos = 0
-        for n in self.names:
-            shape = self.shapes[n]
-            size = math.prod(shape)
-            t = torch.from_numpy(flat[pos : pos + size]).float()
-            out[n] = t.reshape(shape[1], shape[0]).t().contiguous() if len(shape) == 2 else t.reshape(shape)
-            pos += size
-        return out
+        return unflatten(flat, self.names, self.shapes)
 
     def snapshot(self, lane: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Lane ``lane``'s parameters as a ``state_dict`` and its momentum buffers by name,
