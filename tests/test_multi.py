@@ -117,6 +117,20 @@ def test_steps_split_over_calls_equal_one_call(catalog) -> None:
     assert not np.array_equal(whole.params, MultiFusedEngine(preset, SEEDS).params)  # it trained
 
 
+@pytest.mark.parametrize("name", ["exp08", "exp03"])  # with and without the normalisation
+def test_predicting_four_samples_at_once_equals_one_at_a_time(catalog, name) -> None:
+    preset = catalog.get(name).with_overrides(samples=700)
+    group = MultiFusedEngine(preset, SEEDS)
+    group.set_epoch(0, preset.training.lr)
+    group.run_steps(0, 200)
+    xs = np.linspace(1.0, 16.0, 11)  # two blocks of four and three samples one by one
+    together = group.predict(xs)
+    alone = np.concatenate([group.predict(xs[j:j + 1]) for j in range(len(xs))])
+    assert together.shape == (11, len(SEEDS)) and np.isfinite(together).all()
+    assert np.array_equal(together, alone)
+    assert len({float(v) for v in together[:, 0]}) > 1  # a fitted curve, not a constant
+
+
 def _ends_by_lane(events: list) -> dict:
     return {e.lane: e for e in events if isinstance(e, RunFinished | RunDiverged | RunCancelled)}
 

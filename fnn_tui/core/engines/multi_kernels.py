@@ -534,12 +534,79 @@ def _run_single(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, ce
 
 
 @njit(**_JIT)
+def _forward4(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, xs, j, use_norm, nk):
+    """Samples ``xs[j .. j+3]`` through every lane's network, each weight vector loaded once
+    for the four: sample b's rows sit ``b * width`` rows into ``act``, ``pre`` and ``cen``,
+    its variances ``b * layers`` rows into ``var``. Each sample's sums run in
+    :func:`_forward`'s order (the bias, then the inputs in order), so the outputs are
+    :func:`_forward`'s to the bit; only the weights' trips from memory are shared.
+    """
+    u = np.uint64(nk)
+    n_layers = sizes.shape[0] - 1
+    span = a_off[a_off.shape[0] - 1] * u  # one sample's rows
+    vspan = np.uint64(sizes.shape[0]) * u
+    for b in range(4):
+        store(act, np.uint64(b) * span, load(xs, np.uint64(j + b) * u, nk))
+    s2, s3 = span + span, span + span + span
+    for layer in range(n_layers):
+        nin = sizes[layer]
+        nout = sizes[layer + 1]
+        wo = w_off[layer] * u
+        ai = a_off[layer] * u
+        ao = a_off[layer + 1] * u
+        bo = b_off[layer] * u
+        step = nout * u
+        for o in range(nout):
+            b0 = load(params, bo + o * u, nk)
+            a0, a1, a2, a3 = b0, b0, b0, b0
+            t = wo + o * u
+            ia = ai
+            for i in range(nin):
+                w = load(params, t, nk)
+                a0 = a0 + w * load(act, ia, nk)
+                a1 = a1 + w * load(act, ia + span, nk)
+                a2 = a2 + w * load(act, ia + s2, nk)
+                a3 = a3 + w * load(act, ia + s3, nk)
+                t += step
+                ia += u
+            t = ao + o * u
+            store(pre, t, a0)
+            store(pre, t + span, a1)
+            store(pre, t + s2, a2)
+            store(pre, t + s3, a3)
+        if layer == n_layers - 1:
+            return
+        for b in range(4):
+            off = np.uint64(b) * span
+            if use_norm:
+                vb = np.uint64(b) * vspan
+                _normalise(pre, cen, var[vb:vb + vspan], fsz, ao + off, nout, layer, nk)
+            for o in range(nout):
+                t = ao + off + o * u
+                store(act, t, relu(load(pre, t, nk)))
+
+
+@njit(**_JIT)
 def predict(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, xs, use_norm, out, nk):
     """Every lane's y_hat for every sample: ``out[j, k]`` for ``xs[j, k]`` (the test metrics
-    are then a few NumPy reductions)."""
+    are then a few NumPy reductions). Four samples at a time (:func:`_forward4`), the same
+    numbers as one at a time."""
     literally(nk)
-    last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)
-    for j in range(xs.shape[0]):
-        _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, xs[j], use_norm, nk)
-        store(out, j * nk, load(pre, last, nk))
+    u = np.uint64(nk)
+    span = a_off[a_off.shape[0] - 1] * u
+    last = span - u  # the output unit's row
+    act4 = np.zeros(4 * act.shape[0], act.dtype)
+    pre4 = np.zeros(4 * act.shape[0], act.dtype)
+    cen4 = np.zeros(4 * act.shape[0], act.dtype)
+    var4 = np.zeros(4 * var.shape[0], var.dtype)
+    n = xs.shape[0]
+    j = 0
+    while j + 4 <= n:
+        _forward4(params, sizes, w_off, b_off, a_off, fsz, act4, pre4, cen4, var4, xs, j, use_norm, nk)
+        for b in range(4):
+            store(out, np.uint64(j + b) * u, load(pre4, np.uint64(b) * span + last, nk))
+        j += 4
+    for jj in range(j, n):
+        _forward(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, xs[jj], use_norm, nk)
+        store(out, np.uint64(jj) * u, load(pre, last, nk))
     return out
