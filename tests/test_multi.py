@@ -101,6 +101,28 @@ def test_other_paths_equal_the_single_seed_run(catalog, name, changes) -> None:
         assert np.abs(group.buf[:, lane] - single.buf).max() <= 1e-8 * max(1.0, float(np.abs(single.buf).max()))
 
 
+@pytest.mark.parametrize(("name", "dtype"), [("exp03", np.float64), ("exp06", np.float32), ("exp01", np.float32)])
+def test_the_plain_single_pass_equals_the_general_kernel_to_the_bit(catalog, name, dtype) -> None:
+    # presets with neither normalisation, L2 nor clipping train layers 0 and 1 in one pass
+    # (multi_kernels._plain_low); a clip too large to ever act sends the same preset through
+    # the general kernel (a backward pass, then an update pass), which must agree to the bit
+    preset = catalog.get(name).with_overrides(samples=700)
+    general = _training(preset, clip=1e30)
+    runs = []
+    for p in (preset, general):
+        engine = MultiFusedEngine(p, SEEDS, dtype=dtype)
+        engine.set_epoch(0, p.training.lr)
+        for start, stop in ((0, 1), (1, 2), (2, 37), (37, 300)):  # calls end mid-epoch, as chunks do
+            engine.run_steps(start, stop)
+        engine.set_epoch(1, p.training.lr * 0.5)
+        engine.run_steps(0, 250)
+        runs.append(engine)
+    plain, full = runs
+    assert not np.array_equal(plain.params, MultiFusedEngine(preset, SEEDS, dtype=dtype).params)  # it trained
+    assert np.array_equal(plain.params, full.params) and np.array_equal(plain.buf, full.buf)
+    assert np.array_equal(plain.losses, full.losses) and np.array_equal(plain.ratios, full.ratios)
+
+
 def test_steps_split_over_calls_equal_one_call(catalog) -> None:
     # a call applies its last step's update before it returns (the next call's first
     # forward pass has none to apply): any split gives the same numbers to the bit
@@ -205,11 +227,17 @@ def test_stop_inside_an_epoch_and_resume_is_exact(catalog) -> None:
         resumed = [dataclasses.replace(m, seconds=0.0) for m in _epochs(first, lane) + _epochs(rest, lane)]
         assert resumed == [dataclasses.replace(m, seconds=0.0) for m in _epochs(whole, lane)]
     # the final checkpoints are equal bit for bit
-    last_whole = [g for g in whole if isinstance(g, GroupEpochFinished)][-1].lanes
-    last_rest = [g for g in rest if isinstance(g, GroupEpochFinished)][-1].lanes
-    for a, b in zip(last_whole, last_rest, strict=True):
-        for key, value in a.state.params.items():
-            assert torch.equal(value, b.state.params[key])
+    last_whole = [g for g in whole if isinstance(g, GroupEpochFinished)][-1]
+    last_rest = [g for g in rest if isinstance(g, GroupEpochFinished)][-1]
+    for lane in range(len(SEEDS)):
+        a, b = last_whole.state(lane), last_rest.state(lane)
+        assert a.epoch == b.epoch == preset.training.epochs
+        for key, value in a.params.items():
+            assert torch.equal(value, b.params[key])
+    # a group event's state is that of its epoch, or none at all
+    earlier = [g for g in whole if isinstance(g, GroupEpochFinished)][0]
+    with pytest.raises(RuntimeError, match="trained past epoch 1"):
+        earlier.state(0)
 
 
 def test_a_lane_checkpoint_resumes_as_a_single_run(catalog) -> None:

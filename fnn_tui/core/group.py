@@ -190,12 +190,11 @@ def train_group(
                     epoch + 1, train_loss, train_ratio, test_loss, test_ratio, mae, lr,
                     time.perf_counter() - epoch_start, dead=engine.is_dead(i, spread),
                 )
-                params, momentum = engine.snapshot(i)
-                state = TrainState(epoch + 1, params, momentum, tomls[i], digests[i], run.engine, seeds[i])
                 fit = None if fits is None else fits[:, i].copy()
-                finished.append(EpochFinished(last[i], t.epochs, state, lane=i, fit=fit))
+                finished.append(EpochFinished(last[i], t.epochs, None, lane=i, fit=fit))
             if finished:
-                emit(GroupEpochFinished(epoch + 1, tuple(finished)))
+                emit(GroupEpochFinished(epoch + 1, tuple(finished),
+                                        _states_at(engine, epoch + 1, tomls, digests, run.engine, seeds)))
             if not live():
                 return _done(ends)
         for i in live():
@@ -209,6 +208,21 @@ def train_group(
         for i in live():
             end(i, RunFailed(f"{exc.__class__.__name__}: {exc}", time.perf_counter() - started, lane=i))
         return _done(ends)
+
+
+def _states_at(engine, epoch: int, tomls: list[str], digests: list[str], engine_name: str,
+               seeds: Sequence[int]) -> Callable[[int], TrainState]:
+    """A lane's checkpoint after ``epoch`` epochs, built on demand while the engine is still
+    there (see :class:`GroupEpochFinished`)."""
+    serial = engine.epochs_set
+
+    def state(lane: int) -> TrainState:
+        if engine.epochs_set != serial:
+            raise RuntimeError(f"the group has trained past epoch {epoch}: its lanes' state there is gone")
+        params, momentum = engine.snapshot(lane)
+        return TrainState(epoch, params, momentum, tomls[lane], digests[lane], engine_name, seeds[lane])
+
+    return state
 
 
 def _done(ends: list[EndEvent | None]) -> list[EndEvent]:

@@ -10,6 +10,7 @@ written every few seconds rather than every epoch (see :data:`CHECKPOINT_SECONDS
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def _train_lanes(
             now = time.monotonic()
             if now - last_checkpoint[0] >= CHECKPOINT_SECONDS or event.epoch == presets[0].training.epochs:
                 for item in event.lanes:
-                    recorders[item.lane].save_epoch(item)
+                    recorders[item.lane].save_epoch(dataclasses.replace(item, state=event.state(item.lane)))
                 last_checkpoint[0] = now
             store.add_epochs([(run_ids[item.lane], item.metrics, None if item.fit is None else encode(item.fit))
                               for item in event.lanes])

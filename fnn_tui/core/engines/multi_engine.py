@@ -120,22 +120,22 @@ class MultiFusedEngine:
         self.ratios = np.zeros((self.steps_per_epoch, k), dtype=dtype)
         self.xs = np.ascontiguousarray(self.x_train.T)
         self.ys = np.ascontiguousarray(self.y_train.T)
-        self.lane_offsets = np.arange(k, dtype=np.int64) * self.n_train  # lane k's samples in x_train.flat
         self.live = np.ones(k, dtype=dtype)  # 0: frozen (diverged or dropped), never updated again
         self.keep_p = np.zeros_like(self.flat_params)  # frozen lanes' parameters and buffers
         self.keep_b = np.zeros_like(self.flat_buf)
         self.bad = np.full(k, -1, dtype=np.int64)
+        self.epochs_set = 0  # how many times set_epoch ran: a group event's states check it
 
     # -- training -----------------------------------------------------------------------
     def set_epoch(self, epoch: int, lr: float) -> None:
         """Gather each lane's samples in that lane's order of epoch ``epoch`` (0-based)."""
-        # one shuffle per distinct seed (a group's padding lanes repeat its first seed), then
-        # one gather of the [n, K] arrays: index j * K + k holds lane k's j-th sample
-        orders = {s: epoch_order(self.n_train, s, epoch).numpy() for s in dict.fromkeys(self.seeds)}
-        flat = (np.stack([orders[s] for s in self.seeds], axis=1) + self.lane_offsets)
-        self.xs = np.take(self.x_train, flat)
-        self.ys = np.take(self.y_train, flat)
+        # one shuffle per distinct seed (a group's padding lanes repeat its first seed)
+        distinct = list(dict.fromkeys(self.seeds))
+        orders = np.stack([epoch_order(self.n_train, s, epoch).numpy() for s in distinct])
+        row_of = np.array([distinct.index(s) for s in self.seeds], dtype=np.int64)
+        mk.gather(self.x_train, self.y_train, orders, row_of, self.xs, self.ys)
         self.lr = self.dtype(lr)
+        self.epochs_set += 1
         self.losses[:] = 0
         self.ratios[:] = 0
 

@@ -281,10 +281,10 @@ def _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, nk):
 
 @njit(**_JIT)
 def _backward_deltas(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, sq, two_l2, clip_on,
-                     use_norm, nk):
-    """A batch of one sample: each layer's deltas into ``dz`` (given dL/dy_hat in its last
-    row) and, when clipping is on, each lane's squared gradient norm into ``sq``, without
-    storing the gradient: this pass only reads the weights.
+                     use_norm, lowest, nk):
+    """A batch of one sample: the deltas of layers ``lowest`` and up into ``dz`` (given
+    dL/dy_hat in its last row) and, when clipping is on, each lane's squared gradient norm
+    into ``sq``, without storing the gradient: this pass only reads the weights.
 
     A weight's gradient is ``act_i * dz_o + 2 * l2 * w`` (a bias's ``dz_o + 2 * l2 * b``);
     :func:`_update_forward` computes it again, the same way, from ``act`` and ``dz``.
@@ -292,7 +292,7 @@ def _backward_deltas(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var
     u = np.uint64(nk)
     n_layers = sizes.shape[0] - 1
     total = zeros(params, nk)
-    for layer in range(n_layers - 1, -1, -1):
+    for layer in range(n_layers - 1, lowest - 1, -1):
         nin = sizes[layer]
         nout = sizes[layer + 1]
         wo = w_off[layer] * u
@@ -342,7 +342,7 @@ def _update_one(params, buf, t, a, d, c, lr, momentum, two_l2, nk):
 
 @njit(**_JIT)
 def _update_forward(params, buf, sizes, w_off, b_off, a_off, fsz, old, act, pre, cen, var, dz, coef, x,
-                    lr, momentum, two_l2, use_norm, forward, nk):
+                    lr, momentum, two_l2, use_norm, forward, first, nk):
     """The previous step's update fused with this step's forward pass: one pass over the
     parameters and the momentum buffer.
 
@@ -351,15 +351,16 @@ def _update_forward(params, buf, sizes, w_off, b_off, a_off, fsz, old, act, pre,
     :func:`_backward_deltas` computed it), the parameter and its momentum are updated as
     :func:`_apply_update` does, and the new value is used at once for this sample's
     pre-activation, summed in :func:`_forward`'s order. With ``forward`` off, only the
-    update (after a call's last step).
+    update (after a call's last step). Layers from ``first`` up (below it, the caller has
+    done both and left layer ``first``'s new input in ``act``).
     """
     u = np.uint64(nk)
     n_layers = sizes.shape[0] - 1
     c = load(coef, 0, nk)
     one = ones(params, nk)
-    if forward:
+    if forward and first == 0:
         store(act, 0, load(x, 0, nk))
-    for layer in range(n_layers):
+    for layer in range(first, n_layers):
         nin = sizes[layer]
         nout = sizes[layer + 1]
         wo = w_off[layer] * u
@@ -413,6 +414,17 @@ def _update_forward(params, buf, sizes, w_off, b_off, a_off, fsz, old, act, pre,
 
 
 @njit(**_JIT)
+def gather(x_train, y_train, orders, row_of, xs, ys):
+    """An epoch's samples in each lane's order: ``xs[j, k] = x_train[k, orders[row_of[k], j]]``
+    (and ``ys`` alike), where ``orders`` holds one shuffle per distinct seed."""
+    for j in range(xs.shape[0]):
+        for k in range(xs.shape[1]):
+            i = orders[row_of[k], j]
+            xs[j, k] = x_train[k, i]
+            ys[j, k] = y_train[k, i]
+
+
+@njit(**_JIT)
 def copy_lane(src_p, src_b, dst_p, dst_b, lane, nk):
     """Copy one lane's parameters and momentum buffer between flat ``[P, K]`` arrays."""
     for t in range(lane, src_p.shape[0], nk):
@@ -459,6 +471,10 @@ def run_steps(
     compiled in as a constant: the vectors' width. Returns the number of lanes still live.
     """
     literally(nk)
+    if batch == 1 and two_l2 == 0 and not clip > 0 and not use_norm and sizes.shape[0] > 2 and sizes[0] == 1:
+        _run_plain(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, cen, var, dz, coef,
+                   xs, ys, start, stop, lr, momentum, losses, ratios, live, bad, keep_p, keep_b, nk)
+        return _put_back(params, buf, live, keep_p, keep_b, nk)
     if batch == 1:
         _run_single(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, cen, var, dz, coef,
                     xs, ys, start, stop, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios, live, bad,
@@ -512,7 +528,7 @@ def _run_single(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, ce
     for s in range(start, stop):
         if s > start:
             _update_forward(params, buf, sizes, w_off, b_off, a_off, fsz, old, cur, pre, cen, var, dz, coef,
-                            xs[s], lr, momentum, two_l2, use_norm, True, nk)
+                            xs[s], lr, momentum, two_l2, use_norm, True, 0, nk)
         else:
             _forward(params, sizes, w_off, b_off, a_off, fsz, cur, pre, cen, var, xs[s], use_norm, nk)
         for k in range(nk):
@@ -525,12 +541,155 @@ def _run_single(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, ce
         # as it was before this step
         _freeze_bad(params, buf, losses, s, live, bad, keep_p, keep_b, nk)
         _backward_deltas(params, sizes, w_off, b_off, a_off, fsz, cur, pre, cen, var, dz, coef, two_l2, clip_on,
-                         use_norm, nk)
+                         use_norm, 0, nk)
         _clip_factors(coef, clip, eps, nk)
         cur, old = old, cur
     if stop > start:  # the last step's update (``old`` holds its activations now)
         _update_forward(params, buf, sizes, w_off, b_off, a_off, fsz, old, cur, pre, cen, var, dz, coef,
-                        xs[start], lr, momentum, two_l2, use_norm, False, nk)
+                        xs[start], lr, momentum, two_l2, use_norm, False, 0, nk)
+
+
+@njit(**_JIT)
+def _plain_update(params, buf, t, g, lr, momentum, nk):
+    """Momentum SGD on the parameter vector at ``t`` with gradient ``g`` (no L2, no clip):
+    :func:`_update_one`'s numbers for such presets; returns the new value."""
+    b = momentum * load(buf, t, nk) + g
+    store(buf, t, b)
+    p = load(params, t, nk) - lr * b
+    store(params, t, p)
+    return p
+
+
+@njit(**_JIT)
+def _plain_low(params, buf, sizes, w_off, b_off, a_off, old, act, pre, dz, x, lr, momentum, nk):
+    """For plain networks, one pass over layer 1 (the first hidden-to-hidden matrix, the
+    largest) that does three things per row: the backward pass through its old weights
+    (that row's delta), the update of layer 0 for that unit and its new activation for the
+    next sample ``x``, then the row's update, added at once to the next sample's sums.
+
+    :func:`_run_single` passes over such a matrix twice a step, once to read it for the
+    deltas and once to update it; here a block of four rows is read for the deltas and is
+    still in the L1 cache when it is updated, so the matrix and its momentum come from L2
+    once a step. Every sum runs in :func:`_backward_deltas`' and :func:`_forward`'s order
+    and every update is :func:`_update_one`'s, so the numbers are those of
+    :func:`_run_single` to the bit. ``old`` holds the step's activations, ``act`` gets the
+    next sample's; layer 1's outputs' deltas are in ``dz``.
+    """
+    u = np.uint64(nk)
+    n_layers = sizes.shape[0] - 1
+    nin = sizes[1]
+    nout = sizes[2]
+    w0, b0 = w_off[0] * u, b_off[0] * u
+    w1, b1 = w_off[1] * u, b_off[1] * u
+    a1, a2 = a_off[1] * u, a_off[2] * u
+    step = nout * u
+    x_old = load(old, 0, nk)
+    x_new = load(x, 0, nk)
+    store(act, 0, x_new)
+    # layer 1's biases (gradient: the delta), the first term of the next sample's sums
+    for o in range(nout):
+        t = a2 + o * u
+        store(pre, t, _plain_update(params, buf, b1 + o * u, load(dz, t, nk), lr, momentum, nk))
+    i = np.uint64(0)
+    while i < nin:
+        rows = _4 if i + _4 <= nin else _1
+        row = w1 + i * step
+        # the deltas of units i.. (layer 1's inputs) through the old weights, each in output order
+        s0, s1, s2, s3 = zeros(dz, nk), zeros(dz, nk), zeros(dz, nk), zeros(dz, nk)
+        if rows == _4:
+            for o in range(nout):
+                d = load(dz, a2 + o * u, nk)
+                t = row + o * u
+                s0 = s0 + load(params, t, nk) * d
+                s1 = s1 + load(params, t + step, nk) * d
+                s2 = s2 + load(params, t + step + step, nk) * d
+                s3 = s3 + load(params, t + step + step + step, nk) * d
+        else:
+            for o in range(nout):
+                s0 = s0 + load(params, row + o * u, nk) * load(dz, a2 + o * u, nk)
+        # layer 0 for those units: update (gradients x * delta and delta), the next sample's
+        # pre-activation (bias first, then its one input) and activation
+        t = a1 + i * u
+        h0 = _plain_unit(params, buf, pre, act, w0 + i * u, b0 + i * u, t, where_positive(load(pre, t, nk), s0),
+                         x_old, x_new, lr, momentum, nk)
+        g0 = load(old, t, nk)
+        if rows == _4:
+            h1 = _plain_unit(params, buf, pre, act, w0 + (i + _1) * u, b0 + (i + _1) * u, t + u,
+                             where_positive(load(pre, t + u, nk), s1), x_old, x_new, lr, momentum, nk)
+            h2 = _plain_unit(params, buf, pre, act, w0 + (i + _1 + _1) * u, b0 + (i + _1 + _1) * u, t + u + u,
+                             where_positive(load(pre, t + u + u, nk), s2), x_old, x_new, lr, momentum, nk)
+            h3 = _plain_unit(params, buf, pre, act, w0 + (i + _1 + _1 + _1) * u, b0 + (i + _1 + _1 + _1) * u,
+                             t + u + u + u, where_positive(load(pre, t + u + u + u, nk), s3), x_old, x_new, lr,
+                             momentum, nk)
+            g1, g2, g3 = load(old, t + u, nk), load(old, t + u + u, nk), load(old, t + u + u + u, nk)
+            # the rows' update (gradient: old activation * delta), added in row order
+            for o in range(nout):
+                d = load(dz, a2 + o * u, nk)
+                t = row + o * u
+                z = load(pre, a2 + o * u, nk)
+                z = z + _plain_update(params, buf, t, g0 * d, lr, momentum, nk) * h0
+                z = z + _plain_update(params, buf, t + step, g1 * d, lr, momentum, nk) * h1
+                z = z + _plain_update(params, buf, t + step + step, g2 * d, lr, momentum, nk) * h2
+                z = z + _plain_update(params, buf, t + step + step + step, g3 * d, lr, momentum, nk) * h3
+                store(pre, a2 + o * u, z)
+        else:
+            for o in range(nout):
+                d = load(dz, a2 + o * u, nk)
+                z = load(pre, a2 + o * u, nk) + _plain_update(params, buf, row + o * u, g0 * d, lr, momentum, nk) * h0
+                store(pre, a2 + o * u, z)
+        i += rows
+    if n_layers > 2:  # layer 1's outputs are hidden units: their activations for the next layer
+        for o in range(nout):
+            t = a2 + o * u
+            store(act, t, relu(load(pre, t, nk)))
+
+
+@njit(**_JIT)
+def _plain_unit(params, buf, pre, act, tw, tb, ta, d, x_old, x_new, lr, momentum, nk):
+    """Layer 0's unit at row ``ta``: update its bias (gradient ``d``) and its one weight
+    (gradient ``x_old * d``), then its pre-activation and activation for ``x_new``."""
+    z = _plain_update(params, buf, tb, d, lr, momentum, nk)
+    z = z + _plain_update(params, buf, tw, x_old * d, lr, momentum, nk) * x_new
+    store(pre, ta, z)
+    h = relu(z)
+    store(act, ta, h)
+    return h
+
+
+@njit(**_JIT)
+def _run_plain(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, cen, var, dz, coef,
+               xs, ys, start, stop, lr, momentum, losses, ratios, live, bad, keep_p, keep_b, nk):
+    """:func:`_run_single` for plain networks (no normalisation, L2 or clipping; one input
+    and at least two layers): the same steps and numbers, with layers 0 and 1 trained by
+    :func:`_plain_low`'s single pass instead of a backward pass and an update pass.
+
+    A step: its loss, the deltas of layers 2 and up (:func:`_backward_deltas`), then
+    layers 0 and 1 (:func:`_plain_low`) and layers 2 and up (:func:`_update_forward`)
+    updated and run on the next sample. The call's last step runs them on a sample it
+    does not use (its own), so the update is always applied before the call returns.
+    """
+    last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)  # the output unit's row
+    zero = lr - lr
+    cur, nxt = act, act2
+    if stop > start:
+        _forward(params, sizes, w_off, b_off, a_off, fsz, cur, pre, cen, var, xs[start], False, nk)
+    for s in range(start, stop):
+        for k in range(nk):
+            yhat = pre[last + np.uint64(k)]
+            err = yhat - ys[s, k]
+            losses[s, k] = err * err
+            ratios[s, k] = abs(yhat / ys[s, k])
+            dz[last + np.uint64(k)] = err + err
+        _freeze_bad(params, buf, losses, s, live, bad, keep_p, keep_b, nk)
+        _backward_deltas(params, sizes, w_off, b_off, a_off, fsz, cur, pre, cen, var, dz, coef, zero, False,
+                         False, 2, nk)
+        for k in range(nk):
+            coef[k] = 1  # no clip: layers 2 and up multiply their gradients by 1
+        x = xs[s + 1] if s + 1 < stop else xs[s]
+        _plain_low(params, buf, sizes, w_off, b_off, a_off, cur, nxt, pre, dz, x, lr, momentum, nk)
+        _update_forward(params, buf, sizes, w_off, b_off, a_off, fsz, cur, nxt, pre, cen, var, dz, coef, x,
+                        lr, momentum, zero, False, True, 2, nk)
+        cur, nxt = nxt, cur
 
 
 @njit(**_JIT)
@@ -561,7 +720,7 @@ def _forward4(params, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, xs, j
             a0, a1, a2, a3 = b0, b0, b0, b0
             t = wo + o * u
             ia = ai
-            for i in range(nin):
+            for _i in range(nin):
                 w = load(params, t, nk)
                 a0 = a0 + w * load(act, ia, nk)
                 a1 = a1 + w * load(act, ia + span, nk)
