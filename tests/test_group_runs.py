@@ -148,3 +148,21 @@ def test_a_killed_group_resumes_from_its_older_checkpoints_with_every_epoch(tmp_
             ref = [dataclasses.replace(m, seconds=0.0) for m in theirs.epochs(twin.id)]
             assert [m.epoch for m in ours] == list(range(1, 301))
             assert ours == ref  # the group went on from its older checkpoints, exactly
+
+
+def test_the_pool_sends_progress_at_most_every_interval_and_every_end() -> None:
+    from fnn_tui.core.events import EpochMetrics, StepProgress
+    from fnn_tui.runs.pool import ProgressThrottle
+
+    def epoch(n: int, of: int = 5) -> EpochFinished:
+        return EpochFinished(EpochMetrics(n, 1.0, 1.0, 1.0, 1.0, 1.0, 0.01, 0.0), of)
+
+    throttle = ProgressThrottle(seconds=3600.0)  # nothing is "later" within this test
+    sent = [throttle(1, e) for e in (StepProgress(1, 10, 100), epoch(1), epoch(2), StepProgress(3, 5, 100))]
+    assert sent == [True, False, False, False]  # the first progress of run 1, then none within the interval
+    assert throttle(2, epoch(1))  # each run has its own clock
+    assert throttle(1, epoch(5))  # the last epoch always goes: the bar ends on the final loss
+    final = EpochMetrics(5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.01, 0.0)
+    assert throttle(1, RunFinished(final, 1.0)) and throttle(1, RunStarted("exp07", "fused", "cpu", 0, 5, 100))
+    every = ProgressThrottle(seconds=0.0)
+    assert all(every(1, epoch(2)) for _ in range(3))

@@ -1,8 +1,9 @@
 """Training several presets at once: worker processes, one single-threaded run each at a time.
 
 Workers record their runs in the shared store themselves and send the trainer's events back
-over a plain multiprocessing queue (without the weights they carry), so a front end draws
-them as it draws a run trained in its own process. There is no manager process: a manager
+over a plain multiprocessing queue (without the weights they carry, and a run's progress at
+most ten times a second), so a front end draws them as it draws a run trained in its own
+process. There is no manager process: a manager
 that died took every run's next event with it, and the run failed on a BrokenPipeError.
 
 Signals are the command's business, so the pool owns them while it runs: SIGTERM, SIGINT or
@@ -22,14 +23,15 @@ import os
 import queue as queue_mod
 import signal
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from fnn_tui.core.events import EndEvent, EpochFinished, Event, RunCancelled
+from fnn_tui.core.events import EndEvent, EpochFinished, Event, RunCancelled, StepProgress
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.stopping import STOP_SIGNALS, StopRequest
@@ -37,6 +39,10 @@ from fnn_tui.core.trainer import RunOptions
 from fnn_tui.runs import OnEvent
 
 POLL_SECONDS = 0.1
+# a run's progress (steps, epochs before its last) goes to the pool at most this often: the
+# pool only draws it (the worker stores every epoch), and ten seeds of exp01 finish about a
+# thousand epochs a second between them, each one pickled, sent and drawn
+PROGRESS_SECONDS = 0.1
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -79,6 +85,39 @@ class PoolOutcome:
     def run_ids(self) -> list[int]:
         """Every stored run of this pool."""
         return [r.run_id for r in self.results] + [x.run_id for x in self.lost if x.run_id is not None]
+
+
+class ProgressThrottle:
+    """Whether to send a run's event to the pool: every event but progress (a step, or an
+    epoch before the last), which passes at most every ``PROGRESS_SECONDS`` per run."""
+
+    def __init__(self, seconds: float = PROGRESS_SECONDS) -> None:
+        self.seconds = seconds
+        self.last: dict[int, float] = {}
+
+    def __call__(self, run_id: int, event: Event) -> bool:
+        progress = isinstance(event, StepProgress) or (
+            isinstance(event, EpochFinished) and event.metrics.epoch < event.epochs)
+        if not progress:
+            return True
+        now = time.monotonic()
+        if now - self.last.get(run_id, float("-inf")) < self.seconds:
+            return False
+        self.last[run_id] = now
+        return True
+
+
+def _event_sender(index: int, send: Callable[[tuple[Any, ...]], None], parent_gone: Callable[[], bool]) -> OnEvent:
+    """The ``on_event`` of piece ``index``: its events to the pool, progress throttled."""
+    throttle = ProgressThrottle()
+
+    def on_event(run_id: int, event: Event) -> None:
+        if throttle(run_id, event):
+            send(("event", index, run_id, light(event)))
+        else:
+            parent_gone()  # the check a sent event makes, made all the same
+
+    return on_event
 
 
 def light(event: Event) -> Event:
@@ -151,7 +190,7 @@ def _worker(home: str, options: RunOptions, tasks: Any, events: Any, parent: int
         if stop.is_set():
             continue  # a signal came first: this one is not started (the pool says so)
         send(("start", index))
-        on_event = lambda run_id, event, i=index: send(("event", i, run_id, light(event)))  # noqa: E731
+        on_event = _event_sender(index, send, parent_gone)
         try:
             results = train_piece(Path(home), work, options, on_event, stop)
         except Exception as exc:  # bad input found late: one item, not the pool
