@@ -276,3 +276,12 @@ def test_a_network_with_all_first_layer_relus_off_is_dead(catalog) -> None:
 @pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads /proc/cpuinfo")
 def test_default_lanes_follows_the_cpu() -> None:
     assert default_lanes() == (16 if "avx512f" in Path("/proc/cpuinfo").read_text().split() else 8)
+
+
+def test_denormals_are_flushed_inside_the_fused_steps_and_only_there() -> None:
+    from fnn_tui.core.engines import denormals_flushed
+
+    a, b = np.float32(1e-30), np.float32(1e-10)  # the product, 1e-40, is below float32's normal range
+    with denormals_flushed():
+        assert a * b == 0
+    assert a * b > 0  # gradual underflow again outside: the rest of the process is untouched

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from fnn_tui.core.data import Dataset
+from fnn_tui.core.engines import denormals_flushed
 from fnn_tui.core.engines import fused_kernels as k
 from fnn_tui.core.model import build_model
 from fnn_tui.core.presets import Preset
@@ -121,15 +122,17 @@ class FusedEngine:
         self.ratios[:] = 0
 
     def run_steps(self, start: int, stop: int) -> int:
-        """One compiled call for the whole range of steps."""
-        return int(
-            k.run_steps(
-                self.params, self.buf, self.state, self.grad, self.sizes, self.fsz, self.w_off, self.b_off,
-                self.a_off, self.act, self.pre, self.cen, self.var, self.dz, self.tmp, self.xs, self.ys,
-                start, stop, self.batch, self.lr, self.momentum, self.two_l2, self.clip, self.eps, self.use_norm,
-                self.losses, self.ratios,
+        """One compiled call for the whole range of steps (denormals flushed: see
+        :func:`~fnn_tui.core.engines.denormals_flushed`)."""
+        with denormals_flushed():
+            return int(
+                k.run_steps(
+                    self.params, self.buf, self.state, self.grad, self.sizes, self.fsz, self.w_off, self.b_off,
+                    self.a_off, self.act, self.pre, self.cen, self.var, self.dz, self.tmp, self.xs, self.ys,
+                    start, stop, self.batch, self.lr, self.momentum, self.two_l2, self.clip, self.eps,
+                    self.use_norm, self.losses, self.ratios,
+                )
             )
-        )
 
     def train_metrics(self) -> tuple[float, float]:
         """Epoch means of the per-step MSE and ratio."""

@@ -17,6 +17,7 @@ import torch
 
 from fnn_tui.core.data import epoch_order, make_dataset
 from fnn_tui.core.dead import is_dead
+from fnn_tui.core.engines import denormals_flushed
 from fnn_tui.core.engines import multi_kernels as mk
 from fnn_tui.core.engines.fused_engine import flatten, layout, unflatten
 from fnn_tui.core.model import build_model
@@ -146,12 +147,14 @@ class MultiFusedEngine:
         is frozen from then on), or -1.
         """
         self.bad[:] = -1
-        mk.call(
-            mk.run_steps, self.flat_params, self.flat_buf, self.grad, self.sizes, self.w_off, self.b_off,
-            self.a_off, self.fsz, self.act, self.act2, self.pre, self.cen, self.var, self.dz, self.coef, self.counts, self.xs, self.ys, start, stop, self.batch, self.lr, self.momentum, self.two_l2,
-            self.clip, self.eps, self.use_norm, self.losses, self.ratios, self.live, self.bad,
-            self.keep_p, self.keep_b, self.lanes,
-        )
+        with denormals_flushed():  # as the single-seed fused engine does
+            mk.call(
+                mk.run_steps, self.flat_params, self.flat_buf, self.grad, self.sizes, self.w_off, self.b_off,
+                self.a_off, self.fsz, self.act, self.act2, self.pre, self.cen, self.var, self.dz, self.coef,
+                self.counts, self.xs, self.ys, start, stop, self.batch, self.lr, self.momentum, self.two_l2,
+                self.clip, self.eps, self.use_norm, self.losses, self.ratios, self.live, self.bad,
+                self.keep_p, self.keep_b, self.lanes,
+            )
         if stop > start:
             self.started = [True] * self.lanes
         return self.bad.copy()
