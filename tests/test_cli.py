@@ -145,3 +145,29 @@ def test_diverged_run_exits_1(home) -> None:
 def test_python_dash_m_and_console_script() -> None:
     out = subprocess.run([sys.executable, "-m", "fnn_tui", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "fnn-tui" in out.stdout
+
+
+def test_the_progress_display_keeps_to_the_terminal_height() -> None:
+    from rich.console import Console
+
+    from fnn_tui.cli.progress import EventProgress
+    from fnn_tui.core.events import EpochMetrics, RunFinished, RunStarted
+
+    final = EpochMetrics(3, 0.5, 1.0, 0.5, 1.0, 0.4, 0.01, 0.1)
+    console = Console(file=io.StringIO(), height=12, width=80)  # room for 8 bars
+    with EventProgress(console) as progress:
+        for run_id in range(1, 11):  # ten runs start, six of them end
+            progress(run_id, RunStarted("exp07", "fused", "cpu", run_id, 3, 100))
+        for run_id in range(1, 7):
+            progress(run_id, RunFinished(final, 1.0))
+        shown = {t.id for t in progress.progress.tasks if t.visible}
+        assert len(shown) == 8
+        # the four still training keep their bars; the oldest ended ones left
+        running = {progress.tasks[r] for r in range(7, 11)}
+        assert running <= shown and progress.tasks[1] not in shown and progress.tasks[2] not in shown
+        assert set(progress.shown) == {3, 4, 5, 6, 7, 8, 9, 10}
+    few = Console(file=io.StringIO(), height=40, width=80)
+    with EventProgress(few) as progress:  # when they fit, every bar stays, finished or not
+        progress(1, RunStarted("exp07", "fused", "cpu", 0, 3, 100))
+        progress(1, RunFinished(final, 1.0))
+        assert [t.visible for t in progress.progress.tasks] == [True]

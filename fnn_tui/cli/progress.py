@@ -37,6 +37,11 @@ class EventProgress:
     The display opens with the first event, not on entering the ``with`` block: an error
     found before any work (no such run, a bad device) is then the only thing printed,
     without the blank line an empty display leaves behind.
+
+    It keeps to the terminal's height: once there are more bars than fit, the oldest bars
+    of runs that ended leave it (the results table printed afterwards lists every run).
+    Otherwise ``run --all --seeds 10`` drew 110 bars, of which a terminal showed the first
+    ones, long finished, and cropped the runs still training.
     """
 
     def __init__(self, console: Console) -> None:
@@ -55,6 +60,7 @@ class EventProgress:
         self.steps: dict[int, int] = {}
         self.ends: dict[int, EndEvent] = {}
         self.opened = False
+        self.shown: list[int] = []  # the runs whose bars are in the display, oldest first
 
     def __enter__(self) -> EventProgress:
         return self
@@ -78,6 +84,11 @@ class EventProgress:
             else:
                 self.tasks[run_id] = self.progress.add_task("", total=event.epochs * steps or None, completed=done,
                                                             loss="-", **fields)
+            if run_id not in self.shown:
+                self.progress.update(self.tasks[run_id], visible=True)
+                self.shown.append(run_id)
+            self.ends.pop(run_id, None)  # a resumed run is running again
+            self._fit()
             return
         task = self.tasks.get(run_id)
         if task is None:
@@ -93,6 +104,15 @@ class EventProgress:
             if isinstance(event, RunFinished):
                 total = self.progress.tasks[self.progress.task_ids.index(task)].total
                 self.progress.update(task, completed=total)
+            self._fit()
+
+    def _fit(self) -> None:
+        """Hide the oldest ended runs' bars while there are more bars than the terminal holds."""
+        room = max(4, self.progress.console.height - 4)
+        excess = len(self.shown) - room
+        for run_id in [r for r in self.shown if r in self.ends][:max(0, excess)]:
+            self.progress.update(self.tasks[run_id], visible=False)
+            self.shown.remove(run_id)
 
 
 def report_end(run_id: int, end: EndEvent, err: Console) -> int:
