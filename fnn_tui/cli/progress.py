@@ -55,6 +55,7 @@ class EventProgress:
             TimeRemainingColumn(),
             console=console,
             transient=False,
+            refresh_per_second=4,  # enough for runs of seconds to minutes; each redraw renders every bar
         )
         self.tasks: dict[int, TaskID] = {}
         self.steps: dict[int, int] = {}
