@@ -285,3 +285,20 @@ def test_denormals_are_flushed_inside_the_fused_steps_and_only_there() -> None:
     with denormals_flushed():
         assert a * b == 0
     assert a * b > 0  # gradual underflow again outside: the rest of the process is untouched
+
+
+def test_the_lane_metrics_are_float64_means() -> None:
+    from fnn_tui.core.engines import multi_kernels as mk
+
+    rng = np.random.default_rng(3)
+    losses = (rng.random((700, 8)) * 3).astype(np.float32)
+    means = np.empty(8)
+    mk.column_means(losses, means)
+    assert np.array_equal(means, losses.mean(axis=0, dtype=np.float64))  # NumPy's numbers, to the bit
+    yhat = (rng.random((300, 8)) + 1).astype(np.float32)
+    y = (rng.random((300, 8)) + 1).astype(np.float32)
+    out = np.empty((8, 4))
+    mk.test_metrics(yhat, y, out)
+    p, t = yhat.astype(np.float64), y.astype(np.float64)  # every term in float64, not float32
+    expected = np.stack([((p - t) ** 2).mean(0), np.abs(p / t).mean(0), np.abs(p - t).mean(0), p.std(0)], axis=1)
+    assert np.allclose(out, expected, rtol=1e-13, atol=0)

@@ -229,11 +229,12 @@ def evaluate(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, ys
     m2 = 0.0
     for j in range(n):
         yhat = _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)
-        p = float(yhat)
-        err = p - float(ys[j])
+        p = np.float64(yhat)  # (Numba's float() of a float32 stays a float32)
+        y = np.float64(ys[j])
+        err = p - y
         se += err * err
         ae += abs(err)
-        ratio += abs(p / float(ys[j]))
+        ratio += abs(p / y)
         delta = p - mean
         mean += delta / (j + 1)
         m2 += delta * (p - mean)

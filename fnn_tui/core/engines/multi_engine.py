@@ -113,8 +113,7 @@ class MultiFusedEngine:
         self.y_train = np.stack([d.y_train.reshape(-1).double().numpy().astype(dtype) for d in sets])
         self.x_test = np.ascontiguousarray(np.stack([d.x_test.reshape(-1).double().numpy() for d in sets], 1).astype(dtype))
         self.y_test = np.ascontiguousarray(np.stack([d.y_test.reshape(-1).double().numpy() for d in sets], 1).astype(dtype))
-        self.y_test64 = self.y_test.astype(np.float64)
-        self.y_test_std = self.y_test64.std(axis=0)
+        self.y_test_std = self.y_test.astype(np.float64).std(axis=0)
         self.yhat = np.zeros_like(self.y_test)
         self.steps_per_epoch = math.ceil(self.n_train / self.batch)
         self.losses = np.zeros((self.steps_per_epoch, k), dtype=dtype)
@@ -172,23 +171,21 @@ class MultiFusedEngine:
     # -- metrics --------------------------------------------------------------------------
     def train_metrics(self) -> list[tuple[float, float]]:
         """Per lane, the epoch means of the per-step MSE and ratio."""
-        loss = self.losses.mean(axis=0, dtype=np.float64)
-        ratio = self.ratios.mean(axis=0, dtype=np.float64)
+        loss, ratio = np.empty(self.lanes), np.empty(self.lanes)
+        mk.column_means(self.losses, loss)
+        mk.column_means(self.ratios, ratio)
         return [(float(a), float(b)) for a, b in zip(loss, ratio)]
 
     def evaluate(self) -> list[tuple[float, float, float, float]]:
         """Per lane: test MSE, ratio, MAE and the (population) standard deviation of y_hat
-        over the test set, the means in float64 as the single-seed engine computes them."""
+        over the test set, in float64 as the single-seed engine computes them."""
         yhat = mk.call(
             mk.predict, self.flat_params, self.sizes, self.w_off, self.b_off, self.a_off, self.fsz, self.act,
             self.pre, self.cen, self.var, self.x_test, self.use_norm, self.yhat, self.lanes,
-        ).astype(np.float64)
-        err = yhat - self.y_test64
-        mse = (err * err).mean(axis=0)
-        ratio = np.abs(yhat / self.y_test64).mean(axis=0)
-        mae = np.abs(err).mean(axis=0)
-        spread = yhat.std(axis=0)
-        return [(float(a), float(b), float(c), float(d)) for a, b, c, d in zip(mse, ratio, mae, spread)]
+        )
+        out = np.empty((self.lanes, 4))
+        mk.test_metrics(yhat, self.y_test, out)
+        return [(float(a), float(b), float(c), float(d)) for a, b, c, d in out]
 
     def predict(self, xs: np.ndarray) -> np.ndarray:
         """Every lane's y_hat at the same points ``xs``: ``out[j, lane]`` (float32)."""

@@ -429,11 +429,54 @@ def _update_forward(params, buf, sizes, w_off, b_off, a_off, fsz, old, act, pre,
 def gather(x_train, y_train, orders, row_of, xs, ys):
     """An epoch's samples in each lane's order: ``xs[j, k] = x_train[k, orders[row_of[k], j]]``
     (and ``ys`` alike), where ``orders`` holds one shuffle per distinct seed."""
-    for j in range(xs.shape[0]):
-        for k in range(xs.shape[1]):
-            i = orders[row_of[k], j]
+    for k in range(xs.shape[1]):  # lane by lane: each reads its own samples, in cache
+        order = orders[row_of[k]]
+        for j in range(xs.shape[0]):
+            i = order[j]
             xs[j, k] = x_train[k, i]
             ys[j, k] = y_train[k, i]
+
+
+@njit(**_JIT)
+def column_means(values, out):
+    """``out[k]`` = the float64 mean of ``values[:, k]``, summed row by row as NumPy's
+    ``values.mean(axis=0, dtype=np.float64)`` sums it (the same numbers), in one pass."""
+    n, nk = values.shape
+    for k in range(nk):
+        out[k] = 0.0
+    for j in range(n):
+        for k in range(nk):
+            out[k] += np.float64(values[j, k])
+    for k in range(nk):
+        out[k] = out[k] / n
+
+
+@njit(**_JIT)
+def test_metrics(yhat, ys, out):
+    """Per lane k, from its predictions ``yhat[:, k]`` of targets ``ys[:, k]``: the MSE, mean
+    |y_hat / y|, MAE and population std of y_hat into ``out[k, 0..3]``, in float64 and in
+    the single-seed engine's order (``fused_kernels.evaluate``: Welford's update for the std)."""
+    n, nk = yhat.shape
+    for k in range(nk):
+        se = 0.0
+        ratio = 0.0
+        ae = 0.0
+        mean = 0.0
+        m2 = 0.0
+        for j in range(n):
+            p = np.float64(yhat[j, k])  # (Numba's float() of a float32 stays a float32)
+            y = np.float64(ys[j, k])
+            err = p - y
+            se += err * err
+            ae += abs(err)
+            ratio += abs(p / y)
+            delta = p - mean
+            mean += delta / (j + 1)
+            m2 += delta * (p - mean)
+        out[k, 0] = se / n
+        out[k, 1] = ratio / n
+        out[k, 2] = ae / n
+        out[k, 3] = math.sqrt(m2 / n)
 
 
 @njit(**_JIT)
