@@ -203,6 +203,11 @@ def _worker(home: str, options: RunOptions, tasks: Any, events: Any, parent: int
         events.join_thread()  # every message reaches the pool before this process ends
     else:
         events.cancel_join_thread()  # nobody reads them any more: exit anyway
+    # Everything is stored and sent: end without the interpreter's teardown of torch and
+    # Numba (about half a second the command would wait for, after its last run ended)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # --- the pool -----------------------------------------------------------------------------
