@@ -15,7 +15,8 @@ run on one machine, single-threaded, it measures on exp08's and exp06's shapes:
   store, checkpoints and fits every epoch), wall time from the first event to the last,
   per seed-step, beside the notes-style loop of ``benchmarks/steps.py`` measured in this run;
 - with ``--table``, the wall time of ``fnn-tui run --all --seeds 10 --jobs 0`` into a new
-  store (the whole table, ten seeds; start-up and compiling included).
+  store (the whole table, ten seeds; start-up included, after a one-epoch run of the same
+  command has compiled or loaded the kernels), and each preset's share read from the store.
 
 ``--command "..."`` times any other shell command the same way.
 """
@@ -107,12 +108,42 @@ def group_overhead_ms(preset, lanes: int, epochs: int) -> tuple[float, float]:
     return outside * 1e3, min(whole) * 1e3
 
 
-def command_wall_seconds(command: str | list[str]) -> float:
-    """Wall seconds of one command (its output discarded)."""
+def command_wall_seconds(command: str | list[str]) -> tuple[float, int]:
+    """Wall seconds of one command (its output discarded) and its exit status."""
     start = time.perf_counter()
     args = shlex.split(command) if isinstance(command, str) else command
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    done = subprocess.run(args, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start, done.returncode
+
+
+def table_seconds() -> None:
+    """Time ``fnn-tui run --all --seeds 10 --jobs 0`` into a new store and print it, with each
+    preset's group time read back from that store.
+
+    A one-epoch run of the same command comes first, into another store: it compiles (or
+    loads) every kernel the table uses, so the time is that of training, as on any run
+    after the first on a machine. Exit status 1 is expected: row 4 diverges.
+    """
+    import sqlite3
+
+    def command(home: str, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "fnn_tui", "--home", home, "run", "--all", "--seeds", "10", "--jobs", "0",
+                *extra]
+
+    with tempfile.TemporaryDirectory() as warm:
+        command_wall_seconds(command(warm, "--epochs", "1", "--samples", "200"))
+    with tempfile.TemporaryDirectory() as home:
+        wall, status = command_wall_seconds(command(home))
+        print(f"\n`fnn-tui run --all --seeds 10 --jobs 0` ({os.cpu_count()} cores, kernels cached): "
+              f"{wall:.1f} s wall, exit status {status}")
+        with sqlite3.connect(Path(home) / "runs.sqlite3") as db:
+            rows = db.execute("SELECT preset, count(*), max(ended_at) - min(started_at), group_concat(DISTINCT status) "
+                              "FROM runs GROUP BY preset ORDER BY 3 DESC").fetchall()
+            first, last = db.execute("SELECT min(started_at), max(ended_at) FROM runs").fetchone()
+        print(f"  from the first run's start to the last run's end {last - first:.1f} s; "
+              f"start-up and exit {wall - (last - first):.1f} s")
+        for preset, runs, seconds, status in rows:
+            print(f"  {preset}: {runs} runs in {seconds:5.1f} s, {status}")
 
 
 def notes_loop_us() -> float:
@@ -182,12 +213,10 @@ def main() -> None:
               f"start-up excluded): {ours:.3f} us/seed-step; notes-style loop {notes:.0f} us/step: "
               f"{notes / ours:.0f}x")
     if args.table:
-        with tempfile.TemporaryDirectory() as home:
-            command = [sys.executable, "-m", "fnn_tui", "--home", home, "run", "--all", "--seeds", "10", "--jobs", "0"]
-            print(f"\n`fnn-tui run --all --seeds 10 --jobs 0` ({os.cpu_count()} cores): "
-                  f"{command_wall_seconds(command):.1f} s wall")
+        table_seconds()
     if args.command:
-        print(f"\n{args.command!r}: {command_wall_seconds(args.command):.1f} s wall")
+        wall, status = command_wall_seconds(args.command)
+        print(f"\n{args.command!r}: {wall:.1f} s wall, exit status {status}")
 
 
 if __name__ == "__main__":
