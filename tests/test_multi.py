@@ -104,7 +104,7 @@ def test_other_paths_equal_the_single_seed_run(catalog, name, changes) -> None:
 @pytest.mark.parametrize(("name", "dtype"), [("exp03", np.float64), ("exp06", np.float32), ("exp01", np.float32)])
 def test_the_plain_single_pass_equals_the_general_kernel_to_the_bit(catalog, name, dtype) -> None:
     # presets with neither normalisation, L2 nor clipping train layers 0 and 1 in one pass
-    # (multi_kernels._plain_low); a clip too large to ever act sends the same preset through
+    # (multi_plain._plain_low); a clip too large to ever act sends the same preset through
     # the general kernel (a backward pass, then an update pass), which must agree to the bit
     preset = catalog.get(name).with_overrides(samples=700)
     general = _training(preset, clip=1e30)
@@ -302,3 +302,18 @@ def test_the_lane_metrics_are_float64_means() -> None:
     p, t = yhat.astype(np.float64), y.astype(np.float64)  # every term in float64, not float32
     expected = np.stack([((p - t) ** 2).mean(0), np.abs(p / t).mean(0), np.abs(p - t).mean(0), p.std(0)], axis=1)
     assert np.allclose(out, expected, rtol=1e-13, atol=0)
+
+
+def test_a_cached_kernel_is_stale_when_any_kernel_file_changes() -> None:
+    # Numba stamps a cached function with its own file only; the multi-seed kernels call
+    # functions of other files, so every kernel file's function carries one stamp of all
+    from fnn_tui.core.engines import fused_kernels, multi_kernels, multi_plain
+
+    folder = Path(fused_kernels.__file__).resolve().parent
+    stats = [(folder / name).stat() for name in fused_kernels.KERNEL_FILES]
+    expected = (max(s.st_mtime for s in stats), sum(s.st_size for s in stats))
+    for function in (multi_kernels.run_steps, multi_plain.run_plain, fused_kernels.evaluate):
+        locator = function._cache._impl._locator  # Numba's cache of this function
+        assert type(locator).__name__ == "KernelFilesLocator"
+        assert locator.get_source_stamp() == expected
+    assert {p.name for p in folder.glob("multi_*.py")} - {"multi_engine.py"} <= set(fused_kernels.KERNEL_FILES)

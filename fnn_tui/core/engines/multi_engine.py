@@ -91,7 +91,7 @@ class MultiFusedEngine:
         self.grad = np.zeros(self.params.size, dtype=dtype)
         # layout and scratch buffers
         sizes = preset.model.sizes
-        self.sizes = np.array(sizes, dtype=np.uint64)  # unsigned: see multi_kernels._forward
+        self.sizes = np.array(sizes, dtype=np.uint64)  # unsigned: see multi_passes._forward
         self.fsz = self.sizes.astype(dtype)
         self.w_off, self.b_off, self.a_off = (a.astype(np.uint64) for a in layout(sizes))
         width, k = int(self.a_off[-1]), self.lanes
