@@ -57,7 +57,8 @@ class StepProgress:
 @dataclass(frozen=True)
 class EpochFinished:
     """An epoch is done; ``state`` is everything needed to continue from here (``None`` when
-    the epoch is read back from the store rather than trained in this process)."""
+    the epoch is read back from the store rather than trained in this process, and for a
+    group's lanes, whose states come from :class:`GroupEpochFinished`)."""
 
     metrics: EpochMetrics
     epochs: int

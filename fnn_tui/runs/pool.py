@@ -3,8 +3,8 @@
 Workers record their runs in the shared store themselves and send the trainer's events back
 over a plain multiprocessing queue (without the weights they carry, and a run's progress at
 most ten times a second), so a front end draws them as it draws a run trained in its own
-process. There is no manager process: a manager
-that died took every run's next event with it, and the run failed on a BrokenPipeError.
+process. There is no manager process: a manager that died took every run's next event
+with it, and the run failed on a BrokenPipeError.
 
 Signals are the command's business, so the pool owns them while it runs: SIGTERM, SIGINT or
 SIGHUP to the command is forwarded to every worker, which stops its run as interrupted at
