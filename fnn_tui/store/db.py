@@ -12,6 +12,7 @@ import os
 import sqlite3
 import struct
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -250,7 +251,7 @@ def connect(path: Path, timeout: float | None = None, *, reading: bool = False) 
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             if not created:
                 _check_intact(conn, path)
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn, timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             _migrate(conn, path)
@@ -261,6 +262,27 @@ def connect(path: Path, timeout: float | None = None, *, reading: bool = False) 
             _remove_empty(path)  # a failed first write (a full disk) leaves no 0-byte store behind
         raise
     return conn, False
+
+
+def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Put the database in WAL mode, waiting up to ``timeout`` for the others.
+
+    Changing the journal mode needs the database to itself, and while another connection
+    is opening a new store SQLite answers SQLITE_BUSY at once, without its busy handler
+    (three threads opening a new store at once: 39 failures in 300 tries). So it is
+    retried here, briefly, until the timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY") or "locked" in str(exc)
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
