@@ -281,22 +281,31 @@ def evaluate(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs, ys
     predictions are a near-constant far from zero (a dead network's).
     """
     n = xs.shape[0]
-    se = 0.0
-    ratio = 0.0
-    ae = 0.0
-    mean = 0.0
-    m2 = 0.0
+    sums = (0.0, 0.0, 0.0, 0.0, 0.0)
     for j in range(n):
         yhat = _forward(params, sizes, fsz, w_off, b_off, a_off, act, pre, cen, var, xs[j], use_norm)
-        p = np.float64(yhat)  # (Numba's float() of a float32 stays a float32)
-        y = np.float64(ys[j])
-        err = p - y
-        se += err * err
-        ae += abs(err)
-        ratio += abs(p / y)
-        delta = p - mean
-        mean += delta / (j + 1)
-        m2 += delta * (p - mean)
+        sums = metric_sums(sums, yhat, ys[j], j)
+    return metric_means(sums, n)
+
+
+@njit(inline="always", nogil=True, cache=True, error_model="numpy")
+def metric_sums(sums, yhat, y, j):
+    """Sample ``j``'s share of the test metrics, in float64 (Numba's float() of a float32
+    stays a float32): ``sums`` is (squared error, |y_hat / y|, absolute error, Welford's
+    running mean of y_hat and its sum of squared deviations); returns the new sums."""
+    se, ratio, ae, mean, m2 = sums
+    p = np.float64(yhat)
+    t = np.float64(y)
+    err = p - t
+    delta = p - mean
+    mean = mean + delta / (j + 1)
+    return se + err * err, ratio + abs(p / t), ae + abs(err), mean, m2 + delta * (p - mean)
+
+
+@njit(inline="always", nogil=True, cache=True, error_model="numpy")
+def metric_means(sums, n):
+    """MSE, mean |y_hat / y|, MAE and the population std of y_hat from :func:`metric_sums`."""
+    se, ratio, ae, _, m2 = sums
     return se / n, ratio / n, ae / n, math.sqrt(m2 / n)  # each Welford term is >= 0
 
 

@@ -55,11 +55,10 @@ helpers :func:`gather`, :func:`column_means` and :func:`test_metrics`).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import literally, njit
 
+from fnn_tui.core.engines.fused_kernels import metric_means, metric_sums
 from fnn_tui.core.engines.lanes import load, store
 from fnn_tui.core.engines.multi_passes import (
     JIT,
@@ -156,25 +155,10 @@ def test_metrics(yhat, ys, out):
     the single-seed engine's order (``fused_kernels.evaluate``: Welford's update for the std)."""
     n, nk = yhat.shape
     for k in range(nk):
-        se = 0.0
-        ratio = 0.0
-        ae = 0.0
-        mean = 0.0
-        m2 = 0.0
+        sums = (0.0, 0.0, 0.0, 0.0, 0.0)
         for j in range(n):
-            p = np.float64(yhat[j, k])  # (Numba's float() of a float32 stays a float32)
-            y = np.float64(ys[j, k])
-            err = p - y
-            se += err * err
-            ae += abs(err)
-            ratio += abs(p / y)
-            delta = p - mean
-            mean += delta / (j + 1)
-            m2 += delta * (p - mean)
-        out[k, 0] = se / n
-        out[k, 1] = ratio / n
-        out[k, 2] = ae / n
-        out[k, 3] = math.sqrt(m2 / n)
+            sums = metric_sums(sums, yhat[j, k], ys[j, k], j)
+        out[k, 0], out[k, 1], out[k, 2], out[k, 3] = metric_means(sums, n)
 
 
 @njit(**JIT)
