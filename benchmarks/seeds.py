@@ -124,8 +124,6 @@ def table_seconds() -> None:
     loads) every kernel the table uses, so the time is that of training, as on any run
     after the first on a machine. Exit status 1 is expected: row 4 diverges.
     """
-    import sqlite3
-
     def command(home: str, *extra: str) -> list[str]:
         return [sys.executable, "-m", "fnn_tui", "--home", home, "run", "--all", "--seeds", "10", "--jobs", "0",
                 *extra]
@@ -136,14 +134,21 @@ def table_seconds() -> None:
         wall, status = command_wall_seconds(command(home))
         print(f"\n`fnn-tui run --all --seeds 10 --jobs 0` ({os.cpu_count()} cores, kernels cached): "
               f"{wall:.1f} s wall, exit status {status}")
-        with sqlite3.connect(Path(home) / "runs.sqlite3") as db:
-            rows = db.execute("SELECT preset, count(*), max(ended_at) - min(started_at), group_concat(DISTINCT status) "
-                              "FROM runs GROUP BY preset ORDER BY 3 DESC").fetchall()
-            first, last = db.execute("SELECT min(started_at), max(ended_at) FROM runs").fetchone()
+        from fnn_tui.store.runs import Store
+
+        with Store(Path(home), reading=True) as store:
+            runs = store.list_runs()
+        first = min(r.started_at for r in runs)
+        last = max(r.ended_at or r.started_at for r in runs)
         print(f"  from the first run's start to the last run's end {last - first:.1f} s; "
               f"start-up and exit {wall - (last - first):.1f} s")
-        for preset, runs, seconds, status in rows:
-            print(f"  {preset}: {runs} runs in {seconds:5.1f} s, {status}")
+        by_preset: dict[str, list] = {}
+        for r in runs:
+            by_preset.setdefault(r.preset, []).append(r)
+        rows = [(name, len(rs), max(r.ended_at or r.started_at for r in rs) - min(r.started_at for r in rs),
+                 ",".join(sorted({str(r.status) for r in rs}))) for name, rs in by_preset.items()]
+        for preset, count, seconds, status in sorted(rows, key=lambda row: -row[2]):
+            print(f"  {preset}: {count} runs in {seconds:5.1f} s, {status}")
 
 
 def notes_loop_us() -> float:
