@@ -18,3 +18,39 @@ def wait_for(predicate: Callable[[], T], timeout: float = 90.0, every: float = 0
             return value
         time.sleep(every)
     raise AssertionError("timed out waiting")
+
+
+def train(home, presets, seeds=None, *, engine: str = "fused", on_event=None, stop=None, jobs: int = 1,
+          again: bool = False):
+    """Plan ``presets`` over ``seeds`` and train the tasks as ``fnn-tui run`` does; return
+    how each run ended (``fnn_tui.runs.record.RecordedRun``), in order."""
+    from fnn_tui.core.trainer import RunOptions
+    from fnn_tui.runs.execute import train_tasks
+    from fnn_tui.runs.plan import plan
+    from fnn_tui.store.runs import Store
+
+    with Store(home) as store:
+        planned = plan(store, list(presets), RunOptions(engine=engine, device="cpu"), seeds, again=again)
+    return train_tasks(home, planned.tasks, jobs, on_event or (lambda *_: None), stop).results
+
+
+def resume(home, run_ids, *, on_event=None, stop=None, jobs: int = 1):
+    """Plan the resumption of stopped runs and train it; return how each ended."""
+    from fnn_tui.runs.execute import train_tasks
+    from fnn_tui.runs.plan import plan_resume
+    from fnn_tui.store.runs import Store
+
+    with Store(home) as store:
+        planned = plan_resume(store, list(run_ids))
+    return train_tasks(home, planned.tasks, jobs, on_event or (lambda *_: None), stop).results
+
+
+def launch_presets(home, presets, options, seeds=None, jobs: int = 1):
+    """Plan ``presets`` as the app does and start the background worker on the tasks."""
+    from fnn_tui.runs.background import launch
+    from fnn_tui.runs.plan import plan
+    from fnn_tui.store.runs import Store
+
+    with Store(home) as store:
+        planned = plan(store, list(presets), options, seeds)
+    return launch(home, planned.tasks, jobs)

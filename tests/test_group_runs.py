@@ -1,4 +1,4 @@
-"""Seeds of one preset trained together (runs/group.py, through runs/many.py): each lane is an
+"""Seeds of one preset trained together (runs/group.py, planned by runs/plan.py): each lane is an
 ordinary stored run with the numbers a run of that seed alone gets."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from fnn_tui.core.events import EndEvent, EpochFinished, RunFinished, RunStarted
 from fnn_tui.core.state import load_checkpoint
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions
-from fnn_tui.runs.background import QueueItem
-from fnn_tui.runs.many import pieces, train_many
+from fnn_tui.runs.plan import plan
 from fnn_tui.runs.record import record_run
 from fnn_tui.store.runs import Store
+
+from .helpers import resume, train
 
 FUSED = RunOptions(engine="fused", device="cpu")
 
@@ -26,17 +27,27 @@ def _final(home: Path, run_id: int):
         return store.get_run(run_id)
 
 
-def test_the_queue_is_cut_into_groups_of_one_study(catalog) -> None:
+def test_the_queue_is_cut_into_groups_of_one_study(home: Path, catalog, monkeypatch) -> None:
+    """The planner's tasks: seeds of one study share a task up to the engine's width, in the
+    order asked; a study of one seed trains alone; the torch engine has no lanes."""
+    import fnn_tui.runs.plan as plan_module
+
+    monkeypatch.setattr(plan_module, "group_capacity", lambda engine, device: 2 if engine == "fused" else 1)
     a = catalog.get("exp07").with_overrides(samples=200, epochs=1)
     b = catalog.get("exp08").with_overrides(samples=200, epochs=1)
-    items = [QueueItem(preset=a.with_overrides(seed=s)) for s in range(5)]
-    items += [QueueItem(preset=b), QueueItem(resume_id=12), QueueItem(preset=a.with_overrides(epochs=2))]
-    work = pieces(items, FUSED, lanes=2)
-    shapes = [[p.data.seed for p in w] if isinstance(w, list) else w if isinstance(w, int) else w.name
-              for w in work]
-    assert shapes == [[0, 1], [2, 3], "exp07", "exp08", 12, "exp07"]
-    # the torch engine has no lanes: every seed alone
-    assert all(not isinstance(w, list) for w in pieces(items, RunOptions(engine="torch")))
+    c = a.with_overrides(epochs=2)
+    with Store(home) as store:
+        planned = plan(store, [a, b, c], FUSED, [0, 1, 2, 3, 4])
+        tasks = [[store.get_run(rid) for rid in t.run_ids] for t in planned.tasks]
+    shapes = [(t[0].preset, t[0].epochs_total, [r.seed for r in t]) for t in tasks]
+    assert shapes == [("exp07", 1, [0, 1]), ("exp07", 1, [2, 3]), ("exp07", 1, [4]),
+                      ("exp08", 1, [0, 1]), ("exp08", 1, [2, 3]), ("exp08", 1, [4]),
+                      ("exp07", 2, [0, 1]), ("exp07", 2, [2, 3]), ("exp07", 2, [4])]
+    assert [t.lanes_kernel for t in planned.tasks] == [True, True, False] * 3
+    assert all(r.status == RunStatus.QUEUED for t in tasks for r in t)  # claimed before any work
+    with Store(home) as store:
+        torch_plan = plan(store, [a.with_overrides(epochs=3)], RunOptions(engine="torch"), [0, 1])
+    assert [t.lanes for t in torch_plan.tasks] == [1, 1]
 
 
 def test_a_group_stores_each_seed_as_the_run_it_would_be_alone(tmp_path: Path, tiny08) -> None:
@@ -45,8 +56,7 @@ def test_a_group_stores_each_seed_as_the_run_it_would_be_alone(tmp_path: Path, t
     preset = tiny08.with_overrides(samples=125, epochs=1)
     seeds = [0, 1, 2]
     seen: list[tuple[int, object]] = []
-    together = train_many(tmp_path / "group", [QueueItem(preset=preset.with_overrides(seed=s)) for s in seeds],
-                          FUSED, 1, lambda run_id, event: seen.append((run_id, event)))
+    together = train(tmp_path / "group", [preset], seeds, on_event=lambda run_id, event: seen.append((run_id, event)))
     alone = [record_run(tmp_path / "single", preset.with_overrides(seed=s), FUSED) for s in seeds]
     assert [isinstance(r.end, RunFinished) for r in together] == [True] * 3
     # every run gets its own start, epochs and end, under its own id
@@ -74,8 +84,7 @@ def test_a_stopped_group_goes_on_together_to_the_uninterrupted_numbers(tmp_path:
     from fnn_tui.core.stopping import StopRequest
 
     preset = tiny08.with_overrides(samples=150, epochs=3)
-    items = [QueueItem(preset=preset.with_overrides(seed=s)) for s in (4, 5)]
-    straight = train_many(tmp_path / "straight", items, FUSED, 1, lambda *_: None)
+    straight = train(tmp_path / "straight", [preset], [4, 5])
     stop = StopRequest()
 
     def stop_in_epoch_two(_run_id: int, event) -> None:
@@ -83,9 +92,9 @@ def test_a_stopped_group_goes_on_together_to_the_uninterrupted_numbers(tmp_path:
             stop.set(RunStatus.INTERRUPTED)
 
     home = tmp_path / "stopped"
-    broken = train_many(home, items, FUSED, 1, stop_in_epoch_two, stop)
+    broken = train(home, [preset], [4, 5], on_event=stop_in_epoch_two, stop=stop)
     assert all(isinstance(r.end, EndEvent) and _final(home, r.run_id).status == RunStatus.INTERRUPTED for r in broken)
-    again = train_many(home, [QueueItem(resume_id=r.run_id) for r in broken], FUSED, 1, lambda *_: None)
+    again = resume(home, [r.run_id for r in broken])
     assert [r.run_id for r in again] == [r.run_id for r in broken]
     assert all(isinstance(r.end, RunFinished) for r in again)
     for a, b in zip(broken, straight):
@@ -110,10 +119,11 @@ def test_a_killed_group_resumes_from_its_older_checkpoints_with_every_epoch(tmp_
         "import sys; from pathlib import Path\n"
         "import fnn_tui.runs.group as g; g.CHECKPOINT_SECONDS = 1e9  # only the first and last epochs\n"
         "from fnn_tui.core.catalog import discover; from fnn_tui.core.trainer import RunOptions\n"
-        "from fnn_tui.runs.background import QueueItem; from fnn_tui.runs.many import train_many\n"
+        "from fnn_tui.runs.execute import train_tasks; from fnn_tui.runs.plan import plan\n"
+        "from fnn_tui.store.runs import Store\n"
         "p = discover(include_user=False).get('exp08').with_overrides(samples=300, epochs=300)\n"
-        "train_many(Path(sys.argv[1]), [QueueItem(preset=p.with_overrides(seed=s)) for s in (0, 1)],\n"
-        "           RunOptions(engine='fused', device='cpu'), 1, lambda *a: None)\n"
+        "with Store(Path(sys.argv[1])) as store: planned = plan(store, [p], RunOptions(engine='fused', device='cpu'), [0, 1])\n"
+        "train_tasks(Path(sys.argv[1]), planned.tasks, 1, lambda *a: None)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(root)}
     straight = tmp_path / "straight"
@@ -139,7 +149,7 @@ def test_a_killed_group_resumes_from_its_older_checkpoints_with_every_epoch(tmp_
         runs = sorted(store.list_runs(), key=lambda r: r.seed)
     # the store has more epochs than the checkpoints: the case this test is about
     assert all(load_checkpoint(r.checkpoint_path).epoch < r.epochs_done < 300 for r in runs)
-    again = train_many(home, [QueueItem(resume_id=r.id) for r in runs], FUSED, 1, lambda *_: None)
+    again = resume(home, [r.id for r in runs])
     assert all(isinstance(r.end, RunFinished) for r in again)
     with Store(home) as mine, Store(straight) as theirs:
         for r in runs:

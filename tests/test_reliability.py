@@ -28,12 +28,12 @@ from fnn_tui.core.state import (
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions
-from fnn_tui.runs.background import QueueItem, launch, plan_run_all, stop_run
+from fnn_tui.runs.background import stop_run
 from fnn_tui.runs.liveness import reap
 from fnn_tui.runs.record import ResumeError, record_run, resume_run
 from fnn_tui.store.runs import Store
 
-from .helpers import wait_for
+from .helpers import launch_presets, wait_for
 from .test_training import inject_infinite_target
 
 runner = CliRunner()
@@ -272,7 +272,9 @@ def test_infinite_loss_keeps_the_last_finite_checkpoint(home: Path, tiny08, monk
 
 
 def test_two_processes_write_the_store_at_once(home: Path) -> None:
-    procs = [_cli(home, "run", "exp07", "--epochs", "4", "--samples", "300", "--engine", e) for e in ("torch", "fused")]
+    # two studies (one seed of one study is claimed by one process only: tests/test_plan.py)
+    procs = [_cli(home, "run", name, "--epochs", "4", "--samples", "300", "--engine", e)
+             for name, e in (("exp07", "torch"), ("exp08", "fused"))]
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -319,21 +321,23 @@ def test_a_sigkilled_writer_leaves_whole_epochs_only(home: Path) -> None:
 # --- background batches and Run all ------------------------------------------------------
 
 
-def test_background_batch_trains_in_order_and_stop_cancels_the_rest(home: Path, catalog) -> None:
+def test_background_batch_trains_in_order_and_stop_leaves_no_rows_of_the_rest(home: Path, catalog) -> None:
+    """Changed with the planner: the runs of a stopped queue that never started are deleted
+    again instead of stored as "cancelled 0/N" rows (what a student saw as clutter)."""
     quick = catalog.get("exp07").with_overrides(samples=200, epochs=2)
     slow = catalog.get("exp08").with_overrides(samples=400, epochs=200)
-    launched = launch(home, [QueueItem(preset=quick), QueueItem(preset=slow), QueueItem(preset=quick)],
-                      RunOptions(engine="torch"))
+    last = catalog.get("exp09").with_overrides(samples=200, epochs=2)
+    launched = launch_presets(home, [quick, slow, last], RunOptions(engine="torch"))
     first, second, third = launched.run_ids
     wait_for(lambda: _run(home, second).epochs_done >= 1, timeout=60)
     assert _run(home, first).status == "finished" and _run(home, third).status == "queued"
     stop_run(home, second)
     assert launched.process.wait(timeout=60) == 0
-    assert _run(home, second).status == "cancelled" and _run(home, third).status == "cancelled"
+    assert _run(home, second).status == "cancelled" and _run(home, third) is None
     log = (_run(home, first).folder / "worker.log").read_text()
     assert log.count("epoch") >= 2
-    # one line per event: every line is a stamped event line, nothing else is dumped there
-    stamped = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d run (\d+): ")
+    # one line per event (and the worker's own lines): each stamped, nothing else is dumped there
+    stamped = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (run (\d+)|worker): ")
     assert all(stamped.match(line) for line in log.splitlines()), log
     assert sum(1 for line in log.splitlines() if line.endswith(": finished")) == 1
 
@@ -349,19 +353,26 @@ def test_worker_log_keeps_a_many_line_error_on_one_line(capsys) -> None:
 
 
 def test_run_all_skips_finished_and_resumes_interrupted(home: Path, catalog) -> None:
+    """Changed with the planner: Run all follows the one rule of `run` (a seed done on any
+    engine is done; the report counts every engine's runs of a study in one row)."""
+    from fnn_tui.runs.plan import plan
+    from fnn_tui.store.runs import Store
+
     a = catalog.get("exp07").with_overrides(samples=200, epochs=3)
     b = catalog.get("exp08").with_overrides(samples=200, epochs=3)
     c = catalog.get("exp09").with_overrides(samples=200, epochs=3)
-    record_run(home, a, RunOptions(engine="fused"))
+    done = record_run(home, a, RunOptions(engine="fused"))
     stop = StopRequest()
     interrupted = record_run(home, b, RunOptions(engine="fused"),
                              lambda _run_id, e: isinstance(e, EpochFinished) and stop.set(RunStatus.INTERRUPTED), stop)
-    items, skipped = plan_run_all(home, [a, b, c], RunOptions(engine="fused"))
-    assert skipped == ["exp07"]
-    assert items == [QueueItem(resume_id=interrupted.run_id), QueueItem(preset=c)]
-    # a different engine is a different setting
-    items, skipped = plan_run_all(home, [a], RunOptions(engine="torch"))
-    assert skipped == [] and items == [QueueItem(preset=a)]
+    with Store(home) as store:
+        planned = plan(store, [a, b, c], RunOptions(engine="fused"))
+        runs = [store.get_run(rid) for rid in planned.run_ids]
+    assert planned.done == [done.run_id] and planned.resumed == [interrupted.run_id]
+    assert [(r.preset, r.id == interrupted.run_id) for r in runs] == [("exp08", True), ("exp09", False)]
+    with Store(home) as store:
+        other_engine = plan(store, [a], RunOptions(engine="torch"))
+    assert other_engine.tasks == [] and other_engine.done == [done.run_id]
 
 
 def test_stop_and_attach_answer_bad_input_with_exit_2(home: Path) -> None:

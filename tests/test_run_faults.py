@@ -22,12 +22,12 @@ from fnn_tui.core.state import CheckpointError, check_state, load_checkpoint, pr
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions
-from fnn_tui.runs.background import QueueItem, launch, stop_run
-from fnn_tui.runs.liveness import pid_alive
+from fnn_tui.runs.background import stop_run
+from fnn_tui.runs.liveness import pid_alive, reap
 from fnn_tui.runs.record import ResumeError, record_run, resume_run
 from fnn_tui.store.runs import Store, run_folder
 
-from .helpers import wait_for
+from .helpers import launch_presets, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -237,6 +237,7 @@ def test_a_signal_to_a_pool_stops_every_worker_as_interrupted(home: Path, signum
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
     with Store(home) as store:
+        reap(store, grace=0)  # after a kill -9 the never-started exp09, claimed queued, goes with its process
         records = store.list_runs()
     assert sorted(r.preset for r in records) == ["exp07", "exp08"]  # exp09 was never started
     for record in records:
@@ -325,13 +326,16 @@ def test_results_takes_a_huge_limit(home: Path, tiny08) -> None:
 
 def test_worker_log_is_one_short_line_per_event(home: Path, catalog) -> None:
     preset = catalog.get("exp08").with_overrides(samples=60, epochs=300)
-    launched = launch(home, [QueueItem(preset=preset)], RunOptions(engine="torch"))
+    launched = launch_presets(home, [preset], RunOptions(engine="torch"))
     run_id = launched.run_ids[0]
     wait_for(lambda: _run(home, run_id).epochs_done >= 2)
     stop_run(home, run_id)
     assert launched.process.wait(timeout=60) == 0
     lines = (_run(home, run_id).folder / "worker.log").read_text().splitlines()
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
+    # the worker's own first line says which tasks it trains (changed with the planner)
+    assert re.match(stamp + rf"worker: tasks {run_id} over 1 process$", lines[0]), lines[0]
+    lines = lines[1:]
     assert all(re.match(stamp + rf"run {run_id}: ", line) for line in lines), lines
     assert "started on cpu (torch)" in lines[0]
     epochs = [line for line in lines if " epoch " in line and "train loss" in line]

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from fnn_tui.cli import app
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions
-from fnn_tui.runs.plan import MAX_SEEDS, SeedsError, parse_seeds, plan_seeds
+from fnn_tui.runs.plan import MAX_SEEDS, SeedsError, parse_seeds, plan
 from fnn_tui.runs.record import record_run
 from fnn_tui.store.db import DB_NAME
 from fnn_tui.store.runs import Store
@@ -109,10 +109,12 @@ def test_a_diverged_seed_is_done_and_a_stopped_one_is_resumed(home: Path, catalo
         store.conn.commit()
         # its checkpoint is at the last epoch: it goes on from the kept previous one (the last
         # epoch is trained again, to the same numbers) rather than as a new run of seed 1
-        plan = plan_seeds(store, [diverges, tiny], [0, 1])
-    assert len(plan.done) == 1  # the diverged seed 0 of "diverges"
-    kinds = [(i.preset.name, i.preset.data.seed) if i.preset else ("resume", i.resume_id) for i in plan.todo]
-    assert kinds == [("diverges", 1), ("exp07", 0), ("resume", stopped.run_id)]
+        planned = plan(store, [diverges, tiny], RunOptions(engine="fused"), [0, 1])
+        runs = [store.get_run(rid) for rid in planned.run_ids]
+    assert len(planned.done) == 1  # the diverged seed 0 of "diverges"
+    assert planned.resumed == [stopped.run_id]
+    kinds = [(r.preset, r.seed, "resume" if r.id == stopped.run_id else "new") for r in runs]
+    assert kinds == [("diverges", 1, "new"), ("exp07", 0, "new"), ("exp07", 1, "resume")]
 
 
 def test_seeds_after_a_sigterm_resume_the_stopped_seed(home: Path) -> None:

@@ -26,9 +26,8 @@ from fnn_tui.core.events import (
 )
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.stopping import StopRequest, install_signal_stop
-from fnn_tui.core.trainer import RunOptions
 from fnn_tui.report.export import fmt
-from fnn_tui.runs.background import QueueItem
+from fnn_tui.runs.plan import Task
 
 
 class EventProgress:
@@ -135,40 +134,32 @@ def report_end(run_id: int, end: EndEvent, err: Console) -> int:
     return 0
 
 
-def train_here(home: Path, items: list[QueueItem], options: RunOptions, jobs: int,
-               err: Console) -> tuple[list[int], int]:
-    """Train a queue (new runs and resumptions) through :func:`~fnn_tui.runs.many.train_many`,
-    in this process or over ``jobs`` processes, with one progress display; return the ids
-    of the runs it trained and the exit code."""
-    from fnn_tui.runs.many import train_many
+def train_here(home: Path, tasks: list[Task], jobs: int, err: Console) -> tuple[list[int], int]:
+    """Train planned tasks through :func:`~fnn_tui.runs.execute.train_tasks`, in this process
+    or over ``jobs`` processes, with one progress display; return the ids of the runs it
+    trained and the exit code."""
+    from fnn_tui.runs.execute import train_tasks
 
     stop = StopRequest()
     install_signal_stop(stop)
-    ids: list[int] = []
-    pooled = jobs > 1 and len(items) > 1
     started = time.perf_counter()
     with EventProgress(err) as progress:
-
-        def on_event(run_id: int, event: Event) -> None:
-            if run_id not in ids:
-                ids.append(run_id)
-            progress(run_id, event)
-
         try:
-            results = train_many(home, items, options, jobs, on_event, stop)
-        except KeyboardInterrupt:
-            if not pooled:
-                raise
+            outcome = train_tasks(home, tasks, jobs, progress, stop)
+        except KeyboardInterrupt:  # a second Ctrl-C: the runs in progress are stored as interrupted
             err.print("[yellow]interrupted:[/yellow] the runs are stored as interrupted; "
-                      "`fnn-tui results` lists them and `fnn-tui resume RUN` continues one", markup=True)
+                      "the same command again continues them", markup=True)
             raise SystemExit(130) from None
-    if pooled:
-        err.print(f"{len(items)} runs in {time.perf_counter() - started:.1f} s over {min(jobs, len(items))} processes")
+    results = outcome.results
+    if outcome.processes > 1:  # what happened, not what was asked for
+        runs = sum(t.lanes for t in tasks)
+        err.print(f"{runs} {'run' if runs == 1 else 'runs'} in {len(tasks)} tasks, "
+                  f"{time.perf_counter() - started:.1f} s over {outcome.processes} processes")
     code = 0
     for result in results:
         code = max(code, report_end(result.run_id, result.end, err))
-    if len(results) < len(items):
-        rest = len(items) - len(results)
+    if outcome.not_started:
+        rest = sum(t.lanes for t in outcome.not_started)
         err.print(f"[yellow]interrupted:[/yellow] {rest} {'run was' if rest == 1 else 'runs were'} not started; "
                   "the same command again trains them", markup=True)
     if stop.signum is not None:
@@ -177,8 +168,18 @@ def train_here(home: Path, items: list[QueueItem], options: RunOptions, jobs: in
 
 
 def resume_here(home: Path, run_id: int, device: str | None, err: Console) -> int:
-    """Resume one run in this process, with a progress bar."""
+    """Resume one run in this process, with a progress bar: planned as any resumption is (a
+    lane of a group goes on as a lane, to the numbers of an uninterrupted run), or on
+    ``device`` when another one is asked for."""
     from fnn_tui.runs.record import resume_run
+
+    if device is None:
+        from fnn_tui.runs.plan import plan_resume
+        from fnn_tui.store.runs import Store
+
+        with Store(home) as store:
+            planned = plan_resume(store, [run_id])
+        return train_here(home, planned.tasks, 1, err)[1]
 
     stop = StopRequest()
     install_signal_stop(stop)

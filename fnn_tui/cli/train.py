@@ -42,13 +42,20 @@ def run(
         metavar="SEEDS")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override the number of epochs.", metavar="N")] = None,
     samples: Annotated[int | None, typer.Option("--samples", help="Override the number of samples.", metavar="N")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", help="Runs trained at once, one process each (0: one per core).", min=0,
+    jobs: Annotated[int, typer.Option("--jobs", help="Tasks trained at once, one process each (0: one per core).", min=0,
                                       metavar="N")] = 1,
+    again: Annotated[bool, typer.Option("--again", help="Train seeds already done with these settings once more "
+                                        "(stored as repeats).")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="Train in a background process that outlives this terminal.")] = False,
 ) -> None:
-    """Train presets, store every epoch, and print the results table of the runs trained."""
-    from fnn_tui.core.trainer import RunOptions, resolve
-    from fnn_tui.runs.background import QueueItem
+    """Train presets, store every epoch, and print the results table of the runs trained.
+
+    A seed already finished or diverged with the same settings is not trained again (say
+    --again for a repeat); one queued or training in another process is left to it; a
+    stopped one is resumed.
+    """
+    from fnn_tui.core.trainer import RunOptions
+    from fnn_tui.runs.plan import plan
 
     s = settings(ctx)
     with bad_input(s):
@@ -63,36 +70,28 @@ def run(
             raise typer.Exit(EXIT_BAD_INPUT)
         chosen = [p.with_overrides(epochs=epochs, samples=samples, seed=seed) for p in chosen]
         options = RunOptions(device=device, engine=engine)
-        for p in chosen:
-            resolve(p, options)  # bad device/engine: an error before any work
         from fnn_tui.store.runs import Store
 
-        with Store(s.home):  # a damaged, read-only, locked or lost store: one line before any work
-            pass
-        if seed_list is None:
-            items = [QueueItem(preset=p) for p in chosen]
-        else:
-            from fnn_tui.runs.plan import plan_seeds
-
-            with Store(s.home) as store:
-                plan = plan_seeds(store, chosen, seed_list)
-            items = plan.todo
-            if not items:
-                err.print(f"nothing to train: {plan.summary()}; `fnn-tui report` sums them up", soft_wrap=True)
-                raise typer.Exit(EXIT_OK)
-            if plan.summary():
-                err.print(f"skipped: {plan.summary()}", soft_wrap=True)
+        with Store(s.home) as store:  # a damaged, read-only, locked or lost store: one line before any work
+            planned = plan(store, chosen, options, seed_list, again=again)  # bad device/engine: before any work
+        if not planned.tasks:
+            err.print(f"nothing to train: {planned.summary()}; `fnn-tui report` sums them up", soft_wrap=True)
+            raise typer.Exit(EXIT_OK)
+        if planned.summary():
+            skipped = (planned.done and not planned.repeats) or planned.active
+            err.print(f"skipped: {planned.summary()}" if skipped else planned.summary(), soft_wrap=True)
+        jobs = jobs or os.cpu_count() or 1
         if detach:
             from fnn_tui.runs.background import launch
 
-            launched = launch(s.home, items, options)
+            launched = launch(s.home, planned.tasks, jobs)
             ids = " ".join(str(i) for i in launched.run_ids)
             out.print(f"run {ids} training in the background (pid {launched.process.pid}); "
                       f"`fnn-tui attach {launched.run_ids[0]}` follows it, `fnn-tui stop {launched.run_ids[0]}` stops it")
             raise typer.Exit(EXIT_OK)
         from fnn_tui.cli.progress import train_here
 
-        ids, code = train_here(s.home, items, options, jobs or os.cpu_count() or 1, err)
+        ids, code = train_here(s.home, planned.tasks, jobs, err)
         _print_results(s, ids)
     raise typer.Exit(code)
 
@@ -206,8 +205,9 @@ def stop(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="The run
 
 
 @app.command(hidden=True)
-def worker(ctx: typer.Context, items: Annotated[list[str], typer.Argument(metavar="RUN")]) -> None:
-    """Train queued runs in order (the background process)."""
+def worker(ctx: typer.Context, items: Annotated[list[str], typer.Argument(metavar="TASK")],
+           jobs: Annotated[int, typer.Option("--jobs", min=1, metavar="N")] = 1) -> None:
+    """Train planned tasks (the background process)."""
     from fnn_tui.runs.worker import main as worker_main
 
-    raise typer.Exit(worker_main(settings(ctx).home, items))
+    raise typer.Exit(worker_main(settings(ctx).home, items, jobs))

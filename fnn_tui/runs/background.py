@@ -2,8 +2,8 @@
 
 A background process (``fnn-tui worker``, :mod:`fnn_tui.runs.worker`) is started with
 ``start_new_session=True``, so the SIGHUP of a dropped SSH session never reaches it. Its
-runs are queued in the store first; the process trains them in order, writing epochs,
-progress and a heartbeat. Anyone (the app, ``fnn-tui attach``) follows a run by polling
+tasks are planned (their runs claimed queued in the store) first; the process trains them
+as ``fnn-tui run`` would, writing epochs, progress and a heartbeat. Anyone (the app, ``fnn-tui attach``) follows a run by polling
 the store and gets the same typed events the trainer emits; ``fnn-tui stop`` sends the
 process SIGUSR1, which cancels cleanly.
 """
@@ -31,12 +31,10 @@ from fnn_tui.core.events import (
     StepProgress,
 )
 from fnn_tui.core.grid import decode
-from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
-from fnn_tui.core.trainer import RunOptions, resolve
 from fnn_tui.runs import OnEvent
 from fnn_tui.runs.liveness import pid_alive, reap
-from fnn_tui.runs.record import claim, prepare_resume
+from fnn_tui.runs.plan import Task
 from fnn_tui.store.runs import RunRecord, Store
 
 POLL_SECONDS = 0.2
@@ -49,14 +47,6 @@ class Launched:
 
     process: subprocess.Popen[bytes]
     run_ids: list[int]
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    """One entry of a background queue: a new run of ``preset`` or the resumption of ``resume_id``."""
-
-    preset: Preset | None = None
-    resume_id: int | None = None
 
 
 def _spawn(home: Path, args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -72,40 +62,25 @@ def _spawn(home: Path, args: list[str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def launch(home: Path, items: list[QueueItem], options: RunOptions) -> Launched:
-    """Queue the items in the store and start one background process to train them.
+def launch(home: Path, tasks: list[Task], jobs: int = 1) -> Launched:
+    """Start one background process to train ``tasks`` (planned, their runs claimed queued
+    by :func:`fnn_tui.runs.plan.plan`), here in order or over ``jobs`` processes.
 
-    Bad input (device, engine, a run that cannot be resumed) raises before anything starts.
+    Should the process not start, the tasks' runs are given back before the error is raised.
     """
-    args: list[str] = []
-    run_ids: list[int] = []
-    with Store(home) as store:
-        records = {item.resume_id: prepare_resume(store, item.resume_id)[0]
-                   for item in items if item.resume_id is not None}
-        claimed: list[RunRecord] = []
-        try:
-            for record in records.values():
-                claim(store, record, RunStatus.QUEUED)  # one resumer only: another may have it now
-                claimed.append(record)
-        except ValueError:
-            for record in claimed:  # give back what this launch took
-                store.end_run(record.id, record.status, message=record.message)
-            raise
-        for item in items:
-            if item.resume_id is not None:
-                args.append(f"r{item.resume_id}")
-                run_ids.append(item.resume_id)
-            else:
-                assert item.preset is not None
-                resolved = resolve(item.preset, options)
-                rid = store.create_run(item.preset, engine=resolved.engine, device=resolved.device,
-                                       status=RunStatus.QUEUED)
-                args.append(str(rid))
-                run_ids.append(rid)
-        first = store.get_run(run_ids[0])
-        assert first is not None
-        process = _spawn(home, args, first.folder / "worker.log")
-        store.set_pid(run_ids, process.pid)
+    from fnn_tui.runs.execute import release
+
+    run_ids = [rid for task in tasks for rid in task.run_ids]
+    try:
+        with Store(home) as store:
+            first = store.get_run(run_ids[0])
+            assert first is not None
+            args = [f"--jobs={max(1, jobs)}", *(task.arg() for task in tasks)]
+            process = _spawn(home, args, first.folder / "worker.log")
+            store.set_pid(run_ids, process.pid)
+    except BaseException:
+        release(home, tasks)
+        raise
     return Launched(process, run_ids)
 
 
@@ -143,12 +118,88 @@ def end_event(record: RunRecord) -> EndEvent:
     if status == RunStatus.FINISHED and record.final is not None:
         return RunFinished(record.final, wall)
     if status == RunStatus.DIVERGED:
-        reason = (record.message or "the loss became NaN or infinite").split(" at epoch")[0]
+        # the trainer's own words, stored as such (runs stored before they were: from the message)
+        reason = record.reason or (record.message or "the loss became NaN or infinite").split(" at epoch")[0]
         return RunDiverged(record.diverged_epoch or record.epochs_done + 1, record.diverged_step or 0, reason, wall)
     if status in (RunStatus.CANCELLED, RunStatus.INTERRUPTED):
         return RunCancelled(record.epochs_done, wall, status=status)
     return RunFailed(record.message or status.label, wall,
                      status=status if status == RunStatus.CRASHED else RunStatus.FAILED)
+
+
+class _Follower:
+    """One run's events read back from the store, a poll at a time."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.started = False
+        self.seen = 0
+        self.position = (0, 0)
+        self.record: RunRecord | None = None
+        self.ended = False
+
+    def poll(self, store: Store, on_event: OnEvent) -> None:
+        run_id = self.run_id
+        record = self.record = store.get_run(run_id)
+        if record is None:  # a queued run of a stopped queue, deleted again: nothing to follow
+            self.ended = True
+            return
+        if record.status == RunStatus.QUEUED:
+            return
+        if not self.started:
+            on_event(run_id, RunStarted(
+                preset=record.preset, engine=record.engine, device=record.device, seed=record.seed,
+                epochs=record.epochs_total, steps_per_epoch=record.steps_per_epoch,
+                start_epoch=0, start_step=0))
+            self.started = True
+        new = store.epochs(run_id, after=self.seen)
+        fits = dict(store.fits(run_id, after=self.seen)) if new else {}  # y_hat, for the app's plot
+        for metrics in new:
+            blob = fits.get(metrics.epoch)
+            on_event(run_id, EpochFinished(metrics, record.epochs_total, fit=None if blob is None else decode(blob)))
+            self.seen = metrics.epoch
+        if (record.progress_epoch, record.progress_step) != self.position and record.status == RunStatus.RUNNING:
+            self.position = (record.progress_epoch, record.progress_step)
+            if self.position[0] > self.seen:
+                on_event(run_id, StepProgress(self.position[0], self.position[1], record.steps_per_epoch))
+        if not record.status.active:
+            on_event(run_id, end_event(record))
+            self.ended = True
+
+
+def follow_many(
+    home: Path,
+    run_ids: list[int],
+    on_event: OnEvent,
+    should_stop: Callable[[], bool] = lambda: False,
+    process: subprocess.Popen[bytes] | None = None,
+) -> dict[int, RunRecord | None]:
+    """Send the events of several runs, read from the store, until they all end (or
+    ``should_stop``); return each one's last record (``None``: it is gone).
+
+    The events are the trainer's own, per run: :class:`RunStarted` once it leaves the queue,
+    an :class:`EpochFinished` for every stored epoch (those stored before it started
+    following first), :class:`StepProgress` inside an epoch, then its end event. Runs that
+    train at once (over the pool) are followed at once. ``process`` is the background
+    process when this side started it: polling it reaps it, so an ended process is never
+    mistaken for a live one.
+    """
+    followers = [_Follower(rid) for rid in run_ids]
+    with Store(home) as store:
+        last_check = 0.0
+        while True:
+            if process is not None:
+                process.poll()
+            now = time.monotonic()
+            if now - last_check > 2.0:
+                reap(store)
+                last_check = now
+            for follower in followers:
+                if not follower.ended:
+                    follower.poll(store, on_event)
+            if all(f.ended for f in followers) or should_stop():
+                return {f.run_id: f.record for f in followers}
+            time.sleep(POLL_SECONDS)
 
 
 def follow(
@@ -158,80 +209,5 @@ def follow(
     should_stop: Callable[[], bool] = lambda: False,
     process: subprocess.Popen[bytes] | None = None,
 ) -> RunRecord | None:
-    """Send a run's events, read from the store, until it ends (or ``should_stop``); return
-    its last record.
-
-    The events are the trainer's own: :class:`RunStarted` (``start_epoch`` = epochs already
-    stored), an :class:`EpochFinished` for every stored epoch (those stored before it
-    started following first), :class:`StepProgress` inside an epoch, then the end event.
-    ``process`` is the background process when this side started it: polling it reaps it,
-    so an ended process is never mistaken for a live one.
-    """
-    with Store(home) as store:
-        started = False
-        seen = 0
-        position = (0, 0)
-        last_check = 0.0
-        while True:
-            if process is not None:
-                process.poll()
-            now = time.monotonic()
-            if now - last_check > 2.0:
-                reap(store)
-                last_check = now
-            record = store.get_run(run_id)
-            if record is None:
-                return None
-            if record.status != RunStatus.QUEUED:
-                if not started:
-                    on_event(run_id, RunStarted(
-                        preset=record.preset, engine=record.engine, device=record.device, seed=record.seed,
-                        epochs=record.epochs_total, steps_per_epoch=record.steps_per_epoch,
-                        start_epoch=0, start_step=0))
-                    started = True
-                new = store.epochs(run_id, after=seen)
-                fits = dict(store.fits(run_id, after=seen)) if new else {}  # y_hat, for the app's plot
-                for metrics in new:
-                    blob = fits.get(metrics.epoch)
-                    on_event(run_id, EpochFinished(metrics, record.epochs_total,
-                                                   fit=None if blob is None else decode(blob)))
-                    seen = metrics.epoch
-                if (record.progress_epoch, record.progress_step) != position and record.status == RunStatus.RUNNING:
-                    position = (record.progress_epoch, record.progress_step)
-                    if position[0] > seen:
-                        on_event(run_id, StepProgress(position[0], position[1], record.steps_per_epoch))
-                if not record.status.active:
-                    on_event(run_id, end_event(record))
-                    return record
-            if should_stop():
-                return record
-            time.sleep(POLL_SECONDS)
-
-
-def plan_run_all(home: Path, presets: list[Preset], options: RunOptions) -> tuple[list[QueueItem], list[str]]:
-    """What "Run all" should do: skip presets already finished with the same settings (resolved
-    preset and engine), resume the newest interrupted or crashed run of one, start the rest.
-
-    Returns the queue and the names skipped.
-    """
-    items: list[QueueItem] = []
-    skipped: list[str] = []
-    with Store(home) as store:
-        reap(store)
-        for preset in presets:
-            engine = resolve(preset, options).engine
-            same = [r for r in store.list_runs(preset.name) if r.preset_hash == preset.digest() and r.engine == engine]
-            if any(r.status == RunStatus.FINISHED for r in same):
-                skipped.append(preset.name)
-                continue
-            unfinished = [r for r in same if r.status in (RunStatus.INTERRUPTED, RunStatus.CRASHED)]
-            resumable = None
-            for record in unfinished:  # newest first
-                try:
-                    prepare_resume(store, record.id)
-                except ValueError:
-                    continue
-                resumable = record.id
-                break
-            items.append(QueueItem(resume_id=resumable) if resumable is not None else QueueItem(preset=preset))
-    return items, skipped
+    """:func:`follow_many` for one run: its last record, ``None`` when there is no such run."""
+    return follow_many(home, [run_id], on_event, should_stop, process)[run_id]

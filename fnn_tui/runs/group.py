@@ -2,7 +2,7 @@
 
 :func:`fnn_tui.core.group.train_group` steps K seeds in one kernel call; here each lane is
 an ordinary stored run, with its own row, epochs, checkpoints and status, so it can be
-listed, stopped, resumed (alone, by the single-seed engine: the checkpoints are the same)
+listed, stopped, resumed (on this kernel again, so the numbers are an uninterrupted run's)
 and reported like any other. The per-epoch work is per group: the lanes' epochs go into
 the store in one transaction and their heartbeats in one more, and the checkpoints are
 written every few seconds rather than every epoch (see :data:`CHECKPOINT_SECONDS`).
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 from fnn_tui.core.events import (
     EndEvent,
@@ -24,7 +23,7 @@ from fnn_tui.core.events import (
 from fnn_tui.core.grid import encode
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import TrainState
-from fnn_tui.core.trainer import RunOptions, StopFlag, resolve
+from fnn_tui.core.trainer import RunOptions, StopFlag
 from fnn_tui.runs import OnEvent
 from fnn_tui.runs.record import HEARTBEAT_SECONDS, RecordedRun, Recorder, mark_interrupted
 from fnn_tui.store.runs import Store, run_folder
@@ -36,90 +35,7 @@ from fnn_tui.store.runs import Store, run_folder
 CHECKPOINT_SECONDS = 5.0
 
 
-def can_group(presets: list[Preset], options: RunOptions) -> bool:
-    """Whether these runs can train as one group: two or more seeds of the same settings on
-    the fused engine on the CPU."""
-    if len(presets) < 2:
-        return False
-    first = presets[0]
-    if any(p.name != first.name or p.study_digest() != first.study_digest() for p in presets):
-        return False
-    if len({p.data.seed for p in presets}) != len(presets):
-        return False
-    run = resolve(first, options)
-    return run.engine == "fused" and run.device == "cpu"
-
-
-def record_group(
-    home: Path,
-    presets: list[Preset],
-    options: RunOptions,
-    on_event: OnEvent | None = None,
-    stop_event: StopFlag | None = None,
-) -> list[RecordedRun]:
-    """Train the seeds ``presets`` (one preset's settings, one seed each; :func:`can_group`)
-    together, each stored as its own run; return how each ended, in order."""
-    resolved = resolve(presets[0], options)
-    options = RunOptions(resolved.device, resolved.engine)
-    with Store(home) as store:
-        run_ids = [store.create_run(p, engine=resolved.engine, device=resolved.device) for p in presets]
-        return _train_lanes(store, run_ids, presets, options, on_event, stop_event, None)
-
-
-def train_queued_group(
-    home: Path,
-    run_ids: list[int],
-    on_event: OnEvent | None = None,
-    stop_event: StopFlag | None = None,
-) -> list[RecordedRun]:
-    """Train runs queued in the store (by a background process's launch), seeds of one
-    preset's settings, together."""
-    from fnn_tui.runs.record import stored_preset
-
-    with Store(home) as store:
-        records = [store.get_run(rid) for rid in run_ids]
-        assert all(r is not None for r in records)
-        presets = [stored_preset(r) for r in records]  # type: ignore[arg-type]
-        options = RunOptions(records[0].device, records[0].engine)  # type: ignore[union-attr]
-        return _train_lanes(store, run_ids, presets, options, on_event, stop_event, None)
-
-
-def resume_group(
-    home: Path,
-    run_ids: list[int],
-    on_event: OnEvent | None = None,
-    stop_event: StopFlag | None = None,
-) -> list[RecordedRun]:
-    """Continue stopped runs of one study together, from their checkpoints, as the group they
-    were (the same lanes, so the numbers are an uninterrupted group's); runs that cannot join
-    (other settings, another position) are resumed one by one."""
-    from fnn_tui.runs.record import prepare_resume, resume_run
-
-    with Store(home) as store:
-        prepared = [prepare_resume(store, rid) for rid in run_ids]
-        records = [p[0] for p in prepared]
-        presets = [p[1] for p in prepared]
-        states = [p[2] for p in prepared]
-        positions = {None if st is None else (st.epoch, st.step) for st in states}
-        resolved = resolve(presets[0], RunOptions(records[0].device, records[0].engine))
-        options = RunOptions(resolved.device, resolved.engine)
-        together = len(positions) == 1 and can_group(presets, options)
-        if together:
-            return _resume_lanes(store, records, presets, states, options, on_event, stop_event)
-    return [resume_run(home, rid, on_event, stop_event) for rid in run_ids]
-
-
-def _resume_lanes(store: Store, records: list, presets: list[Preset], states: list[TrainState | None],
-                  options: RunOptions, on_event: OnEvent | None, stop_event: StopFlag | None) -> list[RecordedRun]:
-    from fnn_tui.runs.record import take_for_resume
-
-    for record, state in zip(records, states):
-        take_for_resume(store, record, state, options.device)
-    resume = None if states[0] is None else states
-    return _train_lanes(store, [r.id for r in records], presets, options, on_event, stop_event, resume)
-
-
-def _train_lanes(
+def record_lanes(
     store: Store,
     run_ids: list[int],
     presets: list[Preset],
@@ -128,10 +44,13 @@ def _train_lanes(
     stop_event: StopFlag | None,
     resume: list[TrainState | None] | None,
 ) -> list[RecordedRun]:
-    """Train the lanes of stored runs ``run_ids`` with every event written to the store."""
+    """Train stored runs ``run_ids`` (seeds of one study, claimed and at one position:
+    ``resume`` holds each one's checkpoint, ``None`` when all start from the beginning) as
+    lanes of one kernel call, with every event written to the store."""
     from fnn_tui.core.group import train_group
 
     seeds = [p.data.seed for p in presets]
+    store.set_grouped(run_ids)
     recorders = [Recorder(store, rid, run_folder(store.home, rid)) for rid in run_ids]
     live = set(range(len(run_ids)))
     last_beat = [time.monotonic()]

@@ -1,25 +1,47 @@
-"""Seeds as a dimension of a request: which seeds to train, and which of them are still to do.
+"""The planner: what a request comes to, decided once for every front end.
 
-``fnn-tui run exp08 --seeds 10`` and the app's seeds field name a list of seeds; each seed
-is an ordinary stored run of ``preset.with_overrides(seed=s)``. Asking again must not train
-again what is already there, so :func:`plan_seeds` looks at the store first: a seed whose
-run with the same settings (the same ``study``, the settings hash without the seed) has
-finished or diverged is done (a diverged run is a real outcome of the recipe); one that is
-queued or training is left to its process; a stopped one (interrupted, crashed, cancelled
-or failed) is resumed; the rest are started. The CLI and the app both plan here.
+A request (``fnn-tui run``, ``run --seeds``, the app's Run and Run all, a resumption, the
+background worker's queue) names presets and seeds. :func:`plan` turns it into
+:class:`Task` objects, the one unit of work of fnn-tui: the stored runs that train together
+in one kernel call (several lanes), or one run alone. Where a task trains (here, over the
+process pool, in the background worker) is :mod:`fnn_tui.runs.execute`'s business; how it
+trains is :func:`fnn_tui.runs.task.train_task`.
+
+**What is done.** One rule, for every front end: a seed of a study (the same settings but
+the seed: ``Preset.study_digest``) is done once one of its runs finished or diverged, on any
+engine. Finished is the result; diverged is a result too (a real outcome of the recipe that
+the report counts), and training it again gives the same numbers. The engine is not part of
+"the same settings" because the report puts every engine's runs of a study in one row. A
+seed queued or training in another process is left to it; a stopped one (interrupted,
+crashed, cancelled or failed) with a usable checkpoint is resumed; the rest are new runs.
+``again`` trains done seeds once more (the user asked for a repeat).
+
+**Claims.** Planning claims every run it plans, in the store, before any training: a new
+run is created ``queued`` only if no run of its study and seed is queued, training or done
+(checked in the same transaction), and a stopped run is taken ``queued`` by one conditional
+update. Two commands started together on one store therefore never train a seed twice;
+the second one says the seed is training now.
+
+**What trains together.** The engines answer (``core/group.py: group_capacity`` and
+``lane_key``): runs on the same engine and device, with equal lane keys and distinct seeds,
+at the same position (new ones, or stopped ones at the same epoch and step), share a task
+of up to ``group_capacity`` lanes; a group of one trains alone.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
+from fnn_tui.core.group import group_capacity, lane_key
 from fnn_tui.core.presets import MAX_SEED, Preset
+from fnn_tui.core.state import TrainState
 from fnn_tui.core.status import RESUMABLE, RunStatus
-from fnn_tui.runs.background import QueueItem
+from fnn_tui.core.trainer import RunOptions, resolve
 from fnn_tui.runs.liveness import reap
-from fnn_tui.runs.record import prepare_resume
-from fnn_tui.store.runs import Store
+from fnn_tui.runs.record import ResumeError, claim, prepare_resume
+from fnn_tui.store.runs import RunRecord, Store
 
 MAX_SEEDS = 1000  # one request; far above the 10 seeds the reproduction study uses
 
@@ -65,61 +87,236 @@ def parse_seeds(text: str) -> list[int]:
     return sorted(seeds)
 
 
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: stored runs, claimed ``queued`` by the planning process, that train
+    together in one kernel call (one run: it trains alone).
+
+    Everything else (settings, engine, device, where each run resumes from) is in the store,
+    so a task crosses a process boundary as its ids: the pool and the background worker get
+    exactly what the planner decided.
+    """
+
+    run_ids: tuple[int, ...]
+    label: str  # for messages: "exp08 (seeds 0-9)", "run 12"
+    cost: float = 0.0  # a rough measure of its training time (the pool starts long tasks first)
+    lanes_kernel: bool = False  # train as lanes of the multi-seed kernel (even a task of one run)
+
+    @property
+    def lanes(self) -> int:
+        return len(self.run_ids)
+
+    def arg(self) -> str:
+        """The task on the background worker's command line: its ids joined by commas, with
+        a leading ``g`` when it trains on the multi-seed kernel (``g12,13,14``, ``15``)."""
+        return ("g" if self.lanes_kernel else "") + ",".join(map(str, self.run_ids))
+
+
 @dataclass
 class Plan:
-    """What a request for some seeds of some presets comes to."""
+    """What a request comes to: the tasks to train, and what was left out and why."""
 
-    todo: list[QueueItem] = field(default_factory=list)  # new runs and resumptions, in order
+    tasks: list[Task] = field(default_factory=list)
     done: list[int] = field(default_factory=list)  # run ids of seeds already finished or diverged
     active: list[int] = field(default_factory=list)  # run ids of seeds queued or training elsewhere
-    resumed: list[int] = field(default_factory=list)  # run ids among ``todo`` that continue
+    resumed: list[int] = field(default_factory=list)  # run ids among the tasks' that continue
+    repeats: list[int] = field(default_factory=list)  # new runs of seeds already done (``again``)
+
+    @property
+    def run_ids(self) -> list[int]:
+        """Every run the tasks train, in order."""
+        return [rid for task in self.tasks for rid in task.run_ids]
 
     def summary(self) -> str:
         """One line: what is skipped, and why (empty when nothing is)."""
         parts = []
-        if self.done:
-            parts.append(f"{len(self.done)} {'seed' if len(self.done) == 1 else 'seeds'} done with these settings")
+        if self.done and not self.repeats:
+            n = len(self.done)
+            parts.append(f"{n} {'seed' if n == 1 else 'seeds'} done with these settings "
+                         f"(run {_ids(self.done)}; --again trains {'it' if n == 1 else 'them'} once more)")
+        if self.repeats:
+            parts.append(f"training {len(self.repeats)} done {'seed' if len(self.repeats) == 1 else 'seeds'} again")
         if self.active:
-            parts.append(f"{len(self.active)} training now")
+            parts.append(f"{len(self.active)} training now in another process (run {_ids(self.active)})")
         if self.resumed:
-            parts.append(f"resuming {len(self.resumed)} stopped (run {', '.join(map(str, self.resumed))})")
+            parts.append(f"resuming {len(self.resumed)} stopped (run {_ids(self.resumed)})")
         return "; ".join(parts)
 
 
-def plan_seeds(store: Store, presets: list[Preset], seeds: list[int]) -> Plan:
-    """The queue that trains every seed of every preset that is not done yet.
+def _ids(ids: list[int], most: int = 6) -> str:
+    shown = ", ".join(map(str, ids[:most]))
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
-    ``presets`` carry their overrides (epochs, samples) already; the seed is set here. The
-    engine is not part of "the same settings": the report puts every engine's runs of a
-    study in one row, so a seed done with either engine is done.
-    """
-    plan = Plan()
-    reap(store)
+
+@dataclass
+class _Lane:
+    record: RunRecord  # as claimed (queued)
+    preset: Preset
+    state: TrainState | None  # where it resumes from (None: from the start)
+    previous: RunStatus | None = None  # a stopped run's status before the claim (None: a new run)
+    message: str | None = None
+
+
+def plan(
+    store: Store,
+    presets: list[Preset],
+    options: RunOptions,
+    seeds: list[int] | None = None,
+    *,
+    again: bool = False,
+) -> Plan:
+    """Plan ``presets`` (with their overrides applied) over ``seeds`` (``None``: each preset's
+    own seed): every seed not done is claimed and put into a task. Bad input (device, engine)
+    raises before anything is claimed; should anything fail while claiming, what was claimed
+    is given back."""
     for preset in presets:
-        runs = store.list_runs(preset.name)  # newest first
-        for seed in seeds:
-            run = preset.with_overrides(seed=seed)
-            study = run.study_digest()
-            same = [r for r in runs if r.study == study and r.seed == seed]
-            final = next((r for r in same if r.status in (RunStatus.FINISHED, RunStatus.DIVERGED)), None)
-            if final is not None:
-                plan.done.append(final.id)
-                continue
-            going = next((r for r in same if r.status.active), None)
-            if going is not None:
-                plan.active.append(going.id)
-                continue
-            resumable = None
-            for record in (r for r in same if r.status in RESUMABLE):
-                try:
-                    prepare_resume(store, record.id)
-                except ValueError:
-                    continue  # no usable checkpoint: this one cannot go on, a new run can
-                resumable = record.id
-                break
-            if resumable is not None:
-                plan.todo.append(QueueItem(resume_id=resumable))
-                plan.resumed.append(resumable)
-            else:
-                plan.todo.append(QueueItem(preset=run))
-    return plan
+        resolve(preset, options)
+    result = Plan()
+    lanes: list[_Lane] = []
+    reap(store, grace=0)  # a dead pid on this host is proof: a rerun right after a kill -9 goes on
+    try:
+        wanted: dict[str, Preset] = {}
+        for preset in presets:
+            for seed in ([preset.data.seed] if seeds is None else seeds):
+                run = preset.with_overrides(seed=seed)
+                wanted.setdefault(run.digest(), run)  # the same run asked twice is one run
+        for run in wanted.values():
+            lane = _plan_one(store, run, options, again, result)
+            if lane is not None:
+                lanes.append(lane)
+    except BaseException:
+        _give_back(store, lanes)
+        raise
+    result.tasks = _tasks(lanes)
+    return result
+
+
+def plan_resume(store: Store, run_ids: list[int]) -> Plan:
+    """Plan the resumption of stopped runs (the app's ``u``): each claimed ``queued``; runs
+    of one study at the same position go on together, as the group they were."""
+    result = Plan()
+    lanes: list[_Lane] = []
+    try:
+        for rid in run_ids:
+            record, preset, state = prepare_resume(store, rid)
+            claim(store, record, RunStatus.QUEUED)
+            lanes.append(_Lane(_reread(store, rid), preset, state, record.status, record.message))
+            result.resumed.append(rid)
+    except BaseException:
+        _give_back(store, lanes)
+        raise
+    result.tasks = _tasks(lanes)
+    return result
+
+
+def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, result: Plan) -> _Lane | None:
+    """Decide one (settings, seed): done, active elsewhere, resumed or new; claim it."""
+    study = run.study_digest()
+    same = [r for r in store.list_runs(run.name) if r.study == study and r.seed == run.data.seed]  # newest first
+    final = next((r for r in same if r.status.final), None)
+    going = next((r for r in same if r.status.active), None)
+    if going is not None:
+        result.active.append(going.id)
+        return None
+    if final is not None and not again:
+        result.done.append(final.id)
+        return None
+    resolved = resolve(run, options)
+    if final is None:
+        for record in (r for r in same if r.status in RESUMABLE):
+            try:
+                record, preset, state = prepare_resume(store, record.id)
+                claim(store, record, RunStatus.QUEUED)
+            except ResumeError:
+                continue  # no usable checkpoint, or another process took it: a new run can go on
+            result.resumed.append(record.id)
+            return _Lane(_reread(store, record.id), preset, state, record.status, record.message)
+    rid = store.create_run(run, engine=resolved.engine, device=resolved.device, status=RunStatus.QUEUED,
+                           unless_taken=not again)
+    if rid is None:  # another process claimed this seed since we looked
+        now = [r for r in store.list_runs(run.name) if r.study == study and r.seed == run.data.seed]
+        taken = next((r for r in now if r.status.active or r.status.final), now[0] if now else None)
+        if taken is not None:
+            (result.active if taken.status.active else result.done).append(taken.id)
+        return None
+    if final is not None:
+        result.done.append(final.id)
+        result.repeats.append(rid)
+    return _Lane(_reread(store, rid), run, None)
+
+
+def _reread(store: Store, run_id: int) -> RunRecord:
+    record = store.get_run(run_id)
+    assert record is not None
+    return record
+
+
+def _give_back(store: Store, lanes: list[_Lane]) -> None:
+    """Undo the claims of a plan that failed half way: new runs deleted, stopped ones back
+    to the status they had."""
+    for lane in lanes:
+        if lane.previous is None:
+            store.forget_queued([lane.record.id])
+            continue
+        now = store.get_run(lane.record.id)
+        if now is not None and now.status == RunStatus.QUEUED and now.pid == os.getpid():
+            store.end_run(now.id, lane.previous, message=lane.message)
+
+
+def _tasks(lanes: list[_Lane]) -> list[Task]:
+    """Cut the planned runs into tasks: equal engine, device, lane key and position share a
+    task, up to the engine's capacity, distinct seeds only; the order of first appearance
+    is kept."""
+    groups: dict[tuple, list[list[_Lane]]] = {}
+    order: list[tuple] = []
+    for lane in lanes:
+        r = lane.record
+        position = None if lane.state is None else (lane.state.epoch, lane.state.step)
+        # a stopped lane of a group goes on as a lane (the kernel's numbers), a stopped single
+        # run alone; new runs group whenever the engine can
+        kind = bool(r.grouped) if lane.previous is not None and r.epochs_done + (lane.state is not None) > 0 else None
+        key = (r.engine, r.device, lane_key(lane.preset), position, kind)
+        capacity = group_capacity(r.engine, r.device) if kind is not False else 1
+        chunks = groups.get(key)
+        if chunks is None:
+            groups[key] = chunks = []
+            order.append(key)
+        target = next((c for c in chunks if len(c) < capacity and all(x.record.seed != r.seed for x in c)), None)
+        if target is None:
+            chunks.append([lane])
+        else:
+            target.append(lane)
+    return [_task(chunk, key[4] is True or (key[4] is None and len(chunk) > 1))
+            for key in order for chunk in groups[key]]
+
+
+def _task(chunk: list[_Lane], lanes_kernel: bool) -> Task:
+    from fnn_tui.core.group import padded_lanes
+
+    first = chunk[0]
+    if len(chunk) == 1:
+        label = f"{first.record.preset} (seed {first.record.seed})"
+    else:
+        label = f"{first.record.preset} (seeds {', '.join(str(x.record.seed) for x in chunk)})"
+    if any(x.state is not None for x in chunk) and len(chunk) == 1:
+        label = f"run {first.record.id}: {label}"
+    t = first.preset.training
+    sizes = first.preset.model.sizes
+    params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    done = 0 if first.state is None else first.state.epoch
+    lanes = padded_lanes(len(chunk)) if len(chunk) > 1 else 8  # one run alone costs about a vector
+    cost = float(lanes * max(t.epochs - done, 0) * first.preset.data.n_train * params)
+    return Task(tuple(x.record.id for x in chunk), label, cost, lanes_kernel)
+
+
+def task_of(store: Store, run_ids: list[int], lanes_kernel: bool) -> Task:
+    """The task of stored runs (the background worker's view of a task it was handed)."""
+    records = [store.get_run(rid) for rid in run_ids]
+    missing = [rid for rid, r in zip(run_ids, records) if r is None]
+    if missing:
+        raise ResumeError(f"no run with id {missing[0]}")
+    first = records[0]
+    assert first is not None
+    seeds = ", ".join(str(r.seed) for r in records if r is not None)
+    label = f"{first.preset} ({'seed' if len(records) == 1 else 'seeds'} {seeds})"
+    return Task(tuple(run_ids), label, 0.0, lanes_kernel)

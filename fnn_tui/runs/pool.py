@@ -1,4 +1,4 @@
-"""Training several presets at once: worker processes, one single-threaded run each at a time.
+"""Training several tasks at once: worker processes, one single-threaded task each at a time.
 
 Workers record their runs in the shared store themselves and send the trainer's events back
 over a plain multiprocessing queue (without the weights they carry, and a run's progress at
@@ -32,11 +32,10 @@ from types import FrameType
 from typing import Any
 
 from fnn_tui.core.events import EndEvent, EpochFinished, Event, RunCancelled, StepProgress
-from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.stopping import STOP_SIGNALS, StopRequest
-from fnn_tui.core.trainer import RunOptions
 from fnn_tui.runs import OnEvent
+from fnn_tui.runs.plan import Task
 
 POLL_SECONDS = 0.1
 # a run's progress (steps, epochs before its last) goes to the pool at most this often: the
@@ -44,6 +43,9 @@ POLL_SECONDS = 0.1
 # thousand epochs a second between them, each one pickled, sent and drawn
 PROGRESS_SECONDS = 0.1
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# SIGUSR1 (``fnn-tui stop`` to the background worker) stops the runs as cancelled, not interrupted
+CANCEL_SIGNAL = getattr(signal, "SIGUSR1", None)
+FORWARDED = STOP_SIGNALS + ((CANCEL_SIGNAL,) if CANCEL_SIGNAL is not None else ())
 
 
 def _mask(how: int, signals: tuple[int, ...] | set[int]) -> set[int]:
@@ -55,36 +57,30 @@ def _mask(how: int, signals: tuple[int, ...] | set[int]) -> set[int]:
 
 @dataclass(frozen=True)
 class PoolResult:
-    """How one preset's run ended."""
+    """How one run of a task ended."""
 
-    preset: str
+    label: str  # the task's
     run_id: int
     end: EndEvent
 
 
 @dataclass(frozen=True)
 class Lost:
-    """A preset whose worker could not run it or ended without reporting how it went."""
+    """A task whose worker could not train it or ended without reporting how it went."""
 
-    preset: str
-    run_id: int | None  # the stored run, when it was created
+    task: Task
     reason: str
 
 
 @dataclass
 class PoolOutcome:
-    """What the pool did: the runs that ended (in preset order), the presets never started
+    """What the pool did: the runs that ended (in task order), the tasks never started
     because a signal came first, the ones lost with their worker, and that signal."""
 
     results: list[PoolResult] = field(default_factory=list)
-    not_started: list[str] = field(default_factory=list)
+    not_started: list[Task] = field(default_factory=list)
     lost: list[Lost] = field(default_factory=list)
     signum: int | None = None
-
-    @property
-    def run_ids(self) -> list[int]:
-        """Every stored run of this pool."""
-        return [r.run_id for r in self.results] + [x.run_id for x in self.lost if x.run_id is not None]
 
 
 class ProgressThrottle:
@@ -143,22 +139,33 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker(home: str, options: RunOptions, tasks: Any, events: Any, parent: int) -> None:
-    """Take ``(index, work)`` tasks until the ``None`` that ends the queue or a stop; a piece
-    of work is a new run, a run to resume or seeds that train together (:mod:`runs.many`)."""
+def _worker(home: str, tasks: Any, events: Any, parent: int) -> None:
+    """Take ``(index, task)`` pairs until the ``None`` that ends the queue or a stop, and
+    train each with :func:`fnn_tui.runs.task.train_task`."""
     import torch
 
-    from fnn_tui.runs.many import train_piece
+    from fnn_tui.runs.task import train_task
 
     torch.set_num_threads(1)
     stop = StopRequest()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set(RunStatus.INTERRUPTED, signum)  # a second signal changes nothing: the pool decides
+        # a second signal changes nothing: the pool decides
+        if signum == CANCEL_SIGNAL:
+            if not stop.is_set():
+                # `fnn-tui stop RUN` names this process (the run's): the whole queue stops, so
+                # the pool is told, and it tells every other worker
+                stop.set(RunStatus.CANCELLED)
+                try:
+                    os.kill(parent, signum)
+                except OSError:
+                    pass
+        else:
+            stop.set(RunStatus.INTERRUPTED, signum)
 
-    for signum in STOP_SIGNALS:
+    for signum in FORWARDED:
         signal.signal(signum, on_signal)
-    _mask(getattr(signal, "SIG_UNBLOCK", 1), STOP_SIGNALS)  # blocked by the pool until now
+    _mask(getattr(signal, "SIG_UNBLOCK", 1), FORWARDED)  # blocked by the pool until now
     _die_with_parent()
 
     def parent_gone() -> bool:
@@ -192,12 +199,11 @@ def _worker(home: str, options: RunOptions, tasks: Any, events: Any, parent: int
         send(("start", index))
         on_event = _event_sender(index, send, parent_gone)
         try:
-            results = train_piece(Path(home), work, options, on_event, stop)
-        except Exception as exc:  # bad input found late: one item, not the pool
+            results = train_task(Path(home), work, on_event, stop)
+        except Exception as exc:  # bad input found late: one task, not the pool
             send(("error", index, str(exc) or exc.__class__.__name__))
             continue
-        name = "" if isinstance(work, int) else (work[0] if isinstance(work, list) else work).name
-        send(("done", index, [PoolResult(name, r.run_id, light(r.end)) for r in results]))  # type: ignore[arg-type]
+        send(("done", index, [PoolResult(work.label, r.run_id, light(r.end)) for r in results]))
     if os.getppid() == parent:
         events.close()
         events.join_thread()  # every message reaches the pool before this process ends
@@ -218,7 +224,7 @@ def _forwarding(processes: list[Any], outcome: PoolOutcome) -> Iterator[None]:
     """While the pool runs, a stop signal to this process goes to every worker too."""
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        if outcome.signum is None:
+        if outcome.signum is None and signum != CANCEL_SIGNAL:
             outcome.signum = signum
         for process in processes:
             if process.pid is not None:
@@ -227,7 +233,7 @@ def _forwarding(processes: list[Any], outcome: PoolOutcome) -> Iterator[None]:
                 except ProcessLookupError:
                     pass
 
-    previous = {signum: signal.signal(signum, forward) for signum in STOP_SIGNALS}
+    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
     try:
         yield
     finally:
@@ -235,47 +241,39 @@ def _forwarding(processes: list[Any], outcome: PoolOutcome) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def run_parallel(
-    home: Path,
-    presets: list[Preset | int | list[Preset]],
-    options: RunOptions,
-    jobs: int,
-    on_event: OnEvent,
-) -> PoolOutcome:
-    """Train ``presets`` over ``jobs`` processes, sending every event to ``on_event``; an
-    ``int`` in ``presets`` is the id of a stopped run to resume, a list seeds of one preset
-    that train together.
+def run_parallel(home: Path, work: list[Task], jobs: int, on_event: OnEvent) -> PoolOutcome:
+    """Train the tasks ``work`` over ``jobs`` processes, sending every event to ``on_event``.
 
     Returns when every worker has ended. A stop signal (SIGTERM, SIGINT, SIGHUP) stops the
-    runs as interrupted and leaves the presets not yet started alone: see the module's notes.
+    runs as interrupted (SIGUSR1: cancelled) and leaves the tasks not yet started alone: see
+    the module's notes.
     """
     ctx = mp.get_context("spawn")
     tasks, events = ctx.Queue(), ctx.Queue()
-    for index, preset in enumerate(presets):
-        tasks.put((index, preset))
+    for index, task in enumerate(work):
+        tasks.put((index, task))
     for _ in range(jobs):
         tasks.put(None)
     outcome = PoolOutcome()
-    processes = [ctx.Process(target=_worker, args=(str(home), options, tasks, events, os.getpid()),
+    processes = [ctx.Process(target=_worker, args=(str(home), tasks, events, os.getpid()),
                              name=f"fnn-tui pool worker {n + 1}") for n in range(jobs)]
-    started: dict[int, int | None] = {}  # preset index -> its run's id, once known
-    ended: dict[int, PoolResult | Lost] = {}
+    started: set[int] = set()  # task indices a worker took
+    ended: dict[int, list[PoolResult] | Lost] = {}
 
     def handle(message: tuple[Any, ...]) -> None:
         kind, index = message[0], message[1]
         if kind == "start":
-            started[index] = None
+            started.add(index)
         elif kind == "event":
-            started[index] = message[2]
             on_event(message[2], message[3])
         elif kind == "done":
             ended[index] = message[2]
         elif kind == "error":
-            ended[index] = Lost(_name(presets[index]), started.get(index), message[2])
+            ended[index] = Lost(work[index], message[2])
 
     # the workers start with the stop signals blocked (inherited) and unblock them once their
     # handlers are in place, so a signal during their start-up is kept for them, not fatal
-    blocked = _mask(getattr(signal, "SIG_BLOCK", 0), STOP_SIGNALS)
+    blocked = _mask(getattr(signal, "SIG_BLOCK", 0), FORWARDED)
     try:
         with _forwarding(processes, outcome):
             try:
@@ -300,7 +298,7 @@ def run_parallel(
         tasks.cancel_join_thread()  # tasks left in the queue (after a stop) are dropped
         tasks.close()
         events.close()
-    for index, work in enumerate(presets):
+    for index, task in enumerate(work):
         if index in ended:
             item = ended[index]
             if isinstance(item, list):
@@ -308,13 +306,7 @@ def run_parallel(
             else:
                 outcome.lost.append(item)
         elif index in started:
-            outcome.lost.append(Lost(_name(work), started[index], "its worker process ended without a word"))
+            outcome.lost.append(Lost(task, "its worker process ended without a word"))
         else:
-            outcome.not_started.append(_name(work))
+            outcome.not_started.append(task)
     return outcome
-
-
-def _name(work: Preset | int | list[Preset]) -> str:
-    if isinstance(work, list):
-        return f"{work[0].name} (seeds {', '.join(str(p.data.seed) for p in work)})"
-    return f"run {work}" if isinstance(work, int) else work.name

@@ -115,7 +115,7 @@ class Recorder:
             store.end_run(run_id, RunStatus.FINISHED, wall_seconds=event.wall_seconds)
         elif isinstance(event, RunDiverged):
             store.end_run(run_id, RunStatus.DIVERGED, wall_seconds=event.wall_seconds,
-                          message=end_message(event), diverged_at=(event.epoch, event.step))
+                          message=end_message(event), diverged_at=(event.epoch, event.step), reason=event.reason)
         elif isinstance(event, RunCancelled):
             if event.state is not None:  # keep the position it stopped at (inside an epoch, say)
                 save_checkpoint(event.state, self.checkpoint)
@@ -143,10 +143,10 @@ def record_run(
         if run_id is None:
             run_id = store.create_run(preset, engine=resolved.engine, device=resolved.device)
         options = RunOptions(resolved.device, resolved.engine)
-        return _train_recorded(store, run_id, preset, options, on_event, stop_event, None)
+        return train_recorded(store, run_id, preset, options, on_event, stop_event, None)
 
 
-def _train_recorded(
+def train_recorded(
     store: Store,
     run_id: int,
     preset: Preset,
@@ -257,7 +257,8 @@ def busy(record: RunRecord) -> str:
     """Why an active run cannot be resumed: who has it."""
     pid = f" by pid {record.pid}" if record.pid else ""
     if record.status == RunStatus.QUEUED:
-        return f"run {record.id} is already queued{pid} (a background process); `fnn-tui attach {record.id}` follows it"
+        return (f"run {record.id} is already being trained{pid} (queued there, not started yet); "
+                f"`fnn-tui attach {record.id}` follows it")
     return f"run {record.id} is already being trained{pid}; `fnn-tui attach {record.id}` follows it"
 
 
@@ -288,7 +289,7 @@ def resume_run(
         resolved = resolve(preset, RunOptions(device or record.device, record.engine))  # device still there?
         options = RunOptions(resolved.device, resolved.engine)
         take_for_resume(store, record, state, resolved.device, queued=queued)
-        return _train_recorded(store, run_id, preset, options, on_event, stop_event, state)
+        return train_recorded(store, run_id, preset, options, on_event, stop_event, state)
 
 
 def take_for_resume(store: Store, record: RunRecord, state: TrainState | None, device: str, *,

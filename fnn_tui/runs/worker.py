@@ -1,9 +1,12 @@
-"""The background training process (``fnn-tui worker``): trains queued runs in order.
+"""The background training process (``fnn-tui worker``): trains the tasks it was handed.
 
-SIGTERM, SIGINT and SIGHUP stop it as "interrupted" (resumable) and it exits with
-128 + the signal; SIGUSR1 (``fnn-tui stop``) stops it as "cancelled". Either way the
-rest of its queue is cancelled. Its output, one line per event, goes to the log file it
-was started with.
+The planner claimed the tasks' runs ``queued`` in the app (or ``run --detach``), and this
+process trains them exactly as ``fnn-tui run`` would (:func:`fnn_tui.runs.execute.train_tasks`:
+here in order, or over the pool with ``--jobs``). SIGTERM, SIGINT and SIGHUP stop it as
+"interrupted" (resumable) and it exits with 128 + the signal; SIGUSR1 (``fnn-tui stop``)
+stops it as "cancelled". Either way the runs of its queue that never started are deleted
+again: a stopped queue leaves no empty rows. Its output, one line per event, goes to the
+log file it was started with.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ from pathlib import Path
 from fnn_tui.core.events import EndEvent, EpochFinished, Event, RunStarted, end_status
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.stopping import StopRequest, install_signal_stop
-from fnn_tui.core.trainer import RunOptions
-from fnn_tui.runs.record import end_message, record_run, resume_run, stored_preset
+from fnn_tui.runs.record import end_message
 from fnn_tui.store.runs import Store
 
 LINE_LIMIT = 300  # an error's text can be long (a tensor in an exception): the log keeps one short line
@@ -46,83 +48,64 @@ def log_event(run_id: int, event: Event) -> None:
         _log(f"run {run_id}: {end_status(event).label}" + (f": {message}" if message else ""))
 
 
-def _group_from(home: Path, items: list[str]) -> list[int]:
-    """The queued runs at the head of ``items`` that are seeds of one preset's settings on the
-    fused engine on the CPU: they train together, up to the group width."""
-    from fnn_tui.core.group import default_lanes
-
-    with Store(home) as store:
-        head = []
-        for item in items:
-            if item.startswith("r") or len(head) == default_lanes():
-                break
-            record = store.get_run(int(item))
-            if record is None or record.status != RunStatus.QUEUED or record.engine != "fused" or record.device != "cpu":
-                break
-            if head and (record.preset, record.study) != (head[0].preset, head[0].study):
-                break
-            if any(r.seed == record.seed for r in head):
-                break
-            head.append(record)
-    return [r.id for r in head]
+def parse_task(arg: str) -> tuple[list[int], bool]:
+    """A task as :meth:`fnn_tui.runs.plan.Task.arg` wrote it: its run ids, and whether it
+    trains on the multi-seed kernel."""
+    lanes_kernel = arg.startswith("g")
+    try:
+        ids = [int(part) for part in arg.removeprefix("g").split(",")]
+    except ValueError:
+        raise ValueError(f"not a task: {arg!r} (run ids joined by commas, g first for a group)") from None
+    return ids, lanes_kernel
 
 
-def main(home: Path, items: list[str]) -> int:
-    """Train ``items`` (run ids; ``rN`` resumes run N) in order; return the exit code."""
+def main(home: Path, items: list[str], jobs: int = 1) -> int:
+    """Train the tasks ``items`` (see :func:`parse_task`) here in order, or over ``jobs``
+    processes; return the exit code."""
+    from fnn_tui.runs.execute import train_tasks
+    from fnn_tui.runs.plan import Task, task_of
+
     stop = StopRequest()
     install_signal_stop(stop)
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, lambda signum, frame: stop.set(RunStatus.CANCELLED))
-    code = 0
-    grouped: set[int] = set()
-    for index, item in enumerate(items):
-        resume = item.startswith("r")
-        run_id = int(item.lstrip("r"))
-        if stop.is_set():
-            with Store(home) as store:
-                rest = [int(i.lstrip("r")) for i in items[index:]]
-                store.cancel_queued(rest, f"the queue was stopped ({stop.status.label})")
-            break
-        if run_id in grouped:
-            continue  # trained with the group it belongs to
-        group = _group_from(home, items[index:]) if not resume else []
-        if len(group) > 1:
-            from fnn_tui.runs.group import train_queued_group
+    with Store(home) as store:
+        tasks = [task_of(store, *parse_task(item)) for item in items]
+    failed: list[Task] = []
 
-            grouped.update(group)
-            try:
-                results = train_queued_group(home, group, log_event, stop)
-            except Exception as exc:  # the runs stay as they are (failed or queued): go on
-                _log(f"runs {', '.join(map(str, group))}: could not run: {exc.__class__.__name__}: {exc}")
-                code = 1
-                continue
-            if any(end_status(r.end).bad for r in results):
-                code = 1
-            continue
-        try:
-            if resume:
-                result = resume_run(home, run_id, log_event, stop, queued=True)
-            else:
-                with Store(home) as store:
-                    record = store.get_run(run_id)
-                if record is None or record.status != RunStatus.QUEUED:
-                    _log(f"run {run_id}: not queued any more, skipped")
-                    continue
-                preset = stored_preset(record)
-                options = RunOptions(record.device, record.engine)
-                result = record_run(home, preset, options, log_event, stop, run_id=run_id)
-        except Exception as exc:  # one bad run must not take the rest of the queue with it
-            _log(f"run {run_id}: could not run: {exc.__class__.__name__}: {exc}")
-            with Store(home) as store:
-                record = store.get_run(run_id)
-                # only a run this process holds: another process may have resumed it meanwhile
-                if record is not None and record.status.active and record.pid == os.getpid():
-                    store.end_run(run_id, RunStatus.FAILED, message=str(exc))
-            code = 1
-            continue
-        if end_status(result.end).bad:
-            code = 1
+    def on_error(task: Task, exc: Exception) -> None:  # the runs stay as the store has them: go on
+        _log(f"worker: {task.label}: could not run: {exc.__class__.__name__}: {exc}")
+        _fail_ours(home, list(task.run_ids), str(exc))
+        failed.append(task)
+
+    _log(f"worker: tasks {' '.join(t.arg() for t in tasks)} over {min(jobs, len(tasks))} "
+         f"{'process' if min(jobs, len(tasks)) == 1 else 'processes'}")
+    code = 0
+    try:
+        outcome = train_tasks(home, tasks, jobs, log_event, stop, on_error=on_error)
+    except Exception as exc:  # outside any task (the pool itself)
+        _log(f"worker: could not run: {exc.__class__.__name__}: {exc}")
+        _fail_ours(home, [rid for task in tasks for rid in task.run_ids], str(exc))
+        return 1
+    if failed:
+        code = 1
+    if outcome.not_started:
+        _log(f"worker: stopped ({stop.status.label}); {sum(t.lanes for t in outcome.not_started)} queued runs "
+             "never started and are not kept")
+    if any(end_status(r.end).bad for r in outcome.results):
+        code = 1
     if stop.status == RunStatus.INTERRUPTED and stop.signum is not None:
-        _log(f"stopped by signal {stop.signum}")
+        _log(f"worker: stopped by signal {stop.signum}")
         return 128 + stop.signum
     return code
+
+
+def _fail_ours(home: Path, run_ids: list[int], why: str) -> None:
+    """Runs this process still holds after an error outside the trainer: failed, with why
+    (another process may have taken one meanwhile: those are left alone)."""
+    with Store(home) as store:
+        store.forget_queued([rid for rid in run_ids if (r := store.get_run(rid)) is not None and r.pid == os.getpid()])
+        for rid in run_ids:
+            record = store.get_run(rid)
+            if record is not None and record.status.active and record.pid == os.getpid():
+                store.end_run(rid, RunStatus.FAILED, message=why)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "runs.sqlite3"
 
 _MIGRATIONS: dict[int, str] = {
@@ -73,6 +73,13 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE epochs ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE epochs ADD COLUMN fit BLOB;
     CREATE INDEX runs_study ON runs(preset, study);
+    """,
+    # 4: the reason a run diverged, as the trainer said it (the app's end event is rebuilt
+    # from it, not parsed out of the message); whether a run trains as a lane of the
+    # multi-seed kernel (it then resumes on that kernel too, to the same numbers)
+    4: """
+    ALTER TABLE runs ADD COLUMN reason TEXT;
+    ALTER TABLE runs ADD COLUMN grouped INTEGER NOT NULL DEFAULT 0;
     """,
 }
 

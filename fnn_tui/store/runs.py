@@ -58,6 +58,8 @@ class RunRecord:
     progress_epoch: int
     progress_step: int
     study: str  # the settings' hash without the seed: the runs of one study share it
+    reason: str | None  # why it diverged, in the trainer's words (RunDiverged.reason)
+    grouped: int  # 1: trains as a lane of the multi-seed kernel (and resumes on it)
     final: EpochMetrics | None
     home: Path
 
@@ -167,11 +169,23 @@ class Store:
     # --- writing ---------------------------------------------------------------
 
     def create_run(self, preset: Preset, *, engine: str, device: str,
-                   status: RunStatus = RunStatus.RUNNING) -> int:
-        """Insert a run (``running``, or ``queued`` for a background process) and make its folder."""
+                   status: RunStatus = RunStatus.RUNNING, unless_taken: bool = False) -> int | None:
+        """Insert a run (``running``, or ``queued`` for a background process) and make its folder.
+
+        ``unless_taken``: only if no run of the same study and seed is queued, training,
+        finished or diverged, checked in the same transaction (so of two commands planning one
+        study at once, one gets each seed); ``None`` when one is.
+        """
         assert status in ACTIVE
         now = time.time()
         with self._write() as c:
+            if unless_taken:
+                taken = c.execute(
+                    "SELECT id FROM runs WHERE preset = ? AND study = ? AND seed = ?"
+                    " AND status IN ('queued', 'running', 'finished', 'diverged') LIMIT 1",
+                    (preset.name, preset.study_digest(), preset.data.seed)).fetchone()
+                if taken is not None:
+                    return None
             cur = c.execute(
                 "INSERT INTO runs (preset, number, preset_toml, preset_hash, seed, engine, device, status,"
                 " epochs_total, started_at, torch_version, host, pid, heartbeat_at, study)"
@@ -213,6 +227,11 @@ class Store:
                 [(now, pid, epoch, step, rid) for rid in ids],
             )
 
+    def set_grouped(self, run_ids: list[int]) -> None:
+        """These runs train as lanes of the multi-seed kernel."""
+        with self._write() as c:
+            c.executemany("UPDATE runs SET grouped = 1 WHERE id = ?", [(rid,) for rid in run_ids])
+
     def set_pid(self, run_ids: list[int], pid: int) -> None:
         """Record the process that will train these runs."""
         with self._write() as c:
@@ -237,6 +256,7 @@ class Store:
         wall_seconds: float | None = None,
         message: str | None = None,
         diverged_at: tuple[int, int] | None = None,
+        reason: str | None = None,
     ) -> None:
         """Record how the run ended. ``wall_seconds`` is the time of this leg of the run: it
         is added to the legs before, so a resumed run's time is the whole time it trained."""
@@ -246,8 +266,8 @@ class Store:
             c.execute(
                 "UPDATE runs SET status = ?, ended_at = ?,"
                 " wall_seconds = CASE WHEN ? IS NULL THEN wall_seconds ELSE COALESCE(wall_seconds, 0) + ? END,"
-                " message = ?, diverged_epoch = ?, diverged_step = ? WHERE id = ?",
-                (status.value, time.time(), wall_seconds, wall_seconds, message, epoch, step, run_id),
+                " message = ?, diverged_epoch = ?, diverged_step = ?, reason = ? WHERE id = ?",
+                (status.value, time.time(), wall_seconds, wall_seconds, message, epoch, step, reason, run_id),
             )
 
     def reopen_run(self, run_id: int, *, from_epoch: int, device: str | None = None,
@@ -263,7 +283,7 @@ class Store:
                 c.execute(_INSERT_EPOCH, _epoch_row(run_id, m, fit))
             c.execute(
                 "UPDATE runs SET status = 'running', epochs_done = ?, ended_at = NULL, message = NULL,"
-                " diverged_epoch = NULL, diverged_step = NULL, pid = ?, heartbeat_at = ?,"
+                " diverged_epoch = NULL, diverged_step = NULL, reason = NULL, pid = ?, heartbeat_at = ?,"
                 " device = COALESCE(?, device) WHERE id = ?",
                 (from_epoch, os.getpid(), time.time(), device, run_id),
             )
@@ -309,6 +329,11 @@ class Store:
                 gone = age > stale_after
             if gone:
                 dead.append((row["id"], RunStatus(row["status"])))
+        # queued runs that never started (no epoch) hold nothing: gone with their process
+        # (a command killed before it reached them), they are deleted, not kept as empty rows
+        never = [rid for rid, st in dead if st == RunStatus.QUEUED and self._never_started(rid)]
+        self.forget_queued(never)
+        dead = [(rid, st) for rid, st in dead if rid not in never]
         for run_id, status in dead:
             new, message = (
                 (RunStatus.CRASHED, "the training process ended without a word; `fnn-tui resume` continues it")
@@ -319,6 +344,23 @@ class Store:
                 c.execute("UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ? AND status = ?",
                           (new.value, now, message, run_id, status.value))
         return [run_id for run_id, status in dead if status == RunStatus.RUNNING]
+
+    def forget_queued(self, run_ids: list[int]) -> list[int]:
+        """Delete runs that were queued and never started (no epoch, still queued): a stopped
+        queue leaves nothing of them behind. Returns the ids deleted."""
+        gone = []
+        with self._write() as c:
+            for rid in run_ids:
+                cur = c.execute("DELETE FROM runs WHERE id = ? AND status = 'queued' AND epochs_done = 0"
+                                " AND NOT EXISTS (SELECT 1 FROM epochs WHERE run_id = ?)", (rid, rid))
+                if cur.rowcount:
+                    gone.append(rid)
+        for rid in gone:  # its folder, when nothing was written into it
+            try:
+                run_folder(self.home, rid).rmdir()
+            except OSError:
+                pass
+        return gone
 
     def cancel_queued(self, run_ids: list[int], message: str) -> None:
         """Queued runs that will not be trained after all."""
@@ -371,6 +413,11 @@ class Store:
     def active_runs(self) -> list[RunRecord]:
         """Runs queued or training now, oldest first."""
         return sorted(self.list_runs(statuses=ACTIVE), key=lambda r: r.id)
+
+    def _never_started(self, run_id: int) -> bool:
+        row = self.conn.execute("SELECT epochs_done, (SELECT COUNT(*) FROM epochs WHERE run_id = ?) AS n"
+                                " FROM runs WHERE id = ?", (run_id, run_id)).fetchone()
+        return row is not None and row["epochs_done"] == 0 and row["n"] == 0
 
     def _last_epoch(self, run_id: int) -> EpochMetrics | None:
         row = self.conn.execute(

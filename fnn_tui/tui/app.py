@@ -30,9 +30,9 @@ from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, resolve
 from fnn_tui.report.reproduction import reproduction
 from fnn_tui.report.studies import load_studies
-from fnn_tui.runs.background import NotRunningError, QueueItem, plan_run_all, stop_run
+from fnn_tui.runs.background import NotRunningError, stop_run
 from fnn_tui.runs.liveness import reap
-from fnn_tui.runs.plan import SeedsError, parse_seeds, plan_seeds
+from fnn_tui.runs.plan import Plan, SeedsError, parse_seeds, plan, plan_resume
 from fnn_tui.runs.record import ResumeError, end_message, stored_preset
 from fnn_tui.store.db import StoreError
 from fnn_tui.store.runs import RunRecord, Store
@@ -204,11 +204,8 @@ class FnnApp(App[None]):
         prepared = self._prepare(entry.preset) if seeds != [] else None
         if prepared is None:
             return
-        if seeds is None:
-            self._start([QueueItem(preset=prepared[0])], prepared[1])
-        else:
-            self.runs.follow([])
-            self._plan_and_start([prepared[0]], prepared[1], seeds)
+        self.runs.follow([])
+        self._plan_and_start([prepared[0]], prepared[1], seeds)
 
     def action_run_all(self) -> None:
         """Queue the marked presets, or every valid one, in order (every seed asked for); runs
@@ -233,35 +230,31 @@ class FnnApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
     def _plan_and_start(self, presets: list[Preset], options: RunOptions, seeds: list[int] | None = None) -> None:
-        if seeds is None:
-            items, skipped = plan_run_all(self.home, presets, options)
-            if skipped:
-                self.call_from_thread(self.notify, f"Already finished with these settings: {', '.join(skipped)}",
-                                      title="Skipped")
-        else:
-            with Store(self.home) as store:
-                plan = plan_seeds(store, presets, seeds)
-            items = plan.todo
-            if plan.summary():
-                self.call_from_thread(self.notify, plan.summary(), title="Seeds")
-        if not items:
+        """Plan the request as `fnn-tui run` does (the same rule for what is done, the same
+        tasks) and hand the tasks to a background process that trains them over the cores."""
+        with Store(self.home) as store:
+            planned = plan(store, presets, options, seeds)
+        self._launch(planned)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
+    def _resume(self, run_id: int) -> None:
+        with Store(self.home) as store:
+            planned = plan_resume(store, [run_id])
+        self._launch(planned)
+
+    def _launch(self, planned: Plan) -> None:
+        """(In the training worker's thread.) Say what was skipped; start the tasks."""
+        if planned.summary():
+            self.call_from_thread(self.notify, planned.summary(), title="Seeds" if planned.tasks else "Nothing to train")
+        if not planned.tasks:
             self.post_message(QueueEnded())
             return
         self.call_from_thread(self._lock_controls)
-        runner.run_queue(self.home, items, options, self.post_message, self.detach)
+        runner.run_tasks(self.home, planned.tasks, self.post_message, self.detach)
 
     def _lock_controls(self) -> None:
         self.query_one(RunControls).set_enabled(False)
         self.query_one("#views", ContentSwitcher).current = "lab"
-
-    def _start(self, items: list[QueueItem], options: RunOptions) -> None:
-        self.runs.follow([])
-        self._lock_controls()
-        self._train(items, options)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
-    def _train(self, items: list[QueueItem], options: RunOptions) -> None:
-        runner.run_queue(self.home, items, options, self.post_message, self.detach)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
     def _reattach(self) -> None:
@@ -322,36 +315,59 @@ class FnnApp(App[None]):
         except ResumeError as exc:
             self.notify(str(exc), severity="error")
             return
-        self._start([QueueItem(resume_id=record.id)], RunOptions(device=record.device, engine=record.engine))
+        self.runs.follow([])
+        self._resume(record.id)
 
     # --- messages from the worker ---------------------------------------------------------
 
     def on_run_event(self, message: RunEvent) -> None:
+        # Runs of a queue may train at once (over the pool): the live view shows one of them,
+        # the current one, and passes to another that is training when it ends; every run's
+        # epochs reach the runs list and the plots.
         run_id, event = message.run_id, message.event
         index, size = self.runs.position(run_id)
         if isinstance(event, RunStarted):
-            self.runs.current = run_id
+            self.runs.started[run_id] = event
             self.runs.epochs[run_id] = []
-            self.live.start(event, index, size)
+            if self.runs.current is None:
+                self.runs.current = run_id
+                self.live.start(event, index, size)
             self.refresh_results()
             self._plot_run_started(run_id, event)
         elif isinstance(event, StepProgress):
-            self.live.step(event)
+            if run_id == self.runs.current:
+                self.live.step(event)
         elif isinstance(event, EpochFinished):
             self.runs.epochs.setdefault(run_id, []).append(event.metrics)
-            self.live.epoch(event)
+            if run_id == self.runs.current:
+                self.live.epoch(event)
             self.runs_list.live(run_id, event.metrics)
             self._plot_epoch(run_id, event)
         elif isinstance(event, EndEvent):
-            self.runs.current = None
             self.runs.ended.add(run_id)
             status = end_status(event)
-            preset = self.live.preset
+            started = self.runs.started.get(run_id)
+            preset = started.preset if started is not None else self.live.preset
             text = self._end_text(run_id, event)
-            self.live.end(preset, status, text, index, size)
+            if run_id == self.runs.current or self.runs.current is None:
+                self.live.end(preset, status, text, index, size)
+                self.runs.current = None
+                self._show_next_live()
             severity = "information" if status == RunStatus.FINISHED else ("error" if status.bad else "warning")
             self.notify(f"{preset} {status.label}: {text}", severity=severity)
             self.refresh_results()
+
+    def _show_next_live(self) -> None:
+        """The live view passes to a run of the queue that is training (its epochs so far)."""
+        for run_id, started in self.runs.started.items():
+            if run_id in self.runs.ended:
+                continue
+            index, size = self.runs.position(run_id)
+            self.runs.current = run_id
+            self.live.start(started, index, size)
+            for metrics in self.runs.epochs.get(run_id, []):
+                self.live.epoch(EpochFinished(metrics, started.epochs))
+            return
 
     def _end_text(self, run_id: int, event: EndEvent) -> str:
         if end_status(event) == RunStatus.FINISHED:

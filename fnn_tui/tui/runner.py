@@ -4,6 +4,7 @@ messages; training itself happens in the background process, which outlives the 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from collections.abc import Callable
@@ -12,9 +13,9 @@ from pathlib import Path
 from textual.message import Message
 
 from fnn_tui.core.events import Event
-from fnn_tui.core.trainer import RunOptions
-from fnn_tui.runs.background import QueueItem, follow, launch
+from fnn_tui.runs.background import follow_many, launch
 from fnn_tui.runs.liveness import reap
+from fnn_tui.runs.plan import Task
 from fnn_tui.store.runs import Store
 from fnn_tui.tui.messages import Following, QueueEnded, RunEvent
 
@@ -26,16 +27,14 @@ def _follow_all(home: Path, run_ids: list[int], post: Post, detach: threading.Ev
     def on_event(run_id: int, event: Event) -> None:
         post(RunEvent(run_id, event))
 
-    for run_id in run_ids:
-        if detach.is_set():
-            break
-        follow(home, run_id, on_event, detach.is_set, process)
+    follow_many(home, run_ids, on_event, detach.is_set, process)
 
 
-def run_queue(home: Path, items: list[QueueItem], options: RunOptions, post: Post, detach: threading.Event) -> None:
-    """Start a background process for the queue and follow its runs until they end or the app lets go."""
+def run_tasks(home: Path, tasks: list[Task], post: Post, detach: threading.Event) -> None:
+    """Start a background process for the planned tasks (over the cores, as ``run --jobs 0``
+    trains) and follow their runs until they end or the app lets go."""
     try:
-        launched = launch(home, items, options)
+        launched = launch(home, tasks, os.cpu_count() or 1)
         post(Following(launched.run_ids))
         _follow_all(home, launched.run_ids, post, detach, launched.process)
     finally:

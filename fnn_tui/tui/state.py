@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fnn_tui.core.events import EpochMetrics
+from fnn_tui.core.events import EpochMetrics, RunStarted
 
 
 @dataclass
@@ -16,6 +16,7 @@ class RunState:
     current: int | None = None  # the followed run training now: its row in the runs list is live
     ended: set[int] = field(default_factory=set)  # followed runs whose end has arrived
     epochs: dict[int, list[EpochMetrics]] = field(default_factory=dict)  # per followed run
+    started: dict[int, RunStarted] = field(default_factory=dict)  # per followed run that left the queue
     # At start-up a thread asks the store whether runs from an earlier session are still
     # going. A run key pressed meanwhile waits for that answer instead of being refused.
     checking: bool = False
@@ -32,6 +33,7 @@ class RunState:
         self.followed = list(run_ids)
         self.current = None
         self.ended = set()
+        self.started = {}
 
     def position(self, run_id: int) -> tuple[int, int]:
         """``(index, size)`` of a run in the followed queue."""
