@@ -1,6 +1,6 @@
 """Cost per seed-step of a group of variants (lanes with their own lr and decay) against a study.
 
-Run: ``python benchmarks/variants.py`` (about a minute, more on a cold Numba cache). In one
+Run: ``python benchmarks/variants.py`` (under a minute, more on a cold Numba cache). In one
 run on one machine, single-threaded, on exp08 (its full 5000 samples), it measures two
 16-lane groups:
 
@@ -10,8 +10,8 @@ run on one machine, single-threaded, on exp08 (its full 5000 samples), it measur
   (seeds 0..15 as well, so the two groups gather the same number of sample orders), as
   ``train_lanes`` trains them;
 
-each as the kernel alone (``run_steps`` over a full epoch of each lane's schedule after a
-warm-up, the fastest of several repeats) and as whole epochs of the trainer
+each as the kernel alone (``run_steps`` over a full epoch of each lane's schedule, on a
+new engine each time, the fastest of several repeats) and as whole epochs of the trainer
 (``train_lanes``: the kernel, gathering, metrics, evaluation, fits and the group's event),
 both in CPU time of the thread (``time.thread_time``: on a shared machine, wall time also
 counts the other processes' turns). The two groups are measured in turns, so a change in
@@ -55,14 +55,20 @@ def variants(preset: Preset) -> list[Preset]:
 
 
 def kernel_times(groups: dict[str, list[Preset]], repeats: int) -> dict[str, float]:
-    """µs per seed-step of each group's kernel over a full epoch (fastest of ``repeats``), in turns."""
-    engines = {name: MultiFusedEngine(lanes) for name, lanes in groups.items()}
-    for engine in engines.values():
+    """µs per seed-step of each group's kernel over a full epoch (fastest of ``repeats``), in turns.
+
+    Each repeat builds its engines afresh: one engine's speed was measured to stay 10-30%
+    off another's of the same group for all its epochs (where its buffers fall in the
+    caches, with another process on the same core), so the fastest of several engines counts.
+    """
+    for lanes in groups.values():  # compiles (or loads) the kernel
+        engine = MultiFusedEngine(lanes)
         engine.set_epoch(0)
-        engine.run_steps(0, 10)  # compiles (or loads) the kernel
+        engine.run_steps(0, 10)
     times: dict[str, list[float]] = {name: [] for name in groups}
     for r in range(repeats):
-        for name, engine in engines.items():
+        for name, lanes in groups.items():
+            engine = MultiFusedEngine(lanes)
             engine.set_epoch(r + 1)  # each lane's own schedule
             start = time.thread_time()
             engine.run_steps(0, engine.steps_per_epoch)
@@ -90,8 +96,9 @@ def trainer_times(groups: dict[str, list[Preset]], epochs: int, repeats: int) ->
 def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="full epochs per kernel measurement (the fastest counts)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of each trainer measurement")
+    parser.add_argument("--repeats", type=int, default=20, help="kernel measurements per group, a full epoch each (the fastest counts)")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of each trainer measurement")
+    parser.add_argument("--runs", type=int, default=5, help="trainer measurements per group (the fastest counts)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     preset = discover(include_user=False).get("exp08")
@@ -102,12 +109,12 @@ def main() -> None:
     print(f"exp08 ({preset.data.n_train} training samples), 16 lanes: a 16-seed study against 16 (lr, decay "
           f"factor) variants, lr {RATES} x factor {FACTORS}")
     kernel = kernel_times(groups, args.repeats)
-    trainer = trainer_times(groups, args.epochs, 2)
-    print(f"  kernel only, fastest of {args.repeats} full epochs:")
+    trainer = trainer_times(groups, args.epochs, args.runs)
+    print(f"  kernel only, fastest of {args.repeats} full epochs (a new engine each):")
     for name in groups:
         print(f"    {name:<9s}{kernel[name]:8.3f} us/seed-step")
     print(f"    variants / study {kernel['variants'] / kernel['study']:.3f}  (target <= 1.10)")
-    print(f"  train_lanes, {args.epochs} epochs, fastest of 2:")
+    print(f"  train_lanes, {args.epochs} epochs (data, weights and evaluation included), fastest of {args.runs}:")
     for name in groups:
         print(f"    {name:<9s}{trainer[name]:8.3f} us/seed-step")
     print(f"    variants / study {trainer['variants'] / trainer['study']:.3f}  (target <= 1.10)")
