@@ -1,19 +1,26 @@
-"""Train several seeds of one preset together: ``train_group``, the K-lane ``train``.
+"""Train several runs of one network together: ``train_lanes``, the K-lane ``train``.
 
 Per-sample SGD on these small networks leaves most of a CPU's vector unit idle; the
-multi-seed fused engine fills it with one seed per lane (see
+multi-seed fused engine fills it with one run per lane (see
 :mod:`fnn_tui.core.engines.multi_kernels`). This module is the epoch loop around it. It
 reads like :func:`fnn_tui.core.trainer.train` and emits the same events, each carrying the
 ``lane`` it belongs to, so a caller records lane i exactly as a single run of
-``seeds[i]``: its checkpoints are interchangeable with the fused engine's. A lane that
+``presets[i]``: its checkpoints are interchangeable with the fused engine's. A lane that
 diverges is reported and frozen while the others go on; stop and resume act on the group.
+
+The lanes need not be seeds of one preset: each lane has its own seed and its own
+learning rate, schedule (``decay_factor``, ``decay_every``), momentum, L2 and clip
+(:data:`PER_LANE`); every other setting must be equal, which :func:`lane_key` says. Only
+the fused engine on the CPU groups runs (:func:`group_capacity`); ``train_group`` is the
+seeds-of-one-preset case.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -69,6 +76,41 @@ def default_lanes() -> int:
     return 16 if "avx512f" in flags.split() else 8
 
 
+def group_capacity(preset: Preset, options: RunOptions) -> int:
+    """How many runs of ``preset``'s :func:`lane_key` can share one kernel under ``options``.
+
+    :func:`default_lanes` (16 with AVX-512, else 8) when the run resolves to the fused
+    engine on the CPU, the only engine and device that groups runs; 1 otherwise (the torch
+    engine, CUDA, MPS: each run trains alone). A group may hold fewer lanes (it is padded
+    to :func:`padded_lanes`) or more (each lane count compiles its own kernel, and 32 lanes
+    measured no cheaper per seed-step than 16). Raises what :func:`~fnn_tui.core.trainer.resolve`
+    raises for an engine or device that cannot run the preset.
+    """
+    run = resolve(preset, options)
+    return default_lanes() if run.engine == "fused" and run.device == "cpu" else 1
+
+
+# The settings each lane of a group has for itself (besides its seed): everything the
+# kernel reads as one number per lane. Every other setting is in lane_key.
+PER_LANE = ("lr", "momentum", "decay_factor", "decay_every", "l2", "clip")
+
+
+def lane_key(preset: Preset) -> Hashable:
+    """What must be equal for presets to train as lanes of one group (:func:`train_lanes`).
+
+    Exactly the settings the kernel cannot vary per lane: the data (target, domain,
+    samples, train fraction), the network (widths, activation, normalisation) and the
+    training's epochs, batch size and loss, i.e. every setting but the seed and
+    :data:`PER_LANE`. Names, descriptions and the notes' numbers do not matter. The key is
+    built by blanking the per-lane settings, so a setting added to a preset later is
+    shared until the kernel learns to vary it.
+    """
+    data = dataclasses.replace(preset.data, seed=0)
+    training = dataclasses.replace(preset.training, lr=1.0, momentum=0.0, decay_factor=None, decay_every=1,
+                                   l2=0.0, clip=None)
+    return (data, preset.model, training)
+
+
 def padded_lanes(lanes: int) -> int:
     """The lanes a group of ``lanes`` seeds is computed on: a multiple of 8 (one AVX2 vector of
     float32; two halves of an AVX-512 one). Measured on exp06 at 10 seeds: 1.00 s for 10
@@ -98,20 +140,42 @@ def train_group(
     stop_event: StopFlag | None = None,
     resume: Sequence[TrainState | None] | None = None,
 ) -> list[EndEvent]:
-    """Train ``preset`` for each of ``seeds`` at once; return each lane's final event.
+    """Train ``preset`` for each of ``seeds`` at once; return each lane's final event
+    (:func:`train_lanes` with lane i ``preset`` seeded ``seeds[i]``)."""
+    presets = [preset.with_overrides(seed=s) for s in seeds]  # lane i is a single run of this
+    return train_lanes(presets, options, emit, stop_event, resume)
 
-    Raises :class:`EngineError` unless the fused engine runs on the CPU (the caller then
-    runs the seeds one by one) and :class:`CheckpointError` for checkpoints that do not
-    fit, or lanes at different positions; both before any work. After that every outcome
-    is an event, per lane.
+
+def train_lanes(
+    presets: Sequence[Preset],
+    options: RunOptions,
+    emit: Callable[[Event], None],
+    stop_event: StopFlag | None = None,
+    resume: Sequence[TrainState | None] | None = None,
+) -> list[EndEvent]:
+    """Train ``presets`` (each already seeded; all of one :func:`lane_key`) at once, lane i
+    exactly as a single run of ``presets[i]``; return each lane's final event.
+
+    Raises, before any work: :class:`ValueError` for no lanes or lanes of different
+    :func:`lane_key`; :class:`EngineError` unless the fused engine runs on the CPU (the
+    caller then runs the presets one by one); :class:`CheckpointError` for checkpoints
+    that do not fit, or lanes at different positions. After that every outcome is an
+    event, per lane.
     """
     from fnn_tui.core.engines.multi_engine import MultiFusedEngine, group_position
 
+    presets = list(presets)
+    if not presets:
+        raise ValueError("a group needs at least one lane")
+    if len({lane_key(p) for p in presets}) != 1:
+        raise ValueError("these presets cannot train as one group: they differ in a setting other than "
+                         f"the seed and {', '.join(PER_LANE)} (see lane_key)")
+    preset = presets[0]
     run = resolve(preset, options)
     if run.engine != "fused" or run.device != "cpu":
-        raise EngineError(f"seeds train together only on the fused engine on the CPU, not {run.engine} on {run.device}")
-    lanes = len(seeds)
-    presets = [preset.with_overrides(seed=s) for s in seeds]  # lane i is a single run of this
+        raise EngineError(f"runs train together only on the fused engine on the CPU, not {run.engine} on {run.device}")
+    lanes = len(presets)
+    seeds = [p.data.seed for p in presets]
     if resume is not None:
         for p, r in zip(presets, resume, strict=True):
             if r is not None:
@@ -133,16 +197,17 @@ def train_group(
         # lane count vectorises worse still, so the group is padded with copies of its first
         # lane to a multiple of 8; the copies train along and are never reported
         width = padded_lanes(lanes)
-        lane_seeds = list(seeds) + [seeds[0]] * (width - lanes)
+        lane_presets = presets + [presets[0]] * (width - lanes)
         lane_resume = None if resume is None else list(resume) + [resume[0]] * (width - lanes)
-        engine = MultiFusedEngine(preset, lane_seeds, lane_resume)
+        engine = MultiFusedEngine(lane_presets, resume=lane_resume)
         steps = engine.steps_per_epoch
         if start_step >= steps:
             raise CheckpointError(f"the checkpoint is at step {start_step} of an epoch of {steps} steps")
         if start_epoch >= t.epochs:
             raise CheckpointError("the checkpoints are already at the last epoch: nothing to resume")
-        for i, s in enumerate(seeds):
-            emit(RunStarted(preset.name, run.engine, run.device, s, t.epochs, steps, start_epoch, start_step, lane=i))
+        for i, p in enumerate(presets):
+            emit(RunStarted(p.name, run.engine, run.device, seeds[i], t.epochs, steps, start_epoch, start_step,
+                            lane=i))
         tomls = [p.to_toml() for p in presets]
         fit_x = grid_x(preset)
         digests = [p.digest() for p in presets]
@@ -150,9 +215,9 @@ def train_group(
         chunk = 32
         for epoch in range(start_epoch, t.epochs):
             epoch_start = time.perf_counter()
-            # schedule: StepLR's closed form, shared by the lanes; each lane its own sample order
-            lr = t.lr_at(epoch)
-            engine.set_epoch(epoch, lr)
+            # schedule: StepLR's closed form, each lane its own; each lane its own sample order
+            rates = [p.training.lr_at(epoch) for p in presets]
+            engine.set_epoch(epoch, rates + [rates[0]] * (width - lanes))
             step = 0
             if resume is not None and epoch == start_epoch and start_step:
                 for i, r in enumerate(resume):
@@ -201,7 +266,7 @@ def train_group(
                                        time.perf_counter() - started, lane=i))
                     continue
                 last[i] = EpochMetrics(
-                    epoch + 1, train_loss, train_ratio, test_loss, test_ratio, mae, lr,
+                    epoch + 1, train_loss, train_ratio, test_loss, test_ratio, mae, rates[i],
                     time.perf_counter() - epoch_start, dead=engine.is_dead(i, spread),
                 )
                 fit = None if fits is None else fits[:, i].copy()

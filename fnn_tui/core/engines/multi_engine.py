@@ -1,10 +1,14 @@
-"""The multi-seed fused engine: K seeds of one preset trained together on the CPU.
+"""The multi-seed fused engine: K runs of one network's shape trained together on the CPU.
 
-Each lane k is one seed: its own data set, initial weights and per-epoch sample order,
-exactly those a single run of ``preset.with_overrides(seed=seeds[k])`` uses, so a lane's
-checkpoint (:meth:`MultiFusedEngine.snapshot`) is interchangeable with one of the
-single-seed :class:`~fnn_tui.core.engines.fused_engine.FusedEngine`. The arrays keep the
-lane axis innermost (see :mod:`multi_kernels` for why). The learning rate is shared.
+Each lane k is one run, a preset of its own: its own data set, initial weights and
+per-epoch sample order (from its seed), and its own learning rate and schedule, momentum,
+L2 and clip, exactly those a single run of that preset uses, so a lane's checkpoint
+(:meth:`MultiFusedEngine.snapshot`) is interchangeable with one of the single-seed
+:class:`~fnn_tui.core.engines.fused_engine.FusedEngine`. What the lanes must share
+(the network, the data's size and target, the epochs, the batch size, the loss) is
+:func:`fnn_tui.core.group.lane_key`. The per-lane settings are arrays of one number per
+lane that the kernel reads into vectors once per call (the learning rate is set once per
+epoch); the arrays keep the lane axis innermost (see :mod:`multi_kernels` for why).
 """
 
 from __future__ import annotations
@@ -23,6 +27,23 @@ from fnn_tui.core.engines.fused_engine import flatten, layout, unflatten
 from fnn_tui.core.model import build_model
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import CheckpointError, TrainState
+
+ALIGN = 64  # bytes: a cache line, and one AVX-512 vector of 16 float32 lanes
+
+
+def aligned(values: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``values`` whose data starts on a cache line.
+
+    The kernels read every row of K lanes as one vector; NumPy starts arrays on 16 bytes,
+    so a 64-byte row could straddle two cache lines. Measured on exp08 at K=16 (kernel
+    only, one process): two groups whose momentum buffers started 32 bytes off a line
+    cost 12-25% more per seed-step than two whose arrays all started on one.
+    """
+    raw = np.empty(values.nbytes + ALIGN, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGN
+    out = raw[start:start + values.nbytes].view(values.dtype).reshape(values.shape)
+    out[...] = values
+    return out
 
 
 def group_position(resume: Sequence[TrainState | None] | None, lanes: int) -> tuple[int, int]:
@@ -53,14 +74,30 @@ class MultiFusedEngine:
 
     def __init__(
         self,
-        preset: Preset,
-        seeds: list[int],
-        resume: list[TrainState | None] | None = None,
+        preset: Preset | Sequence[Preset],
+        seeds: Sequence[int] | None = None,
+        resume: Sequence[TrainState | None] | None = None,
         dtype: type[np.floating] = np.float32,
     ) -> None:
-        if not seeds:
-            raise ValueError("a group needs at least one seed")
+        """``preset`` and ``seeds``: lane k is ``preset`` with seed ``seeds[k]``; or
+        ``preset`` a list of presets (``seeds`` left out), one per lane, each already
+        seeded, all with the same :func:`~fnn_tui.core.group.lane_key`."""
+        from fnn_tui.core.group import lane_key
+
+        if isinstance(preset, Preset):
+            lanes = [preset.with_overrides(seed=s) for s in seeds or ()]
+        elif seeds is not None:
+            raise ValueError("seeds go with one preset; a list of presets carries its own seeds")
+        else:
+            lanes = list(preset)
+        if not lanes:
+            raise ValueError("a group needs at least one lane")
+        if len({lane_key(p) for p in lanes}) != 1:
+            raise ValueError("the lanes differ in a setting the kernel cannot vary per lane (see lane_key)")
+        preset = lanes[0]
+        seeds = [p.data.seed for p in lanes]
         t = preset.training
+        self.presets = lanes
         self.dtype = dtype
         self.seeds = list(seeds)
         self.lanes = len(seeds)
@@ -71,7 +108,7 @@ class MultiFusedEngine:
         for i, s in enumerate(seeds):
             r = resume[i] if resume is not None else None
             if r is None:
-                model = build_model(preset.model, s)
+                model = build_model(lanes[i].model, s)
                 state_dict = {n: p.detach() for n, p in model.named_parameters()}
             else:
                 state_dict = dict(r.params)
@@ -85,29 +122,36 @@ class MultiFusedEngine:
             else:
                 moms.append(np.zeros_like(columns[-1]))  # momentum * 0 + g is PyTorch's first buffer
         # flat arrays for the kernels (row r of lane k at r * K + k) and [P, K] views of them
-        self.params = np.ascontiguousarray(np.stack(columns, axis=1))
-        self.buf = np.ascontiguousarray(np.stack(moms, axis=1))
+        # (every array the kernel reads as vectors starts on a cache line: see aligned)
+        self.params = aligned(np.stack(columns, axis=1))
+        self.buf = aligned(np.stack(moms, axis=1))
         self.flat_params, self.flat_buf = self.params.reshape(-1), self.buf.reshape(-1)
-        self.grad = np.zeros(self.params.size, dtype=dtype)
+        self.grad = aligned(np.zeros(self.params.size, dtype=dtype))
         # layout and scratch buffers
         sizes = preset.model.sizes
         self.sizes = np.array(sizes, dtype=np.uint64)  # unsigned: see multi_passes._forward
         self.fsz = self.sizes.astype(dtype)
         self.w_off, self.b_off, self.a_off = (a.astype(np.uint64) for a in layout(sizes))
         width, k = int(self.a_off[-1]), self.lanes
-        self.act, self.act2, self.pre, self.cen, self.dz = (np.zeros(width * k, dtype=dtype) for _ in range(5))
-        self.var = np.zeros(len(sizes) * k, dtype=dtype)
-        self.coef = np.zeros(k, dtype=dtype)
+        self.act, self.act2, self.pre, self.cen, self.dz = (aligned(np.zeros(width * k, dtype=dtype))
+                                                            for _ in range(5))
+        self.var = aligned(np.zeros(len(sizes) * k, dtype=dtype))
+        self.coef = aligned(np.zeros(k, dtype=dtype))
         self.use_norm = preset.model.normalised
         self.batch = t.batch_size
         self.counts = np.arange(self.batch + 1, dtype=dtype)  # batch sizes as numbers
-        self.momentum = dtype(t.momentum)
-        self.two_l2 = dtype(2.0 * t.l2)
-        self.clip = dtype(-1.0 if t.clip is None else t.clip)
+        # each lane's settings, one number per lane in the arrays' precision (as PyTorch
+        # casts them for float32 tensors); clip -1: none
+        def per_lane(values: list[float]) -> np.ndarray:
+            return aligned(np.array(values, dtype=np.float64).astype(dtype))
+
+        self.momentum = per_lane([p.training.momentum for p in lanes])
+        self.two_l2 = per_lane([2.0 * p.training.l2 for p in lanes])
+        self.clip = per_lane([-1.0 if p.training.clip is None else p.training.clip for p in lanes])
         self.eps = dtype(1e-6)
-        self.lr = dtype(t.lr)
+        self.lr = per_lane([p.training.lr for p in lanes])
         # each lane's data set: train samples lane-major (for gathering), test lane-minor
-        sets = [make_dataset(preset.with_overrides(seed=s).data) for s in seeds]
+        sets = [make_dataset(p.data) for p in lanes]
         self.n_train = sets[0].n_train
         self.x_train = np.stack([d.x_train.reshape(-1).double().numpy().astype(dtype) for d in sets])
         self.y_train = np.stack([d.y_train.reshape(-1).double().numpy().astype(dtype) for d in sets])
@@ -118,23 +162,33 @@ class MultiFusedEngine:
         self.steps_per_epoch = math.ceil(self.n_train / self.batch)
         self.losses = np.zeros((self.steps_per_epoch, k), dtype=dtype)
         self.ratios = np.zeros((self.steps_per_epoch, k), dtype=dtype)
-        self.xs = np.ascontiguousarray(self.x_train.T)
-        self.ys = np.ascontiguousarray(self.y_train.T)
+        self.xs = aligned(self.x_train.T)
+        self.ys = aligned(self.y_train.T)
         self.live = np.ones(k, dtype=dtype)  # 0: frozen (diverged or dropped), never updated again
-        self.keep_p = np.zeros_like(self.flat_params)  # frozen lanes' parameters and buffers
-        self.keep_b = np.zeros_like(self.flat_buf)
+        self.keep_p = aligned(np.zeros_like(self.flat_params))  # frozen lanes' parameters and buffers
+        self.keep_b = aligned(np.zeros_like(self.flat_buf))
         self.bad = np.full(k, -1, dtype=np.int64)
         self.epochs_set = 0  # how many times set_epoch ran: a group event's states check it
 
     # -- training -----------------------------------------------------------------------
-    def set_epoch(self, epoch: int, lr: float) -> None:
-        """Gather each lane's samples in that lane's order of epoch ``epoch`` (0-based)."""
+    def set_epoch(self, epoch: int, lr: float | Sequence[float] | None = None) -> None:
+        """Gather each lane's samples in that lane's order of epoch ``epoch`` (0-based) and
+        set each lane's learning rate: its own schedule's (``lr`` left out), one rate for
+        all, or one per lane."""
         # one shuffle per distinct seed (a group's padding lanes repeat its first seed)
         distinct = list(dict.fromkeys(self.seeds))
         orders = np.stack([epoch_order(self.n_train, s, epoch).numpy() for s in distinct])
         row_of = np.array([distinct.index(s) for s in self.seeds], dtype=np.int64)
         mk.gather(self.x_train, self.y_train, orders, row_of, self.xs, self.ys)
-        self.lr = self.dtype(lr)
+        if lr is None:
+            rates = [p.training.lr_at(epoch) for p in self.presets]
+        elif np.ndim(lr) == 0:
+            rates = [float(lr)] * self.lanes  # type: ignore[arg-type]
+        else:
+            rates = [float(r) for r in lr]
+        if len(rates) != self.lanes:
+            raise ValueError(f"{len(rates)} learning rates for {self.lanes} lanes")
+        self.lr[:] = np.array(rates, dtype=np.float64).astype(self.dtype)
         self.epochs_set += 1
         self.losses[:] = 0
         self.ratios[:] = 0

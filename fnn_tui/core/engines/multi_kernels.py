@@ -14,6 +14,11 @@ the lanes stay independent without branching per lane in the hot loops:
 
 - ReLU and its derivative are selects, never a skipped input: a lane whose input is off
   adds ``w * 0``.
+- Each lane has its own settings: learning rate, momentum, L2 weight and clip threshold
+  are arrays of K numbers (the engine sets the rates once per epoch, from each lane's
+  schedule) read into vectors once per call, so a group's lanes can be variants of one
+  network. A path does L2 or clipping when any lane has it: a lane without adds
+  ``0 * p`` and multiplies by a clip factor of 1, both exact.
 - Each lane has its own gradient norm and clip factor; an unclipped lane multiplies by 1,
   which is exact.
 - The momentum buffer starts at zero, so ``momentum * 0 + g`` is PyTorch's first-step
@@ -44,7 +49,7 @@ rounding, not bit for bit; the sums here run in source order (no fast-math flags
 The kernels work in the precision of the arrays (float32 in use, float64 for
 verification) and release the GIL.
 
-Presets without normalisation, L2 or clipping (rows 1 to 6) take a shorter path,
+Groups without normalisation, and without L2 or clipping in any lane (rows 1 to 6), take a shorter path,
 :func:`multi_plain.run_plain`: layers 0 and 1 are trained in one pass a step instead of
 two, with the same numbers as the general path to the bit.
 
@@ -169,7 +174,9 @@ def run_steps(
 ):
     """Train steps ``start..stop-1`` of every lane; each step averages over its batch.
 
-    ``xs[j, k]`` is lane k's j-th sample of the epoch. Per step, ``losses[s, k]`` and
+    ``xs[j, k]`` is lane k's j-th sample of the epoch. ``lr``, ``momentum``, ``two_l2``
+    (2 * L2) and ``clip`` (not positive: no clipping) are arrays of one number per lane,
+    read into vectors once per call. Per step, ``losses[s, k]`` and
     ``ratios[s, k]`` get lane k's MSE and mean |y_hat / y|. A live lane whose loss is not
     finite gets ``bad[k] = s`` and ``live[k] = 0``, and its parameters and buffer from
     before that step are kept in ``keep_p``/``keep_b``. The hot loops update every lane
@@ -178,14 +185,21 @@ def run_steps(
     compiled in as a constant: the vectors' width. Returns the number of lanes still live.
     """
     literally(nk)
-    if batch == 1 and two_l2 == 0 and not clip > 0 and not use_norm and sizes.shape[0] > 2 and sizes[0] == 1:
+    # the lanes' settings: a path needs L2 or clipping when any lane has it (a lane without
+    # adds 0 * p and multiplies by 1, both exact)
+    l2_on, clip_on = False, False
+    for k in range(nk):
+        l2_on = l2_on or two_l2[k] > 0
+        clip_on = clip_on or clip[k] > 0
+    lr_v, mom_v, l2_v = load(lr, 0, nk), load(momentum, 0, nk), load(two_l2, 0, nk)
+    if batch == 1 and not l2_on and not clip_on and not use_norm and sizes.shape[0] > 2 and sizes[0] == 1:
         run_plain(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, cen, var, dz, coef,
-                   xs, ys, start, stop, lr, momentum, losses, ratios, live, bad, keep_p, keep_b, nk)
+                   xs, ys, start, stop, lr_v, mom_v, losses, ratios, live, bad, keep_p, keep_b, nk)
         return _put_back(params, buf, live, keep_p, keep_b, nk)
     if batch == 1:
         _run_single(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, cen, var, dz, coef,
-                    xs, ys, start, stop, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios, live, bad,
-                    keep_p, keep_b, nk)
+                    xs, ys, start, stop, lr_v, mom_v, l2_v, clip, clip_on, eps, use_norm, losses, ratios, live,
+                    bad, keep_p, keep_b, nk)
         return _put_back(params, buf, live, keep_p, keep_b, nk)
     n = xs.shape[0]
     last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)  # the output unit's row
@@ -212,15 +226,18 @@ def run_steps(
                     ratios[s, k] = ratios[s, k] / nb
                 _freeze_bad(params, buf, losses, s, live, bad, keep_p, keep_b, nk)
             _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var, dz, use_norm, nk)
-        _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, nk)
+        _apply_update(params, grad, buf, coef, lr_v, mom_v, l2_v, clip, eps, l2_on, clip_on, nk)
     return _put_back(params, buf, live, keep_p, keep_b, nk)
 
 
 @njit(**JIT)
 def _run_single(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, cen, var, dz, coef,
-                xs, ys, start, stop, lr, momentum, two_l2, clip, eps, use_norm, losses, ratios, live, bad,
-                keep_p, keep_b, nk):
+                xs, ys, start, stop, lr, momentum, two_l2, clip, clip_on, eps, use_norm, losses, ratios, live,
+                bad, keep_p, keep_b, nk):
     """Steps of one sample each, two passes over the parameters per step.
+
+    ``lr``, ``momentum`` and ``two_l2`` are the lanes' vectors, ``clip`` the lanes'
+    thresholds (an array) and ``clip_on`` whether any lane clips.
 
     A step's backward pass (:func:`~multi_passes._backward_deltas`) only reads the weights; its update
     is applied by the next step's forward pass (:func:`~multi_passes._update_forward`), or at the end
@@ -230,7 +247,6 @@ def _run_single(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, ce
     those of :func:`run_steps`' batch path with a batch of one, to the bit.
     """
     last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)  # the output unit's row
-    clip_on = clip > 0
     cur, old = act, act2
     for s in range(start, stop):
         if s > start:

@@ -218,22 +218,26 @@ def _backward(params, grad, sizes, w_off, b_off, a_off, fsz, act, pre, cen, var,
 
 @njit(**JIT)
 def _clip_factors(sq, clip, eps, nk):
-    """Each lane's clip factor from its squared gradient norm, in place (1 when unclipped)."""
+    """Each lane's clip factor from its squared gradient norm and its own clip threshold
+    ``clip[k]`` (not positive: no clipping), in place (1 when unclipped)."""
     for k in range(nk):
-        c = clip / (math.sqrt(sq[k]) + eps) if clip > 0 else clip
-        sq[k] = c if clip > 0 and c < 1 else 1
+        ck = clip[k]
+        c = ck / (math.sqrt(sq[k]) + eps) if ck > 0 else ck
+        sq[k] = c if ck > 0 and c < 1 else 1
 
 
 @njit(**JIT)
-def _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, nk):
+def _apply_update(params, grad, buf, coef, lr, momentum, two_l2, clip, eps, l2_on, clip_on, nk):
     """L2 gradient, per-lane global-norm clip and SGD with momentum, as PyTorch computes
     them, for every lane (frozen ones are put back afterwards), from the batch's summed
     gradient in ``grad``, which is zeroed for the next batch. ``coef`` ends as the clip factors.
+    ``lr``, ``momentum`` and ``two_l2`` are the lanes' vectors, ``clip`` their thresholds'
+    array; ``l2_on`` and ``clip_on`` whether any lane has one.
     """
     u = np.uint64(nk)
     n = np.uint64(params.shape[0]) // u
     sq = zeros(params, nk)
-    if two_l2 > 0 or clip > 0:
+    if l2_on or clip_on:
         for p in range(n):
             t = p * u
             g = load(grad, t, nk) + two_l2 * load(params, t, nk)

@@ -144,6 +144,7 @@ def run_plain(params, buf, sizes, w_off, b_off, a_off, fsz, act, act2, pre, cen,
     layers 0 and 1 (:func:`_plain_low`) and layers 2 and up (:func:`~multi_passes._update_forward`)
     updated and run on the next sample. The call's last step runs them on a sample it
     does not use (its own), so the update is always applied before the call returns.
+    ``lr`` and ``momentum`` are vectors, one number per lane.
     """
     last = (a_off[a_off.shape[0] - 1] - np.uint64(1)) * np.uint64(nk)  # the output unit's row
     zero = lr - lr
