@@ -32,9 +32,9 @@ def test_the_queue_is_cut_into_groups_of_one_study(home: Path, catalog, monkeypa
     order asked; a study of one seed trains alone; the torch engine has no lanes."""
     import fnn_tui.runs.plan as plan_module
 
-    monkeypatch.setattr(plan_module, "group_capacity", lambda engine, device: 2 if engine == "fused" else 1)
+    monkeypatch.setattr(plan_module, "group_capacity", lambda preset, options: 2 if options.engine == "fused" else 1)
     a = catalog.get("exp07").with_overrides(samples=200, epochs=1)
-    b = catalog.get("exp08").with_overrides(samples=200, epochs=1)
+    b = catalog.get("exp08").with_overrides(samples=300, epochs=1)
     c = a.with_overrides(epochs=2)
     with Store(home) as store:
         planned = plan(store, [a, b, c], FUSED, [0, 1, 2, 3, 4])
@@ -48,6 +48,30 @@ def test_the_queue_is_cut_into_groups_of_one_study(home: Path, catalog, monkeypa
     with Store(home) as store:
         torch_plan = plan(store, [a.with_overrides(epochs=3)], RunOptions(engine="torch"), [0, 1])
     assert [t.lanes for t in torch_plan.tasks] == [1, 1]
+
+
+def test_presets_that_differ_only_in_per_lane_settings_share_a_task(home: Path, catalog) -> None:
+    """Rows 3 and 4 of the notes differ in the learning rate only: their seeds are lanes of one
+    kernel call, each stored as a run of its own preset with its own numbers."""
+    three = catalog.get("exp03").with_overrides(samples=150, epochs=2)
+    four = catalog.get("exp04").with_overrides(samples=150, epochs=2)
+    with Store(home) as store:
+        planned = plan(store, [three, four], FUSED, [0, 1])
+    assert [t.lanes for t in planned.tasks] == [4] and planned.tasks[0].lanes_kernel
+    from fnn_tui.runs.execute import train_tasks
+
+    ended = train_tasks(home, planned.tasks, 1, lambda *_: None).results
+    alone = [record_run(home / "alone", p.with_overrides(seed=s), FUSED) for p in (three, four) for s in (0, 1)]
+    presets = set()
+    with Store(home) as store, Store(home / "alone") as other:
+        for together, single in zip(ended, alone):
+            g, a = store.get_run(together.run_id), other.get_run(single.run_id)
+            assert (g.preset, g.seed, g.grouped, g.status) == (a.preset, a.seed, 1, a.status)
+            assert (g.final is None) == (a.final is None)
+            if g.final is not None:
+                assert g.final.train_loss == pytest.approx(a.final.train_loss, rel=1e-3)
+            presets.add(g.preset)
+    assert presets == {"exp03", "exp04"}
 
 
 def test_a_group_stores_each_seed_as_the_run_it_would_be_alone(tmp_path: Path, tiny08) -> None:

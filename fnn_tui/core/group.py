@@ -118,20 +118,6 @@ def padded_lanes(lanes: int) -> int:
     return max(8, -(-lanes // 8) * 8)
 
 
-def group_capacity(engine: str, device: str) -> int:
-    """How many runs on ``engine`` and ``device`` can share one kernel call (the engines'
-    answer to the planner, :mod:`fnn_tui.runs.plan`): :func:`default_lanes` on the fused
-    engine on the CPU, 1 (each run alone) elsewhere."""
-    return default_lanes() if (engine, device) == ("fused", "cpu") else 1
-
-
-def lane_key(preset: Preset) -> tuple[str, str]:
-    """What must be equal for runs to be lanes of one kernel call: today the whole of the
-    settings but the seed (the kernel shares one schedule, one network shape, one data set
-    size); runs with equal keys and distinct seeds may train together."""
-    return (preset.name, preset.study_digest())
-
-
 def train_group(
     preset: Preset,
     seeds: Sequence[int],

@@ -1,6 +1,7 @@
-"""Several seeds of one preset trained together (one SIMD lane each) and kept as separate runs.
+"""Runs trained together (one SIMD lane each: seeds of one study, or of several presets or
+variants that share the kernel) and kept as separate runs.
 
-:func:`fnn_tui.core.group.train_group` steps K seeds in one kernel call; here each lane is
+:func:`fnn_tui.core.group.train_lanes` steps K lanes in one kernel call; here each lane is
 an ordinary stored run, with its own row, epochs, checkpoints and status, so it can be
 listed, stopped, resumed (on this kernel again, so the numbers are an uninterrupted run's)
 and reported like any other. The per-epoch work is per group: the lanes' epochs go into
@@ -44,12 +45,11 @@ def record_lanes(
     stop_event: StopFlag | None,
     resume: list[TrainState | None] | None,
 ) -> list[RecordedRun]:
-    """Train stored runs ``run_ids`` (seeds of one study, claimed and at one position:
+    """Train stored runs ``run_ids`` (one lane key, claimed and at one position:
     ``resume`` holds each one's checkpoint, ``None`` when all start from the beginning) as
     lanes of one kernel call, with every event written to the store."""
-    from fnn_tui.core.group import train_group
+    from fnn_tui.core.group import train_lanes
 
-    seeds = [p.data.seed for p in presets]
     store.set_grouped(run_ids)
     recorders = [Recorder(store, rid, run_folder(store.home, rid)) for rid in run_ids]
     live = set(range(len(run_ids)))
@@ -88,7 +88,7 @@ def record_lanes(
             tell(event.lane, event)
 
     try:
-        ends = train_group(presets[0], seeds, options, emit, stop_event, resume)
+        ends = train_lanes(presets, options, emit, stop_event, resume)
     except BaseException:
         mark_interrupted(store, run_ids)  # an interrupt (Ctrl-C) or a crash below the trainer
         raise

@@ -23,9 +23,13 @@ update. Two commands started together on one store therefore never train a seed 
 the second one says the seed is training now.
 
 **What trains together.** The engines answer (``core/group.py: group_capacity`` and
-``lane_key``): runs on the same engine and device, with equal lane keys and distinct seeds,
-at the same position (new ones, or stopped ones at the same epoch and step), share a task
-of up to ``group_capacity`` lanes; a group of one trains alone.
+``lane_key``): runs on the same engine and device with equal lane keys (the settings the
+kernel cannot vary per lane: the data, the network, epochs, batch size, loss; lr, its
+decay, momentum, L2 and clip may differ, so seeds of several presets or variants share a
+kernel), at the same position (new ones, or stopped ones at the same epoch and step), share
+a task of up to ``group_capacity`` lanes; a group of one new run trains alone. A stopped run
+goes on the way it trained (a lane of the kernel, or alone), so its numbers are those of an
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -265,8 +269,7 @@ def _give_back(store: Store, lanes: list[_Lane]) -> None:
 
 def _tasks(lanes: list[_Lane]) -> list[Task]:
     """Cut the planned runs into tasks: equal engine, device, lane key and position share a
-    task, up to the engine's capacity, distinct seeds only; the order of first appearance
-    is kept."""
+    task, up to the engine's capacity; the order of first appearance is kept."""
     groups: dict[tuple, list[list[_Lane]]] = {}
     order: list[tuple] = []
     for lane in lanes:
@@ -276,12 +279,12 @@ def _tasks(lanes: list[_Lane]) -> list[Task]:
         # run alone; new runs group whenever the engine can
         kind = bool(r.grouped) if lane.previous is not None and r.epochs_done + (lane.state is not None) > 0 else None
         key = (r.engine, r.device, lane_key(lane.preset), position, kind)
-        capacity = group_capacity(r.engine, r.device) if kind is not False else 1
+        capacity = group_capacity(lane.preset, RunOptions(r.device, r.engine)) if kind is not False else 1
         chunks = groups.get(key)
         if chunks is None:
             groups[key] = chunks = []
             order.append(key)
-        target = next((c for c in chunks if len(c) < capacity and all(x.record.seed != r.seed for x in c)), None)
+        target = next((c for c in chunks if len(c) < capacity), None)
         if target is None:
             chunks.append([lane])
         else:
@@ -294,10 +297,9 @@ def _task(chunk: list[_Lane], lanes_kernel: bool) -> Task:
     from fnn_tui.core.group import padded_lanes
 
     first = chunk[0]
-    if len(chunk) == 1:
-        label = f"{first.record.preset} (seed {first.record.seed})"
-    else:
-        label = f"{first.record.preset} (seeds {', '.join(str(x.record.seed) for x in chunk)})"
+    names = list(dict.fromkeys(x.record.preset for x in chunk))  # lanes may be of several presets
+    seeds = ", ".join(str(x.record.seed) for x in chunk)
+    label = f"{'+'.join(names)} ({'seed' if len(chunk) == 1 else 'seeds'} {seeds})"
     if any(x.state is not None for x in chunk) and len(chunk) == 1:
         label = f"run {first.record.id}: {label}"
     t = first.preset.training
