@@ -11,7 +11,7 @@ run on one machine, single-threaded, it measures on exp08's and exp06's shapes:
 - the per-epoch work of ``train_group`` outside the kernel at K=16 on exp08 (gathering
   the epoch's samples, train metrics, evaluation, a snapshot and a ``TrainState`` per lane).
 
-- end to end, as ``fnn-tui run exp08 --seeds 16`` trains (``train_many``: the groups, the
+- end to end, as ``fnn-tui run exp08 --seeds 16`` trains (the planner's tasks: the groups, the
   store, checkpoints and fits every epoch), wall time from the first event to the last,
   per seed-step, beside the notes-style loop of ``benchmarks/steps.py`` measured in this run;
 - with ``--table``, the wall time of ``fnn-tui run --all --seeds 10 --jobs 0`` into a new
@@ -162,10 +162,11 @@ def notes_loop_us() -> float:
 
 
 def end_to_end_us(preset, seeds: int) -> float:
-    """Wall µs per seed-step of ``fnn-tui run PRESET --seeds N`` in this process (train_many,
-    store and checkpoints included), from the first event to the end: start-up excluded."""
-    from fnn_tui.runs.background import QueueItem
-    from fnn_tui.runs.many import train_many
+    """Wall µs per seed-step of ``fnn-tui run PRESET --seeds N`` in this process (the planner's
+    tasks, store and checkpoints included), from the first event to the end: start-up excluded."""
+    from fnn_tui.runs.execute import train_tasks
+    from fnn_tui.runs.plan import plan
+    from fnn_tui.store.runs import Store
 
     first: list[float] = []
 
@@ -173,9 +174,10 @@ def end_to_end_us(preset, seeds: int) -> float:
         if not first:
             first.append(time.perf_counter())
 
-    items = [QueueItem(preset=preset.with_overrides(seed=s)) for s in range(seeds)]
     with tempfile.TemporaryDirectory() as home:
-        train_many(Path(home), items, RunOptions(engine="fused", device="cpu"), 1, on_event)
+        with Store(Path(home)) as store:
+            planned = plan(store, [preset], RunOptions(engine="fused", device="cpu"), list(range(seeds)))
+        train_tasks(Path(home), planned.tasks, 1, on_event)
         wall = time.perf_counter() - first[0]
     steps = seeds * preset.training.epochs * preset.data.n_train / preset.training.batch_size
     return wall / steps * 1e6

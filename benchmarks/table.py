@@ -1,6 +1,7 @@
 """Wall time of the whole eleven-preset table at full size with the fused engine.
 
-Run: ``python benchmarks/table.py [--jobs N]``. One preset per process, each process
+Run: ``python benchmarks/table.py [--jobs N]``. The planner's tasks (presets that share
+the kernel train as lanes of one task), one task per process, each process
 single-threaded, over all cores by default; runs go to a temporary store.
 """
 
@@ -16,7 +17,8 @@ from fnn_tui.core.catalog import discover
 from fnn_tui.core.events import EndEvent, Event, end_status
 from fnn_tui.core.trainer import RunOptions
 from fnn_tui.report.export import render, results_table
-from fnn_tui.runs.pool import run_parallel
+from fnn_tui.runs.execute import train_tasks
+from fnn_tui.runs.plan import plan
 from fnn_tui.store.runs import Store
 
 
@@ -36,7 +38,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         start = time.perf_counter()
-        run_parallel(home, presets, RunOptions(engine="fused", device="cpu"), args.jobs, on_event)
+        with Store(home) as store:
+            planned = plan(store, presets, RunOptions(engine="fused", device="cpu"))
+        train_tasks(home, planned.tasks, args.jobs, on_event)
         wall = time.perf_counter() - start
         with Store(home) as store:
             runs = sorted(store.list_runs(), key=lambda r: r.number)

@@ -180,10 +180,11 @@ class Store:
         now = time.time()
         with self._write() as c:
             if unless_taken:
+                holding = [st.value for st in RunStatus if st.active or st.final]
                 taken = c.execute(
                     "SELECT id FROM runs WHERE preset = ? AND study = ? AND seed = ?"
-                    " AND status IN ('queued', 'running', 'finished', 'diverged') LIMIT 1",
-                    (preset.name, preset.study_digest(), preset.data.seed)).fetchone()
+                    f" AND status IN ({','.join('?' * len(holding))}) LIMIT 1",
+                    (preset.name, preset.study_digest(), preset.data.seed, *holding)).fetchone()
                 if taken is not None:
                     return None
             cur = c.execute(
