@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "runs.sqlite3"
 
 _MIGRATIONS: dict[int, str] = {
@@ -73,6 +73,10 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE epochs ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE epochs ADD COLUMN fit BLOB;
     CREATE INDEX runs_study ON runs(preset, study);
+    """,
+    # 4: which process the pid is (fnn_tui/processes.py), so a dead one is known at once
+    4: """
+    ALTER TABLE runs ADD COLUMN pid_mark TEXT;
     """,
 }
 
