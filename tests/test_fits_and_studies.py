@@ -48,7 +48,9 @@ def test_a_version_2_store_gets_the_study_of_its_runs(home: Path, tiny08) -> Non
     result = record_run(home, tiny08, RunOptions(engine="fused"))
     db = home / "runs.sqlite3"
     conn = sqlite3.connect(db)  # take the store back to version 2, as an older fnn-tui left it
-    conn.executescript("DROP INDEX runs_study; ALTER TABLE runs DROP COLUMN study;"
+    conn.executescript("ALTER TABLE runs DROP COLUMN pid_mark;"  # version 5
+                       "ALTER TABLE runs DROP COLUMN reason; ALTER TABLE runs DROP COLUMN grouped;"  # version 4
+                       "DROP INDEX runs_study; ALTER TABLE runs DROP COLUMN study;"
                        "ALTER TABLE epochs DROP COLUMN dead; ALTER TABLE epochs DROP COLUMN fit;"
                        "PRAGMA user_version = 2;")
     conn.close()

@@ -192,7 +192,7 @@ def settings(ctx: typer.Context) -> Settings:
 
 def output_format(format_: str | None, output: Path | None, formats: tuple[str, ...]) -> str:
     """The format asked for, else the one ``-o``'s suffix names, else Markdown; an unknown
-    one is one line and exit 2."""
+    one, or an ``output`` that cannot be written (:func:`check_output`), is one line and exit 2."""
     from fnn_tui.report.export import format_for_path
 
     name = format_ or (format_for_path(output) if output else None) or "md"
@@ -200,12 +200,26 @@ def output_format(format_: str | None, output: Path | None, formats: tuple[str, 
         expected = ", ".join(formats[:-1]) + f" or {formats[-1]}"
         err.print(f"[red]error:[/red] unknown format {literal(repr(name))}: expected {expected}", markup=True)
         raise typer.Exit(EXIT_BAD_INPUT)
+    if output is not None:
+        check_output(output)
     return name
 
 
+def check_output(output: Path, folder: bool = False) -> None:
+    """Refuse, before any work, a ``-o`` file (or a ``folder`` to write into) that cannot be
+    one: a folder, a socket, a disk, a missing folder. One line and exit 2."""
+    from fnn_tui.report.files import CannotWrite, check_folder, check_target
+
+    try:
+        (check_folder if folder else check_target)(output)
+    except CannotWrite as exc:
+        raise fail(str(exc)) from None
+
+
 def write_output(text: str, output: Path | None, what: str) -> None:
-    """``text`` to stdout, or atomically to ``output`` with a line on stderr saying ``what``
-    was written (an unwritable file is an ``OSError`` with the path, for :func:`bad_input`)."""
+    """``text`` to stdout, or to ``output`` (atomically; a device or FIFO in place) with a
+    line on stderr saying ``what`` was written. An unwritable file is a
+    :class:`~fnn_tui.report.files.CannotWrite` naming ``output``, for :func:`bad_input`."""
     import sys
 
     from fnn_tui.report.export import write_atomic
@@ -213,8 +227,5 @@ def write_output(text: str, output: Path | None, what: str) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        write_atomic(output, text)
-    except OSError as exc:
-        raise OSError(f"cannot write {output}: {exc.strerror or exc}") from None
+    write_atomic(output, text)  # its errors are one line naming ``output`` already
     err.print(f"wrote {what} to {literal(output)}", soft_wrap=True)

@@ -76,8 +76,6 @@ def plot(
         except MatplotlibMissing as exc:
             err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
             raise typer.Exit(EXIT_NO_MATPLOTLIB) from None
-        except OSError as exc:
-            raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
     out.print(str(written), soft_wrap=True)
 
 

@@ -18,6 +18,7 @@ from fnn_tui.cli.common import (
     Settings,
     app,
     bad_input,
+    check_output,
     err,
     output_format,
     settings,
@@ -52,7 +53,7 @@ def report(
     format_: Annotated[str | None, typer.Option(
         "--format", "-f", help="md, csv or json (default: from -o's suffix, else md).", metavar="FORMAT")] = None,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="File to write (atomically); stdout if omitted.", metavar="FILE")] = None,
+        "--output", "-o", help="File to write (atomically; a device or FIFO in place); stdout if omitted.", metavar="FILE")] = None,
     figures: Annotated[Path | None, typer.Option(
         "--figures", help="Also write one figure per preset (loss curves and fit) into DIR; a Markdown "
         "report links them.", metavar="DIR")] = None,
@@ -65,6 +66,8 @@ def report(
 
     s = settings(ctx)
     fmt_name = output_format(format_, output, FORMATS)
+    if figures is not None:
+        check_output(figures, folder=True)
     with bad_input(s):
         with Store(s.home, reading=figures is None) as store:  # figures of old runs may be recomputed
             reap(store)

@@ -57,8 +57,9 @@ def export(
     ctx: typer.Context,
     format_: Annotated[str | None, typer.Option("--format", "-f", help="md, csv or json (default: from -o's suffix, else md).",
                                                 metavar="FORMAT")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (atomically); stdout if omitted.",
-                                                metavar="FILE")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
+                                                help="File to write (atomically; a device or FIFO in place); "
+                                                "stdout if omitted.")] = None,
     all_runs: Annotated[bool, typer.Option("--all-runs", help="Every run that trained (finished, diverged, stopped), "
                                                               "not only the newest per preset.")] = False,
 ) -> None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fnn_tui.core.presets import PresetError, parse_preset
 from fnn_tui.core.status import RunStatus
+from fnn_tui.report.files import write_text
 from fnn_tui.store.runs import RunRecord
 
 FORMATS = ("md", "csv", "json")
@@ -183,21 +182,10 @@ def format_for_path(path: Path) -> str | None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``.
+    """Write ``text`` to the file the user named, by :mod:`fnn_tui.report.files`' rule:
+    a regular file atomically (temp file in the same folder, ``os.replace``), a device or a
+    FIFO in place, anything else refused.
 
-    Raises ``OSError`` with the path in the message when the folder is not writable.
+    Raises :class:`~fnn_tui.report.files.CannotWrite` ("cannot write <path>: <why>").
     """
-    path = path.expanduser()
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OSError(f"folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text)

@@ -9,13 +9,12 @@ a figure touches no global state and works without a display.
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fnn_tui.report.files import ensure_folder, write_file
 from fnn_tui.report.plotdata import PlotData, RunCurves, median_curve, median_run
 
 if TYPE_CHECKING:
@@ -56,7 +55,9 @@ def _figure_class() -> tuple[Any, Any]:
 def write_figure(data: PlotData, path: Path, *, dpi: int = DEFAULT_DPI) -> Path:
     """Write the "loss" and "fit" panels side by side to ``path`` (PNG, SVG or PDF by suffix).
 
-    The file appears whole or not at all: it is written next to ``path`` and renamed.
+    Written by :mod:`fnn_tui.report.files`' rule: a file appears whole or not at all (it is
+    written next to ``path`` and renamed); a device or FIFO is written in place. Errors
+    writing it are :class:`~fnn_tui.report.files.CannotWrite`, naming ``path``.
     """
     path = Path(path)
     fmt = figure_format(path)
@@ -70,16 +71,8 @@ def write_figure(data: PlotData, path: Path, *, dpi: int = DEFAULT_DPI) -> Path:
     seeds = ", ".join(str(r.seed) for r in data.runs[:8]) + (", ..." if n > 8 else "")
     fig.suptitle(f"{data.title} ({n} run{'s' if n != 1 else ''}, seed{'s' if n != 1 else ''} {seeds})"
                  if n else f"{data.title} (no runs)", fontsize=11)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # open(..., "xb") rather than mkstemp: the figure gets the umask's mode, not 0600
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    ensure_folder(path.parent)
+    write_file(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
     return path
 
 

@@ -20,6 +20,7 @@ from fnn_tui.core import grid
 from fnn_tui.core.presets import Preset, PresetError, parse_preset
 from fnn_tui.core.state import CheckpointError, check_state, load_latest_checkpoint
 from fnn_tui.core.status import RunStatus
+from fnn_tui.report.files import ensure_folder
 from fnn_tui.report.plotdata import PlotData, RunInput, plot_data
 from fnn_tui.store.runs import RunRecord, Store
 
@@ -131,7 +132,8 @@ def figure_name(preset: str, run_id: int | None = None) -> str:
 def write_report_figures(store: Store, presets: Iterable[str | Preset], folder: Path,
                          studies: dict[str, str] | None = None) -> dict[str, Path]:
     """One figure per preset with runs (its study), ``folder/fnn-<preset>.png``, each written
-    atomically; presets without runs are left out of the result. ``folder`` is created.
+    atomically; presets without runs are left out of the result. ``folder`` is created
+    (:class:`~fnn_tui.report.files.CannotWrite` naming it when it cannot be).
     ``studies`` (preset name -> study hash) draws the studies a report chose; without it
     each preset's study is chosen as :func:`plot_for_preset` does.
 
@@ -140,6 +142,7 @@ def write_report_figures(store: Store, presets: Iterable[str | Preset], folder: 
     """
     from fnn_tui.report.figures import write_figure
 
+    ensure_folder(folder)
     written: dict[str, Path] = {}
     for preset in presets:
         name = preset if isinstance(preset, str) else preset.name

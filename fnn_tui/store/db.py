@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "runs.sqlite3"
 
 _MIGRATIONS: dict[int, str] = {
@@ -80,6 +80,10 @@ _MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE runs ADD COLUMN reason TEXT;
     ALTER TABLE runs ADD COLUMN grouped INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 5: which process the pid is (fnn_tui/processes.py), so a dead one is known at once
+    5: """
+    ALTER TABLE runs ADD COLUMN pid_mark TEXT;
     """,
 }
 

@@ -22,6 +22,7 @@ import torch
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import ACTIVE, RunStatus
+from fnn_tui.processes import own_mark, start_mark
 from fnn_tui.store.db import DB_NAME, StoreReplacedError, connect, store_errors, transaction
 
 T = TypeVar("T", bound=type)
@@ -49,6 +50,7 @@ class RunRecord:
     torch_version: str
     host: str
     pid: int | None
+    pid_mark: str | None  # when and where that pid's process started (fnn_tui/processes.py)
     heartbeat_at: float | None
     message: str | None
     diverged_epoch: int | None
@@ -189,12 +191,12 @@ class Store:
                     return None
             cur = c.execute(
                 "INSERT INTO runs (preset, number, preset_toml, preset_hash, seed, engine, device, status,"
-                " epochs_total, started_at, torch_version, host, pid, heartbeat_at, study)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " epochs_total, started_at, torch_version, host, pid, pid_mark, heartbeat_at, study)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     preset.name, preset.experiment.number, preset.to_toml(), preset.digest(),
                     preset.data.seed, engine, device, status.value, preset.training.epochs, now,
-                    torch.__version__, socket.gethostname(), os.getpid(), now, preset.study_digest(),
+                    torch.__version__, socket.gethostname(), os.getpid(), own_mark(), now, preset.study_digest(),
                 ),
             )
             run_id = int(cur.lastrowid or 0)
@@ -220,12 +222,12 @@ class Store:
     def heartbeat(self, run_id: int | list[int], epoch: int | None = None, step: int | None = None) -> None:
         """Say the run's (or the runs') process is alive, and where it is inside the epoch."""
         ids = run_id if isinstance(run_id, list) else [run_id]
-        now, pid = time.time(), os.getpid()
+        now, pid, mark = time.time(), os.getpid(), own_mark()
         with self._write() as c:
             c.executemany(
-                "UPDATE runs SET heartbeat_at = ?, pid = ?, progress_epoch = COALESCE(?, progress_epoch),"
+                "UPDATE runs SET heartbeat_at = ?, pid = ?, pid_mark = ?, progress_epoch = COALESCE(?, progress_epoch),"
                 " progress_step = COALESCE(?, progress_step) WHERE id = ?",
-                [(now, pid, epoch, step, rid) for rid in ids],
+                [(now, pid, mark, epoch, step, rid) for rid in ids],
             )
 
     def set_grouped(self, run_ids: list[int]) -> None:
@@ -234,19 +236,21 @@ class Store:
             c.executemany("UPDATE runs SET grouped = 1 WHERE id = ?", [(rid,) for rid in run_ids])
 
     def set_pid(self, run_ids: list[int], pid: int) -> None:
-        """Record the process that will train these runs."""
+        """Record the process that will train these runs (a child of this one: its start mark
+        is read now, while it cannot have been reaped)."""
+        mark = start_mark(pid)
         with self._write() as c:
-            c.executemany("UPDATE runs SET pid = ?, heartbeat_at = ? WHERE id = ?",
-                          [(pid, time.time(), rid) for rid in run_ids])
+            c.executemany("UPDATE runs SET pid = ?, pid_mark = ?, heartbeat_at = ? WHERE id = ?",
+                          [(pid, mark, time.time(), rid) for rid in run_ids])
 
     def start_run(self, run_id: int, *, steps_per_epoch: int) -> None:
         """A queued or resumed run is training now, in this process."""
         now = time.time()
         with self._write() as c:
             c.execute(
-                "UPDATE runs SET status = 'running', pid = ?, heartbeat_at = ?, steps_per_epoch = ?,"
+                "UPDATE runs SET status = 'running', pid = ?, pid_mark = ?, heartbeat_at = ?, steps_per_epoch = ?,"
                 " started_at = CASE WHEN status = 'queued' THEN ? ELSE started_at END WHERE id = ?",
-                (os.getpid(), now, steps_per_epoch, now, run_id),
+                (os.getpid(), own_mark(), now, steps_per_epoch, now, run_id),
             )
 
     def end_run(
@@ -284,9 +288,9 @@ class Store:
                 c.execute(_INSERT_EPOCH, _epoch_row(run_id, m, fit))
             c.execute(
                 "UPDATE runs SET status = 'running', epochs_done = ?, ended_at = NULL, message = NULL,"
-                " diverged_epoch = NULL, diverged_step = NULL, reason = NULL, pid = ?, heartbeat_at = ?,"
+                " diverged_epoch = NULL, diverged_step = NULL, reason = NULL, pid = ?, pid_mark = ?, heartbeat_at = ?,"
                 " device = COALESCE(?, device) WHERE id = ?",
-                (from_epoch, os.getpid(), time.time(), device, run_id),
+                (from_epoch, os.getpid(), own_mark(), time.time(), device, run_id),
             )
 
     def claim_run(self, run_id: int, allowed: tuple[RunStatus, ...], *, status: RunStatus,
@@ -298,53 +302,64 @@ class Store:
         marks = ",".join("?" * len(allowed))
         with self._write() as c:
             cur = c.execute(
-                f"UPDATE runs SET status = ?, pid = ?, heartbeat_at = ?, ended_at = NULL"
+                f"UPDATE runs SET status = ?, pid = ?, pid_mark = ?, heartbeat_at = ?, ended_at = NULL"
                 f" WHERE id = ? AND epochs_done = ? AND status IN ({marks})",
-                (RunStatus(status).value, os.getpid(), time.time(), run_id, epochs_done,
+                (RunStatus(status).value, os.getpid(), own_mark(), time.time(), run_id, epochs_done,
                  *(RunStatus(st).value for st in allowed)),
             )
             return cur.rowcount == 1
 
-    def mark_stale_as_crashed(self, pid_alive: Callable[[int], bool], grace: float = 5.0,
-                              stale_after: float = STALE_SECONDS) -> list[int]:
+    def mark_stale_as_crashed(self, process_alive: Callable[[int | None, str | None], bool | None],
+                              grace: float = 5.0, stale_after: float = STALE_SECONDS) -> list[int]:
         """Active runs whose process is gone become 'crashed' (queued ones: 'cancelled').
 
-        On this host a dead pid (``pid_alive`` says) is proof once the heartbeat is ``grace``
-        seconds old; for a run from another host only a heartbeat older than ``stale_after``
-        counts. :func:`fnn_tui.runs.liveness.reap` is the caller with the process check.
+        ``process_alive(pid, pid_mark)`` says whether a run's process is alive: for a run
+        of this host, ``False`` (known dead) crashes it at once and ``True`` keeps it;
+        ``None`` (cannot tell here: another boot or pid namespace) waits, as a run of
+        another host does, for a heartbeat older than ``stale_after``. ``grace`` is the
+        wait for a run of this host with no pid recorded. The message says which it was.
+        :func:`fnn_tui.runs.liveness.reap` is the caller with the process check.
         """
         if self.read_only:
             return []  # nothing can be recorded in a read-only store
         now = time.time()
         host = socket.gethostname()
-        dead: list[tuple[int, RunStatus]] = []
+        dead: list[tuple[int, RunStatus, str]] = []
         rows = self.conn.execute(
-            f"SELECT id, pid, host, heartbeat_at, status FROM runs WHERE status IN ({','.join('?' * len(ACTIVE))})",
+            "SELECT id, pid, pid_mark, host, heartbeat_at, status FROM runs"
+            f" WHERE status IN ({','.join('?' * len(ACTIVE))})",
             [st.value for st in ACTIVE],
         ).fetchall()
         for row in rows:
             age = now - (row["heartbeat_at"] or 0)
-            if row["host"] == host:
-                gone = age > grace and not (row["pid"] and pid_alive(row["pid"]))
+            alive = process_alive(row["pid"], row["pid_mark"]) if row["host"] == host else None
+            if alive is False:
+                why = f"its process (pid {row['pid']}) on this machine is gone"
+            elif alive is None and row["host"] == host and not row["pid"]:
+                if age <= grace:
+                    continue
+                why = f"no process was recorded for it and no heartbeat came for {age:.0f} s"
+            elif alive is None and age > stale_after:
+                where = f"host {row['host']}" if row["host"] != host else "another boot or container of this host"
+                why = f"no heartbeat for {age:.0f} s from {where}, where its process cannot be checked from here"
             else:
-                gone = age > stale_after
-            if gone:
-                dead.append((row["id"], RunStatus(row["status"])))
+                continue
+            dead.append((row["id"], RunStatus(row["status"]), why))
         # queued runs that never started (no epoch) hold nothing: gone with their process
         # (a command killed before it reached them), they are deleted, not kept as empty rows
-        never = [rid for rid, st in dead if st == RunStatus.QUEUED and self._never_started(rid)]
+        never = [rid for rid, st, _ in dead if st == RunStatus.QUEUED and self._never_started(rid)]
         self.forget_queued(never)
-        dead = [(rid, st) for rid, st in dead if rid not in never]
-        for run_id, status in dead:
+        dead = [d for d in dead if d[0] not in never]
+        for run_id, status, why in dead:
             new, message = (
-                (RunStatus.CRASHED, "the training process ended without a word; `fnn-tui resume` continues it")
+                (RunStatus.CRASHED, f"the training process ended without a word ({why}); `fnn-tui resume` continues it")
                 if status == RunStatus.RUNNING
-                else (RunStatus.CANCELLED, "its background process ended before it started")
+                else (RunStatus.CANCELLED, f"its background process ended before it started ({why})")
             )
             with self._write() as c:
                 c.execute("UPDATE runs SET status = ?, ended_at = ?, message = ? WHERE id = ? AND status = ?",
                           (new.value, now, message, run_id, status.value))
-        return [run_id for run_id, status in dead if status == RunStatus.RUNNING]
+        return [run_id for run_id, status, _ in dead if status == RunStatus.RUNNING]
 
     def forget_queued(self, run_ids: list[int]) -> list[int]:
         """Delete runs that were queued and never started (no epoch, still queued): a stopped
