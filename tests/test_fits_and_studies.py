@@ -50,6 +50,8 @@ def test_a_version_2_store_gets_the_study_of_its_runs(home: Path, tiny08) -> Non
     conn = sqlite3.connect(db)  # take the store back to version 2, as an older fnn-tui left it
     conn.executescript("DROP INDEX runs_study; ALTER TABLE runs DROP COLUMN study;"
                        "ALTER TABLE epochs DROP COLUMN dead; ALTER TABLE epochs DROP COLUMN fit;"
+                       "ALTER TABLE runs DROP COLUMN excluded; ALTER TABLE runs DROP COLUMN tags;"
+                       "ALTER TABLE runs DROP COLUMN note; ALTER TABLE runs DROP COLUMN repeat_of;"
                        "PRAGMA user_version = 2;")
     conn.close()
     with Store(home) as store:

@@ -85,7 +85,8 @@ def test_report_json_carries_every_run_and_filters_by_number(studies, home: Path
                 stored = store.get_run(run["run_id"])
                 assert run["seed"] == stored.seed and run["dead"] == stored.final.dead
                 assert run["train_loss"] == stored.final.train_loss and run["test_ratio"] == stored.final.test_ratio
-    assert doc["presets"][1]["counts"] == {"finished": 2, "dead": 2, "diverged": 0, "other": 0}
+    assert doc["presets"][1]["counts"] == {"finished": 2, "dead": 2, "diverged": 0, "other": 0, "duplicates": 0,
+                                           "excluded": 0}
     # csv from the suffix, one row per preset; a number that is no preset is one line, exit 2
     csv_path = tmp_path / "r.csv"
     assert invoke("report", "exp07", "-o", str(csv_path)).exit_code == 0

@@ -84,7 +84,7 @@ def _with_figures(store, studies, folder: Path, markdown: str | None, output: Pa
     from fnn_tui.report.figures import MatplotlibMissing
     from fnn_tui.report.plotstore import link_figures, write_report_figures
 
-    chosen = {st.preset.name: st.records[0].study for st in studies if st.records}
+    chosen = {st.preset.name: st.study_hash for st in studies if st.records}
     try:
         written = write_report_figures(store, [st.preset for st in studies if st.records], folder, studies=chosen)
     except MatplotlibMissing as exc:

@@ -21,6 +21,7 @@ from fnn_tui.core.presets import Preset, PresetError, parse_preset
 from fnn_tui.core.state import CheckpointError, check_state, load_latest_checkpoint
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.plotdata import PlotData, RunInput, plot_data
+from fnn_tui.report.studies import counted_runs, pick_study
 from fnn_tui.store.runs import RunRecord, Store
 
 
@@ -77,27 +78,23 @@ def plot_for_run(store: Store, run_id: int) -> PlotData:
 
 
 def study_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
-    """One run per seed: the newest finished one, else the newest of that seed (queued
-    runs, which have not started, are left out). Oldest seed first."""
-    by_seed: dict[int, RunRecord] = {}
-    for r in sorted(records, key=lambda r: r.id):
-        if r.status == RunStatus.QUEUED:
-            continue
-        kept = by_seed.get(r.seed)
-        if kept is None or r.status == RunStatus.FINISHED or kept.status != RunStatus.FINISHED:
-            by_seed[r.seed] = r
-    return [by_seed[s] for s in sorted(by_seed)]
+    """The runs a study counts, one per seed, by the report's rule
+    (:func:`fnn_tui.report.studies.counted_runs`); a seed whose counted run has not started
+    (queued) is left out of the figure. Oldest seed first."""
+    return [r for r in counted_runs(records) if r.status != RunStatus.QUEUED]
 
 
 def choose_study(records: list[RunRecord], preset: Preset | None) -> tuple[str, str]:
-    """``(study hash, which settings)`` for a preset's runs (newest first): the catalog
-    preset's own settings when it has runs, else the settings of the newest run."""
+    """``(study hash, which settings)`` for a preset's runs (newest first), chosen as the
+    report chooses (:func:`fnn_tui.report.studies.pick_study`), runs not started aside."""
     started = [r for r in records if r.status != RunStatus.QUEUED] or records
-    if preset is not None:
-        wanted = preset.study_digest()
-        if any(r.study == wanted for r in started):
-            return wanted, "the preset's settings"
-    return started[0].study, f"run {started[0].id}'s settings"
+    picked = pick_study(started, preset)
+    assert picked is not None
+    study, own = picked
+    if own:
+        return study, "the preset's settings"
+    newest = next(r for r in started if r.study == study)
+    return study, f"run {newest.id}'s settings"
 
 
 def plot_for_preset(store: Store, preset: str | Preset, study: str | None = None) -> PlotData:

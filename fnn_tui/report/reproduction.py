@@ -84,8 +84,10 @@ class Study:
     number: int
     setting: str
     notes: Reported
-    outcomes: tuple[Outcome, ...] = ()
+    outcomes: tuple[Outcome, ...] = ()  # one per seed: the runs counted
     differs: str = ""  # how the runs' settings differ from the preset file's ("" when they do not)
+    duplicates: tuple[tuple[int, int, int], ...] = ()  # (run id, seed, the run counted instead): not counted
+    excluded: tuple[int, ...] = ()  # run ids the user left out: not counted
 
 
 # --- output ------------------------------------------------------------------------------
@@ -163,6 +165,8 @@ class PresetReport:
     metrics: tuple[MetricSummary, ...]  # in METRICS order
     runs: tuple[Outcome, ...]
     differs: str = ""  # the study's settings against the preset file's, as in :class:`Study`
+    duplicates: tuple[tuple[int, int, int], ...] = ()  # as in :class:`Study`
+    excluded: tuple[int, ...] = ()
 
     def metric(self, name: str) -> MetricSummary:
         """The summary of ``name`` (one of :data:`METRICS`)."""
@@ -253,6 +257,7 @@ def summarize(study: Study) -> PresetReport:
         name=study.name, number=study.number, setting=study.setting, note=study.notes.note,
         finished=len(finished), dead=sum(1 for o in finished if o.dead), diverged=diverged, other=other,
         metrics=tuple(summaries), runs=tuple(study.outcomes), differs=study.differs,
+        duplicates=study.duplicates, excluded=study.excluded,
     )
 
 
@@ -321,6 +326,9 @@ def render_markdown(reports: list[PresetReport]) -> str:
     if differ:
         lines += ["", "\\* Runs made with settings other than the preset file's (no run has its current "
                   "settings): " + "; ".join(differ) + "."]
+    left_out = [f"{r.name}: {_left_out(r)}" for r in reports if r.duplicates or r.excluded]
+    if left_out:
+        lines += ["", "Not counted (each seed counts once; excluded runs never): " + "; ".join(left_out) + "."]
     with_dead = [r for r in reports if r.dead]
     if with_dead:
         header = ["#", "preset", "live n"] + [TITLES[m] for m in METRICS]
@@ -333,6 +341,16 @@ def render_markdown(reports: list[PresetReport]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _left_out(r: PresetReport) -> str:
+    parts = []
+    if r.duplicates:
+        runs = ", ".join(f"run {rid} (seed {seed}, run {of} counted)" for rid, seed, of in r.duplicates)
+        parts.append(f"{len(r.duplicates)} duplicate{'s' if len(r.duplicates) != 1 else ''}: {runs}")
+    if r.excluded:
+        parts.append(f"excluded run{'s' if len(r.excluded) != 1 else ''} {', '.join(map(str, r.excluded))}")
+    return ", ".join(parts)
+
+
 def _csv_value(value: object) -> object:
     return "" if value is None else value
 
@@ -341,7 +359,8 @@ def csv_row(r: PresetReport) -> dict[str, object]:
     """A report as one flat row; numbers at full precision."""
     row: dict[str, object] = {
         "number": r.number, "preset": r.name, "setting": r.setting, "finished": r.finished, "dead": r.dead,
-        "diverged": r.diverged, "other": r.other, "note": r.note, "differs": r.differs,
+        "diverged": r.diverged, "other": r.other, "duplicates": len(r.duplicates), "excluded": len(r.excluded),
+        "note": r.note, "differs": r.differs,
     }
     for m in r.metrics:
         p = m.metric
@@ -393,7 +412,8 @@ def report_json(r: PresetReport) -> dict[str, object]:
     """A report as plain data: counts, every summary and every run."""
     return {
         "number": r.number, "preset": r.name, "setting": r.setting, "note": r.note, "differs": r.differs,
-        "counts": {"finished": r.finished, "dead": r.dead, "diverged": r.diverged, "other": r.other},
+        "counts": {"finished": r.finished, "dead": r.dead, "diverged": r.diverged, "other": r.other,
+                   "duplicates": len(r.duplicates), "excluded": len(r.excluded)},
         "metrics": {
             m.metric: {
                 "all": _spread_json(m.all), "live": _spread_json(m.live),
@@ -405,6 +425,8 @@ def report_json(r: PresetReport) -> dict[str, object]:
             for m in r.metrics
         },
         "runs": [_outcome_json(o) for o in r.runs],
+        "duplicates": [{"run_id": rid, "seed": seed, "counted": of} for rid, seed, of in r.duplicates],
+        "excluded": list(r.excluded),
     }
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "runs.sqlite3"
 
 _MIGRATIONS: dict[int, str] = {
@@ -73,6 +73,13 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE epochs ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE epochs ADD COLUMN fit BLOB;
     CREATE INDEX runs_study ON runs(preset, study);
+    """,
+    # 4: the user's word on a run (left out of its study, tags, a note), and repeats made on purpose
+    4: """
+    ALTER TABLE runs ADD COLUMN excluded INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN repeat_of INTEGER;
     """,
 }
 
