@@ -64,6 +64,7 @@ def export(
 ) -> None:
     """The results table: the newest finished run of each preset beside the notes' numbers."""
     from fnn_tui.report.export import FORMATS, render, results_table
+    from fnn_tui.report.provenance import cli_command, provenance
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
@@ -71,4 +72,5 @@ def export(
     with bad_input(s):
         with Store(s.home, reading=True) as store:
             rows = results_table(store.list_runs(), latest_only=not all_runs)
-        write_output(render(rows, fmt_name), output, f"{len(rows)} rows")
+        made = provenance(cli_command(), devices=(r.device for r in rows), engines=(r.engine for r in rows))
+        write_output(render(rows, fmt_name, made), output, f"{len(rows)} rows")

@@ -53,11 +53,15 @@ def _figure_class() -> tuple[Any, Any]:
     return Figure, FigureCanvasAgg
 
 
-def write_figure(data: PlotData, path: Path, *, dpi: int = DEFAULT_DPI) -> Path:
-    """Write the "loss" and "fit" panels side by side to ``path`` (PNG, SVG or PDF by suffix).
+def write_figure(data: PlotData, path: Path, *, dpi: int = DEFAULT_DPI, command: str | None = None) -> Path:
+    """Write the "loss" and "fit" panels side by side to ``path`` (PNG, SVG or PDF by suffix),
+    with a caption line saying how it was made (:mod:`fnn_tui.report.provenance`; ``command``
+    defaults to this process's command line).
 
     The file appears whole or not at all: it is written next to ``path`` and renamed.
     """
+    from fnn_tui.report.provenance import caption, cli_command, provenance
+
     path = Path(path)
     fmt = figure_format(path)
     Figure, FigureCanvasAgg = _figure_class()
@@ -70,6 +74,9 @@ def write_figure(data: PlotData, path: Path, *, dpi: int = DEFAULT_DPI) -> Path:
     seeds = ", ".join(str(r.seed) for r in data.runs[:8]) + (", ..." if n > 8 else "")
     fig.suptitle(f"{data.title} ({n} run{'s' if n != 1 else ''}, seed{'s' if n != 1 else ''} {seeds})"
                  if n else f"{data.title} (no runs)", fontsize=11)
+    made = provenance(command or cli_command(), devices=data.devices, engines=data.engines)
+    # supxlabel: constrained layout keeps room for it under both panels
+    fig.supxlabel(caption(made), fontsize=6.5, color=SAMPLES, ha="left", x=0.005)
     path.parent.mkdir(parents=True, exist_ok=True)
     # open(..., "xb") rather than mkstemp: the figure gets the umask's mode, not 0600
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")

@@ -9,6 +9,7 @@ The app (in a thread worker), ``fnn-tui plot`` and the report's figures all read
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -74,7 +75,7 @@ def plot_for_run(store: Store, run_id: int) -> PlotData:
     # an active run's status changes while it is shown: only an ended one is named
     status = "" if record.status.active else f", {record.status.label}"
     title = f"{record.preset} run {record.id}, seed {record.seed}{status}: {preset.setting()}"
-    return plot_data(preset, [run_input(store, record, preset)], title=title)
+    return _made_by(plot_data(preset, [run_input(store, record, preset)], title=title), [record])
 
 
 def study_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
@@ -117,7 +118,13 @@ def plot_for_preset(store: Store, preset: str | Preset, study: str | None = None
         raise NothingToPlot(f"no started runs of {name} with these settings")
     stored = _stored_preset(runs[-1])
     title = f"{name} study, {which}: {stored.setting()}"
-    return plot_data(stored, [run_input(store, r, stored) for r in runs], title=title)
+    return _made_by(plot_data(stored, [run_input(store, r, stored) for r in runs], title=title), runs)
+
+
+def _made_by(data: PlotData, records: list[RunRecord]) -> PlotData:
+    """``data`` with the devices and engines its runs trained on, for the figure's caption."""
+    return dataclasses.replace(data, devices=tuple(sorted({r.device for r in records})),
+                               engines=tuple(sorted({r.engine for r in records})))
 
 
 def figure_name(preset: str, run_id: int | None = None) -> str:
@@ -126,11 +133,12 @@ def figure_name(preset: str, run_id: int | None = None) -> str:
 
 
 def write_report_figures(store: Store, presets: Iterable[str | Preset], folder: Path,
-                         studies: dict[str, str] | None = None) -> dict[str, Path]:
+                         studies: dict[str, str] | None = None, command: str | None = None) -> dict[str, Path]:
     """One figure per preset with runs (its study), ``folder/fnn-<preset>.png``, each written
     atomically; presets without runs are left out of the result. ``folder`` is created.
     ``studies`` (preset name -> study hash) draws the studies a report chose; without it
-    each preset's study is chosen as :func:`plot_for_preset` does.
+    each preset's study is chosen as :func:`plot_for_preset` does. ``command`` goes in each
+    figure's provenance caption.
 
     Raises :class:`~fnn_tui.report.figures.MatplotlibMissing` before writing anything
     when matplotlib cannot be imported.
@@ -144,7 +152,7 @@ def write_report_figures(store: Store, presets: Iterable[str | Preset], folder: 
             data = plot_for_preset(store, preset, (studies or {}).get(name))
         except NothingToPlot:
             continue
-        written[name] = write_figure(data, Path(folder) / f"fnn-{name}.png")
+        written[name] = write_figure(data, Path(folder) / f"fnn-{name}.png", command=command)
     return written
 
 

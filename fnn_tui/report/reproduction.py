@@ -44,6 +44,7 @@ from enum import Enum
 from fnn_tui.core.dead import DEAD_STD_FRACTION
 from fnn_tui.core.presets import Reported
 from fnn_tui.core.status import RunStatus
+from fnn_tui.report.provenance import Provenance, csv_comment, front_matter
 
 METRICS = ("train_loss", "train_ratio", "test_loss", "test_ratio")
 TITLES = {"train_loss": "train loss", "train_ratio": "train ratio", "test_loss": "test loss",
@@ -302,8 +303,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def render_markdown(reports: list[PresetReport]) -> str:
-    """A lab-report table: one row per preset, our median (min–max) beside the notes."""
+def render_markdown(reports: list[PresetReport], provenance: Provenance | None = None) -> str:
+    """A lab-report table: one row per preset, our median (min–max) beside the notes; the
+    provenance as YAML front matter."""
     header = ["#", "preset", "setting", "runs n/dead/div"]
     for metric in METRICS:
         header += [TITLES[metric], "notes"]
@@ -338,7 +340,7 @@ def render_markdown(reports: list[PresetReport]) -> str:
     notes = [f"{r.number} {r.name}: {r.note}" for r in reports if r.note]
     if notes:
         lines += ["", "The notes' remarks: " + "; ".join(notes) + "."]
-    return "\n".join(lines) + "\n"
+    return front_matter(provenance) + "\n".join(lines) + "\n"
 
 
 def _left_out(r: PresetReport) -> str:
@@ -380,15 +382,15 @@ def csv_row(r: PresetReport) -> dict[str, object]:
     return {k: _csv_value(v) for k, v in row.items()}
 
 
-def render_csv(reports: list[PresetReport]) -> str:
-    """One row per preset with a header of flat column names."""
+def render_csv(reports: list[PresetReport], provenance: Provenance | None = None) -> str:
+    """One row per preset with a header of flat column names, after a ``#`` provenance line."""
     rows = [csv_row(r) for r in reports]
     fields = list(rows[0]) if rows else list(csv_row(summarize(Study("", 0, "", Reported()))))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    return out.getvalue()
+    return csv_comment(provenance) + out.getvalue()
 
 
 def _finite(value: float | None) -> float | None:
@@ -430,15 +432,17 @@ def report_json(r: PresetReport) -> dict[str, object]:
     }
 
 
-def render_json(reports: list[PresetReport]) -> str:
+def render_json(reports: list[PresetReport], provenance: Provenance | None = None) -> str:
     """Every preset with its summaries and every run, so others can redo the statistics."""
-    doc = {"format": JSON_FORMAT, "version": JSON_VERSION, "dead_std_fraction": DEAD_STD_FRACTION,
-           "presets": [report_json(r) for r in reports]}
+    doc: dict[str, object] = {"format": JSON_FORMAT, "version": JSON_VERSION}
+    if provenance is not None:
+        doc["provenance"] = provenance.fields()
+    doc |= {"dead_std_fraction": DEAD_STD_FRACTION, "presets": [report_json(r) for r in reports]}
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def render(reports: list[PresetReport], fmt: str) -> str:
-    """The reproduction table in ``md``, ``csv`` or ``json``."""
+def render(reports: list[PresetReport], fmt: str, provenance: Provenance | None = None) -> str:
+    """The reproduction table in ``md``, ``csv`` or ``json``, with its provenance when given."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    return {"md": render_markdown, "csv": render_csv, "json": render_json}[fmt](reports)
+    return {"md": render_markdown, "csv": render_csv, "json": render_json}[fmt](reports, provenance)

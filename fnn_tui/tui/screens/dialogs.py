@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, Markdown, RadioButton, RadioSe
 
 from fnn_tui.core.catalog import Catalog
 from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic
+from fnn_tui.report.provenance import APP_SAVE, provenance
 from fnn_tui.store.db import StoreError
 from fnn_tui.store.runs import Store
 
@@ -97,10 +98,17 @@ class SaveScreen(ModalScreen[Path | None]):
                     from fnn_tui.report.studies import load_studies
 
                     catalog = self.catalog if self.catalog is not None else Catalog(())
-                    reports = reproduction.reproduction(s.study for s in load_studies(store, catalog))
-                    text = reproduction.render(reports, fmt)
+                    studies = load_studies(store, catalog)
+                    reports = reproduction.reproduction(s.study for s in studies)
+                    counted = [r for st in studies for r in st.records]
+                    made = provenance(f"{APP_SAVE} (by preset: the report)", devices=(r.device for r in counted),
+                                      engines=(r.engine for r in counted))
+                    text = reproduction.render(reports, fmt, made)
                 else:
-                    text = render(results_table(store.list_runs()), fmt)
+                    rows = results_table(store.list_runs())
+                    made = provenance(f"{APP_SAVE} (the results table)", devices=(r.device for r in rows),
+                                      engines=(r.engine for r in rows))
+                    text = render(rows, fmt, made)
             write_atomic(path, text)
         except StoreError as exc:  # the store, not the file: its line says what to do
             self.app.call_from_thread(self.query_one("#error", Label).update, str(exc))
