@@ -94,7 +94,7 @@ def run_id_arg(value: int | None) -> int | None:
     cannot even be asked about it), never a traceback."""
     if value is not None and not 1 <= value <= MAX_SQL_INT:
         err.print(f"[red]error:[/red] no run with id {value}: run ids are whole numbers from 1 to {MAX_SQL_INT}; "
-                  "`fnn-tui results` lists them", markup=True, soft_wrap=True)
+                  "`fnn-tui runs` lists them", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     return value
 

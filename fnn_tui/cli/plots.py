@@ -2,7 +2,7 @@
 
 The argument names a preset exactly as ``fnn-tui run`` does (``exp08``, ``8``, a TOML
 file), so ``plot 8`` and ``run 8`` mean the same preset; one run is named with ``--run N``
-(the run column of ``fnn-tui results``), as the option says. A number alone is never
+(the run column of ``fnn-tui runs``), as the option says. A number alone is never
 guessed to be a run id: the two readings would draw different figures without a word.
 """
 
@@ -31,7 +31,7 @@ def plot(
         help="Preset name, number or TOML file, as for `run`: plots its study (every seed).",
         metavar="PRESET", show_default=False)] = None,
     run_id: Annotated[int | None, typer.Option(
-        "--run", help="Plot this one run instead (its id from `fnn-tui results`).", metavar="N",
+        "--run", help="Plot this one run instead (its id from `fnn-tui runs`).", metavar="N",
         show_default=False, callback=run_id_arg)] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="File to write: .png, .svg or .pdf "

@@ -160,7 +160,7 @@ def train_here(home: Path, items: list[QueueItem], options: RunOptions, jobs: in
             if not pooled:
                 raise
             err.print("[yellow]interrupted:[/yellow] the runs are stored as interrupted; "
-                      "`fnn-tui results` lists them and `fnn-tui resume RUN` continues one", markup=True)
+                      "`fnn-tui runs` lists them and `fnn-tui resume RUN` continues one", markup=True)
             raise SystemExit(130) from None
     if pooled:
         err.print(f"{len(items)} runs in {time.perf_counter() - started:.1f} s over {min(jobs, len(items))} processes")
@@ -199,7 +199,7 @@ def attach_here(home: Path, run_id: int, err: Console) -> int:
     with Store(home) as store:
         record = store.get_run(run_id)
     if record is None:
-        raise ResumeError(f"no run with id {run_id}; `fnn-tui results` lists them")
+        raise ResumeError(f"no run with id {run_id}; `fnn-tui runs` lists them")
     with EventProgress(err) as progress:
         try:
             final = follow(home, run_id, progress)

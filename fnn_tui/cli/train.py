@@ -1,4 +1,4 @@
-"""Commands that train or watch runs: ``run``, ``resume``, ``runs``, ``attach``, ``stop`` and
+"""Commands that train or watch runs: ``run``, ``resume``, ``active``, ``attach``, ``stop`` and
 the hidden ``worker`` (the background process)."""
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _print_results(s: Settings, ids: list[int]) -> None:
                              ("fnn-tui resume 12 --device cpu", "the same, on the CPU")))
 def resume(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui results`).", metavar="RUN",
+    run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui runs`).", metavar="RUN",
                                           callback=run_id_arg, show_default=False)],
     device: Annotated[str | None, typer.Option("--device", help="Continue on another device (default: the run's).",
                                                metavar="DEVICE")] = None,
@@ -146,8 +146,8 @@ def resume(
 
 
 @app.command()
-def runs(ctx: typer.Context) -> None:
-    """Runs queued or training now (in this store), with where they are."""
+def active(ctx: typer.Context) -> None:
+    """Runs queued or training now (in this store), with where they are (before 0.2: `fnn-tui runs`)."""
     from fnn_tui.cli.render import runs_table
     from fnn_tui.runs.liveness import reap
     from fnn_tui.store.runs import Store
@@ -156,11 +156,11 @@ def runs(ctx: typer.Context) -> None:
     with bad_input(s):
         with Store(s.home, reading=True) as store:
             reap(store)
-            active = store.active_runs()
-    if not active:
-        err.print("no runs are going; `fnn-tui results` lists the stored ones")
+            going = store.active_runs()
+    if not going:
+        err.print("no runs are going; `fnn-tui runs` lists the stored ones")
         return
-    out.print(runs_table(active, title="Active runs"))
+    out.print(runs_table(going, title="Active runs"))
 
 
 @app.command()
@@ -182,7 +182,7 @@ def attach(
                 reap(store)
                 active = store.active_runs()
             if not active:
-                err.print("[red]error:[/red] no runs are going; `fnn-tui results` lists the stored ones", markup=True)
+                err.print("[red]error:[/red] no runs are going; `fnn-tui runs` lists the stored ones", markup=True)
                 raise typer.Exit(EXIT_BAD_INPUT)
             run_id = active[-1].id
         code = attach_here(s.home, run_id, err)

@@ -1,7 +1,7 @@
 """The results table (the newest finished or diverged run of each preset, beside the notes'
 numbers), from the store, as Markdown, CSV or JSON; files written atomically.
 
-Not to be mixed up with the runs list (every stored run: ``fnn-tui results``) or the report
+Not to be mixed up with the runs list (every stored run: ``fnn-tui runs``) or the report
 (one row per preset over all its seeds: :mod:`fnn_tui.report.reproduction`).
 """
 

@@ -70,7 +70,7 @@ def plot_for_run(store: Store, run_id: int) -> PlotData:
     """The loss curves and fit of one run."""
     record = store.get_run(run_id)
     if record is None:
-        raise NothingToPlot(f"no run with id {run_id}; `fnn-tui results` lists them")
+        raise NothingToPlot(f"no run with id {run_id}; `fnn-tui runs` lists them")
     preset = _stored_preset(record)
     # an active run's status changes while it is shown: only an ended one is named
     status = "" if record.status.active else f", {record.status.label}"
