@@ -47,7 +47,7 @@ def run(
     detach: Annotated[bool, typer.Option("--detach", help="Train in a background process that outlives this terminal.")] = False,
 ) -> None:
     """Train presets, store every epoch, and print the results table of the runs trained."""
-    from fnn_tui.core.trainer import RunOptions, resolve
+    from fnn_tui.core.trainer import RunOptions, engine_cost, resolve
     from fnn_tui.runs.background import QueueItem
 
     s = settings(ctx)
@@ -63,12 +63,17 @@ def run(
             raise typer.Exit(EXIT_BAD_INPUT)
         chosen = [p.with_overrides(epochs=epochs, samples=samples, seed=seed) for p in chosen]
         options = RunOptions(device=device, engine=engine)
+        warnings = []
         for p in chosen:
-            resolve(p, options)  # bad device/engine: an error before any work
+            note = engine_cost(p, resolve(p, options))  # bad device/engine: an error before any work
+            if note.warn and note.text not in warnings:
+                warnings.append(note.text)
         from fnn_tui.store.runs import Store
 
         with Store(s.home):  # a damaged, read-only, locked or lost store: one line before any work
             pass
+        for line in warnings:  # what the device choice costs, before it is paid
+            err.print(f"[yellow]warning:[/yellow] {literal(line)}", markup=True, soft_wrap=True)
         if seed_list is None:
             items = [QueueItem(preset=p) for p in chosen]
         else:

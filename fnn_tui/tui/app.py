@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, Label, OptionList
+from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, Label, OptionList, Select
 from textual.worker import Worker, WorkerState
 
 from fnn_tui.core.catalog import Catalog, discover
@@ -27,7 +27,7 @@ from fnn_tui.core.engines import EngineError
 from fnn_tui.core.events import EndEvent, EpochFinished, RunStarted, StepProgress, end_status
 from fnn_tui.core.presets import Preset, PresetError
 from fnn_tui.core.status import RunStatus
-from fnn_tui.core.trainer import RunOptions, resolve
+from fnn_tui.core.trainer import RunOptions, engine_cost, resolve
 from fnn_tui.report.reproduction import reproduction
 from fnn_tui.report.studies import load_studies
 from fnn_tui.runs.background import NotRunningError, QueueItem, plan_run_all, stop_run
@@ -151,6 +151,19 @@ class FnnApp(App[None]):
     @on(OptionList.OptionHighlighted, "#presets")
     def _preset_highlighted(self) -> None:
         self.query_one(PresetDetails).show(self.query_one(PresetList).entry)
+        self._show_engine_note()
+
+    @on(Select.Changed, "#controls Select")
+    def _show_engine_note(self) -> None:
+        """Before any run: say so when the device or engine chosen means the slow PyTorch engine."""
+        entry = self.query_one(PresetList).entry
+        note = None
+        if entry is not None and entry.preset is not None:
+            try:
+                note = engine_cost(entry.preset, resolve(entry.preset, self.query_one(RunControls).options()))
+            except (DeviceError, EngineError):
+                note = None  # said when r is pressed
+        self.query_one(RunControls).show_engine_note(note.short if note is not None and note.warn else None)
 
     @on(OptionList.OptionSelected, "#presets")
     def _preset_selected(self) -> None:
@@ -164,13 +177,16 @@ class FnnApp(App[None]):
         options = controls.options()
         try:
             preset = preset.with_overrides(epochs=overrides["epochs"], seed=overrides["seed"])
-            resolve(preset, options)
+            resolved = resolve(preset, options)
         except PresetError as exc:
             self.notify(exc.first_line(), title="Bad override", severity="error")
             return None
         except (DeviceError, EngineError) as exc:
             self.notify(str(exc), title="Cannot run", severity="error")
             return None
+        note = engine_cost(preset, resolved)
+        if note.warn:
+            self.notify(note.text, title="Slow engine", severity="warning")
         return preset, options
 
     def _seeds(self) -> list[int] | None:
