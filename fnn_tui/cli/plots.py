@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fnn_tui.cli.common import EXIT_BAD_INPUT, Settings, app, bad_input, err, out, run_id_arg, settings
+from fnn_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    Settings,
+    app,
+    bad_input,
+    command_line,
+    err,
+    out,
+    run_id_arg,
+    settings,
+)
 
 if TYPE_CHECKING:
     from fnn_tui.core.presets import Preset
@@ -72,7 +82,7 @@ def plot(
                 raise typer.Exit(EXIT_BAD_INPUT) from None
         path = output or Path(figure_name(data.preset_name, run_id))
         try:
-            written = write_figure(data, path)
+            written = write_figure(data, path, command=command_line(ctx))
         except MatplotlibMissing as exc:
             err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
             raise typer.Exit(EXIT_NO_MATPLOTLIB) from None

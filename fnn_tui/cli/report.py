@@ -18,6 +18,7 @@ from fnn_tui.cli.common import (
     Settings,
     app,
     bad_input,
+    command_line,
     err,
     output_format,
     settings,
@@ -58,7 +59,7 @@ def report(
         "report links them.", metavar="DIR")] = None,
 ) -> None:
     """The report: each preset over all its seeds beside the notes' numbers, with a verdict."""
-    from fnn_tui.report.provenance import cli_command, provenance
+    from fnn_tui.report.provenance import provenance
     from fnn_tui.report.reproduction import FORMATS, render, reproduction
     from fnn_tui.report.studies import load_studies
     from fnn_tui.runs.liveness import reap
@@ -74,24 +75,25 @@ def report(
             studies = load_studies(store, s.catalog(), names)
             reports = reproduction(s.study for s in studies)
             counted = [r for st in studies for r in st.records]
-            made = provenance(cli_command(), devices=(r.device for r in counted), engines=(r.engine for r in counted))
+            made = provenance(command_line(ctx), devices=(r.device for r in counted), engines=(r.engine for r in counted))
             text = render(reports, fmt_name, made)
             if figures is not None:
-                text = _with_figures(store, studies, figures, text if fmt_name == "md" else None, output) or text
+                text = _with_figures(store, studies, figures, text if fmt_name == "md" else None, output,
+                                     command_line(ctx)) or text
         runs = sum(len(r.runs) for r in reports)
         write_output(text, output, f"the report of {len(reports)} presets ({runs} runs)")
 
 
-def _with_figures(store, studies, folder: Path, markdown: str | None, output: Path | None) -> str | None:
+def _with_figures(store, studies, folder: Path, markdown: str | None, output: Path | None,
+                  command: str) -> str | None:
     """Write the studies' figures into ``folder``; return the Markdown with links to them."""
     from fnn_tui.report.figures import MatplotlibMissing
-    from fnn_tui.report.provenance import cli_command
     from fnn_tui.report.plotstore import link_figures, write_report_figures
 
     chosen = {st.preset.name: st.study_hash for st in studies if st.records}
     try:
         written = write_report_figures(store, [st.preset for st in studies if st.records], folder, studies=chosen,
-                                       command=cli_command())
+                                       command=command)
     except MatplotlibMissing as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -12,18 +12,15 @@ from typing import Annotated
 import typer
 
 from fnn_tui.cli.common import (
-    MAX_SQL_INT,
     app,
     bad_input,
-    err,
+    command_line,
     examples,
-    literal,
-    out,
     output_format,
-    preset_name,
     settings,
     write_output,
 )
+
 
 @app.command(epilog=examples(("fnn-tui export", "Markdown on stdout"),
                              ("fnn-tui export -o results.csv", "CSV, chosen by the file's suffix")))
@@ -38,7 +35,7 @@ def export(
 ) -> None:
     """The results table: the newest finished run of each preset beside the notes' numbers."""
     from fnn_tui.report.export import FORMATS, render, results_table
-    from fnn_tui.report.provenance import cli_command, provenance
+    from fnn_tui.report.provenance import provenance
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
@@ -46,5 +43,5 @@ def export(
     with bad_input(s):
         with Store(s.home, reading=True) as store:
             rows = results_table(store.list_runs(), latest_only=not all_runs)
-        made = provenance(cli_command(), devices=(r.device for r in rows), engines=(r.engine for r in rows))
+        made = provenance(command_line(ctx), devices=(r.device for r in rows), engines=(r.engine for r in rows))
         write_output(render(rows, fmt_name, made), output, f"{len(rows)} rows")

@@ -52,7 +52,7 @@ def _torch_version() -> str:
             from importlib.metadata import version
 
             return version("torch")
-        except Exception:  # noqa: BLE001 - any failure here only means "unknown"
+        except Exception:  # any failure here only means "unknown"
             return "unknown"
     return str(torch.__version__)
 

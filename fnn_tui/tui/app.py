@@ -29,7 +29,8 @@ from fnn_tui.core.presets import Preset, PresetError
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, engine_cost, resolve
 from fnn_tui.report.reproduction import reproduction
-from fnn_tui.report.studies import load_studies
+from fnn_tui.report.runinfo import RunFilter
+from fnn_tui.report.studies import load_studies, seed_roles
 from fnn_tui.runs.background import NotRunningError, QueueItem, plan_run_all, stop_run
 from fnn_tui.runs.liveness import reap
 from fnn_tui.runs.plan import SeedsError, parse_seeds, plan_seeds
@@ -40,6 +41,7 @@ from fnn_tui.tui import runner
 from fnn_tui.tui.messages import Following, QueueEnded, ResultsLoaded, RunEvent
 from fnn_tui.tui.screens.dialogs import ChoiceScreen, HelpScreen, SaveScreen
 from fnn_tui.tui.screens.plot import PlotScreen, PlotTarget
+from fnn_tui.tui.screens.run_detail import FilterScreen, RunDetailScreen, filtered_rows
 from fnn_tui.tui.state import RunState
 from fnn_tui.tui.widgets.controls import RunControls
 from fnn_tui.tui.widgets.live import LiveView
@@ -49,7 +51,7 @@ from fnn_tui.tui.widgets.report import ReportTable
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
 
 HINTS = {
-    "results": "Runs list: every run. b by preset  o sort  u resume  ^s save  t back",
+    "results": "Runs list: i detail  f filter  b by preset  o sort  u resume  ^s save  t back",
     "report": "Report: each preset over its seeds. b runs list  ^s save report  t back",
 }
 
@@ -68,6 +70,8 @@ class FnnApp(App[None]):
         Binding("t", "toggle_view", "Runs", id="toggle_view"),
         Binding("b", "toggle_report", "By preset", id="toggle_report", show=False),
         Binding("p", "plot", "Plot", id="plot", show=False),
+        Binding("i", "run_detail", "Detail", id="run_detail", show=False),
+        Binding("f", "filter_runs", "Filter", id="filter_runs", show=False),
         Binding("ctrl+s", "save", "Save", id="save"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
@@ -88,6 +92,8 @@ class FnnApp(App[None]):
         self.results_asked = 0  # requests to reload the runs list, and the newest one shown
         self.results_shown = 0
         self.records: dict[int, RunRecord] = {}
+        self.run_filter = RunFilter()  # what the runs list shows (f)
+        self.loaded: ResultsLoaded | None = None  # the newest load, to filter again without reading
         self.store_error: str | None = None  # the line to print when the store failed under the app
 
     # --- layout ---------------------------------------------------------------------------
@@ -411,7 +417,7 @@ class FnnApp(App[None]):
             reap(store)
             records = store.list_runs()
             reports = reproduction(s.study for s in load_studies(store, self.catalog))
-        self.post_message(ResultsLoaded(records, table_rows(records), ask, reports))
+        self.post_message(ResultsLoaded(records, table_rows(records), ask, reports, seed_roles(records)))
 
     def on_results_loaded(self, message: ResultsLoaded) -> None:
         # Loads run in threads and may arrive out of order: an older one would bring back
@@ -420,14 +426,46 @@ class FnnApp(App[None]):
             return
         self.results_shown = message.ask
         self.records = {r.id: r for r in message.records}
+        self.loaded = message
         table = self.runs_list
-        table.load(message.rows)
+        table.load(filtered_rows(message.rows, self.records, self.run_filter), message.roles)
         if message.reports is not None:
             self.report_table.load(message.reports)
         current = self.runs.current
         history = self.runs.epochs.get(current) if current is not None else None
         if current is not None and history:
             table.live(current, history[-1])
+
+    # --- one run, and the runs list's filter (tui/screens/run_detail.py) -----------------
+
+    def action_run_detail(self) -> None:
+        """The highlighted run in detail (runs list): settings, end, why dead or diverged."""
+        table = self.runs_list
+        if (self.query_one("#views", ContentSwitcher).current != "results-view" or self.results_mode != "results"
+                or table.row_count == 0):
+            self.notify("Open the runs list (t) and highlight a run to see it in detail.")
+            return
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        self.push_screen(RunDetailScreen(self.home, int(str(row_key.value))))
+
+    @on(DataTable.RowSelected, "#results")
+    def _run_selected(self) -> None:
+        self.action_run_detail()
+
+    def action_filter_runs(self) -> None:
+        """Ask for the runs list's filter (status, dead, preset, tag, excluded)."""
+        def chosen(new: RunFilter | None) -> None:
+            if new is None:
+                return
+            self.run_filter = new
+            self.query_one("#views", ContentSwitcher).current = "results-view"
+            if self.loaded is not None:
+                self.runs_list.load(filtered_rows(self.loaded.rows, self.records, new), self.loaded.roles)
+            shown = new.describe()
+            self.query_one("#results-hint", Label).update(f"Runs list, filter: {shown} (f changes it)" if shown
+                                                          else HINTS["results"])
+
+        self.push_screen(FilterScreen(self.run_filter), chosen)
 
     def action_toggle_view(self) -> None:
         """Switch between the lab and the runs view (the runs list or the report)."""

@@ -175,6 +175,8 @@ Pick a preset on the left, choose device and engine, press **r**.
 | t | switch between the lab and the runs list (every stored run) |
 | b | in the runs view: the runs list or the report (one row per preset over its seeds) |
 | o | sort the runs list |
+| i, enter | the highlighted run in detail: settings, end, why it was flagged dead or diverged (runs list) |
+| f | filter the runs list: `status:finished,diverged`, `dead`, `alive`, `preset:exp08`, `tag:trial`, `excluded`, `included` |
 | p | plot the highlighted run (lab: the preset's newest run; runs list: the row's run; report: the preset's seeds); esc or p goes back, v switches panels when narrow |
 | ctrl+s | save: the report in the by-preset view, else the results table (Markdown, CSV, JSON) |
 | tab | move between list, controls and views |
@@ -186,7 +188,10 @@ Pick a preset on the left, choose device and engine, press **r**.
 close to zero near x = 1 and x = 2, so single samples can make it large.
 
 **seeds** (below epochs): N trains seeds 0..N-1, or a list 3,7,11, or a range 0-9;
-seeds already finished with the same settings are skipped. The report's verdict says
+seeds already finished with the same settings are skipped. A study counts one run per
+seed (the newest finished or diverged); other runs of that seed are marked **duplicate**
+in the runs list, and runs left out with `fnn-tui runs exclude` are **excluded** (dim).
+The report's verdict says
 where the notes' number falls against our runs: within our min–max, or below / above.
 **dead**: the network predicts a constant.
 
