@@ -225,6 +225,7 @@ async def test_the_app_shows_a_run_in_detail_filters_and_dims_excluded_runs(twic
         await pilot.press("enter")
         await _until(pilot, lambda: table.row_count == 1)
         assert str(table.coordinate_to_cell_key((0, 0)).row_key.value) == str(twice["other"])
+        assert "filter: excluded" in str(app.query_one("#results-hint", Label).render())
         await pilot.press("f")
         app.screen.query_one("#filter").value = "status:nonsense"
         await pilot.press("enter")

@@ -183,8 +183,8 @@ def run_detail(store: Store, record: RunRecord, role: SeedRole | None = None) ->
         where = f"epoch {record.diverged_epoch}" + (f", step {record.diverged_step}" if record.diverged_step else "")
         before = (f"; the last finished epoch ({epochs[-1].epoch}) had {_losses(epochs[-1])}" if epochs
                   else "; no epoch finished before it")
-        rows.append(("why diverged", f"at {where}: {record.message or 'a loss became NaN or infinite'}{before}. "
-                                     f"Rule: {DIVERGED_RULE}"))
+        reason = (record.message or "a loss became NaN or infinite").removesuffix(f" at {where}")
+        rows.append(("why diverged", f"at {where}: {reason}{before}. Rule: {DIVERGED_RULE}"))
     elif record.message:
         rows.append(("message", record.message))
     if dead:

@@ -461,11 +461,14 @@ class FnnApp(App[None]):
             self.query_one("#views", ContentSwitcher).current = "results-view"
             if self.loaded is not None:
                 self.runs_list.load(filtered_rows(self.loaded.rows, self.records, new), self.loaded.roles)
-            shown = new.describe()
-            self.query_one("#results-hint", Label).update(f"Runs list, filter: {shown} (f changes it)" if shown
-                                                          else HINTS["results"])
+            if self.results_mode == "results":
+                self.query_one("#results-hint", Label).update(self._runs_hint())
 
         self.push_screen(FilterScreen(self.run_filter), chosen)
+
+    def _runs_hint(self) -> str:
+        shown = self.run_filter.describe()
+        return f"Runs list, filter: {shown} (f changes it)" if shown else HINTS["results"]
 
     def action_toggle_view(self) -> None:
         """Switch between the lab and the runs view (the runs list or the report)."""
@@ -482,12 +485,15 @@ class FnnApp(App[None]):
         self.query_one("#views", ContentSwitcher).current = "results-view"
         modes = self.query_one("#results-modes", ContentSwitcher)
         modes.current = "report" if modes.current == "results" else "results"
-        self.query_one("#results-hint", Label).update(HINTS[str(modes.current)])
+        self.query_one("#results-hint", Label).update(
+            HINTS["report"] if modes.current == "report" else self._runs_hint())
         self._focus_results_mode()
 
     @on(DataTable.RowHighlighted, "#report")
     def _report_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # a starred preset's study stands on other settings than its file's: say which
+        if self.results_mode != "report":
+            return  # the report loads while the runs list shows: its hint stays
         report = self.report_table.reports.get(str(event.row_key.value))
         hint = f"{report.name}*: runs made with {report.differs}" if report and report.differs else HINTS["report"]
         self.query_one("#results-hint", Label).update(hint)
