@@ -233,3 +233,39 @@ async def test_the_app_shows_a_run_in_detail_filters_and_dims_excluded_runs(twic
         app.screen.query_one("#filter").value = ""
         await pilot.press("enter")
         await _until(pilot, lambda: table.row_count == 3)
+
+
+def test_a_repeat_made_on_purpose_is_stored_as_one(home: Path, tiny08) -> None:
+    first = record_run(home, tiny08, FUSED).run_id
+    with Store(home) as store:
+        again = store.create_run(tiny08, engine="fused", device="cpu", repeat_of=first)
+        store.end_run(again, "cancelled")
+        later = record_run(home, tiny08, FUSED).run_id
+        store.mark_repeat(later, first)
+        same = store.seed_runs(tiny08.study_digest(), tiny08.data.seed)
+        assert [r.id for r in same] == [later, again, first]
+        assert [r.repeat_of for r in same] == [first, first, None]
+        roles = seed_roles(same)
+    # the newest finished run of the seed counts; the older finished one and the cancelled repeat do not
+    assert roles[later].role is Role.COUNTED
+    assert roles[first].role is Role.DUPLICATE and roles[again].role is Role.DUPLICATE
+    shown = " ".join(invoke("runs", "show", str(later)).stdout.split())
+    assert f"repeat of run {first} (trained again on purpose)" in shown
+
+
+async def test_the_app_report_says_what_it_does_not_count(twice: dict[str, int], home: Path) -> None:
+    from textual.widgets import Label
+
+    from fnn_tui.tui.widgets.report import ReportTable
+
+    app = FnnApp(home=home, preset="exp08")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        await pilot.press("t", "b")
+        report = app.query_one(ReportTable)
+        await _until(pilot, lambda: "exp08" in report.reports)
+        assert report.reports["exp08"].finished == 2  # seed 0 twice counts once
+        report.move_cursor(row=report.get_row_index("exp08"))
+        await pilot.pause()
+        hint = str(app.query_one("#results-hint", Label).render())
+        assert "exp08*" in hint and hint.endswith("not counted: 1 duplicate")

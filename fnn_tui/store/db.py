@@ -111,7 +111,7 @@ class StoreReplacedError(StoreError):
 BUSY_TIMEOUT_ENV = "FNN_TUI_BUSY_TIMEOUT"  # seconds to wait for another process's write lock
 BUSY_TIMEOUT = 30.0
 QUICK_CHECK_MAX_BYTES = 256 << 20  # larger stores skip the check at open (it reads every page)
-READ_ONLY_HINT = "commands that only read work (results, export, runs)"
+READ_ONLY_HINT = "commands that only read work (runs, report, export, active)"
 
 
 def busy_timeout() -> float:

@@ -135,7 +135,7 @@ def split_tags(text: str) -> tuple[str, ...]:
 
 
 def _join_tags(tags: set[str]) -> str:
-    # kept with a comma at both ends, so one tag is found with LIKE '%,tag,%'
+    # kept with a comma at both ends, so one tag can be found with instr(tags, ',tag,')
     return "," + ",".join(sorted(tags)) + "," if tags else ""
 
 
@@ -410,16 +410,13 @@ class Store:
         return None if row is None else _run(row, self._last_epoch(run_id), self.home)
 
     def list_runs(self, preset: str | None = None, *, statuses: tuple[RunStatus, ...] | None = None,
-                  limit: int | None = None, tag: str | None = None) -> list[RunRecord]:
-        """Runs, newest first, optionally for one preset, some statuses and one tag."""
+                  limit: int | None = None) -> list[RunRecord]:
+        """Runs, newest first, optionally for one preset and some statuses."""
         sql, args = "SELECT * FROM runs", []
         where = []
         if preset is not None:
             where.append("preset = ?")
             args.append(preset)
-        if tag is not None:
-            where.append("instr(tags, ?) > 0")
-            args.append(f",{tag},")
         if statuses:
             where.append(f"status IN ({','.join('?' * len(statuses))})")
             args.extend(RunStatus(st).value for st in statuses)

@@ -495,7 +495,13 @@ class FnnApp(App[None]):
         if self.results_mode != "report":
             return  # the report loads while the runs list shows: its hint stays
         report = self.report_table.reports.get(str(event.row_key.value))
-        hint = f"{report.name}*: runs made with {report.differs}" if report and report.differs else HINTS["report"]
+        parts = []
+        if report is not None and report.differs:
+            parts.append(f"runs made with {report.differs}")
+        if report is not None and (report.duplicates or report.excluded):  # each seed counts once
+            counts = ((len(report.duplicates), "duplicate"), (len(report.excluded), "excluded"))
+            parts.append("not counted: " + ", ".join(f"{n} {word}" for n, word in counts if n))
+        hint = f"{report.name}{'*' if report.differs else ''}: {'; '.join(parts)}" if report and parts else HINTS["report"]
         self.query_one("#results-hint", Label).update(hint)
 
     def _focus_results_mode(self) -> None:
