@@ -54,3 +54,12 @@ def launch_presets(home, presets, options, seeds=None, jobs: int = 1):
     with Store(home) as store:
         planned = plan(store, list(presets), options, seeds)
     return launch(home, planned.tasks, jobs)
+
+
+def without_provenance(text: str) -> str:
+    """A saved table without its provenance: Markdown's front matter or CSV's first ``#`` line."""
+    if text.startswith("---\n"):
+        return text.split("\n---\n", 1)[1].lstrip("\n")
+    if text.startswith("# "):
+        return text.split("\n", 1)[1]
+    return text

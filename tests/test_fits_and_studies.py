@@ -52,6 +52,8 @@ def test_a_version_2_store_gets_the_study_of_its_runs(home: Path, tiny08) -> Non
                        "ALTER TABLE runs DROP COLUMN reason; ALTER TABLE runs DROP COLUMN grouped;"  # version 4
                        "DROP INDEX runs_study; ALTER TABLE runs DROP COLUMN study;"
                        "ALTER TABLE epochs DROP COLUMN dead; ALTER TABLE epochs DROP COLUMN fit;"
+                       "ALTER TABLE runs DROP COLUMN excluded; ALTER TABLE runs DROP COLUMN tags;"
+                       "ALTER TABLE runs DROP COLUMN note; ALTER TABLE runs DROP COLUMN repeat_of;"
                        "PRAGMA user_version = 2;")
     conn.close()
     with Store(home) as store:

@@ -19,6 +19,7 @@ from fnn_tui.runs.record import record_run
 from fnn_tui.store.runs import Store
 
 from .conftest import FIXTURES
+from .helpers import without_provenance
 
 runner = CliRunner()
 FUSED = RunOptions(engine="fused")
@@ -49,7 +50,7 @@ def _md_row(text: str, preset: str) -> list[str]:
 def test_report_md_has_one_row_per_preset_with_spread_counts_and_verdict(studies, home: Path) -> None:
     result = invoke("--presets", str(FIXTURES), "report")
     assert result.exit_code == 0, result.output
-    md = result.stdout
+    md = without_provenance(result.stdout)
     header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
     assert header[:4] == ["#", "preset", "setting", "runs n/dead/div"]
     # every catalog preset has a row, run or not: exp01..exp11 and the two fixtures
@@ -85,11 +86,12 @@ def test_report_json_carries_every_run_and_filters_by_number(studies, home: Path
                 stored = store.get_run(run["run_id"])
                 assert run["seed"] == stored.seed and run["dead"] == stored.final.dead
                 assert run["train_loss"] == stored.final.train_loss and run["test_ratio"] == stored.final.test_ratio
-    assert doc["presets"][1]["counts"] == {"finished": 2, "dead": 2, "diverged": 0, "other": 0}
+    assert doc["presets"][1]["counts"] == {"finished": 2, "dead": 2, "diverged": 0, "other": 0, "duplicates": 0,
+                                           "excluded": 0}
     # csv from the suffix, one row per preset; a number that is no preset is one line, exit 2
     csv_path = tmp_path / "r.csv"
     assert invoke("report", "exp07", "-o", str(csv_path)).exit_code == 0
-    (row,) = list(csv.DictReader(csv_path.open()))
+    (row,) = list(csv.DictReader(io.StringIO(without_provenance(csv_path.read_text()))))
     assert row["preset"] == "exp07" and row["finished"] == "3"
     bad = runner.invoke(app, ["report", "77"])
     assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and "'77'" in bad.stderr
@@ -111,7 +113,7 @@ def test_report_output_is_written_atomically(studies, tmp_path: Path) -> None:
         assert target.read_text() == "the old report\n"
     result = invoke("report", "-o", str(target))
     assert result.exit_code == 0
-    assert target.read_text().startswith("| # | preset |")
+    assert without_provenance(target.read_text()).startswith("| # | preset |")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report.md")] == []  # no temp file left
 
 
@@ -127,7 +129,7 @@ def test_dead_runs_are_said_in_the_runs_list_and_the_results_table(studies, home
     assert lines.count(lines[-1]) and sum(line.split() == ["dead"] for line in lines) == 2
     assert max(len(line) for line in lines) <= 80
     exported = invoke("--presets", str(FIXTURES), "export", "-f", "csv")
-    rows = {r["preset"]: r for r in csv.DictReader(io.StringIO(exported.stdout))}
+    rows = {r["preset"]: r for r in csv.DictReader(io.StringIO(without_provenance(exported.stdout)))}
     assert rows["dies"]["dead"] == "True" and rows["dies"]["status"] == "finished"
     assert rows["exp07"]["dead"] == "False"
     md = invoke("export").stdout
@@ -145,9 +147,9 @@ def test_no_seed_column_means_the_notes(studies) -> None:
     fields = list(ResultRow.__dataclass_fields__)
     assert [f for f in fields if "seed" in f] == ["seed"] and "notes_train_loss" in fields
     for fmt in ("md", "csv"):
-        header = invoke("report", "-f", fmt).stdout.splitlines()[0]
+        header = without_provenance(invoke("report", "-f", fmt).stdout).splitlines()[0]
         assert "seed" not in header and "notes" in header
-        header = invoke("export", "-f", fmt).stdout.splitlines()[0]
+        header = without_provenance(invoke("export", "-f", fmt).stdout).splitlines()[0]
         assert "seed train" not in header and "notes train loss".replace(" ", "_" if fmt == "csv" else " ") in header
     assert "seed" not in render_csv(reproduction([])).splitlines()[0]
     shown = invoke("show", "exp08").stdout

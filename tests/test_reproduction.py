@@ -266,7 +266,8 @@ def test_json_has_every_run_and_every_summary() -> None:
     run_ids = {run["run_id"] for p in doc["presets"] for run in p["runs"]}
     assert run_ids == {o.run_id for r in reports for o in r.runs}
     exp01 = doc["presets"][0]
-    assert exp01["counts"] == {"finished": 5, "dead": 2, "diverged": 0, "other": 0}
+    assert exp01["counts"] == {"finished": 5, "dead": 2, "diverged": 0, "other": 0,
+                               "duplicates": 0, "excluded": 0}
     assert sum(run["dead"] for run in exp01["runs"]) == 2
     assert exp01["metrics"]["train_loss"]["all"]["median"] == 0.06
     assert exp01["metrics"]["train_loss"]["live"]["median"] == 0.04

@@ -225,7 +225,7 @@ def test_a_read_only_store_serves_the_commands_that_read(store_home: Path) -> No
     code, output, _ = got["results"]
     assert code == 0 and "exp08" in output and "2/2" in output
     code, output, _ = got["export"]
-    assert code == 0 and output.splitlines()[1].startswith("8,")
+    assert code == 0 and output.splitlines()[0].startswith("# made ") and output.splitlines()[2].startswith("8,")
     code, output, _ = got["run"]
     assert code == 2
     line = _one_error_line(output)

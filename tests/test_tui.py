@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import shutil
 import threading
 from dataclasses import replace
@@ -22,6 +23,7 @@ from fnn_tui.tui.widgets.preset_list import PresetList
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
 
 from .conftest import FIXTURES
+from .helpers import without_provenance
 
 SIZE = (80, 24)
 
@@ -118,7 +120,9 @@ async def test_run_a_preset_then_save_the_table(home: Path, tmp_path: Path) -> N
             if target.exists():
                 break
         await pilot.pause()
-        rows = list(csv.DictReader(target.open()))
+        text = target.read_text()
+        assert text.startswith("# made ") and "command: fnn-tui app: ctrl+s in the runs view" in text.splitlines()[0]
+        rows = list(csv.DictReader(io.StringIO(without_provenance(text))))
         assert len(rows) == 1
         assert rows[0]["preset"] == "exp07" and float(rows[0]["train_loss"]) == run.final.train_loss
         assert float(rows[0]["test_ratio"]) == run.final.test_ratio

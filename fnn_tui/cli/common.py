@@ -46,11 +46,26 @@ class ReadableCommand(TyperCommand):
         return _readable(super().get_params(ctx))
 
 
+ARGV_KEY = "fnn_tui.argv"
+
+
 class ReadableGroup(TyperGroup):
-    """The main command, with the same readable help as its commands."""
+    """The main command, with the same readable help as its commands; it keeps the command
+    line it was given (for the provenance of what a command saves: :func:`command_line`)."""
 
     def get_params(self, ctx: typer.Context) -> list[Any]:
         return _readable(super().get_params(ctx))
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault(ARGV_KEY, list(args))  # the main group sees them first, whole
+        return super().parse_args(ctx, args)
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The command line that runs this command, as typed: ``fnn-tui report -o r.md``."""
+    from fnn_tui.report.provenance import cli_command
+
+    return cli_command(ctx.meta.get(ARGV_KEY))
 
 
 class ReadableTyper(typer.Typer):
@@ -94,7 +109,7 @@ def run_id_arg(value: int | None) -> int | None:
     cannot even be asked about it), never a traceback."""
     if value is not None and not 1 <= value <= MAX_SQL_INT:
         err.print(f"[red]error:[/red] no run with id {value}: run ids are whole numbers from 1 to {MAX_SQL_INT}; "
-                  "`fnn-tui results` lists them", markup=True, soft_wrap=True)
+                  "`fnn-tui runs` lists them", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     return value
 

@@ -2,7 +2,7 @@
 
 The argument names a preset exactly as ``fnn-tui run`` does (``exp08``, ``8``, a TOML
 file), so ``plot 8`` and ``run 8`` mean the same preset; one run is named with ``--run N``
-(the run column of ``fnn-tui results``), as the option says. A number alone is never
+(the run column of ``fnn-tui runs``), as the option says. A number alone is never
 guessed to be a run id: the two readings would draw different figures without a word.
 """
 
@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fnn_tui.cli.common import EXIT_BAD_INPUT, Settings, app, bad_input, err, out, run_id_arg, settings
+from fnn_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    Settings,
+    app,
+    bad_input,
+    command_line,
+    err,
+    out,
+    run_id_arg,
+    settings,
+)
 
 if TYPE_CHECKING:
     from fnn_tui.core.presets import Preset
@@ -31,7 +41,7 @@ def plot(
         help="Preset name, number or TOML file, as for `run`: plots its study (every seed).",
         metavar="PRESET", show_default=False)] = None,
     run_id: Annotated[int | None, typer.Option(
-        "--run", help="Plot this one run instead (its id from `fnn-tui results`).", metavar="N",
+        "--run", help="Plot this one run instead (its id from `fnn-tui runs`).", metavar="N",
         show_default=False, callback=run_id_arg)] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="File to write: .png, .svg or .pdf "
@@ -72,7 +82,7 @@ def plot(
                 raise typer.Exit(EXIT_BAD_INPUT) from None
         path = output or Path(figure_name(data.preset_name, run_id))
         try:
-            written = write_figure(data, path)
+            written = write_figure(data, path, command=command_line(ctx))
         except MatplotlibMissing as exc:
             err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
             raise typer.Exit(EXIT_NO_MATPLOTLIB) from None

@@ -200,7 +200,7 @@ def attach_here(home: Path, run_id: int, err: Console) -> int:
     with Store(home) as store:
         record = store.get_run(run_id)
     if record is None:
-        raise ResumeError(f"no run with id {run_id}; `fnn-tui results` lists them")
+        raise ResumeError(f"no run with id {run_id}; `fnn-tui runs` lists them")
     with EventProgress(err) as progress:
         try:
             final = follow(home, run_id, progress)

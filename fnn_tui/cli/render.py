@@ -13,6 +13,8 @@ from fnn_tui.core.catalog import PresetEntry
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.export import ResultRow, fmt
+from fnn_tui.report.runinfo import RunDetail, preset_rows
+from fnn_tui.report.studies import Role, SeedRole
 from fnn_tui.store.runs import RunRecord
 
 # a dead network is said on a second line under its status: the status column stays as
@@ -45,18 +47,11 @@ def presets_table(entries: list[PresetEntry]) -> Table:
 
 def preset_detail(preset: Preset) -> Table:
     """The ``show`` command's key/value table."""
-    t, m, d = preset.training, preset.model, preset.data
     table = Table(title=literal(f"{preset.name}: {preset.experiment.name}"), title_justify="left", show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
     rows = [
-        ("tests", preset.experiment.description),
-        ("target", f"y = {d.target} on x in [{d.domain[0]:g}, {d.domain[1]:g}]"),
-        ("data", f"{d.samples} samples, {d.n_train} train / {d.samples - d.n_train} test, seed {d.seed}"),
-        ("model", f"1 -> {' -> '.join(map(str, m.hidden))} -> 1, {m.activation}, norm {m.norm}"),
-        ("training", f"{t.epochs} epochs, batch {t.batch_size}, SGD lr {t.lr:g} momentum {t.momentum:g}"),
-        ("decay", "none" if t.decay_factor is None else f"x{t.decay_factor:g} every {t.decay_every} epochs"),
-        ("L2 / clip", f"{t.l2:g} / {'none' if t.clip is None else f'{t.clip:g}'}"),
+        *preset_rows(preset),
         ("notes' numbers", _reported(preset)),
         ("notes", preset.experiment.notes or "-"),
         ("file", preset.source),
@@ -91,8 +86,11 @@ def _when_short(ts: float | None) -> str:
     return when.strftime("%H:%M") if when.date() == dt.date.today() else when.strftime("%m-%d")
 
 
-def runs_table(records: list[RunRecord], title: str = "Runs list (every stored run, newest first)") -> Table:
-    """Stored runs, one line each (two for a dead network: "dead" under its status); fits 80 columns."""
+def runs_table(records: list[RunRecord], title: str = "Runs list (every stored run, newest first)",
+               roles: dict[int, SeedRole] | None = None) -> Table:
+    """Stored runs, one line each; under the status, on lines of their own, "dead" for a dead
+    network and the run's role in its study when it is not counted ("duplicate" of another
+    run of its seed, "excluded": that row is dim too). Fits 80 columns."""
     # one space between columns: a dead run on a CUDA device with tiny losses still fits 80 columns
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
     for col, just in (("run", "right"), ("preset", "left"), ("seed", "right"), ("status", "left"), ("epochs", "right"),
@@ -100,12 +98,25 @@ def runs_table(records: list[RunRecord], title: str = "Runs list (every stored r
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in records:
         f = r.final
+        role = (roles or {}).get(r.id)
+        extra = (DEAD if f is not None and f.dead else "") + (f"\n{role.role.label}" if role and role.role.label else "")
         table.add_row(
-            str(r.id), literal(r.preset), str(r.seed), status_text(r.status, DEAD if f is not None and f.dead else ""),
+            str(r.id), literal(r.preset), str(r.seed), status_text(r.status, extra),
             f"{r.epochs_done}/{r.epochs_total}",
             _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
             f"{r.engine}/{r.device}", _when_short(r.started_at),
+            style="dim" if role is not None and role.role is Role.EXCLUDED else None,
         )
+    return table
+
+
+def run_detail_table(detail: RunDetail) -> Table:
+    """``fnn-tui runs show``: a run's detail as a key/value table."""
+    table = Table(title=literal(detail.title), title_justify="left", show_header=False, box=box.SIMPLE)
+    table.add_column("key", style="bold", no_wrap=True)
+    table.add_column("value")
+    for key, value in detail.rows:
+        table.add_row(key, literal(value))
     return table
 
 

@@ -19,6 +19,7 @@ from fnn_tui.cli.common import (
     app,
     bad_input,
     check_output,
+    command_line,
     err,
     output_format,
     settings,
@@ -59,6 +60,7 @@ def report(
         "report links them.", metavar="DIR")] = None,
 ) -> None:
     """The report: each preset over all its seeds beside the notes' numbers, with a verdict."""
+    from fnn_tui.report.provenance import provenance
     from fnn_tui.report.reproduction import FORMATS, render, reproduction
     from fnn_tui.report.studies import load_studies
     from fnn_tui.runs.liveness import reap
@@ -75,21 +77,26 @@ def report(
             names = preset_names(s, presets, stored) if presets else None
             studies = load_studies(store, s.catalog(), names)
             reports = reproduction(s.study for s in studies)
-            text = render(reports, fmt_name)
+            counted = [r for st in studies for r in st.records]
+            made = provenance(command_line(ctx), devices=(r.device for r in counted), engines=(r.engine for r in counted))
+            text = render(reports, fmt_name, made)
             if figures is not None:
-                text = _with_figures(store, studies, figures, text if fmt_name == "md" else None, output) or text
+                text = _with_figures(store, studies, figures, text if fmt_name == "md" else None, output,
+                                     command_line(ctx)) or text
         runs = sum(len(r.runs) for r in reports)
         write_output(text, output, f"the report of {len(reports)} presets ({runs} runs)")
 
 
-def _with_figures(store, studies, folder: Path, markdown: str | None, output: Path | None) -> str | None:
+def _with_figures(store, studies, folder: Path, markdown: str | None, output: Path | None,
+                  command: str) -> str | None:
     """Write the studies' figures into ``folder``; return the Markdown with links to them."""
     from fnn_tui.report.figures import MatplotlibMissing
     from fnn_tui.report.plotstore import link_figures, write_report_figures
 
-    chosen = {st.preset.name: st.records[0].study for st in studies if st.records}
+    chosen = {st.preset.name: st.study_hash for st in studies if st.records}
     try:
-        written = write_report_figures(store, [st.preset for st in studies if st.records], folder, studies=chosen)
+        written = write_report_figures(store, [st.preset for st in studies if st.records], folder, studies=chosen,
+                                       command=command)
     except MatplotlibMissing as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None

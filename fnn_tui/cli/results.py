@@ -1,6 +1,7 @@
-"""Commands that read the store: ``results`` (the runs list) and ``export`` (the results table).
+"""The ``export`` command: the results table (the newest finished run of each preset).
 
-The report (one row per preset over its seeds) is :mod:`fnn_tui.cli.report`.
+The runs list is :mod:`fnn_tui.cli.runs`; the report (one row per preset over its seeds)
+is :mod:`fnn_tui.cli.report`.
 """
 
 from __future__ import annotations
@@ -11,44 +12,14 @@ from typing import Annotated
 import typer
 
 from fnn_tui.cli.common import (
-    MAX_SQL_INT,
     app,
     bad_input,
-    err,
+    command_line,
     examples,
-    literal,
-    out,
     output_format,
-    preset_name,
     settings,
     write_output,
 )
-
-# --- results ------------------------------------------------------------------------------
-
-
-@app.command()
-def results(
-    ctx: typer.Context,
-    preset: Annotated[str | None, typer.Argument(help="Only runs of this preset: name (exp08), number (8) or "
-                                                 "TOML file.", metavar="PRESET", show_default=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many runs.", min=1, metavar="N")] = 50,
-) -> None:
-    """The runs list: every stored run, newest first ("dead" under a dead network's status)."""
-    from fnn_tui.cli.render import runs_table
-    from fnn_tui.runs.liveness import reap
-    from fnn_tui.store.runs import Store
-
-    s = settings(ctx)
-    only = None if preset is None else preset_name(s, preset)
-    with bad_input(s):
-        with Store(s.home, reading=True) as store:
-            reap(store)
-            records = store.list_runs(only, limit=min(limit, MAX_SQL_INT))  # more than SQLite counts: all
-    if not records:
-        err.print(f"no runs of {literal(only)} stored" if only else "no runs stored yet: try `fnn-tui run exp08 --epochs 3`")
-        return
-    out.print(runs_table(records))
 
 
 @app.command(epilog=examples(("fnn-tui export", "Markdown on stdout"),
@@ -65,6 +36,7 @@ def export(
 ) -> None:
     """The results table: the newest finished run of each preset beside the notes' numbers."""
     from fnn_tui.report.export import FORMATS, render, results_table
+    from fnn_tui.report.provenance import provenance
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
@@ -72,4 +44,5 @@ def export(
     with bad_input(s):
         with Store(s.home, reading=True) as store:
             rows = results_table(store.list_runs(), latest_only=not all_runs)
-        write_output(render(rows, fmt_name), output, f"{len(rows)} rows")
+        made = provenance(command_line(ctx), devices=(r.device for r in rows), engines=(r.engine for r in rows))
+        write_output(render(rows, fmt_name, made), output, f"{len(rows)} rows")

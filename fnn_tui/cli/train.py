@@ -1,4 +1,4 @@
-"""Commands that train or watch runs: ``run``, ``resume``, ``runs``, ``attach``, ``stop`` and
+"""Commands that train or watch runs: ``run``, ``resume``, ``active``, ``attach``, ``stop`` and
 the hidden ``worker`` (the background process)."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def run(
     --again for a repeat); one queued or training in another process is left to it; a
     stopped one is resumed.
     """
-    from fnn_tui.core.trainer import RunOptions
+    from fnn_tui.core.trainer import RunOptions, engine_cost, resolve
     from fnn_tui.runs.plan import plan
 
     s = settings(ctx)
@@ -70,6 +70,11 @@ def run(
             raise typer.Exit(EXIT_BAD_INPUT)
         chosen = [p.with_overrides(epochs=epochs, samples=samples, seed=seed) for p in chosen]
         options = RunOptions(device=device, engine=engine)
+        warnings = []
+        for p in chosen:
+            note = engine_cost(p, resolve(p, options))  # bad device/engine: an error before any work
+            if note.warn and note.text not in warnings:
+                warnings.append(note.text)
         from fnn_tui.store.runs import Store
 
         with Store(s.home) as store:  # a damaged, read-only, locked or lost store: one line before any work
@@ -80,6 +85,8 @@ def run(
         if planned.summary():
             skipped = (planned.done and not planned.repeats) or planned.active
             err.print(f"skipped: {planned.summary()}" if skipped else planned.summary(), soft_wrap=True)
+        for line in warnings:  # what the device choice costs, before it is paid
+            err.print(f"[yellow]warning:[/yellow] {literal(line)}", markup=True, soft_wrap=True)
         jobs = jobs or os.cpu_count() or 1
         if detach:
             from fnn_tui.runs.background import launch
@@ -129,7 +136,7 @@ def _print_results(s: Settings, ids: list[int]) -> None:
                              ("fnn-tui resume 12 --device cpu", "the same, on the CPU")))
 def resume(
     ctx: typer.Context,
-    run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui results`).", metavar="RUN",
+    run_id: Annotated[int, typer.Argument(help="The run's id (see `fnn-tui runs`).", metavar="RUN",
                                           callback=run_id_arg, show_default=False)],
     device: Annotated[str | None, typer.Option("--device", help="Continue on another device (default: the run's).",
                                                metavar="DEVICE")] = None,
@@ -145,8 +152,8 @@ def resume(
 
 
 @app.command()
-def runs(ctx: typer.Context) -> None:
-    """Runs queued or training now (in this store), with where they are."""
+def active(ctx: typer.Context) -> None:
+    """Runs queued or training now (in this store), with where they are (before 0.2: `fnn-tui runs`)."""
     from fnn_tui.cli.render import runs_table
     from fnn_tui.runs.liveness import reap
     from fnn_tui.store.runs import Store
@@ -155,11 +162,11 @@ def runs(ctx: typer.Context) -> None:
     with bad_input(s):
         with Store(s.home, reading=True) as store:
             reap(store)
-            active = store.active_runs()
-    if not active:
-        err.print("no runs are going; `fnn-tui results` lists the stored ones")
+            going = store.active_runs()
+    if not going:
+        err.print("no runs are going; `fnn-tui runs` lists the stored ones")
         return
-    out.print(runs_table(active, title="Active runs"))
+    out.print(runs_table(going, title="Active runs"))
 
 
 @app.command()
@@ -181,7 +188,7 @@ def attach(
                 reap(store)
                 active = store.active_runs()
             if not active:
-                err.print("[red]error:[/red] no runs are going; `fnn-tui results` lists the stored ones", markup=True)
+                err.print("[red]error:[/red] no runs are going; `fnn-tui runs` lists the stored ones", markup=True)
                 raise typer.Exit(EXIT_BAD_INPUT)
             run_id = active[-1].id
         code = attach_here(s.home, run_id, err)

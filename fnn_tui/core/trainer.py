@@ -18,7 +18,7 @@ from fnn_tui.core.budget import memory_problems
 from fnn_tui.core.data import Dataset, epoch_order, make_dataset
 from fnn_tui.core.dead import is_dead, spread
 from fnn_tui.core.devices import resolve_device
-from fnn_tui.core.engines import Engine, choose_engine
+from fnn_tui.core.engines import Engine, EngineNote, choose_engine, engine_note
 from fnn_tui.core.events import (
     EndEvent,
     EpochFinished,
@@ -75,6 +75,13 @@ def resolve(preset: Preset, options: RunOptions) -> ResolvedRun:
         options.engine, device=device, activation=preset.model.activation, loss=preset.training.loss
     )
     return ResolvedRun(device=device, engine=engine)
+
+
+def engine_cost(preset: Preset, run: ResolvedRun) -> EngineNote:
+    """Which engine this run uses on its device and what that costs
+    (:func:`fnn_tui.core.engines.engine_note`)."""
+    return engine_note(run.engine, device=run.device, activation=preset.model.activation,
+                       loss=preset.training.loss)
 
 
 def _make_engine(preset: Preset, run: ResolvedRun, data: Dataset, resume: TrainState | None) -> Engine:

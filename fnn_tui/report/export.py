@@ -1,7 +1,7 @@
 """The results table (the newest finished or diverged run of each preset, beside the notes'
 numbers), from the store, as Markdown, CSV or JSON; files written atomically.
 
-Not to be mixed up with the runs list (every stored run: ``fnn-tui results``) or the report
+Not to be mixed up with the runs list (every stored run: ``fnn-tui runs``) or the report
 (one row per preset over all its seeds: :mod:`fnn_tui.report.reproduction`).
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from fnn_tui.core.presets import PresetError, parse_preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.files import write_text
+from fnn_tui.report.provenance import Provenance, csv_comment, front_matter
 from fnn_tui.store.runs import RunRecord
 
 FORMATS = ("md", "csv", "json")
@@ -110,7 +111,7 @@ def results_table(records: list[RunRecord], *, latest_only: bool = True) -> list
     chosen: list[RunRecord] = []
     seen: set[str] = set()
     for r in sorted(records, key=lambda r: (-r.started_at, -r.id)):
-        if not r.status.final:
+        if not r.status.final or r.excluded:  # an excluded run stands for nothing
             continue
         if latest_only and r.preset in seen:
             continue
@@ -134,7 +135,7 @@ def fmt(value: object) -> str:
     return str(value)
 
 
-def to_markdown(rows: list[ResultRow]) -> str:
+def to_markdown(rows: list[ResultRow], provenance: Provenance | None = None) -> str:
     """A GitHub pipe table; "ratio" is the notes' "acc": mean |y_hat / y|, 1.0 is perfect.
     A dead run's status reads "finished, dead"."""
     header = [title for _, title in COLUMNS]
@@ -150,12 +151,14 @@ def to_markdown(rows: list[ResultRow]) -> str:
                 cell = status_text(row)
             cells.append(cell.replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return front_matter(provenance) + "\n".join(lines) + "\n"
 
 
-def to_csv(rows: list[ResultRow]) -> str:
-    """CSV with one header line of field names; numbers at full precision."""
+def to_csv(rows: list[ResultRow], provenance: Provenance | None = None) -> str:
+    """CSV with one header line of field names (after a ``#`` provenance line); numbers at
+    full precision."""
     out = io.StringIO()
+    out.write(csv_comment(provenance))
     fields = list(ResultRow.__dataclass_fields__)
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -164,16 +167,23 @@ def to_csv(rows: list[ResultRow]) -> str:
     return out.getvalue()
 
 
-def to_json(rows: list[ResultRow]) -> str:
-    """A JSON array of row objects."""
-    return json.dumps([asdict(r) for r in rows], indent=2) + "\n"
+JSON_FORMAT = "fnn-tui-results"
 
 
-def render(rows: list[ResultRow], fmt_name: str) -> str:
-    """The table in ``md``, ``csv`` or ``json``."""
+def to_json(rows: list[ResultRow], provenance: Provenance | None = None) -> str:
+    """A JSON array of row objects; with a provenance, an object holding it and the ``rows``."""
+    data = [asdict(r) for r in rows]
+    if provenance is None:
+        return json.dumps(data, indent=2) + "\n"
+    return json.dumps({"format": JSON_FORMAT, "version": 1, "provenance": provenance.fields(), "rows": data},
+                      indent=2, ensure_ascii=False) + "\n"
+
+
+def render(rows: list[ResultRow], fmt_name: str, provenance: Provenance | None = None) -> str:
+    """The table in ``md``, ``csv`` or ``json``, with its provenance when given."""
     if fmt_name not in FORMATS:
         raise ValueError(f"unknown format {fmt_name!r}: expected one of {', '.join(FORMATS)}")
-    return {"md": to_markdown, "csv": to_csv, "json": to_json}[fmt_name](rows)
+    return {"md": to_markdown, "csv": to_csv, "json": to_json}[fmt_name](rows, provenance)
 
 
 def format_for_path(path: Path) -> str | None:

@@ -52,13 +52,17 @@ def _figure_class() -> tuple[Any, Any]:
     return Figure, FigureCanvasAgg
 
 
-def write_figure(data: PlotData, path: Path, *, dpi: int = DEFAULT_DPI) -> Path:
-    """Write the "loss" and "fit" panels side by side to ``path`` (PNG, SVG or PDF by suffix).
+def write_figure(data: PlotData, path: Path, *, dpi: int = DEFAULT_DPI, command: str | None = None) -> Path:
+    """Write the "loss" and "fit" panels side by side to ``path`` (PNG, SVG or PDF by suffix),
+    with a caption line saying how it was made (:mod:`fnn_tui.report.provenance`; ``command``
+    defaults to this process's command line).
 
     Written by :mod:`fnn_tui.report.files`' rule: a file appears whole or not at all (it is
     written next to ``path`` and renamed); a device or FIFO is written in place. Errors
     writing it are :class:`~fnn_tui.report.files.CannotWrite`, naming ``path``.
     """
+    from fnn_tui.report.provenance import caption, cli_command, provenance
+
     path = Path(path)
     fmt = figure_format(path)
     Figure, FigureCanvasAgg = _figure_class()
@@ -71,6 +75,9 @@ def write_figure(data: PlotData, path: Path, *, dpi: int = DEFAULT_DPI) -> Path:
     seeds = ", ".join(str(r.seed) for r in data.runs[:8]) + (", ..." if n > 8 else "")
     fig.suptitle(f"{data.title} ({n} run{'s' if n != 1 else ''}, seed{'s' if n != 1 else ''} {seeds})"
                  if n else f"{data.title} (no runs)", fontsize=11)
+    made = provenance(command or cli_command(), devices=data.devices, engines=data.engines)
+    # supxlabel: constrained layout keeps room for it under both panels
+    fig.supxlabel(caption(made), fontsize=6.5, color=SAMPLES, ha="left", x=0.005)
     ensure_folder(path.parent)
     write_file(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
     return path

@@ -73,6 +73,8 @@ class PlotData:
     train_y: np.ndarray
     domain: tuple[float, float]
     target: str = ""  # the preset's target expression, for the fit panel's title
+    devices: tuple[str, ...] = ()  # where its runs trained, and with which engines: for the caption
+    engines: tuple[str, ...] = ()
 
     def run(self, run_id: int) -> RunCurves | None:
         """The run with this id, if shown."""

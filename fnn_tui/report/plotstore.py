@@ -9,6 +9,7 @@ The app (in a thread worker), ``fnn-tui plot`` and the report's figures all read
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +23,7 @@ from fnn_tui.core.state import CheckpointError, check_state, load_latest_checkpo
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.files import ensure_folder
 from fnn_tui.report.plotdata import PlotData, RunInput, plot_data
+from fnn_tui.report.studies import counted_runs, pick_study
 from fnn_tui.store.runs import RunRecord, Store
 
 
@@ -69,36 +71,32 @@ def plot_for_run(store: Store, run_id: int) -> PlotData:
     """The loss curves and fit of one run."""
     record = store.get_run(run_id)
     if record is None:
-        raise NothingToPlot(f"no run with id {run_id}; `fnn-tui results` lists them")
+        raise NothingToPlot(f"no run with id {run_id}; `fnn-tui runs` lists them")
     preset = _stored_preset(record)
     # an active run's status changes while it is shown: only an ended one is named
     status = "" if record.status.active else f", {record.status.label}"
     title = f"{record.preset} run {record.id}, seed {record.seed}{status}: {preset.setting()}"
-    return plot_data(preset, [run_input(store, record, preset)], title=title)
+    return _made_by(plot_data(preset, [run_input(store, record, preset)], title=title), [record])
 
 
 def study_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
-    """One run per seed: the newest finished one, else the newest of that seed (queued
-    runs, which have not started, are left out). Oldest seed first."""
-    by_seed: dict[int, RunRecord] = {}
-    for r in sorted(records, key=lambda r: r.id):
-        if r.status == RunStatus.QUEUED:
-            continue
-        kept = by_seed.get(r.seed)
-        if kept is None or r.status == RunStatus.FINISHED or kept.status != RunStatus.FINISHED:
-            by_seed[r.seed] = r
-    return [by_seed[s] for s in sorted(by_seed)]
+    """The runs a study counts, one per seed, by the report's rule
+    (:func:`fnn_tui.report.studies.counted_runs`); a seed whose counted run has not started
+    (queued) is left out of the figure. Oldest seed first."""
+    return [r for r in counted_runs(records) if r.status != RunStatus.QUEUED]
 
 
 def choose_study(records: list[RunRecord], preset: Preset | None) -> tuple[str, str]:
-    """``(study hash, which settings)`` for a preset's runs (newest first): the catalog
-    preset's own settings when it has runs, else the settings of the newest run."""
+    """``(study hash, which settings)`` for a preset's runs (newest first), chosen as the
+    report chooses (:func:`fnn_tui.report.studies.pick_study`), runs not started aside."""
     started = [r for r in records if r.status != RunStatus.QUEUED] or records
-    if preset is not None:
-        wanted = preset.study_digest()
-        if any(r.study == wanted for r in started):
-            return wanted, "the preset's settings"
-    return started[0].study, f"run {started[0].id}'s settings"
+    picked = pick_study(started, preset)
+    assert picked is not None
+    study, own = picked
+    if own:
+        return study, "the preset's settings"
+    newest = next(r for r in started if r.study == study)
+    return study, f"run {newest.id}'s settings"
 
 
 def plot_for_preset(store: Store, preset: str | Preset, study: str | None = None) -> PlotData:
@@ -121,7 +119,13 @@ def plot_for_preset(store: Store, preset: str | Preset, study: str | None = None
         raise NothingToPlot(f"no started runs of {name} with these settings")
     stored = _stored_preset(runs[-1])
     title = f"{name} study, {which}: {stored.setting()}"
-    return plot_data(stored, [run_input(store, r, stored) for r in runs], title=title)
+    return _made_by(plot_data(stored, [run_input(store, r, stored) for r in runs], title=title), runs)
+
+
+def _made_by(data: PlotData, records: list[RunRecord]) -> PlotData:
+    """``data`` with the devices and engines its runs trained on, for the figure's caption."""
+    return dataclasses.replace(data, devices=tuple(sorted({r.device for r in records})),
+                               engines=tuple(sorted({r.engine for r in records})))
 
 
 def figure_name(preset: str, run_id: int | None = None) -> str:
@@ -130,12 +134,13 @@ def figure_name(preset: str, run_id: int | None = None) -> str:
 
 
 def write_report_figures(store: Store, presets: Iterable[str | Preset], folder: Path,
-                         studies: dict[str, str] | None = None) -> dict[str, Path]:
+                         studies: dict[str, str] | None = None, command: str | None = None) -> dict[str, Path]:
     """One figure per preset with runs (its study), ``folder/fnn-<preset>.png``, each written
     atomically; presets without runs are left out of the result. ``folder`` is created
     (:class:`~fnn_tui.report.files.CannotWrite` naming it when it cannot be).
     ``studies`` (preset name -> study hash) draws the studies a report chose; without it
-    each preset's study is chosen as :func:`plot_for_preset` does.
+    each preset's study is chosen as :func:`plot_for_preset` does. ``command`` goes in each
+    figure's provenance caption.
 
     Raises :class:`~fnn_tui.report.figures.MatplotlibMissing` before writing anything
     when matplotlib cannot be imported.
@@ -150,7 +155,7 @@ def write_report_figures(store: Store, presets: Iterable[str | Preset], folder: 
             data = plot_for_preset(store, preset, (studies or {}).get(name))
         except NothingToPlot:
             continue
-        written[name] = write_figure(data, Path(folder) / f"fnn-{name}.png")
+        written[name] = write_figure(data, Path(folder) / f"fnn-{name}.png", command=command)
     return written
 
 

@@ -44,6 +44,7 @@ from enum import Enum
 from fnn_tui.core.dead import DEAD_STD_FRACTION
 from fnn_tui.core.presets import Reported
 from fnn_tui.core.status import RunStatus
+from fnn_tui.report.provenance import Provenance, csv_comment, front_matter
 
 METRICS = ("train_loss", "train_ratio", "test_loss", "test_ratio")
 TITLES = {"train_loss": "train loss", "train_ratio": "train ratio", "test_loss": "test loss",
@@ -84,8 +85,10 @@ class Study:
     number: int
     setting: str
     notes: Reported
-    outcomes: tuple[Outcome, ...] = ()
+    outcomes: tuple[Outcome, ...] = ()  # one per seed: the runs counted
     differs: str = ""  # how the runs' settings differ from the preset file's ("" when they do not)
+    duplicates: tuple[tuple[int, int, int], ...] = ()  # (run id, seed, the run counted instead): not counted
+    excluded: tuple[int, ...] = ()  # run ids the user left out: not counted
 
 
 # --- output ------------------------------------------------------------------------------
@@ -163,6 +166,8 @@ class PresetReport:
     metrics: tuple[MetricSummary, ...]  # in METRICS order
     runs: tuple[Outcome, ...]
     differs: str = ""  # the study's settings against the preset file's, as in :class:`Study`
+    duplicates: tuple[tuple[int, int, int], ...] = ()  # as in :class:`Study`
+    excluded: tuple[int, ...] = ()
 
     def metric(self, name: str) -> MetricSummary:
         """The summary of ``name`` (one of :data:`METRICS`)."""
@@ -253,6 +258,7 @@ def summarize(study: Study) -> PresetReport:
         name=study.name, number=study.number, setting=study.setting, note=study.notes.note,
         finished=len(finished), dead=sum(1 for o in finished if o.dead), diverged=diverged, other=other,
         metrics=tuple(summaries), runs=tuple(study.outcomes), differs=study.differs,
+        duplicates=study.duplicates, excluded=study.excluded,
     )
 
 
@@ -297,8 +303,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def render_markdown(reports: list[PresetReport]) -> str:
-    """A lab-report table: one row per preset, our median (min–max) beside the notes."""
+def render_markdown(reports: list[PresetReport], provenance: Provenance | None = None) -> str:
+    """A lab-report table: one row per preset, our median (min–max) beside the notes; the
+    provenance as YAML front matter."""
     header = ["#", "preset", "setting", "runs n/dead/div"]
     for metric in METRICS:
         header += [TITLES[metric], "notes"]
@@ -321,6 +328,9 @@ def render_markdown(reports: list[PresetReport]) -> str:
     if differ:
         lines += ["", "\\* Runs made with settings other than the preset file's (no run has its current "
                   "settings): " + "; ".join(differ) + "."]
+    left_out = [f"{r.name}: {_left_out(r)}" for r in reports if r.duplicates or r.excluded]
+    if left_out:
+        lines += ["", "Not counted (each seed counts once; excluded runs never): " + "; ".join(left_out) + "."]
     with_dead = [r for r in reports if r.dead]
     if with_dead:
         header = ["#", "preset", "live n"] + [TITLES[m] for m in METRICS]
@@ -330,7 +340,17 @@ def render_markdown(reports: list[PresetReport]) -> str:
     notes = [f"{r.number} {r.name}: {r.note}" for r in reports if r.note]
     if notes:
         lines += ["", "The notes' remarks: " + "; ".join(notes) + "."]
-    return "\n".join(lines) + "\n"
+    return front_matter(provenance) + "\n".join(lines) + "\n"
+
+
+def _left_out(r: PresetReport) -> str:
+    parts = []
+    if r.duplicates:
+        runs = ", ".join(f"run {rid} (seed {seed}, run {of} counted)" for rid, seed, of in r.duplicates)
+        parts.append(f"{len(r.duplicates)} duplicate{'s' if len(r.duplicates) != 1 else ''}: {runs}")
+    if r.excluded:
+        parts.append(f"excluded run{'s' if len(r.excluded) != 1 else ''} {', '.join(map(str, r.excluded))}")
+    return ", ".join(parts)
 
 
 def _csv_value(value: object) -> object:
@@ -341,7 +361,8 @@ def csv_row(r: PresetReport) -> dict[str, object]:
     """A report as one flat row; numbers at full precision."""
     row: dict[str, object] = {
         "number": r.number, "preset": r.name, "setting": r.setting, "finished": r.finished, "dead": r.dead,
-        "diverged": r.diverged, "other": r.other, "note": r.note, "differs": r.differs,
+        "diverged": r.diverged, "other": r.other, "duplicates": len(r.duplicates), "excluded": len(r.excluded),
+        "note": r.note, "differs": r.differs,
     }
     for m in r.metrics:
         p = m.metric
@@ -361,15 +382,15 @@ def csv_row(r: PresetReport) -> dict[str, object]:
     return {k: _csv_value(v) for k, v in row.items()}
 
 
-def render_csv(reports: list[PresetReport]) -> str:
-    """One row per preset with a header of flat column names."""
+def render_csv(reports: list[PresetReport], provenance: Provenance | None = None) -> str:
+    """One row per preset with a header of flat column names, after a ``#`` provenance line."""
     rows = [csv_row(r) for r in reports]
     fields = list(rows[0]) if rows else list(csv_row(summarize(Study("", 0, "", Reported()))))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    return out.getvalue()
+    return csv_comment(provenance) + out.getvalue()
 
 
 def _finite(value: float | None) -> float | None:
@@ -393,7 +414,8 @@ def report_json(r: PresetReport) -> dict[str, object]:
     """A report as plain data: counts, every summary and every run."""
     return {
         "number": r.number, "preset": r.name, "setting": r.setting, "note": r.note, "differs": r.differs,
-        "counts": {"finished": r.finished, "dead": r.dead, "diverged": r.diverged, "other": r.other},
+        "counts": {"finished": r.finished, "dead": r.dead, "diverged": r.diverged, "other": r.other,
+                   "duplicates": len(r.duplicates), "excluded": len(r.excluded)},
         "metrics": {
             m.metric: {
                 "all": _spread_json(m.all), "live": _spread_json(m.live),
@@ -405,18 +427,22 @@ def report_json(r: PresetReport) -> dict[str, object]:
             for m in r.metrics
         },
         "runs": [_outcome_json(o) for o in r.runs],
+        "duplicates": [{"run_id": rid, "seed": seed, "counted": of} for rid, seed, of in r.duplicates],
+        "excluded": list(r.excluded),
     }
 
 
-def render_json(reports: list[PresetReport]) -> str:
+def render_json(reports: list[PresetReport], provenance: Provenance | None = None) -> str:
     """Every preset with its summaries and every run, so others can redo the statistics."""
-    doc = {"format": JSON_FORMAT, "version": JSON_VERSION, "dead_std_fraction": DEAD_STD_FRACTION,
-           "presets": [report_json(r) for r in reports]}
+    doc: dict[str, object] = {"format": JSON_FORMAT, "version": JSON_VERSION}
+    if provenance is not None:
+        doc["provenance"] = provenance.fields()
+    doc |= {"dead_std_fraction": DEAD_STD_FRACTION, "presets": [report_json(r) for r in reports]}
     return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def render(reports: list[PresetReport], fmt: str) -> str:
-    """The reproduction table in ``md``, ``csv`` or ``json``."""
+def render(reports: list[PresetReport], fmt: str, provenance: Provenance | None = None) -> str:
+    """The reproduction table in ``md``, ``csv`` or ``json``, with its provenance when given."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    return {"md": render_markdown, "csv": render_csv, "json": render_json}[fmt](reports)
+    return {"md": render_markdown, "csv": render_csv, "json": render_json}[fmt](reports, provenance)

@@ -12,17 +12,95 @@ for a preset:
 3. a preset with no run at all still gets its row, with no runs.
 
 Presets the store knows but the catalog does not (a TOML file run by path) are reported
-from their newest run's study as well.
+from their newest run's study as well. Excluded runs (``fnn-tui runs exclude``) never pick
+a study; they are listed beside it, never counted.
+
+**One run per seed.** Inside a study each seed counts once (:func:`seed_roles`, the one
+rule, used by the report, its figures, ``fnn-tui plot``, the runs list and the app): of the
+runs with the same settings and seed that are not excluded, the **newest finished or
+diverged** one is counted (both are outcomes of the recipe, and a repeat made on purpose,
+``run --again``, is made to replace the older run); a seed with no such run counts its
+newest run (stopped or still going: the report leaves it out and says so). Every other run
+of that seed is a *duplicate*: shown as one, listed under the report, never counted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 
 from fnn_tui.core.catalog import Catalog
 from fnn_tui.core.presets import Preset, PresetError, parse_preset, preset_to_dict
+from fnn_tui.core.status import RunStatus
 from fnn_tui.report.reproduction import Outcome, Study
 from fnn_tui.store.runs import RunRecord, Store
+
+_OUTCOMES = (RunStatus.FINISHED, RunStatus.DIVERGED)
+
+
+class Role(str, Enum):
+    """What a run is to its study (the rule is in the module docstring)."""
+
+    COUNTED = "counted"
+    DUPLICATE = "duplicate"  # another run of the same settings and seed is counted instead
+    EXCLUDED = "excluded"  # the user left it out
+
+    @property
+    def label(self) -> str:
+        """The word shown beside a run's status ("" for a counted run)."""
+        return "" if self is Role.COUNTED else self.value
+
+
+@dataclass(frozen=True)
+class SeedRole:
+    """A run's role in its study; for a duplicate, ``counted`` is the run counted for its seed."""
+
+    role: Role
+    counted: int | None = None
+
+
+def _preference(record: RunRecord) -> tuple[int, int]:
+    # an outcome (finished or diverged) first, then the newest (ids only grow)
+    return (1 if record.status in _OUTCOMES else 0, record.id)
+
+
+def seed_roles(records: Iterable[RunRecord]) -> dict[int, SeedRole]:
+    """Every run's role: counted, duplicate (of which run) or excluded; the one rule by which a
+    study counts each (settings, seed) once."""
+    roles: dict[int, SeedRole] = {}
+    by_seed: dict[tuple[str, int], list[RunRecord]] = {}
+    for r in records:
+        if r.excluded:
+            roles[r.id] = SeedRole(Role.EXCLUDED)
+        else:
+            by_seed.setdefault((r.study, r.seed), []).append(r)
+    for same in by_seed.values():
+        counted = max(same, key=_preference)
+        for r in same:
+            roles[r.id] = SeedRole(Role.COUNTED) if r is counted else SeedRole(Role.DUPLICATE, counted.id)
+    return roles
+
+
+def counted_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """The runs a study counts, one per seed, oldest seed first."""
+    records = list(records)
+    roles = seed_roles(records)
+    return sorted((r for r in records if roles[r.id].role is Role.COUNTED), key=lambda r: (r.seed, r.id))
+
+
+def pick_study(records: list[RunRecord], preset: Preset | None) -> tuple[str, bool] | None:
+    """The study hash that stands for a preset's runs (newest first), and whether it is the
+    preset's own settings; ``None`` when there are no runs. Excluded runs pick nothing while
+    any other run exists."""
+    candidates = [r for r in records if not r.excluded] or records
+    if not candidates:
+        return None
+    if preset is not None:
+        wanted = preset.study_digest()
+        if any(r.study == wanted for r in candidates):
+            return wanted, True
+    return candidates[0].study, False
 
 # the sections that change what a run computes; [experiment] and [reported] are words and numbers about it
 _TRAINING_SECTIONS = ("data", "model", "training")
@@ -30,13 +108,14 @@ _TRAINING_SECTIONS = ("data", "model", "training")
 
 @dataclass(frozen=True)
 class StudyRuns:
-    """One preset's study: the preset its settings come from, its runs (newest first) and
+    """One preset's study: the preset its settings come from, its counted runs (one per seed) and
     the :class:`~fnn_tui.report.reproduction.Study` the report is made from."""
 
     preset: Preset
     records: tuple[RunRecord, ...]
     study: Study
     differs: str = ""  # how the runs' settings differ from the catalog preset's; "" when they do not
+    study_hash: str = ""  # the study's settings hash ("" when the preset has no runs)
 
 
 def outcome(record: RunRecord) -> Outcome:
@@ -79,21 +158,29 @@ def _stored(record: RunRecord) -> Preset | None:
 
 
 def _study_of(preset: Preset, records: list[RunRecord], *, known: bool) -> StudyRuns:
-    wanted = preset.study_digest()
-    chosen = [r for r in records if r.study == wanted]
+    picked = pick_study(records, preset)
     used, differs = preset, ""
-    if not chosen and records:
-        newest = records[0]
-        chosen = [r for r in records if r.study == newest.study]
-        stored = _stored(newest)
-        if stored is not None:
-            used = stored
-            differs = differences(preset, stored) if known else ""
+    chosen: list[RunRecord] = []
+    if picked is not None:
+        study_hash, own = picked
+        chosen = [r for r in records if r.study == study_hash]
+        if not own:
+            stored = _stored(next(r for r in chosen if not r.excluded) if any(not r.excluded for r in chosen)
+                             else chosen[0])
+            if stored is not None:
+                used = stored
+                differs = differences(preset, stored) if known else ""
+    roles = seed_roles(chosen)
+    counted = sorted((r for r in chosen if roles[r.id].role is Role.COUNTED), key=lambda r: (r.seed, r.id))
+    duplicates = tuple(sorted((r.id, r.seed, roles[r.id].counted or 0) for r in chosen
+                              if roles[r.id].role is Role.DUPLICATE))
+    excluded = tuple(sorted(r.id for r in chosen if roles[r.id].role is Role.EXCLUDED))
     study = Study(
         name=preset.name, number=preset.experiment.number, setting=used.setting(), notes=preset.reported,
-        outcomes=tuple(outcome(r) for r in sorted(chosen, key=lambda r: (r.seed, r.id))), differs=differs,
+        outcomes=tuple(outcome(r) for r in counted), differs=differs, duplicates=duplicates, excluded=excluded,
     )
-    return StudyRuns(preset=used, records=tuple(chosen), study=study, differs=differs)
+    return StudyRuns(preset=used, records=tuple(counted), study=study, differs=differs,
+                     study_hash=picked[0] if picked else "")
 
 
 def load_studies(store: Store, catalog: Catalog, presets: list[str] | None = None) -> list[StudyRuns]:

@@ -9,12 +9,13 @@ trains is :func:`fnn_tui.runs.task.train_task`.
 
 **What is done.** One rule, for every front end: a seed of a study (the same settings but
 the seed: ``Preset.study_digest``) is done once one of its runs finished or diverged, on any
-engine. Finished is the result; diverged is a result too (a real outcome of the recipe that
+engine, and is not excluded (``fnn-tui runs exclude``: left out of the study, so to do). Finished is the result; diverged is a result too (a real outcome of the recipe that
 the report counts), and training it again gives the same numbers. The engine is not part of
 "the same settings" because the report puts every engine's runs of a study in one row. A
 seed queued or training in another process is left to it; a stopped one (interrupted,
 crashed, cancelled or failed) with a usable checkpoint is resumed; the rest are new runs.
-``again`` trains done seeds once more (the user asked for a repeat).
+``again`` trains done seeds once more (the user asked for a repeat: stored with
+``repeat_of``, and the report counts the newest result of a seed once).
 
 **Claims.** Planning claims every run it plans, in the store, before any training: a new
 run is created ``queued`` only if no run of its study and seed is queued, training or done
@@ -217,7 +218,7 @@ def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, resul
     """Decide one (settings, seed): done, active elsewhere, resumed or new; claim it."""
     study = run.study_digest()
     same = [r for r in store.list_runs(run.name) if r.study == study and r.seed == run.data.seed]  # newest first
-    final = next((r for r in same if r.status.final), None)
+    final = next((r for r in same if r.status.final and not r.excluded), None)  # excluded: left out of the study
     going = next((r for r in same if r.status.active), None)
     if going is not None:
         result.active.append(going.id)
@@ -236,7 +237,7 @@ def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, resul
             result.resumed.append(record.id)
             return _Lane(_reread(store, record.id), preset, state, record.status, record.message)
     rid = store.create_run(run, engine=resolved.engine, device=resolved.device, status=RunStatus.QUEUED,
-                           unless_taken=not again)
+                           unless_taken=not again, repeat_of=final.id if final is not None else None)
     if rid is None:  # another process claimed this seed since we looked
         now = [r for r in store.list_runs(run.name) if r.study == study and r.seed == run.data.seed]
         taken = next((r for r in now if r.status.active or r.status.final), now[0] if now else None)

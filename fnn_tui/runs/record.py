@@ -204,7 +204,7 @@ def prepare_resume(store: Store, run_id: int, *, queued: bool = False) -> tuple[
     reap(store, grace=0)  # a dead pid on this host is proof: resume right after a kill -9 works
     record = store.get_run(run_id)
     if record is None:
-        raise ResumeError(f"no run with id {run_id}; `fnn-tui results` lists them")
+        raise ResumeError(f"no run with id {run_id}; `fnn-tui runs` lists them")
     allowed = (*RESUMABLE, RunStatus.QUEUED) if queued else RESUMABLE
     if record.status not in allowed:
         if record.status.active:

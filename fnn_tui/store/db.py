@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DB_NAME = "runs.sqlite3"
 
 _MIGRATIONS: dict[int, str] = {
@@ -85,6 +85,13 @@ _MIGRATIONS: dict[int, str] = {
     5: """
     ALTER TABLE runs ADD COLUMN pid_mark TEXT;
     """,
+    # 6: the user's word on a run (left out of its study, tags, a note), and repeats made on purpose
+    6: """
+    ALTER TABLE runs ADD COLUMN excluded INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN repeat_of INTEGER;
+    """,
 }
 
 
@@ -115,7 +122,7 @@ class StoreReplacedError(StoreError):
 BUSY_TIMEOUT_ENV = "FNN_TUI_BUSY_TIMEOUT"  # seconds to wait for another process's write lock
 BUSY_TIMEOUT = 30.0
 QUICK_CHECK_MAX_BYTES = 256 << 20  # larger stores skip the check at open (it reads every page)
-READ_ONLY_HINT = "commands that only read work (results, export, runs)"
+READ_ONLY_HINT = "commands that only read work (runs, report, export, active)"
 
 
 def busy_timeout() -> float:

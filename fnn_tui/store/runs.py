@@ -64,6 +64,10 @@ class RunRecord:
     grouped: int  # 1: trains as a lane of the multi-seed kernel (and resumes on it)
     final: EpochMetrics | None
     home: Path
+    excluded: bool = False  # the user left it out of its study (kept in the store all the same)
+    tags: tuple[str, ...] = ()  # the user's tags, sorted
+    note: str = ""  # the user's note on it
+    repeat_of: int | None = None  # a repeat made on purpose of this run (same settings and seed)
 
     @property
     def folder(self) -> Path:
@@ -105,9 +109,38 @@ def _epoch_row(run_id: int, m: EpochMetrics, fit: bytes | None) -> tuple[object,
             m.seconds, int(m.dead), fit)
 
 
+_DERIVED = ("final", "home", "status", "excluded", "tags")
+
+
 def _run(row: sqlite3.Row, final: EpochMetrics | None, home: Path) -> RunRecord:
-    keys = [f for f in RunRecord.__dataclass_fields__ if f not in ("final", "home", "status")]
-    return RunRecord(**{k: row[k] for k in keys}, status=RunStatus(row["status"]), final=final, home=home)
+    keys = [f for f in RunRecord.__dataclass_fields__ if f not in _DERIVED]
+    return RunRecord(**{k: row[k] for k in keys}, status=RunStatus(row["status"]), final=final, home=home,
+                     excluded=bool(row["excluded"]), tags=split_tags(row["tags"]))
+
+
+TAG_MAX = 40
+
+
+class TagError(ValueError):
+    """A tag that cannot be stored; the message says what a tag may be."""
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` as stored: letters, digits and ``_ . : + -``, 1 to 40 characters."""
+    tag = tag.strip()
+    if not tag or len(tag) > TAG_MAX or not all(c.isalnum() or c in "_.:+-" for c in tag):
+        raise TagError(f"cannot use {tag!r} as a tag: use 1 to {TAG_MAX} letters, digits or _ . : + -")
+    return tag
+
+
+def split_tags(text: str) -> tuple[str, ...]:
+    """The stored tags column (``,a,b,``) as a sorted tuple."""
+    return tuple(sorted(t for t in text.split(",") if t))
+
+
+def _join_tags(tags: set[str]) -> str:
+    # kept with a comma at both ends, so one tag can be found with instr(tags, ',tag,')
+    return "," + ",".join(sorted(tags)) + "," if tags else ""
 
 
 def _guarded(cls: T) -> T:
@@ -171,8 +204,10 @@ class Store:
     # --- writing ---------------------------------------------------------------
 
     def create_run(self, preset: Preset, *, engine: str, device: str,
-                   status: RunStatus = RunStatus.RUNNING, unless_taken: bool = False) -> int | None:
-        """Insert a run (``running``, or ``queued`` for a background process) and make its folder.
+                   status: RunStatus = RunStatus.RUNNING, unless_taken: bool = False,
+                   repeat_of: int | None = None) -> int | None:
+        """Insert a run (``running``, or ``queued`` for a background process) and make its folder;
+        ``repeat_of`` records it as a repeat made on purpose of that run (see :meth:`mark_repeat`).
 
         ``unless_taken``: only if no run of the same study and seed is queued, training,
         finished or diverged, checked in the same transaction (so of two commands planning one
@@ -182,21 +217,24 @@ class Store:
         now = time.time()
         with self._write() as c:
             if unless_taken:
-                holding = [st.value for st in RunStatus if st.active or st.final]
-                taken = c.execute(
+                active = [st.value for st in ACTIVE]
+                final = [st.value for st in RunStatus if st.final]
+                taken = c.execute(  # an excluded result does not count: the seed is to do again
                     "SELECT id FROM runs WHERE preset = ? AND study = ? AND seed = ?"
-                    f" AND status IN ({','.join('?' * len(holding))}) LIMIT 1",
-                    (preset.name, preset.study_digest(), preset.data.seed, *holding)).fetchone()
+                    f" AND (status IN ({','.join('?' * len(active))})"
+                    f" OR (status IN ({','.join('?' * len(final))}) AND excluded = 0)) LIMIT 1",
+                    (preset.name, preset.study_digest(), preset.data.seed, *active, *final)).fetchone()
                 if taken is not None:
                     return None
             cur = c.execute(
                 "INSERT INTO runs (preset, number, preset_toml, preset_hash, seed, engine, device, status,"
-                " epochs_total, started_at, torch_version, host, pid, pid_mark, heartbeat_at, study)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " epochs_total, started_at, torch_version, host, pid, pid_mark, heartbeat_at, study, repeat_of)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     preset.name, preset.experiment.number, preset.to_toml(), preset.digest(),
                     preset.data.seed, engine, device, status.value, preset.training.epochs, now,
                     torch.__version__, socket.gethostname(), os.getpid(), own_mark(), now, preset.study_digest(),
+                    repeat_of,
                 ),
             )
             run_id = int(cur.lastrowid or 0)
@@ -383,6 +421,48 @@ class Store:
         with self._write() as c:
             c.executemany("UPDATE runs SET status = 'cancelled', ended_at = ?, message = ? WHERE id = ? AND status = 'queued'",
                           [(time.time(), message, rid) for rid in run_ids])
+
+    # --- the user's word on a run ------------------------------------------------
+
+    def set_excluded(self, run_ids: list[int], excluded: bool) -> list[int]:
+        """Leave runs out of their studies (or take them back in); they stay in the store.
+        Returns the ids that exist, in the order given."""
+        with self._write() as c:
+            found = [rid for rid in run_ids if c.execute("SELECT 1 FROM runs WHERE id = ?", (rid,)).fetchone()]
+            c.executemany("UPDATE runs SET excluded = ? WHERE id = ?", [(int(excluded), rid) for rid in found])
+        return found
+
+    def set_tag(self, run_id: int, tag: str, *, present: bool = True) -> tuple[str, ...] | None:
+        """Add (or with ``present=False`` remove) a tag; the run's tags after, or ``None``
+        when there is no such run. :class:`TagError` for a tag that cannot be stored."""
+        tag = check_tag(tag)
+        with self._write() as c:
+            row = c.execute("SELECT tags FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            tags = set(split_tags(row["tags"]))
+            tags = tags | {tag} if present else tags - {tag}
+            c.execute("UPDATE runs SET tags = ? WHERE id = ?", (_join_tags(tags), run_id))
+        return tuple(sorted(tags))
+
+    def set_note(self, run_id: int, note: str) -> bool:
+        """Set the run's note ("" clears it); False when there is no such run."""
+        with self._write() as c:
+            return c.execute("UPDATE runs SET note = ? WHERE id = ?", (note.strip(), run_id)).rowcount == 1
+
+    def mark_repeat(self, run_id: int, of: int) -> None:
+        """Record run ``run_id`` as a repeat made on purpose of run ``of`` (same settings and
+        seed, trained again when asked, e.g. ``run --again``). The report still counts one run
+        per seed (:mod:`fnn_tui.report.studies`); this says why the second one exists."""
+        with self._write() as c:
+            c.execute("UPDATE runs SET repeat_of = ? WHERE id = ?", (of, run_id))
+
+    def seed_runs(self, study: str, seed: int) -> list[RunRecord]:
+        """Every run of one seed of one study (same settings, same seed), newest first: what a
+        planner looks at before training that seed again."""
+        rows = self.conn.execute("SELECT * FROM runs WHERE study = ? AND seed = ? ORDER BY started_at DESC, id DESC",
+                                 (study, seed)).fetchall()
+        return [_run(r, self._last_epoch(r["id"]), self.home) for r in rows]
 
     # --- reading ---------------------------------------------------------------
 

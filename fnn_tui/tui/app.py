@@ -18,7 +18,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, Label, OptionList
+from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, Label, OptionList, Select
 from textual.worker import Worker, WorkerState
 
 from fnn_tui.core.catalog import Catalog, discover
@@ -27,9 +27,10 @@ from fnn_tui.core.engines import EngineError
 from fnn_tui.core.events import EndEvent, EpochFinished, RunStarted, StepProgress, end_status
 from fnn_tui.core.presets import Preset, PresetError
 from fnn_tui.core.status import RunStatus
-from fnn_tui.core.trainer import RunOptions, resolve
+from fnn_tui.core.trainer import RunOptions, engine_cost, resolve
 from fnn_tui.report.reproduction import reproduction
-from fnn_tui.report.studies import load_studies
+from fnn_tui.report.runinfo import RunFilter
+from fnn_tui.report.studies import load_studies, seed_roles
 from fnn_tui.runs.background import NotRunningError, stop_run
 from fnn_tui.runs.liveness import reap
 from fnn_tui.runs.plan import Plan, SeedsError, parse_seeds, plan, plan_resume
@@ -40,6 +41,7 @@ from fnn_tui.tui import runner
 from fnn_tui.tui.messages import Following, QueueEnded, ResultsLoaded, RunEvent
 from fnn_tui.tui.screens.dialogs import ChoiceScreen, HelpScreen, SaveScreen
 from fnn_tui.tui.screens.plot import PlotScreen, PlotTarget
+from fnn_tui.tui.screens.run_detail import FilterScreen, RunDetailScreen, filtered_rows
 from fnn_tui.tui.state import RunState
 from fnn_tui.tui.widgets.controls import RunControls
 from fnn_tui.tui.widgets.live import LiveView
@@ -49,7 +51,7 @@ from fnn_tui.tui.widgets.report import ReportTable
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
 
 HINTS = {
-    "results": "Runs list: every run. b by preset  o sort  u resume  ^s save  t back",
+    "results": "Runs list: i detail  f filter  b by preset  o sort  u resume  ^s save  t back",
     "report": "Report: each preset over its seeds. b runs list  ^s save report  t back",
 }
 
@@ -68,6 +70,8 @@ class FnnApp(App[None]):
         Binding("t", "toggle_view", "Runs", id="toggle_view"),
         Binding("b", "toggle_report", "By preset", id="toggle_report", show=False),
         Binding("p", "plot", "Plot", id="plot", show=False),
+        Binding("i", "run_detail", "Detail", id="run_detail", show=False),
+        Binding("f", "filter_runs", "Filter", id="filter_runs", show=False),
         Binding("ctrl+s", "save", "Save", id="save"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
@@ -88,6 +92,8 @@ class FnnApp(App[None]):
         self.results_asked = 0  # requests to reload the runs list, and the newest one shown
         self.results_shown = 0
         self.records: dict[int, RunRecord] = {}
+        self.run_filter = RunFilter()  # what the runs list shows (f)
+        self.loaded: ResultsLoaded | None = None  # the newest load, to filter again without reading
         self.store_error: str | None = None  # the line to print when the store failed under the app
 
     # --- layout ---------------------------------------------------------------------------
@@ -151,6 +157,19 @@ class FnnApp(App[None]):
     @on(OptionList.OptionHighlighted, "#presets")
     def _preset_highlighted(self) -> None:
         self.query_one(PresetDetails).show(self.query_one(PresetList).entry)
+        self._show_engine_note()
+
+    @on(Select.Changed, "#controls Select")
+    def _show_engine_note(self) -> None:
+        """Before any run: say so when the device or engine chosen means the slow PyTorch engine."""
+        entry = self.query_one(PresetList).entry
+        note = None
+        if entry is not None and entry.preset is not None:
+            try:
+                note = engine_cost(entry.preset, resolve(entry.preset, self.query_one(RunControls).options()))
+            except (DeviceError, EngineError):
+                note = None  # said when r is pressed
+        self.query_one(RunControls).show_engine_note(note.short if note is not None and note.warn else None)
 
     @on(OptionList.OptionSelected, "#presets")
     def _preset_selected(self) -> None:
@@ -164,13 +183,16 @@ class FnnApp(App[None]):
         options = controls.options()
         try:
             preset = preset.with_overrides(epochs=overrides["epochs"], seed=overrides["seed"])
-            resolve(preset, options)
+            resolved = resolve(preset, options)
         except PresetError as exc:
             self.notify(exc.first_line(), title="Bad override", severity="error")
             return None
         except (DeviceError, EngineError) as exc:
             self.notify(str(exc), title="Cannot run", severity="error")
             return None
+        note = engine_cost(preset, resolved)
+        if note.warn:
+            self.notify(note.text, title="Slow engine", severity="warning")
         return preset, options
 
     def _seeds(self) -> list[int] | None:
@@ -411,7 +433,7 @@ class FnnApp(App[None]):
             reap(store)
             records = store.list_runs()
             reports = reproduction(s.study for s in load_studies(store, self.catalog))
-        self.post_message(ResultsLoaded(records, table_rows(records), ask, reports))
+        self.post_message(ResultsLoaded(records, table_rows(records), ask, reports, seed_roles(records)))
 
     def on_results_loaded(self, message: ResultsLoaded) -> None:
         # Loads run in threads and may arrive out of order: an older one would bring back
@@ -420,14 +442,49 @@ class FnnApp(App[None]):
             return
         self.results_shown = message.ask
         self.records = {r.id: r for r in message.records}
+        self.loaded = message
         table = self.runs_list
-        table.load(message.rows)
+        table.load(filtered_rows(message.rows, self.records, self.run_filter), message.roles)
         if message.reports is not None:
             self.report_table.load(message.reports)
         current = self.runs.current
         history = self.runs.epochs.get(current) if current is not None else None
         if current is not None and history:
             table.live(current, history[-1])
+
+    # --- one run, and the runs list's filter (tui/screens/run_detail.py) -----------------
+
+    def action_run_detail(self) -> None:
+        """The highlighted run in detail (runs list): settings, end, why dead or diverged."""
+        table = self.runs_list
+        if (self.query_one("#views", ContentSwitcher).current != "results-view" or self.results_mode != "results"
+                or table.row_count == 0):
+            self.notify("Open the runs list (t) and highlight a run to see it in detail.")
+            return
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        self.push_screen(RunDetailScreen(self.home, int(str(row_key.value))))
+
+    @on(DataTable.RowSelected, "#results")
+    def _run_selected(self) -> None:
+        self.action_run_detail()
+
+    def action_filter_runs(self) -> None:
+        """Ask for the runs list's filter (status, dead, preset, tag, excluded)."""
+        def chosen(new: RunFilter | None) -> None:
+            if new is None:
+                return
+            self.run_filter = new
+            self.query_one("#views", ContentSwitcher).current = "results-view"
+            if self.loaded is not None:
+                self.runs_list.load(filtered_rows(self.loaded.rows, self.records, new), self.loaded.roles)
+            if self.results_mode == "results":
+                self.query_one("#results-hint", Label).update(self._runs_hint())
+
+        self.push_screen(FilterScreen(self.run_filter), chosen)
+
+    def _runs_hint(self) -> str:
+        shown = self.run_filter.describe()
+        return f"Runs list, filter: {shown} (f changes it)" if shown else HINTS["results"]
 
     def action_toggle_view(self) -> None:
         """Switch between the lab and the runs view (the runs list or the report)."""
@@ -444,14 +501,23 @@ class FnnApp(App[None]):
         self.query_one("#views", ContentSwitcher).current = "results-view"
         modes = self.query_one("#results-modes", ContentSwitcher)
         modes.current = "report" if modes.current == "results" else "results"
-        self.query_one("#results-hint", Label).update(HINTS[str(modes.current)])
+        self.query_one("#results-hint", Label).update(
+            HINTS["report"] if modes.current == "report" else self._runs_hint())
         self._focus_results_mode()
 
     @on(DataTable.RowHighlighted, "#report")
     def _report_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         # a starred preset's study stands on other settings than its file's: say which
+        if self.results_mode != "report":
+            return  # the report loads while the runs list shows: its hint stays
         report = self.report_table.reports.get(str(event.row_key.value))
-        hint = f"{report.name}*: runs made with {report.differs}" if report and report.differs else HINTS["report"]
+        parts = []
+        if report is not None and report.differs:
+            parts.append(f"runs made with {report.differs}")
+        if report is not None and (report.duplicates or report.excluded):  # each seed counts once
+            counts = ((len(report.duplicates), "duplicate"), (len(report.excluded), "excluded"))
+            parts.append("not counted: " + ", ".join(f"{n} {word}" for n, word in counts if n))
+        hint = f"{report.name}{'*' if report.differs else ''}: {'; '.join(parts)}" if report and parts else HINTS["report"]
         self.query_one("#results-hint", Label).update(hint)
 
     def _focus_results_mode(self) -> None:

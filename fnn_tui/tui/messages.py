@@ -41,10 +41,13 @@ class QueueEnded(Message):
 class ResultsLoaded(Message):
     """The store's runs, the runs list's rows and the report's, all made off the UI thread."""
 
-    # list[RunRecord], list[ResultRow], list[PresetReport] (None: not made this time)
-    def __init__(self, records: list, rows: list, ask: int, reports: list | None = None) -> None:
+    # list[RunRecord], list[ResultRow], list[PresetReport] (None: not made this time),
+    # dict[int, SeedRole]: each run's place in its study
+    def __init__(self, records: list, rows: list, ask: int, reports: list | None = None,
+                 roles: dict | None = None) -> None:
         super().__init__()
         self.records = records
         self.rows = rows
         self.ask = ask  # which request this answers: a later one supersedes it
         self.reports = reports
+        self.roles = roles or {}

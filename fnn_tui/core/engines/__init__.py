@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -95,3 +96,39 @@ def choose_engine(name: str, *, device: str, activation: str, loss: str) -> str:
     if name == "fused" and reason is not None:
         raise EngineError(reason)
     return name
+
+
+# exp08, one step of one seed, measured on this project's CI CPU by benchmarks/steps.py and
+# benchmarks/seeds.py (README, "Performance"): the PyTorch engine, the fused engine, and the
+# multi-seed fused kernel per seed-step
+TORCH_US_PER_STEP = 836.0
+FUSED_US_PER_STEP = 2.18
+GROUP_US_PER_SEED_STEP = 0.292
+
+
+@dataclass(frozen=True)
+class EngineNote:
+    """Which engine a device choice uses and what it costs: one line, a short form for a
+    narrow panel, and whether it is a warning (the PyTorch engine where the fused CPU
+    kernels could train the preset instead)."""
+
+    text: str
+    short: str
+    warn: bool
+
+
+def engine_note(engine: str, *, device: str, activation: str, loss: str) -> EngineNote:
+    """The :class:`EngineNote` for training with ``engine`` on ``device``."""
+    if engine == "fused":
+        return EngineNote(f"{device}: the fused CPU kernels (the fastest engine here)", "fused CPU kernels", False)
+    if fused_unsupported_reason(activation, loss, "cpu") is not None:
+        return EngineNote(f"{device}: the PyTorch engine (the fused kernels cannot train this preset)",
+                          "PyTorch engine", False)
+    single = TORCH_US_PER_STEP / FUSED_US_PER_STEP
+    group = TORCH_US_PER_STEP / GROUP_US_PER_SEED_STEP
+    where = "the fused kernels run on the CPU only" if device != "cpu" else "chosen with --engine torch"
+    fast = "--engine auto" if device == "cpu" else "--device cpu"
+    text = (f"{device} trains with the PyTorch engine ({where}): about {single:.0f}x slower per seed than "
+            f"the fused CPU kernels, {group:.0f}x against seeds trained together (exp08, measured on the CPU: "
+            f"README, Performance); {fast} is the fast choice")
+    return EngineNote(text, f"PyTorch engine: ~{single:.0f}x slower a seed than cpu/fused", True)

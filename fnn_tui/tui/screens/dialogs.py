@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, Markdown, RadioButton, RadioSe
 
 from fnn_tui.core.catalog import Catalog
 from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic
+from fnn_tui.report.provenance import APP_SAVE, provenance
 from fnn_tui.store.db import StoreError
 from fnn_tui.store.runs import Store
 
@@ -97,10 +98,17 @@ class SaveScreen(ModalScreen[Path | None]):
                     from fnn_tui.report.studies import load_studies
 
                     catalog = self.catalog if self.catalog is not None else Catalog(())
-                    reports = reproduction.reproduction(s.study for s in load_studies(store, catalog))
-                    text = reproduction.render(reports, fmt)
+                    studies = load_studies(store, catalog)
+                    reports = reproduction.reproduction(s.study for s in studies)
+                    counted = [r for st in studies for r in st.records]
+                    made = provenance(f"{APP_SAVE} (by preset: the report)", devices=(r.device for r in counted),
+                                      engines=(r.engine for r in counted))
+                    text = reproduction.render(reports, fmt, made)
                 else:
-                    text = render(results_table(store.list_runs()), fmt)
+                    rows = results_table(store.list_runs())
+                    made = provenance(f"{APP_SAVE} (the results table)", devices=(r.device for r in rows),
+                                      engines=(r.engine for r in rows))
+                    text = render(rows, fmt, made)
             write_atomic(path, text)
         except StoreError as exc:  # the store, not the file: its line says what to do
             self.app.call_from_thread(self.query_one("#error", Label).update, str(exc))
@@ -167,6 +175,8 @@ Pick a preset on the left, choose device and engine, press **r**.
 | t | switch between the lab and the runs list (every stored run) |
 | b | in the runs view: the runs list or the report (one row per preset over its seeds) |
 | o | sort the runs list |
+| i, enter | the highlighted run in detail: settings, end, why it was flagged dead or diverged (runs list) |
+| f | filter the runs list: `status:finished,diverged`, `dead`, `alive`, `preset:exp08`, `tag:trial`, `excluded`, `included` |
 | p | plot the highlighted run (lab: the preset's newest run; runs list: the row's run; report: the preset's seeds); esc or p goes back, v switches panels when narrow |
 | ctrl+s | save: the report in the by-preset view, else the results table (Markdown, CSV, JSON) |
 | tab | move between list, controls and views |
@@ -178,7 +188,10 @@ Pick a preset on the left, choose device and engine, press **r**.
 close to zero near x = 1 and x = 2, so single samples can make it large.
 
 **seeds** (below epochs): N trains seeds 0..N-1, or a list 3,7,11, or a range 0-9;
-seeds already finished with the same settings are skipped. The report's verdict says
+seeds already finished with the same settings are skipped. A study counts one run per
+seed (the newest finished or diverged); other runs of that seed are marked **duplicate**
+in the runs list, and runs left out with `fnn-tui runs exclude` are **excluded** (dim).
+The report's verdict says
 where the notes' number falls against our runs: within our min–max, or below / above.
 **dead**: the network predicts a constant.
 

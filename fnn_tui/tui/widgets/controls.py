@@ -1,4 +1,5 @@
-"""Run controls: device, engine, seed and epochs overrides, and the seeds to train."""
+"""Run controls: device, engine, seed and epochs overrides, the seeds to train, and a line that
+warns when the device or engine chosen trains with the slow PyTorch engine."""
 
 from __future__ import annotations
 
@@ -40,6 +41,13 @@ class RunControls(Vertical):
             yield Label("seeds", classes="key")
             yield Input(placeholder="one (N, 1,5 or 0-9)", compact=True, id="seeds",
                         restrict=r"[0-9, \-]*", max_length=200)
+        yield Label("", id="engine-note")
+
+    def show_engine_note(self, text: str | None) -> None:
+        """Say what the device and engine chosen cost (``None``: nothing to warn of; hidden)."""
+        note = self.query_one("#engine-note", Label)
+        note.update(text or "")
+        note.display = bool(text)
 
     def options(self) -> RunOptions:
         """The chosen device and engine."""

@@ -1,5 +1,6 @@
 """The runs list: every run in the store, our numbers beside the notes'; a dead network is
-said beside its status ("finished, dead")."""
+said beside its status ("finished, dead"), and so is a run its study does not count
+("duplicate": another run of its settings and seed is counted; "excluded", its row dim)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.widgets import DataTable
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.export import ResultRow, result_row, status_text
+from fnn_tui.report.studies import Role, SeedRole
 from fnn_tui.store.runs import RunRecord
 
 COLUMNS = [
@@ -49,17 +51,30 @@ class ResultsTable(DataTable):
             self.add_column(label, key=key)
         self._sort: tuple[str, bool] = ("run", True)
         self.rows_by_run: dict[int, ResultRow] = {}
+        self.roles: dict[int, SeedRole] = {}
 
-    def load(self, rows: list[ResultRow]) -> None:
-        """Replace the rows (built off the UI thread by :func:`table_rows`)."""
+    def load(self, rows: list[ResultRow], roles: dict[int, SeedRole] | None = None) -> None:
+        """Replace the rows (built off the UI thread by :func:`table_rows`); ``roles`` says which
+        runs their studies do not count."""
         self.clear()
         self.rows_by_run = {}
+        self.roles = roles or {}
         for row in rows:
             self._put(row)
         self._apply_sort()
 
     def _cells(self, r: ResultRow) -> list[object]:
-        status = Text(status_text(r), style=RunStatus(r.status.split("@")[0]).style)
+        role = self.roles.get(r.run_id)
+        word = f", {role.role.label}" if role is not None and role.role.label else ""
+        status = Text(status_text(r) + word, style=RunStatus(r.status.split("@")[0]).style)
+        cells = self._plain_cells(r, status)
+        if role is not None and role.role is Role.EXCLUDED:  # kept, shown, and dim
+            cells = [c.copy() if isinstance(c, Text) else Text(str(c)) for c in cells]
+            for cell in cells:
+                cell.stylize("dim")
+        return cells
+
+    def _plain_cells(self, r: ResultRow, status: Text) -> list[object]:
         notes_ratio = (_num(r.notes_train_ratio) if r.notes_train_ratio is not None
                        else Text(r.notes_remark.replace("train acc ", "")))
         wall = _num(r.wall_seconds) if r.wall_seconds is not None else Text("")
