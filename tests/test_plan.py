@@ -85,13 +85,13 @@ def _stop_when(proc: subprocess.Popen, home: Path, ready, signum: int) -> str:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_a_study_stopped_over_the_pool_goes_on_to_the_uninterrupted_numbers(tmp_path: Path, signum: int) -> None:
-    """`run 8 3 --seeds 2 --jobs 2` (two network shapes: two tasks, one per process), stopped
+    """`run 8 10 --seeds 2 --jobs 2` (two network shapes: two tasks, one per process), stopped
     while both groups train, then the same command: exit 0, the results table, every run
     finished with epochs 1..n once each and the numbers of an uninterrupted study. (The
     issue's `run 8 9` crashed with three AttributeErrors after training; with the samples
     cut, rows 8 and 9 share the kernel now and train as one task in one process.)"""
-    epochs = 40
-    command = ("run", "8", "3", "--seeds", "2", "--jobs", "2", "--epochs", str(epochs), "--samples", "1500")
+    epochs = 60
+    command = ("run", "8", "10", "--seeds", "2", "--jobs", "2", "--epochs", str(epochs), "--samples", "1000")
     straight = tmp_path / "straight"
     assert _cli(straight, *command).returncode == 0
     home = tmp_path / "stopped"
