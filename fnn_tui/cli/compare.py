@@ -198,8 +198,9 @@ def claims(
         code = 0 if no_train else _train_missing(s, presets, seed_list, options, jobs or os.cpu_count() or 1)
         with Store(s.home, reading=figures is None) as store:
             results = judge(store, conclusions, all_sides, seeds=seed_list)
-        differs = ", ".join(p for p in (f"{epochs} epochs" if epochs else "",
+        differs = ", ".join(p for p in (f"{epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "",
                                         f"{samples} samples" if samples else "") if p)
+        differs = f"every row run with {differs}" if differs else ""
         text = render(results, fmt_name, differs=differs)
         if figures is not None:
             _figures(results, figures)

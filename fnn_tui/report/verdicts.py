@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fnn_tui.core.catalog import Catalog
-from fnn_tui.core.presets import Preset
+from fnn_tui.core.presets import Preset, PresetError, parse_preset
 from fnn_tui.report.claims import (
     Conclusion,
     Sides,
     Verdict,
     describe_changes,
+    differing,
     load_conclusions,
     sides,
     verdict,
@@ -33,6 +34,7 @@ from fnn_tui.report.compare import (
     study_records,
 )
 from fnn_tui.report.reproduction import TITLES
+from fnn_tui.report.studies import differences
 from fnn_tui.store.runs import Store
 
 JSON_FORMAT = "fnn-tui-claims"
@@ -107,11 +109,43 @@ def judge(store: Store, conclusions: Sequence[Conclusion], all_sides: Sequence[S
     return results
 
 
-def judge_store(store: Store, catalog: Catalog) -> list[ClaimResult]:
+OVERRIDES = ("data.samples", "training.epochs")  # what `claims --epochs/--samples` changes in every row
+
+
+def row_preset(store: Store, preset: Preset) -> Preset:
+    """The settings a row is judged with: the preset's own when the store has runs of them,
+    else those of its newest runs that differ from them in the overrides only (epochs,
+    samples), so runs of ``claims --epochs 3`` are judged together. A controlled variant's
+    runs are stored under the base row's name: they never stand for the row itself."""
+    records = store.list_runs(preset.name)  # newest first
+    if not records or any(r.study == preset.study_digest() for r in records):
+        return preset
+    seen: set[str] = set()
+    for r in records:
+        if r.study in seen:
+            continue
+        seen.add(r.study)
+        try:
+            stored = parse_preset(r.preset_toml, source=f"run {r.id}", name=r.preset)
+        except PresetError:
+            continue
+        if set(differing(preset, stored)) <= set(OVERRIDES):
+            return stored
+    return preset
+
+
+def judge_store(store: Store, catalog: Catalog) -> tuple[list[ClaimResult], str]:
     """The verdicts from every stored run of the conclusions' studies (the report's section
-    and the app's view: nothing is trained)."""
+    and the app's view: nothing is trained), and how the settings differ from the notes'
+    (:func:`row_preset` picks each row's settings; the controlled variants are made from them).
+    """
     conclusions = load_conclusions()
-    return judge(store, conclusions, claim_sides(conclusions, catalog), seeds=None)
+    names = sorted({n for c in conclusions for n in (c.a, c.b)})
+    rows = {name: row_preset(store, catalog.get(name)) for name in names}
+    all_sides = [sides(c, rows[c.a], rows[c.b]) for c in conclusions]
+    differs = "; ".join(f"{name}: {differences(catalog.get(name), rows[name])}" for name in names
+                        if rows[name] is not catalog.get(name) and differences(catalog.get(name), rows[name]))
+    return judge(store, conclusions, all_sides, seeds=None), differs
 
 
 # --- text --------------------------------------------------------------------------------
@@ -127,7 +161,7 @@ def render_markdown(results: Sequence[ClaimResult], *, differs: str = "", headin
     """The verdicts table, then each conclusion's sentence, reading and statistics."""
     lines = [f"{heading} Does the notes' reasoning hold?", ""]
     if differs:
-        lines += [f"**Not the notes' settings**: every row run with {differs}.", ""]
+        lines += [f"**Not the notes' settings**: {differs}.", ""]
     lines += ["| # | conclusion | test | notes' rows | controlled | n |", "|---|---|---|---|---|---|"]
     for r in results:
         c = r.conclusion
