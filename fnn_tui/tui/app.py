@@ -68,6 +68,7 @@ class FnnApp(App[None]):
         Binding("t", "toggle_view", "Runs", id="toggle_view"),
         Binding("b", "toggle_report", "By preset", id="toggle_report", show=False),
         Binding("p", "plot", "Plot", id="plot", show=False),
+        Binding("c", "claims", "Claims", id="claims", show=False),
         Binding("ctrl+s", "save", "Save", id="save"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
@@ -460,6 +461,14 @@ class FnnApp(App[None]):
     @on(Input.Submitted, "#controls Input")
     def _override_entered(self) -> None:
         self.action_focus_presets()
+
+    def action_claims(self) -> None:
+        """The notes' conclusions and their verdicts from the stored runs."""
+        if len(self.screen_stack) > 1:  # a dialog is open
+            return
+        from fnn_tui.tui.screens.claims import ClaimsScreen
+
+        self.push_screen(ClaimsScreen(self.home, self.catalog))
 
     def action_help(self) -> None:
         """Show the key bindings."""

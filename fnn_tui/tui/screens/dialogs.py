@@ -168,6 +168,7 @@ Pick a preset on the left, choose device and engine, press **r**.
 | b | in the runs view: the runs list or the report (one row per preset over its seeds) |
 | o | sort the runs list |
 | p | plot the highlighted run (lab: the preset's newest run; runs list: the row's run; report: the preset's seeds); esc or p goes back, v switches panels when narrow |
+| c | the notes' conclusions: a verdict each over the stored seeds, as the notes drew it and controlled |
 | ctrl+s | save: the report in the by-preset view, else the results table (Markdown, CSV, JSON) |
 | tab | move between list, controls and views |
 | ctrl+p | command palette |
