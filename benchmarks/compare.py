@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fnn_tui.core.catalog import discover
+from fnn_tui.core.status import RunStatus
 from fnn_tui.report.compare import Side, SideRun, compare, render, side_runs
 from fnn_tui.report.studies import load_studies
 from fnn_tui.store.runs import Store
@@ -33,7 +34,7 @@ def constructed(name: str, shift: float) -> Side:
         dead = seed < 3
         loss = 1.3 if dead else float(rng.lognormal(-2 + shift, 0.5))
         values = {"train_loss": loss, "test_loss": loss * 1.05, "train_ratio": 1 + loss / 10, "test_ratio": 1 + loss / 9}
-        runs.append(SideRun(seed + 1, seed, "finished", dead, values))
+        runs.append(SideRun(seed + 1, seed, RunStatus.FINISHED, dead, values))
     return Side(name, discover(include_user=False).get(name), tuple(runs))
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from fnn_tui.core.catalog import Catalog
 from fnn_tui.core.presets import PresetError
+from fnn_tui.core.status import RunStatus
 from fnn_tui.report.claims import (
     VerdictKind,
     confounds,
@@ -28,9 +29,9 @@ def side(catalog: Catalog, losses: list[float | None], *, dead: int = 0, name: s
     runs = []
     for seed, loss in enumerate(losses):
         if loss is None:
-            runs.append(SideRun(seed + 1, seed, "diverged", False, {}))
+            runs.append(SideRun(seed + 1, seed, RunStatus.DIVERGED, False, {}))
         else:
-            runs.append(SideRun(seed + 1, seed, "finished", seed < dead, {"test_loss": loss, "train_loss": loss}))
+            runs.append(SideRun(seed + 1, seed, RunStatus.FINISHED, seed < dead, {"test_loss": loss, "train_loss": loss}))
     return Side(name, catalog.get(name), tuple(runs))
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fnn_tui.core.status import RunStatus
 from fnn_tui.report.compare import Side
 from fnn_tui.report.figures import DEFAULT_DPI, _figure_class, figure_format
 from fnn_tui.report.reproduction import TITLES
@@ -21,9 +22,9 @@ LIVE, DEAD, DIVERGED, BOX = "#1f77b4", "#d62728", "#7f7f7f", "#444444"
 
 
 def _values(side: Side, metric: str) -> tuple[list[float], list[float], int]:
-    live = [r.values[metric] for r in side.runs if r.state == "finished" and not r.dead and metric in r.values]
-    dead = [r.values[metric] for r in side.runs if r.state == "finished" and r.dead and metric in r.values]
-    diverged = sum(1 for r in side.runs if r.state == "diverged")
+    live = [r.values[metric] for r in side.runs if r.state is RunStatus.FINISHED and not r.dead and metric in r.values]
+    dead = [r.values[metric] for r in side.runs if r.state is RunStatus.FINISHED and r.dead and metric in r.values]
+    diverged = sum(1 for r in side.runs if r.state is RunStatus.DIVERGED)
     return live, dead, diverged
 
 

@@ -37,6 +37,7 @@ from fnn_tui.report.reproduction import METRICS, TITLES
 from fnn_tui.store.runs import RunRecord, Store
 
 FORMATS = ("md", "csv", "json")
+COUNTED = (RunStatus.FINISHED, RunStatus.DIVERGED)
 JSON_FORMAT = "fnn-tui-comparison"
 JSON_VERSION = 1
 
@@ -52,7 +53,7 @@ class SideRun:
 
     run_id: int
     seed: int
-    state: str  # "finished", "diverged" or "other"
+    state: RunStatus | None  # FINISHED (numbers at the epoch), DIVERGED, or None: left out
     dead: bool
     values: dict[str, float]  # metric -> value at the epoch (finished runs only)
 
@@ -66,7 +67,8 @@ class Side:
     runs: tuple[SideRun, ...]
 
     def counted(self) -> list[SideRun]:
-        return [r for r in self.runs if r.state in ("finished", "diverged")]
+        """The runs the statistics count: finished (at the epoch) or diverged."""
+        return [r for r in self.runs if r.state in COUNTED]
 
 
 def side_runs(store: Store, records: Sequence[RunRecord], epoch: int | None = None) -> tuple[SideRun, ...]:
@@ -81,9 +83,9 @@ def side_runs(store: Store, records: Sequence[RunRecord], epoch: int | None = No
             m = None if diverged else next((e for e in store.epochs(r.id, after=epoch - 1) if e.epoch == epoch), None)
         if m is not None:
             values = {k: float(getattr(m, k)) for k in METRICS if math.isfinite(getattr(m, k))}
-            result.append(SideRun(r.id, r.seed, "finished", bool(m.dead), values))
+            result.append(SideRun(r.id, r.seed, RunStatus.FINISHED, bool(m.dead), values))
         else:
-            result.append(SideRun(r.id, r.seed, "diverged" if diverged else "other", False, {}))
+            result.append(SideRun(r.id, r.seed, RunStatus.DIVERGED if diverged else None, False, {}))
     return tuple(result)
 
 
@@ -142,7 +144,7 @@ class MetricComparison:
 
 def _counts(side: Side, metric: str) -> Counts:
     runs = side.counted()
-    finished = [r for r in runs if r.state == "finished"]
+    finished = [r for r in runs if r.state is RunStatus.FINISHED]
     dead = sum(1 for r in finished if r.dead)
     diverged = len(runs) - len(finished)
     values = [r.values[metric] for r in finished if metric in r.values]
@@ -154,7 +156,7 @@ def _counts(side: Side, metric: str) -> Counts:
 def _scores(side: Side, metric: str) -> list[float]:
     """Scores of the counted runs: a diverged run is ``inf`` (the worst)."""
     return [score(metric, r.values[metric]) if metric in r.values else math.inf
-            for r in side.counted() if r.state == "diverged" or metric in r.values]
+            for r in side.counted() if r.state is RunStatus.DIVERGED or metric in r.values]
 
 
 def compare_metric(a: Side, b: Side, metric: str, epoch: int | None = None, *,
@@ -323,7 +325,7 @@ def metric_json(m: MetricComparison) -> dict[str, object]:
 
 def side_json(s: Side) -> dict[str, object]:
     return {"label": s.label, "preset": s.preset.name, "study": s.preset.study_digest(),
-            "runs": [{"run_id": r.run_id, "seed": r.seed, "state": r.state, "dead": r.dead,
+            "runs": [{"run_id": r.run_id, "seed": r.seed, "state": r.state.value if r.state else "left out", "dead": r.dead,
                       **{k: _finite(v) for k, v in r.values.items()}} for r in s.runs]}
 
 

@@ -6,8 +6,10 @@ for a preset:
 
 1. the study of the preset's **current** settings (the catalog's file), when the store
    has any run of it;
-2. otherwise the study of the preset's **newest run**, so a study made with overrides
-   (``--epochs 3 --samples 300``) is still reported; its row then says how its settings
+2. otherwise the study of the preset's **newest run** made with its settings but the
+   overrides (``--epochs 3 --samples 300``), so such a study is still reported; runs with
+   other settings changed (the controlled variants of ``fnn-tui claims``, stored under the
+   base preset's name) stand for it only when no such run exists; its row then says how its settings
    differ from the preset's (:attr:`StudyRuns.differs`, e.g. "3 epochs, 300 samples");
 3. a preset with no run at all still gets its row, with no runs.
 
@@ -78,12 +80,38 @@ def _stored(record: RunRecord) -> Preset | None:
         return None
 
 
+# what `--epochs` and `--samples` change: a study made with them still stands for its preset
+OVERRIDE_KEYS = (("data", "samples"), ("training", "epochs"))
+
+
+def overrides_only(current: Preset, used: Preset) -> bool:
+    """Whether ``used`` differs from ``current`` in the CLI's overrides only (epochs, samples,
+    and the seed), not in other settings (a controlled variant of ``fnn-tui claims``)."""
+    a, b = preset_to_dict(current), preset_to_dict(used)
+    for section in _TRAINING_SECTIONS:
+        for key in set(a[section]) | set(b[section]):
+            if (section, key) not in (*OVERRIDE_KEYS, ("data", "seed")) and a[section].get(key) != b[section].get(key):
+                return False
+    return True
+
+
+def _newest_study(preset: Preset, records: list[RunRecord]) -> RunRecord:
+    """The newest run made with the preset's settings but the overrides, else the newest run:
+    the runs of a variant (another learning rate, say) are stored under the preset's name
+    too, and stand for it only when nothing else does."""
+    for record in records:
+        stored = _stored(record)
+        if stored is not None and overrides_only(preset, stored):
+            return record
+    return records[0]
+
+
 def _study_of(preset: Preset, records: list[RunRecord], *, known: bool) -> StudyRuns:
     wanted = preset.study_digest()
     chosen = [r for r in records if r.study == wanted]
     used, differs = preset, ""
     if not chosen and records:
-        newest = records[0]
+        newest = _newest_study(preset, records) if known else records[0]
         chosen = [r for r in records if r.study == newest.study]
         stored = _stored(newest)
         if stored is not None:

@@ -18,7 +18,6 @@ from fnn_tui.report.claims import (
     Sides,
     Verdict,
     describe_changes,
-    differing,
     load_conclusions,
     sides,
     verdict,
@@ -34,7 +33,7 @@ from fnn_tui.report.compare import (
     study_records,
 )
 from fnn_tui.report.reproduction import TITLES
-from fnn_tui.report.studies import differences
+from fnn_tui.report.studies import differences, overrides_only
 from fnn_tui.store.runs import Store
 
 JSON_FORMAT = "fnn-tui-claims"
@@ -109,9 +108,6 @@ def judge(store: Store, conclusions: Sequence[Conclusion], all_sides: Sequence[S
     return results
 
 
-OVERRIDES = ("data.samples", "training.epochs")  # what `claims --epochs/--samples` changes in every row
-
-
 def row_preset(store: Store, preset: Preset) -> Preset:
     """The settings a row is judged with: the preset's own when the store has runs of them,
     else those of its newest runs that differ from them in the overrides only (epochs,
@@ -129,7 +125,7 @@ def row_preset(store: Store, preset: Preset) -> Preset:
             stored = parse_preset(r.preset_toml, source=f"run {r.id}", name=r.preset)
         except PresetError:
             continue
-        if set(differing(preset, stored)) <= set(OVERRIDES):
+        if overrides_only(preset, stored):
             return stored
     return preset
 
