@@ -18,7 +18,7 @@ def test_the_source_checkout_finds_the_top_level_presets() -> None:
     assert sorted(p.name for p in builtin_presets_dir().glob("*.toml")) == [f"exp{i:02d}.toml" for i in range(1, 12)]
 
 
-def test_a_built_wheel_contains_the_eleven_presets_and_the_stylesheet(tmp_path: Path) -> None:
+def test_a_built_wheel_contains_the_eleven_presets_the_conclusions_and_the_stylesheet(tmp_path: Path) -> None:
     pytest.importorskip("setuptools")
     pytest.importorskip("wheel")
     out = subprocess.run(
@@ -29,7 +29,8 @@ def test_a_built_wheel_contains_the_eleven_presets_and_the_stylesheet(tmp_path: 
     (wheel,) = tmp_path.glob("fnn_tui-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     presets = sorted(n for n in names if n.startswith("fnn_tui/presets/") and n.endswith(".toml"))
-    assert presets == [f"fnn_tui/presets/exp{i:02d}.toml" for i in range(1, 12)]
+    assert presets == sorted([f"fnn_tui/presets/exp{i:02d}.toml" for i in range(1, 12)] + [
+        "fnn_tui/presets/claims/conclusions.toml"])  # the notes' conclusions, beside the presets
     assert "fnn_tui/tui/app.tcss" in names
     for package in ("core", "store", "runs", "report", "cli", "tui"):
         assert f"fnn_tui/{package}/__init__.py" in names, package

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from fnn_tui import __version__
+from fnn_tui.cli import compare as compare_commands
 from fnn_tui.cli import plots as plot_commands
 from fnn_tui.cli import presets as preset_commands
 from fnn_tui.cli import report as report_commands
@@ -23,7 +24,7 @@ from fnn_tui.cli.tui import open_app
 from fnn_tui.paths import home_dir
 
 COMMAND_MODULES = (preset_commands, report_commands, result_commands, runs_commands, train_commands,
-                   plot_commands)  # importing them registers their commands
+                   plot_commands, compare_commands)  # importing them registers their commands
 
 
 

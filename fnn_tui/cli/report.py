@@ -59,7 +59,8 @@ def report(
         "--figures", help="Also write one figure per preset (loss curves and fit) into DIR; a Markdown "
         "report links them.", metavar="DIR")] = None,
 ) -> None:
-    """The report: each preset over all its seeds beside the notes' numbers, with a verdict."""
+    """The report: each preset over all its seeds beside the notes' numbers, with a verdict;
+    in Markdown, of every preset, also the notes' conclusions judged from the stored runs."""
     from fnn_tui.report.provenance import provenance
     from fnn_tui.report.reproduction import FORMATS, render, reproduction
     from fnn_tui.report.studies import load_studies
@@ -80,11 +81,24 @@ def report(
             counted = [r for st in studies for r in st.records]
             made = provenance(command_line(ctx), devices=(r.device for r in counted), engines=(r.engine for r in counted))
             text = render(reports, fmt_name, made)
+            if fmt_name == "md" and names is None:
+                text += _claims_section(store, s)
             if figures is not None:
                 text = _with_figures(store, studies, figures, text if fmt_name == "md" else None, output,
                                      command_line(ctx)) or text
         runs = sum(len(r.runs) for r in reports)
         write_output(text, output, f"the report of {len(reports)} presets ({runs} runs)")
+
+
+def _claims_section(store, s: Settings) -> str:
+    """The notes' conclusions judged from the stored runs (nothing trained), when any of
+    their studies has runs; `fnn-tui claims` trains what is missing."""
+    from fnn_tui.report.verdicts import judge_store, render_markdown
+
+    results, differs = judge_store(store, s.catalog())
+    if not any(r.notes.comparison.a.n or r.notes.comparison.b.n for r in results):
+        return ""
+    return "\n" + render_markdown(results, differs=differs) + "\n`fnn-tui claims` trains the seeds these verdicts miss.\n"
 
 
 def _with_figures(store, studies, folder: Path, markdown: str | None, output: Path | None,

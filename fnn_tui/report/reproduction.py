@@ -24,7 +24,10 @@ Verdict rules, per metric (train loss, train ratio, test loss, test ratio):
   below or above when it lies wholly outside; gaps are taken from its nearest end. Any
   other note is shown, not interpreted.
 
-Medians are :func:`statistics.median` (the mean of the middle two for an even count). A
+Medians are :func:`statistics.median` (the mean of the middle two for an even count). Each
+median has a percentile-bootstrap 95% interval (seeded: the same runs give the same digits;
+two runs or more), and the notes' number its percentile among our finished runs (0: under
+every run, 100: over every run, ties count one half; for a number, not a range such as 15.x). A
 "live" summary beside each metric leaves the dead runs out, to show what the recipe gives
 when the network does not die; verdicts never use it.
 """
@@ -45,6 +48,7 @@ from fnn_tui.core.dead import DEAD_STD_FRACTION
 from fnn_tui.core.presets import Reported
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.provenance import Provenance, csv_comment, front_matter
+from fnn_tui.report.stats import Interval, median_ci, percentile_of
 
 METRICS = ("train_loss", "train_ratio", "test_loss", "test_ratio")
 TITLES = {"train_loss": "train loss", "train_ratio": "train ratio", "test_loss": "test loss",
@@ -149,6 +153,8 @@ class MetricSummary:
     live: Spread  # finished runs that are not dead
     notes: NotesValue | None
     verdict: Verdict
+    median_ci: Interval | None = None  # bootstrap 95% interval of ``all``'s median (two runs or more)
+    notes_percentile: float | None = None  # where the notes' number falls among ``all``'s runs, 0-100
 
 
 @dataclass(frozen=True)
@@ -252,8 +258,11 @@ def summarize(study: Study) -> PresetReport:
         ours = spread_of([v for v, _ in values])
         live = spread_of([v for v, dead in values if not dead])
         notes = notes_value(study.notes, metric)
+        all_values = [v for v, _ in values]
+        percentile = None if notes is None or notes.exact is None else percentile_of(notes.exact, all_values)
         summaries.append(MetricSummary(metric, ours, live, notes,
-                                       verdict(metric, notes, ours, diverged=diverged, other=other)))
+                                       verdict(metric, notes, ours, diverged=diverged, other=other),
+                                       median_ci=median_ci(all_values), notes_percentile=percentile))
     return PresetReport(
         name=study.name, number=study.number, setting=study.setting, note=study.notes.note,
         finished=len(finished), dead=sum(1 for o in finished if o.dead), diverged=diverged, other=other,
@@ -290,6 +299,15 @@ def _notes_cell(m: MetricSummary) -> str:
     if m.notes is None:
         return "—"
     return f"{m.notes.text} ({m.verdict.label})"
+
+
+def _ci_cell(m: MetricSummary) -> str:
+    if m.median_ci is None:
+        return "—"
+    cell = f"{_num(m.median_ci.value)} [{_num(m.median_ci.low)}, {_num(m.median_ci.high)}]"
+    if m.notes_percentile is not None:
+        cell += f", notes at {m.notes_percentile:.0f}%"
+    return cell
 
 
 def _counts(r: PresetReport) -> str:
@@ -331,6 +349,12 @@ def render_markdown(reports: list[PresetReport], provenance: Provenance | None =
     left_out = [f"{r.name}: {_left_out(r)}" for r in reports if r.duplicates or r.excluded]
     if left_out:
         lines += ["", "Not counted (each seed counts once; excluded runs never): " + "; ".join(left_out) + "."]
+    with_ci = [r for r in reports if any(m.median_ci is not None for m in r.metrics)]
+    if with_ci:
+        header = ["#", "preset"] + [TITLES[m] for m in METRICS]
+        rows = [[str(r.number), r.name] + [_ci_cell(m) for m in r.metrics] for r in with_ci]
+        lines += ["", "Medians with a bootstrap 95% interval, and where the notes' number falls among our "
+                  "runs (its percentile, 0: under all, 100: over all):", "", *_table(header, rows)]
     with_dead = [r for r in reports if r.dead]
     if with_dead:
         header = ["#", "preset", "live n"] + [TITLES[m] for m in METRICS]
@@ -378,6 +402,9 @@ def csv_row(r: PresetReport) -> dict[str, object]:
             f"{p}_verdict_text": m.verdict.text,
             f"{p}_factor": m.verdict.factor,
             f"{p}_difference": m.verdict.difference,
+            f"{p}_median_ci_low": m.median_ci.low if m.median_ci else None,
+            f"{p}_median_ci_high": m.median_ci.high if m.median_ci else None,
+            f"{p}_notes_percentile": m.notes_percentile,
         }
     return {k: _csv_value(v) for k, v in row.items()}
 
@@ -423,6 +450,9 @@ def report_json(r: PresetReport) -> dict[str, object]:
                                                        "high": m.notes.high, "exact": m.notes.exact},
                 "verdict": {"kind": m.verdict.kind.value, "text": m.verdict.text,
                             "factor": _finite(m.verdict.factor), "difference": _finite(m.verdict.difference)},
+                "median_ci": None if m.median_ci is None else {"low": _finite(m.median_ci.low),
+                                                                "high": _finite(m.median_ci.high)},
+                "notes_percentile": m.notes_percentile,
             }
             for m in r.metrics
         },

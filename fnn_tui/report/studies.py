@@ -6,8 +6,10 @@ for a preset:
 
 1. the study of the preset's **current** settings (the catalog's file), when the store
    has any run of it;
-2. otherwise the study of the preset's **newest run**, so a study made with overrides
-   (``--epochs 3 --samples 300``) is still reported; its row then says how its settings
+2. otherwise the study of the preset's **newest run** made with its settings but the
+   overrides (``--epochs 3 --samples 300``), so such a study is still reported; runs with
+   other settings changed (the controlled variants of ``fnn-tui claims``, stored under the
+   base preset's name) stand for it only when no such run exists; its row then says how its settings
    differ from the preset's (:attr:`StudyRuns.differs`, e.g. "3 epochs, 300 samples");
 3. a preset with no run at all still gets its row, with no runs.
 
@@ -100,6 +102,13 @@ def pick_study(records: list[RunRecord], preset: Preset | None) -> tuple[str, bo
         wanted = preset.study_digest()
         if any(r.study == wanted for r in candidates):
             return wanted, True
+        # the runs of a variant (another learning rate, say) are stored under the preset's
+        # name too: they stand for it only when no study made with its settings but the
+        # overrides (epochs, samples) exists
+        for record in candidates:
+            stored = _stored(record)
+            if stored is not None and overrides_only(preset, stored):
+                return record.study, False
     return candidates[0].study, False
 
 # the sections that change what a run computes; [experiment] and [reported] are words and numbers about it
@@ -155,6 +164,21 @@ def _stored(record: RunRecord) -> Preset | None:
         return parse_preset(record.preset_toml, source=f"run {record.id}", name=record.preset)
     except PresetError:
         return None
+
+
+# what `--epochs` and `--samples` change: a study made with them still stands for its preset
+OVERRIDE_KEYS = (("data", "samples"), ("training", "epochs"))
+
+
+def overrides_only(current: Preset, used: Preset) -> bool:
+    """Whether ``used`` differs from ``current`` in the CLI's overrides only (epochs, samples,
+    and the seed), not in other settings (a controlled variant of ``fnn-tui claims``)."""
+    a, b = preset_to_dict(current), preset_to_dict(used)
+    for section in _TRAINING_SECTIONS:
+        for key in set(a[section]) | set(b[section]):
+            if (section, key) not in (*OVERRIDE_KEYS, ("data", "seed")) and a[section].get(key) != b[section].get(key):
+                return False
+    return True
 
 
 def _study_of(preset: Preset, records: list[RunRecord], *, known: bool) -> StudyRuns:

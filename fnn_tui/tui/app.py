@@ -72,6 +72,7 @@ class FnnApp(App[None]):
         Binding("p", "plot", "Plot", id="plot", show=False),
         Binding("i", "run_detail", "Detail", id="run_detail", show=False),
         Binding("f", "filter_runs", "Filter", id="filter_runs", show=False),
+        Binding("c", "claims", "Claims", id="claims", show=False),
         Binding("ctrl+s", "save", "Save", id="save"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
@@ -542,6 +543,14 @@ class FnnApp(App[None]):
     @on(Input.Submitted, "#controls Input")
     def _override_entered(self) -> None:
         self.action_focus_presets()
+
+    def action_claims(self) -> None:
+        """The notes' conclusions and their verdicts from the stored runs."""
+        if len(self.screen_stack) > 1:  # a dialog is open
+            return
+        from fnn_tui.tui.screens.claims import ClaimsScreen
+
+        self.push_screen(ClaimsScreen(self.home, self.catalog))
 
     def action_help(self) -> None:
         """Show the key bindings."""

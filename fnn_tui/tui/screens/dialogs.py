@@ -178,6 +178,7 @@ Pick a preset on the left, choose device and engine, press **r**.
 | i, enter | the highlighted run in detail: settings, end, why it was flagged dead or diverged (runs list) |
 | f | filter the runs list: `status:finished,diverged`, `dead`, `alive`, `preset:exp08`, `tag:trial`, `excluded`, `included` |
 | p | plot the highlighted run (lab: the preset's newest run; runs list: the row's run; report: the preset's seeds); esc or p goes back, v switches panels when narrow |
+| c | the notes' conclusions: a verdict each over the stored seeds, as the notes drew it and controlled |
 | ctrl+s | save: the report in the by-preset view, else the results table (Markdown, CSV, JSON) |
 | tab | move between list, controls and views |
 | ctrl+p | command palette |

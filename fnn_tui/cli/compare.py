@@ -1,0 +1,221 @@
+"""The ``compare`` and ``claims`` commands: two studies side by side with statistics, and
+the notes' eight conclusions judged over seeds (training what is missing).
+
+The statistics are :mod:`fnn_tui.report.compare`'s, the conclusions and verdict rules
+:mod:`fnn_tui.report.claims`'s; this module reads the options, trains through the one
+planner call (:func:`_train_missing`) and writes the text.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fnn_tui.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_RUN_FAILED,
+    DeviceOpt,
+    EngineOpt,
+    Settings,
+    app,
+    bad_input,
+    err,
+    examples,
+    fail,
+    literal,
+    output_format,
+    settings,
+    write_output,
+)
+
+SetOpt = list[str] | None
+
+
+def parse_changes(items: list[str] | None, option: str) -> dict[str, Any]:
+    """``key=value`` pairs (``model.hidden=[40,40]``, ``training.lr=0.05``) as settings; the
+    value is read as a TOML value, a bare word as a string (``model.norm=mean-var``)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    changes: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or "." not in key:
+            raise fail(f"{option} {item}: expected SECTION.KEY=VALUE, e.g. {option} training.lr=0.05")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        changes[key.strip()] = value
+    return changes
+
+
+def _side(store, s: Settings, name: str, changes: dict[str, Any], epochs: int | None, samples: int | None,
+          epoch: int | None):
+    from fnn_tui.report.claims import controlled_variant, describe_changes
+    from fnn_tui.report.compare import Side, side_runs, study_records
+    from fnn_tui.report.studies import load_studies
+
+    preset = s.catalog().get(name)
+    label = preset.name
+    if changes or epochs is not None or samples is not None:
+        preset = preset.with_overrides(epochs=epochs, samples=samples)
+        if changes:
+            preset = controlled_variant(preset, changes)
+            label += f" + {describe_changes(changes)}"
+        records = study_records(store, preset)
+    else:  # the study the report shows for this preset (its current settings, else its newest)
+        (study,) = load_studies(store, s.catalog(), [preset.name]) or [None]
+        records = list(study.records) if study else []
+        preset = study.preset if study else preset
+    return Side(label, preset, side_runs(store, records, epoch))
+
+
+@app.command(epilog=examples(("fnn-tui compare 10 11", "rows 10 and 11 over their stored seeds"),
+                             ("fnn-tui compare 3 3 --set-b training.lr=0.5 --metric test_loss",
+                              "row 3 against itself with another learning rate")))
+def compare(
+    ctx: typer.Context,
+    a: Annotated[str, typer.Argument(help="Side A: a preset name, number or TOML file.", metavar="A",
+                                     show_default=False)],
+    b: Annotated[str, typer.Argument(help="Side B.", metavar="B", show_default=False)],
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="train_loss, train_ratio, test_loss or "
+                                                     "test_ratio (repeatable; default: all four).",
+                                                     metavar="METRIC")] = None,
+    epoch: Annotated[int | None, typer.Option("--epoch", help="Compare at this epoch (default: the last).",
+                                              metavar="N", min=1)] = None,
+    set_a: Annotated[SetOpt, typer.Option("--set-a", help="Change a setting of A: SECTION.KEY=VALUE (repeatable).",
+                                          metavar="KEY=VALUE")] = None,
+    set_b: Annotated[SetOpt, typer.Option("--set-b", help="Change a setting of B.", metavar="KEY=VALUE")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="The studies trained with this many epochs.",
+                                               metavar="N")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", help="The studies trained with this many samples.",
+                                                metavar="N")] = None,
+    format_: Annotated[str | None, typer.Option("--format", "-f", help="md, csv or json (default: from -o's "
+                                                "suffix, else md).", metavar="FORMAT")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (atomically); stdout if "
+                                                "omitted.", metavar="FILE")] = None,
+) -> None:
+    """Compare two studies with statistics: counts, medians, intervals, tests and a power note."""
+    from fnn_tui.report.compare import FORMATS, render
+    from fnn_tui.report.compare import compare as compare_sides
+    from fnn_tui.report.reproduction import METRICS
+    from fnn_tui.store.runs import Store
+
+    s = settings(ctx)
+    fmt_name = output_format(format_, output, FORMATS)
+    for m in metric or []:
+        if m not in METRICS:
+            raise fail(f"--metric {m}: expected one of {', '.join(METRICS)}")
+    changes_a, changes_b = parse_changes(set_a, "--set-a"), parse_changes(set_b, "--set-b")
+    with bad_input(s):
+        with Store(s.home, reading=True) as store:
+            side_a = _side(store, s, a, changes_a, epochs, samples, epoch)
+            side_b = _side(store, s, b, changes_b, epochs, samples, epoch)
+        empty = [side.label for side in (side_a, side_b) if not side.counted()]
+        if empty:
+            raise fail(f"no finished or diverged run of {' or '.join(empty)} at the {_epoch(epoch)}: "
+                       f"train some first, e.g. `fnn-tui run {a} --seeds 10`")
+        result = compare_sides(side_a, side_b, tuple(metric or METRICS), epoch)
+        write_output(render(result, fmt_name), output, f"the comparison of {side_a.label} and {side_b.label}")
+
+
+def _epoch(epoch: int | None) -> str:
+    return "last epoch" if epoch is None else f"epoch {epoch}"
+
+
+def _train_missing(s: Settings, presets: list, seeds: list[int], options, jobs: int) -> int:
+    """Train the seeds of ``presets`` the store does not have yet; the exit code of training.
+
+    The one call into the planner, as ``fnn-tui run --seeds`` makes it.
+    """
+    from fnn_tui.cli.progress import train_here
+    from fnn_tui.runs.plan import plan
+    from fnn_tui.store.runs import Store
+
+    with Store(s.home) as store:
+        planned = plan(store, presets, options, seeds)
+    if planned.summary():
+        err.print(planned.summary(), soft_wrap=True)
+    if not planned.tasks:
+        return 0
+    err.print(f"training {len(planned.run_ids)} runs the conclusions need", soft_wrap=True)
+    _, code = train_here(s.home, planned.tasks, jobs, err)
+    return code
+
+
+@app.command(epilog=examples(("fnn-tui claims", "train what is missing over seeds 0-9, then the eight verdicts"),
+                             ("fnn-tui claims --no-train -o claims.md --figures figures",
+                              "the verdicts from the stored runs, with one figure each")))
+def claims(
+    ctx: typer.Context,
+    seeds: Annotated[str, typer.Option("--seeds", help="The seeds of every study: N (0..N-1), a list or a range.",
+                                       metavar="SEEDS")] = "10",
+    no_train: Annotated[bool, typer.Option("--no-train", help="Judge from the stored runs only; train nothing.")] = False,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Every row with this many epochs (not the notes' "
+                                               "settings: the output says so).", metavar="N")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", help="Every row with this many samples (not the notes' "
+                                                "settings).", metavar="N")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", help="Processes to train in (0: one per core).", min=0,
+                                      metavar="N")] = 0,
+    device: DeviceOpt = "auto",
+    engine: EngineOpt = "auto",
+    format_: Annotated[str | None, typer.Option("--format", "-f", help="md or json (default: from -o's suffix, "
+                                                "else md).", metavar="FORMAT")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (atomically); stdout if "
+                                                "omitted.", metavar="FILE")] = None,
+    figures: Annotated[Path | None, typer.Option("--figures", help="Also write one figure per conclusion into DIR.",
+                                                 metavar="DIR")] = None,
+) -> None:
+    """The notes' eight tuning conclusions, each with a verdict over seeds (and controlled)."""
+    from fnn_tui.core.trainer import RunOptions, resolve
+    from fnn_tui.report.claims import load_conclusions
+    from fnn_tui.report.verdicts import FORMATS, claim_sides, judge, presets_to_train, render
+    from fnn_tui.runs.plan import SeedsError, parse_seeds
+    from fnn_tui.store.runs import Store
+
+    s = settings(ctx)
+    fmt_name = output_format(format_, output, FORMATS)
+    try:
+        seed_list = parse_seeds(seeds)
+    except SeedsError as exc:
+        raise fail(str(exc)) from None
+    with bad_input(s):
+        conclusions = load_conclusions()
+        all_sides = claim_sides(conclusions, s.catalog(), epochs=epochs, samples=samples)
+        presets = presets_to_train(all_sides)
+        options = RunOptions(device=device, engine=engine)
+        for p in presets:
+            resolve(p, options)  # a bad device or engine: one line before any work
+        with Store(s.home):  # a damaged or locked store: one line before any work
+            pass
+        code = 0 if no_train else _train_missing(s, presets, seed_list, options, jobs or os.cpu_count() or 1)
+        with Store(s.home, reading=figures is None) as store:
+            results = judge(store, conclusions, all_sides, seeds=seed_list)
+        differs = ", ".join(p for p in (f"{epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "",
+                                        f"{samples} samples" if samples else "") if p)
+        differs = f"every row run with {differs}" if differs else ""
+        text = render(results, fmt_name, differs=differs)
+        if figures is not None:
+            _figures(results, figures)
+        write_output(text, output, f"the verdicts of {len(results)} conclusions")
+    if code > EXIT_RUN_FAILED:  # a signal; a diverged run is one of the outcomes the verdicts count
+        raise typer.Exit(code)
+
+
+def _figures(results, folder: Path) -> None:
+    from fnn_tui.report.claim_figures import write_claim_figures
+    from fnn_tui.report.figures import MatplotlibMissing
+
+    try:
+        written = write_claim_figures(results, folder)
+    except MatplotlibMissing as exc:
+        err.print(f"[red]error:[/red] {literal(exc)}", markup=True, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    err.print(f"wrote {len(written)} figures to {literal(folder)}", soft_wrap=True)

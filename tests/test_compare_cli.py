@@ -1,0 +1,104 @@
+"""`fnn-tui compare` and `fnn-tui claims` on real tiny runs, and the report's claims section."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fnn_tui.cli import app
+from fnn_tui.core.trainer import RunOptions
+from fnn_tui.runs.record import record_run
+
+runner = CliRunner()
+FUSED = RunOptions(engine="fused")
+TINY = {"epochs": 6, "samples": 120}  # six epochs: the decay (every 5) tells the rows apart
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def rows_10_11(home: Path, catalog) -> None:
+    """Rows 10 and 11 (they differ only in the decay), three tiny seeds each."""
+    for name in ("exp10", "exp11"):
+        preset = catalog.get(name).with_overrides(**TINY)
+        for seed in range(3):
+            record_run(home, preset.with_overrides(seed=seed), FUSED)
+
+
+def test_compare_gives_every_statistic_of_two_stored_studies(rows_10_11, tmp_path: Path) -> None:
+    result = invoke("compare", "10", "11", "--metric", "train_loss")
+    assert result.exit_code == 0, result.stderr
+    md = result.stdout
+    assert "## exp10 (A) against exp11 (B)" in md and "### train loss, last epoch" in md
+    assert "| runs counted (finished + diverged) | 3 | 3 |" in md
+    assert "bootstrap 95%, 10000 resamples" in md and "P(A better than B):" in md
+    assert "paired (same seed: same data and initial weights): 3 pairs" in md
+    assert "power: with n = 3 and 3, only an effect of d ≥" in md
+    target = tmp_path / "c.json"
+    assert invoke("compare", "10", "11", "--epochs", "6", "--samples", "120", "--epoch", "1", "-o", str(target)).exit_code == 0
+    doc = json.loads(target.read_text())
+    assert doc["format"] == "fnn-tui-comparison" and doc["seeds_pair"] is True
+    assert [m["metric"] for m in doc["metrics"]] == ["train_loss", "train_ratio", "test_loss", "test_ratio"]
+    assert {m["epoch"] for m in doc["metrics"]} == {1}
+    assert [r["seed"] for r in doc["a"]["runs"]] == [0, 1, 2]
+    assert doc["metrics"][0]["a"]["n"] == 3 and 0 <= doc["metrics"][0]["p_a_better"]["low"] <= 1
+    rows = list(csv.DictReader(io.StringIO(invoke("compare", "10", "11", "-f", "csv").stdout)))
+    assert len(rows) == 4 and rows[0]["a"] == "exp10" and float(rows[0]["power_smallest_d"]) > 1.3
+    # the same report twice: the seeded bootstrap gives the same digits
+    assert invoke("compare", "10", "11").stdout == invoke("compare", "10", "11").stdout
+
+
+def test_compare_a_variant_finds_its_own_study_only(rows_10_11) -> None:
+    result = invoke("compare", "10", "10", "--epochs", "6", "--samples", "120", "--set-b", "training.lr=0.05")
+    assert result.exit_code == 2 and "no finished or diverged run of exp10 + training.lr=0.05" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("compare", "10", "nope"), "no preset named 'nope'"),
+    (("compare", "10", "11", "--metric", "loss"), "--metric loss: expected one of"),
+    (("compare", "10", "11", "--set-a", "lr"), "expected SECTION.KEY=VALUE"),
+    (("compare", "10", "11", "--set-a", "training.lr=-1"), "variant: training.lr"),
+    (("compare", "10", "11"), "train some first"),
+    (("compare", "10", "11", "-f", "xlsx"), "md, csv or json"),
+    (("claims", "--seeds", "x"), "--seeds x"),
+    (("claims", "--device", "tpu"), "tpu"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message: str) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
+def test_claims_trains_what_is_missing_once_then_judges(home: Path, tmp_path: Path) -> None:
+    args = ("claims", "--seeds", "1", "--epochs", "1", "--samples", "60", "--jobs", "1")
+    first = invoke(*args, "-o", str(tmp_path / "claims.json"))
+    assert first.exit_code == 0, first.stderr
+    assert "training 14 runs the conclusions need" in first.stderr  # 8 rows and 6 controlled variants
+    doc = json.loads((tmp_path / "claims.json").read_text())
+    assert doc["differs"] == "every row run with 1 epoch, 60 samples" and len(doc["conclusions"]) == 8
+    # one seed a side: no interval, so no verdict but "needs seeds" (or nothing learnt at all)
+    kinds = {c["notes_test"]["verdict"]["kind"] for c in doc["conclusions"]}
+    assert kinds <= {"needs seeds", "not shown"}
+    controlled = {c["key"]: c["controlled_test"] for c in doc["conclusions"]}
+    assert controlled["decay-settles"] is None and controlled["wider-not-deeper"]["b"]["label"] == "exp03"
+    assert controlled["wider-not-deeper"]["a"]["label"] == "exp03 + model.hidden=[40, 40]"
+    again = invoke(*args, "--figures", str(tmp_path / "figs"))
+    assert again.exit_code == 0 and "training" not in again.stderr
+    assert "skipped: 14 seeds done with these settings" in again.stderr
+    assert "**Not the notes' settings**: every row run with 1 epoch, 60 samples." in again.stdout
+    assert "| 1 | wider-not-deeper |" in again.stdout
+    assert len(list((tmp_path / "figs").glob("claim-*.png"))) == 8
+    # the report's section judges from the same runs without training
+    report = invoke("report")
+    table, section = report.stdout.split("## Does the notes' reasoning hold?")
+    # the controlled variants are stored as runs of exp03 and exp05: they never stand for those rows
+    assert "exp03: 60 samples, 1 epoch;" in table and "model.hidden" not in table and "model.norm" not in table
+    assert "`fnn-tui claims` trains the seeds" in section and "exp03: 60 samples, 1 epoch" in section
+    assert "| 2 | small-lr-first | test loss, exp03 < exp04 | needs seeds: n = 1 |" in section
