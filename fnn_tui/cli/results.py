@@ -36,6 +36,7 @@ def results(
 ) -> None:
     """The runs list: every stored run, newest first ("dead" under a dead network's status)."""
     from fnn_tui.cli.render import runs_table
+    from fnn_tui.report.studies import variant_names
     from fnn_tui.runs.liveness import reap
     from fnn_tui.store.runs import Store
 
@@ -48,7 +49,7 @@ def results(
     if not records:
         err.print(f"no runs of {literal(only)} stored" if only else "no runs stored yet: try `fnn-tui run exp08 --epochs 3`")
         return
-    out.print(runs_table(records))
+    out.print(runs_table(records, variants=variant_names(s.catalog(), records)))
 
 
 @app.command(epilog=examples(("fnn-tui export", "Markdown on stdout"),
@@ -64,11 +65,13 @@ def export(
 ) -> None:
     """The results table: the newest finished run of each preset beside the notes' numbers."""
     from fnn_tui.report.export import FORMATS, render, results_table
+    from fnn_tui.report.studies import variant_names
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
     fmt_name = output_format(format_, output, FORMATS)
     with bad_input(s):
         with Store(s.home, reading=True) as store:
-            rows = results_table(store.list_runs(), latest_only=not all_runs)
+            records = store.list_runs()
+            rows = results_table(records, latest_only=not all_runs, variants=variant_names(s.catalog(), records))
         write_output(render(rows, fmt_name), output, f"{len(rows)} rows")

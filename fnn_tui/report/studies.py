@@ -8,7 +8,7 @@ for a preset:
    has any run of it;
 2. otherwise the study of the preset's **newest run**, so a study made with overrides
    (``--epochs 3 --samples 300``) is still reported; its row then says how its settings
-   differ from the preset's (:attr:`StudyRuns.differs`, e.g. "3 epochs, 300 samples");
+   differ from the preset's (:attr:`StudyRuns.differs`, e.g. "samples=300, epochs=3");
 3. a preset with no run at all still gets its row, with no runs.
 
 Presets the store knows but the catalog does not (a TOML file run by path) are reported
@@ -17,15 +17,14 @@ from their newest run's study as well.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fnn_tui.core.catalog import Catalog
 from fnn_tui.core.presets import Preset, PresetError, parse_preset, preset_to_dict
+from fnn_tui.core.variants import difference
 from fnn_tui.report.reproduction import Outcome, Study
 from fnn_tui.store.runs import RunRecord, Store
-
-# the sections that change what a run computes; [experiment] and [reported] are words and numbers about it
-_TRAINING_SECTIONS = ("data", "model", "training")
 
 
 @dataclass(frozen=True)
@@ -51,24 +50,32 @@ def outcome(record: RunRecord) -> Outcome:
 
 
 def differences(current: Preset, used: Preset) -> str:
-    """What ``used`` changes against ``current``, in the words of the CLI's overrides where
-    there are some ("3 epochs, 300 samples"), else ``section.key value``; the seed is left out."""
-    a, b = preset_to_dict(current), preset_to_dict(used)
-    named = {("training", "epochs"): "epochs", ("data", "samples"): "samples"}
-    parts = []
-    for section in _TRAINING_SECTIONS:
-        for key in sorted(set(a[section]) | set(b[section])):
-            if key == "seed" and section == "data":
-                continue
-            if a[section].get(key) != b[section].get(key):
-                value = b[section].get(key, "none")
-                word = named.get((section, key))
-                if word and value == 1:
-                    word = word.removesuffix("s")
-                parts.append(f"{value} {word}" if word else f"{section}.{key} {value}")
-    if not parts and (a != b):
+    """What ``used`` changes against ``current``, in the words of ``--set`` ("lr=0.05,
+    epochs=3"; :func:`fnn_tui.core.variants.difference`), the seed left out."""
+    diff = difference(current, used)
+    if not diff and preset_to_dict(current) != preset_to_dict(used):
         return "an earlier version of the preset file (same training settings)"
-    return ", ".join(parts)
+    return diff
+
+
+def variant_names(catalog: Catalog, records: Iterable[RunRecord]) -> dict[int, str]:
+    """Each run's difference to the catalog's preset of its name ("lr=0.05"; "" for a run
+    of the preset itself, or of a preset the catalog no longer has): what the runs list,
+    the results table and the app put after the preset's name."""
+    known = {p.name: p for p in catalog.valid()}
+    names: dict[int, str] = {}
+    seen: dict[tuple[str, str], str] = {}
+    for record in records:
+        base = known.get(record.preset)
+        if base is None:
+            names[record.id] = ""
+            continue
+        cache = (record.preset, record.study)
+        if cache not in seen:
+            stored = _stored(record)
+            seen[cache] = difference(base, stored) if stored is not None else ""
+        names[record.id] = seen[cache]
+    return names
 
 
 def _stored(record: RunRecord) -> Preset | None:
