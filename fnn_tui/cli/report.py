@@ -19,6 +19,7 @@ from fnn_tui.cli.common import (
     app,
     bad_input,
     err,
+    fail,
     output_format,
     settings,
     write_output,
@@ -56,6 +57,9 @@ def report(
     figures: Annotated[Path | None, typer.Option(
         "--figures", help="Also write one figure per preset (loss curves and fit) into DIR; a Markdown "
         "report links them.", metavar="DIR")] = None,
+    sweep: Annotated[str | None, typer.Option(
+        "--sweep", help="The report of a stored sweep instead: one row per variant over its seeds (and with "
+        "--figures, the metric against each swept setting).", metavar="NAME")] = None,
 ) -> None:
     """The report: each preset over all its seeds beside the notes' numbers, with a verdict."""
     from fnn_tui.report.reproduction import FORMATS, render, reproduction
@@ -65,6 +69,14 @@ def report(
 
     s = settings(ctx)
     fmt_name = output_format(format_, output, FORMATS)
+    if sweep is not None:
+        if presets:
+            raise fail("--sweep NAME reports one sweep: leave out the presets")
+        from fnn_tui.cli.sweep import report_sweep
+
+        with bad_input(s):
+            report_sweep(s, sweep, fmt_name, output, figures)
+        return
     with bad_input(s):
         with Store(s.home, reading=figures is None) as store:  # figures of old runs may be recomputed
             reap(store)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "runs.sqlite3"
 
 _MIGRATIONS: dict[int, str] = {
@@ -73,6 +73,19 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE epochs ADD COLUMN dead INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE epochs ADD COLUMN fit BLOB;
     CREATE INDEX runs_study ON runs(preset, study);
+    """,
+    # 4: sweeps (a grid of settings x seeds of one base preset, kept by name); their runs
+    # are ordinary runs, found by each variant's study
+    4: """
+    CREATE TABLE sweeps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        preset TEXT NOT NULL,
+        base_toml TEXT NOT NULL,
+        grid TEXT NOT NULL,
+        seeds TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
     """,
 }
 
