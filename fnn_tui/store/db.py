@@ -77,7 +77,7 @@ _MIGRATIONS: dict[int, str] = {
     # 4: sweeps (a grid of settings x seeds of one base preset, kept by name); their runs
     # are ordinary runs, found by each variant's study
     4: """
-    CREATE TABLE sweeps (
+    CREATE TABLE IF NOT EXISTS sweeps (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         name TEXT NOT NULL UNIQUE,
         preset TEXT NOT NULL,
