@@ -159,7 +159,8 @@ def _num(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def _cell(s: Spread) -> str:
+def cell(s: Spread) -> str:
+    """A metric's cell: ``median (min–max)``, or the one value, or a dash."""
     if s.n == 0:
         return "—"
     if s.n == 1 or s.min == s.max:
@@ -189,7 +190,7 @@ def render_markdown(report: SweepReport) -> str:
     for r in report.rows:
         name = f"**{r.name}** (best)" if r.best else r.name
         missing = f" +{r.missing} to do" if r.missing else ""
-        cells = [name, f"{r.finished}/{r.dead}/{r.diverged}{missing}", *[_cell(r.metrics[m]) for m in METRICS]]
+        cells = [name, f"{r.finished}/{r.dead}/{r.diverged}{missing}", *[cell(r.metrics[m]) for m in METRICS]]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", "Each cell: median (min–max) over the variant's finished seeds; n/dead/div: finished, of them "
                   "dead, diverged. The best variant has the lowest median test loss."]
