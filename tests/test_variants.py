@@ -37,6 +37,7 @@ def test_every_section_can_be_set_with_full_or_short_keys(catalog) -> None:
         "target=sin(x), domain=[-1,2], train_fraction=0.5, hidden=[50,50], norm=none, lr=0.05, momentum=0.9, "
         "decay_factor=0.9, decay_every=3, l2=0, clip=none")
     assert v.label(base, v.apply_settings(base, {"training.lr": 0.05})) == "exp08 · lr=0.05"
+    assert v.apply_settings(base, {"hidden": (50, 50)}).model.hidden == (50, 50)  # short key, tuple value
     # nothing changed is the preset itself, to the hash
     same = v.apply_settings(base, v.parse_settings(["lr=0.01"]))
     assert same.digest() == base.digest() and v.label(base, same) == "exp08"

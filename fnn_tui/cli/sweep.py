@@ -92,7 +92,7 @@ def sweep(
         stored, fresh = _request(s, target, set_ or [], seed_list, name, epochs, samples)
         check_size(fresh.grid, len(fresh.seeds))
         options = RunOptions(device=device, engine=engine)
-        for variant in fresh.variants[:1]:
+        for variant in fresh.variants:
             resolve(variant, options)  # bad device/engine: an error before any work
         with Store(s.home, reading=dry_run) as store:
             if stored is None:

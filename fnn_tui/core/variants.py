@@ -168,9 +168,9 @@ def apply_settings(preset: Preset, settings: Mapping[str, Any]) -> Preset:
         section, _, key = resolve_key(full).partition(".")
         if value is None:
             doc[section].pop(key, None)
-        else:
-            doc[section][key] = value
-    shown = ", ".join(f"{k.split('.', 1)[1]}={_show(v)}" for k, v in settings.items())
+        else:  # a tuple (a preset's own hidden widths) is the TOML array it stands for
+            doc[section][key] = list(value) if isinstance(value, tuple) else value
+    shown = ", ".join(f"{k.split('.')[-1]}={_show(v)}" for k, v in settings.items())
     source = f"--set {shorten(shown, 60)}" if settings else preset.source
     problems = _structural_problems(doc)  # a table where a value goes cannot even be written
     if problems:
