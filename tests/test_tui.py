@@ -104,7 +104,7 @@ async def test_run_a_preset_then_save_the_table(home: Path, tmp_path: Path) -> N
         row = table.rows_by_run[run.id]
         assert row.train_loss == run.final.train_loss and row.test_ratio == run.final.test_ratio
         cells = table.get_row(str(run.id))
-        assert cells[2] == "exp07" and cells[3].plain == "0" and cells[4].plain == "finished"
+        assert cells[2] == "exp07 · epochs=2" and cells[3].plain == "0" and cells[4].plain == "finished"
         assert cells[-2].startswith("(20,20,30), norm+clip+L2, 1000, 2") and cells[-1] == "(0.01,0.5)"
         # save as CSV through the dialog, with the keys
         target = tmp_path / "table.csv"

@@ -80,7 +80,7 @@ async def test_seeds_field_trains_every_seed_once_and_the_report_fills_in(home: 
         # the starred row says which settings its runs stand on
         table.move_cursor(row=6)
         await pilot.pause()
-        assert "exp07*: runs made with 1 epoch" in str(app.query_one("#results-hint").render())
+        assert "exp07*: runs made with epochs=1" in str(app.query_one("#results-hint").render())
         # Save here writes the report
         target = tmp_path / "report.json"
         await pilot.press("ctrl+s")

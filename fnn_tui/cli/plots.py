@@ -73,7 +73,7 @@ def plot(
         with Store(s.home) as store:
             try:
                 if run_id is not None:
-                    data = plot_for_run(store, run_id)
+                    data = plot_for_run(store, run_id, s.catalog())
                 else:
                     assert preset is not None
                     data = plot_for_preset(store, _catalog_preset(s, preset, store))

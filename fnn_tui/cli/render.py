@@ -20,6 +20,7 @@ from fnn_tui.store.runs import RunRecord
 # a dead network is said on a second line under its status: the status column stays as
 # narrow as "interrupted", so the tables still fit 80 columns
 DEAD = "\ndead"
+VARIANT_WIDTH = 18  # a variant's settings fold at this width in the runs list
 
 
 def status_text(status: RunStatus, suffix: str = "") -> Text:
@@ -87,21 +88,26 @@ def _when_short(ts: float | None) -> str:
 
 
 def runs_table(records: list[RunRecord], title: str = "Runs list (every stored run, newest first)",
-               roles: dict[int, SeedRole] | None = None) -> Table:
+               roles: dict[int, SeedRole] | None = None, variants: dict[int, str] | None = None) -> Table:
     """Stored runs, one line each; under the status, on lines of their own, "dead" for a dead
     network and the run's role in its study when it is not counted ("duplicate" of another
-    run of its seed, "excluded": that row is dim too). Fits 80 columns."""
+    run of its seed, "excluded": that row is dim too); a variant's settings under its
+    preset's name. Fits 80 columns."""
     # one space between columns: a dead run on a CUDA device with tiny losses still fits 80 columns
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
     for col, just in (("run", "right"), ("preset", "left"), ("seed", "right"), ("status", "left"), ("epochs", "right"),
                       ("train\nloss", "right"), ("test\nloss", "right"), ("engine", "left"), ("start", "left")):
-        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+        if col == "preset":  # a variant's settings wrap under the name
+            table.add_column(col, justify="left", max_width=VARIANT_WIDTH, overflow="fold")
+        else:
+            table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in records:
         f = r.final
         role = (roles or {}).get(r.id)
         extra = (DEAD if f is not None and f.dead else "") + (f"\n{role.role.label}" if role and role.role.label else "")
         table.add_row(
-            str(r.id), literal(r.preset), str(r.seed), status_text(r.status, extra),
+            str(r.id), _variant_cell(r.preset, (variants or {}).get(r.id, "")), str(r.seed),
+            status_text(r.status, extra),
             f"{r.epochs_done}/{r.epochs_total}",
             _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
             f"{r.engine}/{r.device}", _when_short(r.started_at),
@@ -121,23 +127,44 @@ def run_detail_table(detail: RunDetail) -> Table:
 
 
 def results_table(rows: list[ResultRow]) -> Table:
-    """Our final numbers with the notes' below them in brackets; fits 80 columns."""
+    """Our final numbers with the notes' below them in brackets; fits 80 columns. A variant
+    is marked v1, v2... after its preset's name, its settings named under the table."""
     table = Table(
         title="Results table: ours (the notes'); ratio = mean |y_hat/y|, 1 is perfect",
-        title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+        title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left",
     )
     for col in ("preset", "status", "train\nloss", "train\nratio", "test\nloss", "test\nratio", "engine\ntime"):
         left = col in ("preset", "status", "engine\ntime")
         table.add_column(col, justify="left" if left else "right", no_wrap=True)
+    marks: dict[str, str] = {}
     for r in rows:
         wall = f"{r.wall_seconds:.1f} s" if r.wall_seconds else ""
+        name = _plain(r.preset)
+        if r.variant:
+            mark = marks.setdefault(r.label, f"v{len(marks) + 1}")
+            name = f"{name} {mark}"
         table.add_row(
-            literal(r.preset), Text(r.status + (DEAD if r.dead else ""), style=RunStatus(r.status.split("@")[0]).style),
+            Text(name), Text(r.status + (DEAD if r.dead else ""), style=RunStatus(r.status.split("@")[0]).style),
             _pair(r.train_loss, r.notes_train_loss), _pair(r.train_ratio, r.notes_train_ratio, r.notes_remark),
             _pair(r.test_loss, r.notes_test_loss), _pair(r.test_ratio, r.notes_test_ratio),
             f"{r.engine}\n{wall}",
         )
+    if marks:
+        table.caption = Text("\n".join(f"{mark}: {_plain(label)}" for label, mark in marks.items()))
     return table
+
+
+def _plain(text: str) -> str:
+    """Text shown as it is, control characters written out (``\\x1b``)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _variant_cell(preset: str, variant: str) -> Text:
+    """A preset's name, with a variant's settings under it, one per line ("· lr=0.05")."""
+    text = Text(_plain(preset))
+    for part in variant.split(", ") if variant else []:
+        text.append(f"\n· {part}", style="dim")
+    return text
 
 
 def _short(value: float | None, digits: int = 4) -> str:

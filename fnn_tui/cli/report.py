@@ -21,6 +21,7 @@ from fnn_tui.cli.common import (
     check_output,
     command_line,
     err,
+    fail,
     output_format,
     settings,
     write_output,
@@ -58,6 +59,9 @@ def report(
     figures: Annotated[Path | None, typer.Option(
         "--figures", help="Also write one figure per preset (loss curves and fit) into DIR; a Markdown "
         "report links them.", metavar="DIR")] = None,
+    sweep: Annotated[str | None, typer.Option(
+        "--sweep", help="The report of a stored sweep instead: one row per variant over its seeds (and with "
+        "--figures, the metric against each swept setting).", metavar="NAME")] = None,
 ) -> None:
     """The report: each preset over all its seeds beside the notes' numbers, with a verdict;
     in Markdown, of every preset, also the notes' conclusions judged from the stored runs."""
@@ -69,6 +73,14 @@ def report(
 
     s = settings(ctx)
     fmt_name = output_format(format_, output, FORMATS)
+    if sweep is not None:
+        if presets:
+            raise fail("--sweep NAME reports one sweep: leave out the presets")
+        from fnn_tui.cli.sweep import report_sweep
+
+        with bad_input(s):
+            report_sweep(s, sweep, fmt_name, output, figures)
+        return
     if figures is not None:
         check_output(figures, folder=True)
     with bad_input(s):

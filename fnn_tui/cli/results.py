@@ -37,12 +37,14 @@ def export(
     """The results table: the newest finished run of each preset beside the notes' numbers."""
     from fnn_tui.report.export import FORMATS, render, results_table
     from fnn_tui.report.provenance import provenance
+    from fnn_tui.report.studies import variant_names
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
     fmt_name = output_format(format_, output, FORMATS)
     with bad_input(s):
         with Store(s.home, reading=True) as store:
-            rows = results_table(store.list_runs(), latest_only=not all_runs)
+            records = store.list_runs()
+            rows = results_table(records, latest_only=not all_runs, variants=variant_names(s.catalog(), records))
         made = provenance(command_line(ctx), devices=(r.device for r in rows), engines=(r.engine for r in rows))
         write_output(render(rows, fmt_name, made), output, f"{len(rows)} rows")

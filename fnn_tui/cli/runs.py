@@ -87,7 +87,9 @@ def list_runs(ctx: typer.Context, preset: str | None, status: str | None, dead: 
             what = f" of {literal(only)}" if only else ""
             err.print(f"no runs{what} stored that match these filters")
         return
-    out.print(runs_table(records, roles=roles))
+    from fnn_tui.report.studies import variant_names
+
+    out.print(runs_table(records, roles=roles, variants=variant_names(s.catalog(), records)))
 
 
 @runs_app.command("list", epilog=examples(("fnn-tui runs list 8 --status finished", "exp08's finished runs"),

@@ -26,6 +26,7 @@ from fnn_tui.cli.common import (
 
 
 @app.command(epilog=examples(("fnn-tui run 8 --epochs 3", "preset exp08 for three epochs"),
+                             ("fnn-tui run 8 --set lr=0.05 --set hidden=[50,50]", "a variant of exp08"),
                              ("fnn-tui run --all --seeds 10 --jobs 0", "every preset over seeds 0-9, one process per core")))
 def run(
     ctx: typer.Context,
@@ -42,6 +43,10 @@ def run(
         metavar="SEEDS")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Override the number of epochs.", metavar="N")] = None,
     samples: Annotated[int | None, typer.Option("--samples", help="Override the number of samples.", metavar="N")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Change a setting (repeatable): KEY=VALUE with a full key (training.lr=0.05) or a short one "
+        "(lr=0.05, hidden=[50,50], norm=mean-var, clip=none); checked as a preset file is.",
+        metavar="KEY=VALUE")] = None,
     jobs: Annotated[int, typer.Option("--jobs", help="Tasks trained at once, one process each (0: one per core).", min=0,
                                       metavar="N")] = 1,
     again: Annotated[bool, typer.Option("--again", help="Train seeds already done with these settings once more "
@@ -69,6 +74,11 @@ def run(
             err.print("[red]error:[/red] name at least one preset, or use --all", markup=True)
             raise typer.Exit(EXIT_BAD_INPUT)
         chosen = [p.with_overrides(epochs=epochs, samples=samples, seed=seed) for p in chosen]
+        if set_:
+            from fnn_tui.core.variants import apply_settings, parse_settings
+
+            changes = parse_settings(set_)
+            chosen = [apply_settings(p, changes) for p in chosen]
         options = RunOptions(device=device, engine=engine)
         warnings = []
         for p in chosen:
@@ -123,13 +133,15 @@ def _seeds(seed: int | None, seeds: str | None) -> list[int] | None:
 def _print_results(s: Settings, ids: list[int]) -> None:
     from fnn_tui.cli.render import results_table
     from fnn_tui.report.export import result_row
+    from fnn_tui.report.studies import variant_names
     from fnn_tui.store.runs import Store
 
     with Store(s.home) as store:
         records = [r for r in (store.get_run(i) for i in ids) if r is not None]
     records.sort(key=lambda r: (r.number, r.preset, r.seed, r.id))  # the notes' table order
     if records:
-        out.print(results_table([result_row(r) for r in records]))
+        names = variant_names(s.catalog(), records)
+        out.print(results_table([result_row(r, names[r.id]) for r in records]))
 
 
 @app.command(epilog=examples(("fnn-tui resume 12", "continue run 12 where it stopped"),

@@ -29,7 +29,6 @@ Verdict rules (:func:`verdict`), on P(A better than B) with its bootstrap 95% in
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from fnn_tui.core.presets import Preset, PresetError, _semantic_problems, _structural_problems, preset_to_dict
+from fnn_tui.core.presets import Preset, preset_to_dict
 from fnn_tui.paths import builtin_presets_dir
 from fnn_tui.report.compare import MetricComparison
 from fnn_tui.report.reproduction import METRICS
@@ -130,25 +129,11 @@ def confounds(a: Preset, b: Preset, factor: Sequence[str]) -> list[str]:
 
 def controlled_variant(preset: Preset, changes: dict[str, Any]) -> Preset:
     """``preset`` with the settings ``changes`` (dotted keys; ``None`` removes an optional
-    one) and nothing else changed, validated as a preset file is.
+    one) and nothing else changed, validated as a preset file is: a variant, as
+    ``fnn-tui run --set`` makes it (:func:`fnn_tui.core.variants.apply_settings`)."""
+    from fnn_tui.core.variants import apply_settings
 
-    The one place claims make a variant: the variants issue's ``apply_settings`` can take
-    its place at merge.
-    """
-    sections: dict[str, dict[str, Any]] = {}
-    for key, value in changes.items():
-        section, _, name = key.partition(".")
-        sections.setdefault(section, {})[name] = value
-    parts = {}
-    for section, fields in sections.items():
-        current = getattr(preset, section)
-        fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in fields.items()}
-        parts[section] = dataclasses.replace(current, **fields)
-    variant = dataclasses.replace(preset, **parts)
-    problems = _structural_problems(preset_to_dict(variant)) or _semantic_problems(variant)
-    if problems:
-        raise PresetError(preset.source or preset.name, [f"variant: {p}" for p in problems])
-    return variant
+    return apply_settings(preset, changes)
 
 
 def describe_changes(changes: dict[str, Any]) -> str:

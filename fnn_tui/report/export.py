@@ -47,6 +47,12 @@ class ResultRow:
     device: str
     wall_seconds: float | None
     run_id: int
+    variant: str = ""  # the settings changed against the preset file ("lr=0.05"), "" for the preset itself
+
+    @property
+    def label(self) -> str:
+        """The preset's name, with its variant's settings after it: ``exp08 · lr=0.05``."""
+        return f"{self.preset} · {self.variant}" if self.variant else self.preset
 
 
 COLUMNS: list[tuple[str, str]] = [
@@ -72,8 +78,9 @@ COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def result_row(record: RunRecord) -> ResultRow:
-    """Build a row from a stored run; the notes' numbers come from its stored preset."""
+def result_row(record: RunRecord, variant: str = "") -> ResultRow:
+    """Build a row from a stored run; the notes' numbers come from its stored preset;
+    ``variant`` is its difference to the preset file (:func:`~fnn_tui.report.studies.variant_names`)."""
     try:
         preset = parse_preset(record.preset_toml, source=f"run {record.id}", name=record.preset)
         setting, lr_decay, rep = preset.setting(), preset.lr_decay(), preset.reported
@@ -102,12 +109,14 @@ def result_row(record: RunRecord) -> ResultRow:
         device=record.device,
         wall_seconds=record.wall_seconds,
         run_id=record.id,
+        variant=variant,
     )
 
 
-def results_table(records: list[RunRecord], *, latest_only: bool = True) -> list[ResultRow]:
+def results_table(records: list[RunRecord], *, latest_only: bool = True,
+                  variants: dict[int, str] | None = None) -> list[ResultRow]:
     """Rows for finished and diverged runs, by experiment number; the newest run per preset
-    unless ``latest_only`` is false."""
+    unless ``latest_only`` is false; ``variants`` names each run's variant by run id."""
     chosen: list[RunRecord] = []
     seen: set[str] = set()
     for r in sorted(records, key=lambda r: (-r.started_at, -r.id)):
@@ -117,7 +126,7 @@ def results_table(records: list[RunRecord], *, latest_only: bool = True) -> list
             continue
         seen.add(r.preset)
         chosen.append(r)
-    rows = [result_row(r) for r in chosen]
+    rows = [result_row(r, (variants or {}).get(r.id, "")) for r in chosen]
     return sorted(rows, key=lambda r: (r.number, r.preset, r.run_id))
 
 
@@ -149,6 +158,8 @@ def to_markdown(rows: list[ResultRow], provenance: Provenance | None = None) -> 
                 cell = row.notes_remark
             if key == "status":
                 cell = status_text(row)
+            if key == "preset":
+                cell = row.label
             cells.append(cell.replace("|", "\\|"))
         lines.append("| " + " | ".join(cells) + " |")
     return front_matter(provenance) + "\n".join(lines) + "\n"

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from fnn_tui.core import grid
+from fnn_tui.core.catalog import Catalog
 from fnn_tui.core.presets import Preset, PresetError, parse_preset
 from fnn_tui.core.state import CheckpointError, check_state, load_latest_checkpoint
 from fnn_tui.core.status import RunStatus
+from fnn_tui.core.variants import label
 from fnn_tui.report.files import ensure_folder
 from fnn_tui.report.plotdata import PlotData, RunInput, plot_data
 from fnn_tui.report.studies import counted_runs, pick_study
@@ -67,15 +69,20 @@ def run_input(store: Store, record: RunRecord, preset: Preset) -> RunInput:
     return (record.id, record.seed, record.status.value, dead, store.epochs(record.id), blob)
 
 
-def plot_for_run(store: Store, run_id: int) -> PlotData:
-    """The loss curves and fit of one run."""
+def plot_for_run(store: Store, run_id: int, catalog: Catalog | None = None) -> PlotData:
+    """The loss curves and fit of one run; with the ``catalog``, a variant's title names its
+    settings against the preset file ("exp08 · lr=0.05")."""
     record = store.get_run(run_id)
     if record is None:
         raise NothingToPlot(f"no run with id {run_id}; `fnn-tui runs` lists them")
     preset = _stored_preset(record)
     # an active run's status changes while it is shown: only an ended one is named
     status = "" if record.status.active else f", {record.status.label}"
-    title = f"{record.preset} run {record.id}, seed {record.seed}{status}: {preset.setting()}"
+    name = record.preset
+    if catalog is not None:
+        base = next((p for p in catalog.valid() if p.name == record.preset), None)
+        name = label(base, preset) if base is not None else name
+    title = f"{name} run {record.id}, seed {record.seed}{status}: {preset.setting()}"
     return _made_by(plot_data(preset, [run_input(store, record, preset)], title=title), [record])
 
 
@@ -118,7 +125,8 @@ def plot_for_preset(store: Store, preset: str | Preset, study: str | None = None
     if not runs:
         raise NothingToPlot(f"no started runs of {name} with these settings")
     stored = _stored_preset(runs[-1])
-    title = f"{name} study, {which}: {stored.setting()}"
+    shown = name if isinstance(preset, str) else label(preset, stored)  # a variant's study names its settings
+    title = f"{shown} study, {which}: {stored.setting()}"
     return _made_by(plot_data(stored, [run_input(store, r, stored) for r in runs], title=title), runs)
 
 

@@ -10,7 +10,7 @@ for a preset:
    overrides (``--epochs 3 --samples 300``), so such a study is still reported; runs with
    other settings changed (the controlled variants of ``fnn-tui claims``, stored under the
    base preset's name) stand for it only when no such run exists; its row then says how its settings
-   differ from the preset's (:attr:`StudyRuns.differs`, e.g. "3 epochs, 300 samples");
+   differ from the preset's (:attr:`StudyRuns.differs`, e.g. "samples=300, epochs=3");
 3. a preset with no run at all still gets its row, with no runs.
 
 Presets the store knows but the catalog does not (a TOML file run by path) are reported
@@ -35,6 +35,7 @@ from enum import Enum
 from fnn_tui.core.catalog import Catalog
 from fnn_tui.core.presets import Preset, PresetError, parse_preset, preset_to_dict
 from fnn_tui.core.status import RunStatus
+from fnn_tui.core.variants import difference
 from fnn_tui.report.reproduction import Outcome, Study
 from fnn_tui.store.runs import RunRecord, Store
 
@@ -139,24 +140,32 @@ def outcome(record: RunRecord) -> Outcome:
 
 
 def differences(current: Preset, used: Preset) -> str:
-    """What ``used`` changes against ``current``, in the words of the CLI's overrides where
-    there are some ("3 epochs, 300 samples"), else ``section.key value``; the seed is left out."""
-    a, b = preset_to_dict(current), preset_to_dict(used)
-    named = {("training", "epochs"): "epochs", ("data", "samples"): "samples"}
-    parts = []
-    for section in _TRAINING_SECTIONS:
-        for key in sorted(set(a[section]) | set(b[section])):
-            if key == "seed" and section == "data":
-                continue
-            if a[section].get(key) != b[section].get(key):
-                value = b[section].get(key, "none")
-                word = named.get((section, key))
-                if word and value == 1:
-                    word = word.removesuffix("s")
-                parts.append(f"{value} {word}" if word else f"{section}.{key} {value}")
-    if not parts and (a != b):
+    """What ``used`` changes against ``current``, in the words of ``--set`` ("lr=0.05,
+    epochs=3"; :func:`fnn_tui.core.variants.difference`), the seed left out."""
+    diff = difference(current, used)
+    if not diff and preset_to_dict(current) != preset_to_dict(used):
         return "an earlier version of the preset file (same training settings)"
-    return ", ".join(parts)
+    return diff
+
+
+def variant_names(catalog: Catalog, records: Iterable[RunRecord]) -> dict[int, str]:
+    """Each run's difference to the catalog's preset of its name ("lr=0.05"; "" for a run
+    of the preset itself, or of a preset the catalog no longer has): what the runs list,
+    the results table and the app put after the preset's name."""
+    known = {p.name: p for p in catalog.valid()}
+    names: dict[int, str] = {}
+    seen: dict[tuple[str, str], str] = {}
+    for record in records:
+        base = known.get(record.preset)
+        if base is None:
+            names[record.id] = ""
+            continue
+        cache = (record.preset, record.study)
+        if cache not in seen:
+            stored = _stored(record)
+            seen[cache] = difference(base, stored) if stored is not None else ""
+        names[record.id] = seen[cache]
+    return names
 
 
 def _stored(record: RunRecord) -> Preset | None:

@@ -126,6 +126,7 @@ class Plan:
     active: list[int] = field(default_factory=list)  # run ids of seeds queued or training elsewhere
     resumed: list[int] = field(default_factory=list)  # run ids among the tasks' that continue
     repeats: list[int] = field(default_factory=list)  # new runs of seeds already done (``again``)
+    todo: list[tuple[Preset, int]] = field(default_factory=list)  # each run to train and its epochs left
 
     @property
     def run_ids(self) -> list[int]:
@@ -169,11 +170,12 @@ def plan(
     seeds: list[int] | None = None,
     *,
     again: bool = False,
+    dry: bool = False,
 ) -> Plan:
     """Plan ``presets`` (with their overrides applied) over ``seeds`` (``None``: each preset's
     own seed): every seed not done is claimed and put into a task. Bad input (device, engine)
     raises before anything is claimed; should anything fail while claiming, what was claimed
-    is given back."""
+    is given back. ``dry``: decide only (``Plan.todo``; a dry run), claim nothing, no tasks."""
     for preset in presets:
         resolve(preset, options)
     result = Plan()
@@ -186,13 +188,14 @@ def plan(
                 run = preset.with_overrides(seed=seed)
                 wanted.setdefault(run.digest(), run)  # the same run asked twice is one run
         for run in wanted.values():
-            lane = _plan_one(store, run, options, again, result)
+            lane = _plan_one(store, run, options, again, result, dry)
             if lane is not None:
                 lanes.append(lane)
     except BaseException:
         _give_back(store, lanes)
         raise
-    result.tasks = _tasks(lanes)
+    if not dry:
+        result.tasks = _tasks(lanes)
     return result
 
 
@@ -205,6 +208,7 @@ def plan_resume(store: Store, run_ids: list[int]) -> Plan:
         for rid in run_ids:
             record, preset, state = prepare_resume(store, rid)
             claim(store, record, RunStatus.QUEUED)
+            result.todo.append((preset, preset.training.epochs - (state.epoch if state is not None else 0)))
             lanes.append(_Lane(_reread(store, rid), preset, state, record.status, record.message))
             result.resumed.append(rid)
     except BaseException:
@@ -214,8 +218,10 @@ def plan_resume(store: Store, run_ids: list[int]) -> Plan:
     return result
 
 
-def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, result: Plan) -> _Lane | None:
-    """Decide one (settings, seed): done, active elsewhere, resumed or new; claim it."""
+def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, result: Plan,
+              dry: bool = False) -> _Lane | None:
+    """Decide one (settings, seed): done, active elsewhere, resumed or new; claim it (unless
+    ``dry``)."""
     study = run.study_digest()
     same = [r for r in store.list_runs(run.name) if r.study == study and r.seed == run.data.seed]  # newest first
     final = next((r for r in same if r.status.final and not r.excluded), None)  # excluded: left out of the study
@@ -231,11 +237,20 @@ def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, resul
         for record in (r for r in same if r.status in RESUMABLE):
             try:
                 record, preset, state = prepare_resume(store, record.id)
-                claim(store, record, RunStatus.QUEUED)
+                if not dry:
+                    claim(store, record, RunStatus.QUEUED)
             except ResumeError:
                 continue  # no usable checkpoint, or another process took it: a new run can go on
             result.resumed.append(record.id)
+            result.todo.append((preset, preset.training.epochs - (state.epoch if state is not None else 0)))
+            if dry:
+                return None
             return _Lane(_reread(store, record.id), preset, state, record.status, record.message)
+    if dry:
+        if final is not None:
+            result.done.append(final.id)
+        result.todo.append((run, run.training.epochs))
+        return None
     rid = store.create_run(run, engine=resolved.engine, device=resolved.device, status=RunStatus.QUEUED,
                            unless_taken=not again, repeat_of=final.id if final is not None else None)
     if rid is None:  # another process claimed this seed since we looked
@@ -247,6 +262,7 @@ def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, resul
     if final is not None:
         result.done.append(final.id)
         result.repeats.append(rid)
+    result.todo.append((run, run.training.epochs))
     return _Lane(_reread(store, rid), run, None)
 
 

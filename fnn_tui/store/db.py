@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DB_NAME = "runs.sqlite3"
 
 _MIGRATIONS: dict[int, str] = {
@@ -91,6 +91,19 @@ _MIGRATIONS: dict[int, str] = {
     ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '';
     ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT '';
     ALTER TABLE runs ADD COLUMN repeat_of INTEGER;
+    """,
+    # 7: sweeps (a grid of settings x seeds of one base preset, kept by name); their runs
+    # are ordinary runs, found by each variant's study
+    7: """
+    CREATE TABLE IF NOT EXISTS sweeps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        preset TEXT NOT NULL,
+        base_toml TEXT NOT NULL,
+        grid TEXT NOT NULL,
+        seeds TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
     """,
 }
 

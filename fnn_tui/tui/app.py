@@ -30,7 +30,7 @@ from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, engine_cost, resolve
 from fnn_tui.report.reproduction import reproduction
 from fnn_tui.report.runinfo import RunFilter
-from fnn_tui.report.studies import load_studies, seed_roles
+from fnn_tui.report.studies import load_studies, seed_roles, variant_names
 from fnn_tui.runs.background import NotRunningError, stop_run
 from fnn_tui.runs.liveness import reap
 from fnn_tui.runs.plan import Plan, SeedsError, parse_seeds, plan, plan_resume
@@ -42,6 +42,8 @@ from fnn_tui.tui.messages import Following, QueueEnded, ResultsLoaded, RunEvent
 from fnn_tui.tui.screens.dialogs import ChoiceScreen, HelpScreen, SaveScreen
 from fnn_tui.tui.screens.plot import PlotScreen, PlotTarget
 from fnn_tui.tui.screens.run_detail import FilterScreen, RunDetailScreen, filtered_rows
+from fnn_tui.tui.screens.sweeps import SweepReportScreen, SweepsScreen
+from fnn_tui.tui.screens.variant import VariantRequest, VariantScreen
 from fnn_tui.tui.state import RunState
 from fnn_tui.tui.widgets.controls import RunControls
 from fnn_tui.tui.widgets.live import LiveView
@@ -50,6 +52,7 @@ from fnn_tui.tui.widgets.preset_list import PresetList
 from fnn_tui.tui.widgets.report import ReportTable
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
 
+SWEEP_SCREENS = (SweepsScreen, SweepReportScreen)
 HINTS = {
     "results": "Runs list: i detail  f filter  b by preset  o sort  u resume  ^s save  t back",
     "report": "Report: each preset over its seeds. b runs list  ^s save report  t back",
@@ -73,6 +76,8 @@ class FnnApp(App[None]):
         Binding("i", "run_detail", "Detail", id="run_detail", show=False),
         Binding("f", "filter_runs", "Filter", id="filter_runs", show=False),
         Binding("c", "claims", "Claims", id="claims", show=False),
+        Binding("e", "edit_settings", "Settings", id="edit_settings", show=False),
+        Binding("w", "sweeps", "Sweeps", id="sweeps", show=False),
         Binding("ctrl+s", "save", "Save", id="save"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
@@ -229,6 +234,34 @@ class FnnApp(App[None]):
             return
         self.runs.follow([])
         self._plan_and_start([prepared[0]], prepared[1], seeds)
+
+    def action_edit_settings(self) -> None:
+        """Open the highlighted preset's settings as a form; what it returns runs as a variant."""
+        if not self._can_start(self.action_edit_settings):
+            return
+        entry = self.query_one(PresetList).entry
+        if entry is None or entry.preset is None:
+            if entry is not None and entry.error is not None:
+                self.notify(entry.error.first_line(), title="Invalid preset", severity="error")
+            return
+        controls = self.query_one(RunControls)
+        self.push_screen(VariantScreen(entry.preset, controls.seeds()), self._run_variant)
+
+    def _run_variant(self, request: VariantRequest | None) -> None:
+        if request is None or not self._can_start(lambda: self._run_variant(request)):
+            return
+        options = self.query_one(RunControls).options()
+        try:
+            resolve(request.preset, options)
+        except (DeviceError, EngineError) as exc:
+            self.notify(str(exc), title="Cannot run", severity="error")
+            return
+        self.runs.follow([])
+        self._plan_and_start([request.preset], options, request.seeds)
+
+    def action_sweeps(self) -> None:
+        """The stored sweeps; enter opens one's report."""
+        self.push_screen(SweepsScreen(self.home, self.catalog))
 
     def action_run_all(self) -> None:
         """Queue the marked presets, or every valid one, in order (every seed asked for); runs
@@ -434,7 +467,8 @@ class FnnApp(App[None]):
             reap(store)
             records = store.list_runs()
             reports = reproduction(s.study for s in load_studies(store, self.catalog))
-        self.post_message(ResultsLoaded(records, table_rows(records), ask, reports, seed_roles(records)))
+        rows = table_rows(records, variant_names(self.catalog, records))
+        self.post_message(ResultsLoaded(records, rows, ask, reports, seed_roles(records)))
 
     def on_results_loaded(self, message: ResultsLoaded) -> None:
         # Loads run in threads and may arrive out of order: an older one would bring back
@@ -625,6 +659,8 @@ class FnnApp(App[None]):
         on the lab or the runs list, which are hidden there."""
         if isinstance(self.screen, PlotScreen) and action not in self.PLOT_SCREEN_ACTIONS:
             return False
+        if isinstance(self.screen, SWEEP_SCREENS) and action not in self.PLOT_SCREEN_ACTIONS - {"stop"}:
+            return False  # the sweeps views cover the lab: its keys would act unseen
         return True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

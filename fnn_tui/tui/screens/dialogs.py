@@ -170,6 +170,8 @@ Pick a preset on the left, choose device and engine, press **r**.
 | space | mark a preset for Run all |
 | r | run the highlighted preset |
 | a | run all (the marked presets, or every one) |
+| e | the highlighted preset's settings as a form: change any (checked as you type, as `--set`), enter runs the variant with its seeds field, esc closes |
+| w | the sweeps list (`fnn-tui sweep` makes them); enter opens a sweep's report, esc goes back |
 | s | stop the run (stored as cancelled) |
 | u | resume the highlighted interrupted, cancelled, crashed or failed run (runs list) |
 | t | switch between the lab and the runs list (every stored run) |

@@ -29,9 +29,10 @@ SHOWN = tuple(status for status in RunStatus if status != RunStatus.QUEUED)
 SORT_CYCLE = ["run", "preset", "seed", "train_loss", "test_loss", "test_ratio", "wall"]
 
 
-def table_rows(records: list[RunRecord]) -> list[ResultRow]:
-    """The rows to show; parses each run's stored preset, so call it off the UI thread."""
-    return [result_row(r) for r in records if r.status in SHOWN]
+def table_rows(records: list[RunRecord], variants: dict[int, str] | None = None) -> list[ResultRow]:
+    """The rows to show (``variants``: each run's settings against its preset file, by run
+    id); parses each run's stored preset, so call it off the UI thread."""
+    return [result_row(r, (variants or {}).get(r.id, "")) for r in records if r.status in SHOWN]
 
 
 
@@ -78,7 +79,7 @@ class ResultsTable(DataTable):
         notes_ratio = (_num(r.notes_train_ratio) if r.notes_train_ratio is not None
                        else Text(r.notes_remark.replace("train acc ", "")))
         wall = _num(r.wall_seconds) if r.wall_seconds is not None else Text("")
-        return [Text(str(r.run_id), justify="right"), Text(str(r.number), justify="right"), r.preset,
+        return [Text(str(r.run_id), justify="right"), Text(str(r.number), justify="right"), r.label,
                 Text(str(r.seed), justify="right"), status, r.epochs,
                 _num(r.train_loss), _num(r.notes_train_loss), _num(r.train_ratio), notes_ratio,
                 _num(r.test_loss), _num(r.notes_test_loss), _num(r.test_ratio), _num(r.notes_test_ratio),

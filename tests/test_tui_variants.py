@@ -1,0 +1,104 @@
+"""The app's settings form (a variant run with the seeds field) and its sweeps views, at 80x24
+with the keys alone, on tiny real runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import DataTable, Input, Label
+from typer.testing import CliRunner
+
+from fnn_tui.cli import app as cli_app
+from fnn_tui.store.runs import Store
+from fnn_tui.tui.app import FnnApp
+from fnn_tui.tui.screens.sweeps import SweepReportScreen, SweepsScreen
+from fnn_tui.tui.screens.variant import VariantScreen
+from fnn_tui.tui.widgets.preset_list import PresetList
+from fnn_tui.tui.widgets.results import ResultsTable
+
+SIZE = (80, 24)
+
+
+async def _until(pilot, condition, tries: int = 1200) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the condition never came true")
+
+
+def _error(app) -> str:
+    return str(app.screen.query_one("#variant-error", Label).render())
+
+
+async def test_the_settings_form_checks_as_you_type_and_runs_the_variant(home: Path) -> None:
+    app = FnnApp(home=home, preset="exp08")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        assert app.query_one(PresetList).entry.name == "exp08"
+        await pilot.press("e")
+        await _until(pilot, lambda: isinstance(app.screen, VariantScreen))
+        form = app.screen
+        assert form.field("lr").value == "0.01" and form.field("hidden").value == "[20,20,30]"
+        assert form.field("clip").value != "" and _error(app) == ""
+        # typed key by key: a bad value says what --set says, at once
+        form.field("lr").focus()
+        form.field("lr").value = ""
+        await pilot.press(*"abc")
+        assert _error(app) == "--set lr=abc: training.lr: expected a finite number > 0, found string 'abc'"
+        assert form.field("lr").has_class("-invalid")
+        await pilot.press("enter")  # refused: the form stays
+        assert isinstance(app.screen, VariantScreen)
+        form.field("lr").value = ""
+        await pilot.press(*"0.05")
+        assert _error(app) == "" and not form.field("lr").has_class("-invalid")
+        for key, value in (("samples", "200"), ("epochs", "1")):
+            form.field(key).value = value
+        await pilot.pause()
+        assert "runs: exp08 · samples=200, epochs=1, lr=0.05" in str(form.query_one("#variant-name", Label).render())
+        seeds = form.query_one("#variant-seeds", Input)
+        seeds.focus()
+        await pilot.press("2")
+        await pilot.press("enter")
+        await _until(pilot, lambda: not isinstance(app.screen, VariantScreen))
+        await _until(pilot, lambda: app.runs.followed is not None)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        with Store(home) as store:
+            runs = store.list_runs()
+        assert sorted(r.seed for r in runs) == [0, 1] and {r.status.value for r in runs} == {"finished"}
+        assert all("lr = 0.05" in r.preset_toml and r.epochs_total == 1 for r in runs)
+        # the runs list names the variant
+        await pilot.press("escape", "t")
+        table = app.query_one(ResultsTable)
+        await _until(pilot, lambda: table.row_count == 2)
+        preset_cells = [str(table.get_row(str(r.id))[2]) for r in runs]
+        assert preset_cells == ["exp08 · samples=200, epochs=1, lr=0.05"] * 2
+
+
+async def test_the_sweeps_list_and_a_sweeps_report(home: Path) -> None:
+    made = CliRunner().invoke(cli_app, ["sweep", "8", "--set", "lr=0.001,0.1", "--seeds", "2", "--epochs", "1",
+                                        "--samples", "200", "--name", "tiny"])
+    assert made.exit_code == 0, made.output
+    app = FnnApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        await pilot.press("w")
+        await _until(pilot, lambda: isinstance(app.screen, SweepsScreen))
+        table = app.screen.query_one("#sweeps-table", DataTable)
+        await _until(pilot, lambda: table.row_count == 1)
+        assert [str(c) for c in table.get_row("tiny")] == ["tiny", "exp08", "lr 2", "0,1", "4/4"]
+        await pilot.press("enter")
+        await _until(pilot, lambda: isinstance(app.screen, SweepReportScreen) and app.screen.report is not None)
+        report = app.screen
+        rows = report.query_one("#sweep-table", DataTable)
+        assert rows.row_count == 2
+        names = [rows.get_row(k)[0].plain for k in ("lr=0.001", "lr=0.1")]
+        assert sum("(best)" in n for n in names) == 1
+        assert all(str(rows.get_row(k)[1]) == "2/0/0" for k in ("lr=0.001", "lr=0.1"))
+        title = str(report.query_one("#sweep-title", Label).render())
+        assert title.startswith("Sweep tiny: exp08 (samples=200, epochs=1), 2 variants x 2 seeds")
+        await pilot.press("escape")
+        assert isinstance(app.screen, SweepsScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, (SweepsScreen, SweepReportScreen))
