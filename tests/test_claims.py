@@ -78,7 +78,8 @@ def test_the_controlled_variant_changes_only_the_named_factor(catalog: Catalog) 
 
 
 def test_a_variant_is_validated_like_a_preset_file(catalog: Catalog) -> None:
-    with pytest.raises(PresetError, match="variant: training.lr"):
+    # the variants' own validation (core/variants.py: apply_settings), with `--set`'s words
+    with pytest.raises(PresetError, match="training.lr: expected a finite number > 0, found -1"):
         controlled_variant(catalog.get("exp03"), {"training.lr": -1.0})
     removed = controlled_variant(catalog.get("exp10"), {"training.clip": None})
     assert removed.training.clip is None and removed.training.l2 == catalog.get("exp10").training.l2

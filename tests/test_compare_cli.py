@@ -64,7 +64,7 @@ def test_compare_a_variant_finds_its_own_study_only(rows_10_11) -> None:
     (("compare", "10", "nope"), "no preset named 'nope'"),
     (("compare", "10", "11", "--metric", "loss"), "--metric loss: expected one of"),
     (("compare", "10", "11", "--set-a", "lr"), "expected SECTION.KEY=VALUE"),
-    (("compare", "10", "11", "--set-a", "training.lr=-1"), "variant: training.lr"),
+    (("compare", "10", "11", "--set-a", "training.lr=-1"), "training.lr: expected a finite number > 0"),
     (("compare", "10", "11"), "train some first"),
     (("compare", "10", "11", "-f", "xlsx"), "md, csv or json"),
     (("claims", "--seeds", "x"), "--seeds x"),
@@ -99,6 +99,6 @@ def test_claims_trains_what_is_missing_once_then_judges(home: Path, tmp_path: Pa
     report = invoke("report")
     table, section = report.stdout.split("## Does the notes' reasoning hold?")
     # the controlled variants are stored as runs of exp03 and exp05: they never stand for those rows
-    assert "exp03: 60 samples, 1 epoch;" in table and "model.hidden" not in table and "model.norm" not in table
-    assert "`fnn-tui claims` trains the seeds" in section and "exp03: 60 samples, 1 epoch" in section
+    assert "exp03: samples=60, epochs=1;" in table and "model.hidden" not in table and "model.norm" not in table
+    assert "`fnn-tui claims` trains the seeds" in section and "exp03: samples=60, epochs=1" in section
     assert "| 2 | small-lr-first | test loss, exp03 < exp04 | needs seeds: n = 1 |" in section

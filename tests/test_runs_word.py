@@ -77,7 +77,7 @@ def test_a_seed_trained_twice_counts_once_in_the_report(twice: dict[str, int], h
     listed = invoke("runs", "list", "8").stdout
     lines = listed.splitlines()
     first_row = next(i for i, line in enumerate(lines) if line.split()[:2] == [str(twice["first"]), "exp08"])
-    assert lines[first_row + 1].split() == ["duplicate"]
+    assert "duplicate" in lines[first_row + 1].split()  # under its status (its settings under its name)
     assert max(len(line) for line in lines) <= 80
 
 
@@ -92,7 +92,7 @@ def test_exclude_and_include_change_the_report_and_back(twice: dict[str, int]) -
     assert during["metrics"]["train_loss"]["all"] != before["metrics"]["train_loss"]["all"]
     listed = invoke("runs").stdout.splitlines()
     row = next(i for i, line in enumerate(listed) if line.split()[:1] == [str(other)])
-    assert listed[row + 1].split() == ["excluded"]  # kept in the runs list, said so
+    assert "excluded" in listed[row + 1].split()  # kept in the runs list, said so
     assert invoke("runs", "include", str(other)).exit_code == 0
     assert _exp08(_report("8")) == before
     # a wrong id is one line and exit 2, and changes nothing

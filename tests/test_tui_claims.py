@@ -39,7 +39,7 @@ async def test_the_claims_view_shows_eight_verdicts_and_the_highlighted_ones_tex
         assert decay[4] == "2/2" and decay[3] == "—"  # rows 10 and 11 differ in the decay only
         assert next(r for r in rows if r[1] == "wider-not-deeper")[2] == "not run"
         note = str(screen.query_one("#claims-note").render())
-        assert "exp10: 120 samples, 6 epochs" in note
+        assert "exp10: samples=120, epochs=6" in note
         await pilot.press("down")  # conclusion 2: its sentence below the table
         await pilot.pause()
         assert "训练初期宁可把学习率设小点" in str(screen.detail.render())

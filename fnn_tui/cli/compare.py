@@ -142,7 +142,8 @@ def _train_missing(s: Settings, presets: list, seeds: list[int], options, jobs: 
     with Store(s.home) as store:
         planned = plan(store, presets, options, seeds)
     if planned.summary():
-        err.print(planned.summary(), soft_wrap=True)
+        err.print(f"skipped: {planned.summary()}" if planned.done or planned.active else planned.summary(),
+                  soft_wrap=True)
     if not planned.tasks:
         return 0
     err.print(f"training {len(planned.run_ids)} runs the conclusions need", soft_wrap=True)
