@@ -1,14 +1,25 @@
-"""Per-step cost on exp08: the notes' own loop vs our PyTorch engine vs the fused engine.
+"""Per-step cost on exp08: the notes' own loop vs our PyTorch engine vs the fused engine,
+its kernel alone and end to end.
 
-Run: ``python benchmarks/steps.py`` (about 30 s). All three are measured in this one run
-on this machine, single-threaded, and the ratios are of medians over repeats. The
-notes-style loop is written from the lab notes: a Dataset of tensors, DataLoader with
-batch size 1 and shuffling, an nn.Module, the L2 sum in the loss, clip_grad_norm_, SGD
-with momentum and ``.item()`` twice per step.
+Run: ``python benchmarks/steps.py`` (about a minute; ``--no-end-to-end`` skips the
+commands). All are measured in this one run on this machine, single-threaded, and the
+ratios are of medians over repeats. The notes-style loop is written from the lab notes: a
+Dataset of tensors, DataLoader with batch size 1 and shuffling, an nn.Module, the L2 sum in
+the loss, clip_grad_norm_, SGD with momentum and ``.item()`` twice per step.
+
+End to end is the command a user types, ``fnn-tui run exp08 --engine fused`` with
+``--epochs 1`` and ``--epochs 30`` in a fresh store: the difference of the two wall times
+over the 29 epochs' steps leaves out the start (imports, loading the cached kernels) and
+keeps everything a run does per epoch. Where the time beside the kernel goes is measured
+in this process, one piece at a time, on the same state: the test evaluation, the fit on
+the plot grid, the snapshot, the checkpoint (``torch.save`` alone and the atomic, fsynced
+write of the store) and the epoch's row in the store.
 """
 
 from __future__ import annotations
 
+import argparse
+import io
 import os
 import platform
 import statistics
@@ -16,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn, optim
@@ -25,6 +37,12 @@ from fnn_tui.core.catalog import discover
 from fnn_tui.core.data import epoch_order, make_dataset
 from fnn_tui.core.engines.fused_engine import FusedEngine
 from fnn_tui.core.engines.torch_engine import TorchEngine
+from fnn_tui.core.events import EpochMetrics
+from fnn_tui.core.grid import grid_x
+from fnn_tui.core.state import TrainState, save_checkpoint
+from fnn_tui.store.runs import Store
+
+END_TO_END_EPOCHS = (1, 30)
 
 
 class NotesDataset(tud.Dataset):
@@ -107,13 +125,81 @@ def compile_seconds(cache_dir: str) -> float:
         "e=FusedEngine(p,d); e.set_epoch(0, epoch_order(d.n_train,0,0), 0.01); e.run_steps(0,1);"
         "e.evaluate(); print(time.perf_counter()-t)"
     )
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    env = dict(os.environ, FNN_TUI_CACHE=cache_dir)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def command_seconds(epochs: int, home: str) -> float:
+    """Wall seconds of ``fnn-tui run exp08 --engine fused --epochs N`` in store ``home``."""
+    args = [sys.executable, "-m", "fnn_tui", "--home", home, "run", "exp08", "--engine", "fused", "--epochs",
+            str(epochs)]
+    start = time.perf_counter()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env=dict(os.environ, NO_COLOR="1"))
+    return time.perf_counter() - start
+
+
+def end_to_end_us(steps_per_epoch: int, repeats: int) -> tuple[float, dict[int, float]]:
+    """Microseconds per step of the command, from the medians of both lengths (taken in turn)."""
+    times: dict[int, list[float]] = {e: [] for e in END_TO_END_EPOCHS}
+    with tempfile.TemporaryDirectory() as home:
+        command_seconds(1, home)  # the kernels in the cache, the store made
+        for _ in range(repeats):
+            for epochs in END_TO_END_EPOCHS:
+                times[epochs].append(command_seconds(epochs, home))
+    medians = {e: statistics.median(t) for e, t in times.items()}
+    short, long = END_TO_END_EPOCHS
+    return (medians[long] - medians[short]) / ((long - short) * steps_per_epoch) * 1e6, medians
+
+
+def median_ms(work, repeats: int = 30) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def epoch_pieces_ms(preset, data) -> dict[str, float]:
+    """Median milliseconds of each piece of one exp08 epoch, beside the kernel."""
+    engine = FusedEngine(preset, data)
+    engine.set_epoch(0, epoch_order(data.n_train, 0, 0), 0.001)
+    engine.run_steps(0, engine.steps_per_epoch)
+    fit_x = grid_x(preset)
+    toml, digest = preset.to_toml(), preset.digest()
+    params, momentum = engine.snapshot()
+    state = TrainState(1, params, momentum, toml, digest, "fused", 0)
+    pieces = {
+        "kernel (one epoch)": median_ms(lambda: engine.run_steps(0, engine.steps_per_epoch), 7),
+        "test evaluation": median_ms(engine.evaluate),
+        "fit on the plot grid": median_ms(lambda: engine.predict(fit_x)),
+        "snapshot": median_ms(engine.snapshot),
+        "order and schedule": median_ms(lambda: engine.set_epoch(1, epoch_order(data.n_train, 0, 1), 0.001)),
+    }
+    pieces["checkpoint: torch.save"] = median_ms(lambda: torch.save(state.to_payload(), io.BytesIO()))
+    with tempfile.TemporaryDirectory() as home:
+        # in a store's own folder, as a run writes it
+        with Store(Path(home)) as store:
+            run_id = store.create_run(preset, engine="fused", device="cpu")
+            folder = store.get_run(run_id).folder
+            pieces["checkpoint: atomic write"] = median_ms(lambda: save_checkpoint(state, folder / "checkpoint.pt"))
+            store.start_run(run_id, steps_per_epoch=engine.steps_per_epoch)
+            metrics = []
+            def add() -> None:
+                metrics.append(len(metrics) + 1)
+                store.add_epoch(run_id, EpochMetrics(len(metrics), 1.0, 1.0, 1.0, 1.0, 1.0, 0.001, 0.01), None)
+
+            pieces["epoch row in the store"] = median_ms(add)
+    return pieces
+
+
 def main() -> None:
     """Measure and print µs per step and the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-end-to-end", action="store_true", help="skip the fnn-tui commands")
+    args = parser.parse_args()
     torch.set_num_threads(1)
     preset = discover(include_user=False).get("exp08")
     data = make_dataset(preset.data)
@@ -124,9 +210,23 @@ def main() -> None:
     fused = engine_us(FusedEngine(preset, data), data.n_train, steps=data.n_train, repeats=7)
     print(f"notes-style loop {notes:10.1f} us/step   (median of 3 x 1000 steps)")
     print(f"torch engine     {ours_torch:10.1f} us/step   (median of 3 x 2000 steps)")
-    print(f"fused engine     {fused:10.2f} us/step   (median of 7 x {data.n_train} steps)")
+    print(f"fused engine     {fused:10.2f} us/step   (kernel only, median of 7 x {data.n_train} steps)")
+    if not args.no_end_to_end:
+        steps = FusedEngine(preset, data).steps_per_epoch
+        e2e, medians = end_to_end_us(steps, repeats=3)
+        short, long = END_TO_END_EPOCHS
+        print(f"fused end to end {e2e:10.2f} us/step   (`fnn-tui run exp08 --engine fused`: median of 3 x "
+              f"{long} epochs {medians[long]:.2f} s, minus 3 x {short} {medians[short]:.2f} s)")
     print(f"ratio notes/torch {notes / ours_torch:9.1f}x")
-    print(f"ratio notes/fused {notes / fused:9.0f}x")
+    print(f"ratio notes/fused {notes / fused:9.0f}x   (kernel only)")
+    if not args.no_end_to_end:
+        print(f"ratio notes/fused {notes / e2e:9.0f}x   (end to end)")
+        print(f"ratio end to end / kernel {e2e / fused:5.2f}")
+    pieces = epoch_pieces_ms(preset, data)
+    kernel = pieces["kernel (one epoch)"]
+    print("one exp08 epoch, piece by piece (median ms; share of the kernel's time):")
+    for name, ms in pieces.items():
+        print(f"  {name:26s} {ms:8.3f} ms  {ms / kernel:6.1%}")
     with tempfile.TemporaryDirectory() as cache:
         cold = compile_seconds(cache)
         warm = compile_seconds(cache)
