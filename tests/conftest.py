@@ -1,10 +1,18 @@
-"""Shared fixtures: every test gets its own store home and an empty user config folder."""
+"""Shared fixtures: every test gets its own store home and an empty user config folder.
+
+Compiled kernels are cached under the checkout's .pytest_cache (FNN_TUI_CACHE, also for the
+processes the tests start), not in the user cache folder of the machine; set before fnn_tui
+is imported, as Numba picks a kernel's cache place when the kernel is defined.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("FNN_TUI_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "fnn-tui-kernels"))
 
 from fnn_tui.core.catalog import Catalog, discover
 from fnn_tui.core.presets import Preset

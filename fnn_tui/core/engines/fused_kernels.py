@@ -15,96 +15,15 @@ kernels release the GIL, so the UI thread keeps running while they compute.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
+from fnn_tui.core.engines import kernel_cache
+from fnn_tui.core.engines.kernel_cache import KERNEL_FILES  # noqa: F401  (the files one stamp covers)
 
-def _choose_cache_dir() -> None:
-    """Cache compiled kernels next to this file when it is writable, else in the user's cache
-    folder (a read-only install), else in a temporary folder; ``NUMBA_CACHE_DIR`` wins."""
-    if os.environ.get("NUMBA_CACHE_DIR") or os.access(Path(__file__).parent, os.W_OK):
-        return
-    import platformdirs
+kernel_cache.install()  # before the first @njit(cache=True) below: the cache lives outside the package
 
-    for folder in (Path(platformdirs.user_cache_dir("fnn-tui", appauthor=False)) / "numba",
-                   Path(tempfile.gettempdir()) / f"fnn-tui-numba-{os.getuid() if hasattr(os, 'getuid') else 0}"):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(folder, os.W_OK):
-            os.environ["NUMBA_CACHE_DIR"] = str(folder)
-            import numba
-
-            numba.config.CACHE_DIR = str(folder)  # in case numba was imported already
-            return
-
-
-_choose_cache_dir()
-
-# The files whose code the kernels are compiled from. A kernel calls functions of the other
-# files (the multi-seed kernels: multi_passes, multi_plain and lanes' vector intrinsics).
-KERNEL_FILES = ("fused_kernels.py", "lanes.py", "multi_kernels.py", "multi_passes.py", "multi_plain.py")
-
-
-def _stamp_with_every_kernel_file() -> None:
-    """Make a cached kernel stale when any of :data:`KERNEL_FILES` changes, not only its own.
-
-    Numba checks only the file a cached function is defined in, so a change to a function
-    it calls in another file would keep loading the old machine code. Here each function
-    of these files is cached with one stamp for all of them (newest change time, total
-    size), wrapped around the place Numba would cache it anyway. With a Numba whose cache
-    works otherwise, nothing changes: the kernels stay correct, only a stale cache is
-    possible after editing these files (delete ``__pycache__``).
-    """
-    try:
-        from numba.core import caching
-
-        base = caching._CacheLocator
-        registry = caching.CacheImpl._locator_classes
-    except (ImportError, AttributeError):
-        return
-    folder = Path(__file__).resolve().parent
-    files = [folder / name for name in KERNEL_FILES]
-
-    class KernelFilesLocator(base):  # type: ignore[misc, valid-type]
-        def __init__(self, inner: object) -> None:
-            self._inner = inner
-
-        def ensure_cache_path(self) -> None:
-            self._inner.ensure_cache_path()
-
-        def get_cache_path(self) -> str:
-            return self._inner.get_cache_path()
-
-        def get_disambiguator(self) -> str:
-            return self._inner.get_disambiguator()
-
-        def get_source_stamp(self) -> tuple[float, int]:
-            stats = [f.stat() for f in files if f.exists()]
-            return max(st.st_mtime for st in stats), sum(st.st_size for st in stats)
-
-        @classmethod
-        def from_function(cls, py_func, py_file):
-            if Path(py_file).resolve() not in files:
-                return None
-            for other in registry:
-                if other is not cls:
-                    inner = other.from_function(py_func, py_file)
-                    if inner is not None:
-                        return cls(inner)
-            return None
-
-    if not any(c.__name__ == "KernelFilesLocator" for c in registry):
-        registry.insert(0, KernelFilesLocator)
-
-
-_stamp_with_every_kernel_file()
-
-from numba import njit  # noqa: E402  (after the cache folder is chosen)
+from numba import njit  # noqa: E402  (after the cache is set up)
 
 # Reassociation lets LLVM vectorise the dot products; no flag that assumes finite values,
 # so NaN and infinity checks stay exact.

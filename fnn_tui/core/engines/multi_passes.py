@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import njit
 
-from fnn_tui.core.engines import fused_kernels  # noqa: F401  (picks the Numba cache folder)
+from fnn_tui.core.engines import fused_kernels  # noqa: F401  (sets up the kernel cache first)
 from fnn_tui.core.engines.lanes import load, ones, relu, store, where_positive, zeros
 
 _NOALIAS: dict[str, bool] = {}
