@@ -7,6 +7,9 @@ reads like :func:`fnn_tui.core.trainer.train` and emits the same events, each ca
 ``lane`` it belongs to, so a caller records lane i exactly as a single run of
 ``seeds[i]``: its checkpoints are interchangeable with the fused engine's. A lane that
 diverges is reported and frozen while the others go on; stop and resume act on the group.
+On a CUDA device the same loop drives the GPU group engine
+(:mod:`fnn_tui.core.engines.cuda_group`, thousands of lanes a launch): :func:`group_run`
+says which engine a group gets.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 
-from fnn_tui.core.engines import EngineError
+from fnn_tui.core.devices import resolve_device
+from fnn_tui.core.engines import CUDA_GROUP_ENGINE, EngineError, fused_unsupported_reason
 from fnn_tui.core.events import (
     EndEvent,
     EpochFinished,
@@ -35,6 +39,7 @@ from fnn_tui.core.grid import grid_x
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import CheckpointError, TrainState
 from fnn_tui.core.trainer import (
+    ResolvedRun,
     RunOptions,
     StopFlag,
     _next_chunk,
@@ -76,6 +81,73 @@ def padded_lanes(lanes: int) -> int:
     return max(8, -(-lanes // 8) * 8)
 
 
+# When ``auto`` trains a group on the GPU (a real CUDA device, never the simulator): at least
+# this many lanes and seed-steps (lanes x steps per epoch x epochs). Provisional, not yet
+# measured: one GPU thread per lane walks its steps one after another (about 5-10 us a step
+# on exp08's shape, estimated), so the GPU pays only once the lanes outnumber what the CPU
+# cores do in that time (~0.2 us per seed-step per core) and the run outlasts the kernels'
+# first compile (seconds). benchmarks/gpu.py measures both sides.
+GPU_MIN_LANES = 1024
+GPU_MIN_SEED_STEPS = 10**9
+# the most lanes in one GPU group: one launch holds them all (16384 threads of 128 per block)
+GPU_MAX_LANES = 16384
+
+
+def gpu_pays(preset: Preset, lanes: int) -> bool:
+    """Whether ``auto`` should train ``lanes`` lanes of ``preset`` on the GPU: a real CUDA device
+    is here and the work is large (:data:`GPU_MIN_LANES`, :data:`GPU_MIN_SEED_STEPS`)."""
+    t = preset.training
+    steps = -(-preset.data.n_train // t.batch_size)
+    if lanes < GPU_MIN_LANES or lanes * steps * t.epochs < GPU_MIN_SEED_STEPS:
+        return False
+    import torch
+
+    if not torch.cuda.is_available():  # cheap, and no numba.cuda import on a CPU machine
+        return False
+    from fnn_tui.core.engines.cuda_group import real_gpu
+
+    return real_gpu()
+
+
+def group_run(preset: Preset, options: RunOptions, lanes: int) -> ResolvedRun:
+    """The device and engine that ``lanes`` seeds (or variants) of ``preset`` train on together.
+
+    - device ``cuda``/``cuda:N`` (engine ``auto``, ``fused`` or ``fused-cuda``): the GPU group
+      engine, ``fused-cuda`` (under Numba's CUDA simulator, ``NUMBA_ENABLE_CUDASIM=1``, the
+      simulator's one device, ``cuda:0``);
+    - device ``auto``: the GPU group engine when :func:`gpu_pays`, else as below;
+    - otherwise the single-run rule (:func:`resolve`), which must give the fused engine on
+      the CPU: the multi-seed kernel.
+
+    Raises :class:`EngineError` (or ``DeviceError``) when the lanes cannot train together;
+    the caller then trains them one by one.
+    """
+    device = options.device.strip().lower()
+    engine = options.engine.strip().lower()
+    gpu_engines = ("auto", "fused", CUDA_GROUP_ENGINE)
+    reason = fused_unsupported_reason(preset.model.activation, preset.training.loss, "cpu")
+    if device.startswith("cuda") and engine in gpu_engines:
+        if reason is not None:
+            raise EngineError(reason)
+        from fnn_tui.core.engines.cuda_group import simulated, unusable_reason
+
+        concrete = ("cuda:0" if device == "cuda" else device) if simulated() else resolve_device(device)
+        why = unusable_reason()
+        if why is not None:
+            raise EngineError(f"the GPU group engine cannot run here: {why}")
+        return ResolvedRun(device=concrete, engine=CUDA_GROUP_ENGINE)
+    if device == "auto" and engine in ("auto", "fused") and reason is None and gpu_pays(preset, lanes):
+        from fnn_tui.core.devices import available_devices
+
+        return ResolvedRun(device=available_devices()[1], engine=CUDA_GROUP_ENGINE)
+    if engine == CUDA_GROUP_ENGINE:
+        raise EngineError(f"the {CUDA_GROUP_ENGINE} engine runs on a CUDA device, not {device}")
+    run = resolve(preset, options)
+    if run.engine != "fused" or run.device != "cpu":
+        raise EngineError(f"seeds train together only on the fused engine on the CPU or a GPU, not {run.engine} on {run.device}")
+    return run
+
+
 def train_group(
     preset: Preset,
     seeds: Sequence[int],
@@ -86,16 +158,15 @@ def train_group(
 ) -> list[EndEvent]:
     """Train ``preset`` for each of ``seeds`` at once; return each lane's final event.
 
-    Raises :class:`EngineError` unless the fused engine runs on the CPU (the caller then
-    runs the seeds one by one) and :class:`CheckpointError` for checkpoints that do not
+    The lanes train on the engine :func:`group_run` names: the CPU's multi-seed kernel, or the
+    GPU group engine (``fused-cuda``, one GPU thread per lane, as many lanes as given). Raises
+    :class:`EngineError` when they cannot train together (the caller then runs the seeds one by one) and :class:`CheckpointError` for checkpoints that do not
     fit, or lanes at different positions; both before any work. After that every outcome
     is an event, per lane.
     """
-    from fnn_tui.core.engines.multi_engine import MultiFusedEngine, group_position
+    from fnn_tui.core.engines.multi_engine import group_position
 
-    run = resolve(preset, options)
-    if run.engine != "fused" or run.device != "cpu":
-        raise EngineError(f"seeds train together only on the fused engine on the CPU, not {run.engine} on {run.device}")
+    run = group_run(preset, options, len(seeds))
     lanes = len(seeds)
     presets = [preset.with_overrides(seed=s) for s in seeds]  # lane i is a single run of this
     if resume is not None:
@@ -115,13 +186,7 @@ def train_group(
         return [i for i in range(lanes) if ends[i] is None]
 
     try:
-        # the kernel pays for whole vectors: a group of 10 costs what one of 16 costs, and an odd
-        # lane count vectorises worse still, so the group is padded with copies of its first
-        # lane to a multiple of 8; the copies train along and are never reported
-        width = padded_lanes(lanes)
-        lane_seeds = list(seeds) + [seeds[0]] * (width - lanes)
-        lane_resume = None if resume is None else list(resume) + [resume[0]] * (width - lanes)
-        engine = MultiFusedEngine(preset, lane_seeds, lane_resume)
+        engine = _group_engine(run, preset, seeds, resume)
         steps = engine.steps_per_epoch
         if start_step >= steps:
             raise CheckpointError(f"the checkpoint is at step {start_step} of an epoch of {steps} steps")
@@ -208,6 +273,24 @@ def train_group(
         for i in live():
             end(i, RunFailed(f"{exc.__class__.__name__}: {exc}", time.perf_counter() - started, lane=i))
         return _done(ends)
+
+
+def _group_engine(run: ResolvedRun, preset: Preset, seeds: Sequence[int], resume: Sequence[TrainState | None] | None):
+    """The engine of a group: the GPU one (one thread per lane), or the CPU multi-seed one."""
+    lanes = len(seeds)
+    if run.engine == CUDA_GROUP_ENGINE:
+        from fnn_tui.core.engines.cuda_group import CudaGroupEngine
+
+        return CudaGroupEngine(preset, list(seeds), None if resume is None else list(resume))
+    from fnn_tui.core.engines.multi_engine import MultiFusedEngine
+
+    # the kernel pays for whole vectors: a group of 10 costs what one of 16 costs, and an odd
+    # lane count vectorises worse still, so the group is padded with copies of its first
+    # lane to a multiple of 8; the copies train along and are never reported
+    width = padded_lanes(lanes)
+    lane_seeds = list(seeds) + [seeds[0]] * (width - lanes)
+    lane_resume = None if resume is None else list(resume) + [resume[0]] * (width - lanes)
+    return MultiFusedEngine(preset, lane_seeds, lane_resume)
 
 
 def _states_at(engine, epoch: int, tomls: list[str], digests: list[str], engine_name: str,
