@@ -119,24 +119,30 @@ class CudaGroupEngine(MultiFusedEngine):
             raise ValueError(f"{len(self.hyper.lr)} lanes of hyperparameters for {k} lanes")
         self._train, self._predict = kernels(tuple(preset.model.sizes), self.batch, bool(self.use_norm))
         self._shape = launch_shape(k)
+        # a stream of its own: groups driven from several threads run side by side on the device
+        self.stream = cuda.stream()
         # the lanes' state and data live on the device from here on
-        self.d_params = cuda.to_device(self.params)
-        self.d_buf = cuda.to_device(self.buf)
-        self.d_x = cuda.to_device(np.ascontiguousarray(self.x_train))
-        self.d_y = cuda.to_device(np.ascontiguousarray(self.y_train))
-        self.d_x_test = cuda.to_device(self.x_test)
-        self.d_yhat = cuda.device_array_like(self.yhat)
-        self.d_live = cuda.to_device(self.live)
-        self.d_bad = cuda.to_device(self.bad)
-        self.d_losses = cuda.to_device(self.losses)
-        self.d_ratios = cuda.to_device(self.ratios)
-        self.d_lr = cuda.to_device(self.hyper.lr_at(0))
-        self.d_momentum = cuda.to_device(self.hyper.momentum.astype(np.float32))
-        self.d_two_l2 = cuda.to_device((2.0 * self.hyper.l2).astype(np.float32))
-        self.d_clip = cuda.to_device(self.hyper.clip.astype(np.float32))
+        self.d_params = self._up(self.params)
+        self.d_buf = self._up(self.buf)
+        self.d_x = self._up(np.ascontiguousarray(self.x_train))
+        self.d_y = self._up(np.ascontiguousarray(self.y_train))
+        self.d_x_test = self._up(self.x_test)
+        self.d_yhat = cuda.device_array_like(self.yhat, stream=self.stream)
+        self.d_live = self._up(self.live)
+        self.d_bad = self._up(self.bad)
+        self.d_losses = self._up(self.losses)
+        self.d_ratios = self._up(self.ratios)
+        self.d_lr = self._up(self.hyper.lr_at(0))
+        self.d_momentum = self._up(self.hyper.momentum.astype(np.float32))
+        self.d_two_l2 = self._up((2.0 * self.hyper.l2).astype(np.float32))
+        self.d_clip = self._up(self.hyper.clip.astype(np.float32))
         self.d_orders = None
         self.d_row_of = None
         self._stale = False  # whether the host's params/buf are behind the device's
+
+    def _up(self, array: np.ndarray):
+        """A device copy of ``array`` (on this engine's stream)."""
+        return cuda.to_device(array, stream=self.stream)
 
     # -- training -----------------------------------------------------------------------
     def set_epoch(self, epoch: int, lr: float | None = None) -> None:
@@ -146,16 +152,16 @@ class CudaGroupEngine(MultiFusedEngine):
         orders = np.stack([epoch_order(self.n_train, s, epoch).numpy() for s in distinct]).astype(np.int32)
         index = {s: i for i, s in enumerate(distinct)}
         row_of = np.array([index[s] for s in self.seeds], dtype=np.int32)
-        self.d_orders = cuda.to_device(orders)
-        self.d_row_of = cuda.to_device(row_of)
+        self.d_orders = self._up(orders)
+        self.d_row_of = self._up(row_of)
         rates = self.hyper.lr_at(epoch) if lr is None else np.full(self.lanes, lr, dtype=np.float32)
-        self.d_lr = cuda.to_device(rates)
+        self.d_lr = self._up(rates)
         self.lr = self.dtype(rates[0])
         self.epochs_set += 1
         self.losses[:] = 0
         self.ratios[:] = 0
-        self.d_losses.copy_to_device(self.losses)
-        self.d_ratios.copy_to_device(self.ratios)
+        self.d_losses.copy_to_device(self.losses, stream=self.stream)
+        self.d_ratios.copy_to_device(self.ratios, stream=self.stream)
 
     def run_steps(self, start: int, stop: int) -> np.ndarray:
         """One launch for steps ``start..stop-1`` of all lanes; per lane, the step whose loss
@@ -163,50 +169,50 @@ class CudaGroupEngine(MultiFusedEngine):
         if self.d_orders is None:
             raise RuntimeError("set_epoch first")
         self.bad[:] = -1
-        self.d_bad.copy_to_device(self.bad)
+        self.d_bad.copy_to_device(self.bad, stream=self.stream)
         blocks, threads = self._shape
-        self._train[blocks, threads](
+        self._train[blocks, threads, self.stream](
             self.d_params, self.d_buf, self.d_x, self.d_y, self.d_orders, self.d_row_of, start, stop,
             self.d_lr, self.d_momentum, self.d_two_l2, self.d_clip, self.d_live, self.d_bad,
             self.d_losses, self.d_ratios,
         )
-        self.d_bad.copy_to_host(self.bad)
-        self.d_live.copy_to_host(self.live)
+        self.d_bad.copy_to_host(self.bad, stream=self.stream)
+        self.d_live.copy_to_host(self.live, stream=self.stream)
+        self.stream.synchronize()
         if stop > start:
             self.started = [True] * self.lanes
             self._stale = True
         return self.bad.copy()
 
-    def synchronize(self) -> None:
-        """Wait for the device (for timing)."""
-        cuda.synchronize()
-
     def freeze(self, lane: int) -> None:
         """Stop updating ``lane``; the others go on."""
         self.live[lane] = 0
-        self.d_live.copy_to_device(self.live)
+        self.d_live.copy_to_device(self.live, stream=self.stream)
 
     def sync(self) -> None:
         """Bring the lanes' parameters and momentum back to the host arrays ``params``/``buf``."""
         if self._stale:
-            self.d_params.copy_to_host(self.params)
-            self.d_buf.copy_to_host(self.buf)
+            self.d_params.copy_to_host(self.params, stream=self.stream)
+            self.d_buf.copy_to_host(self.buf, stream=self.stream)
+            self.stream.synchronize()
             self._stale = False
 
     # -- metrics --------------------------------------------------------------------------
     def _pull_log(self) -> None:
-        self.d_losses.copy_to_host(self.losses)
-        self.d_ratios.copy_to_host(self.ratios)
+        self.d_losses.copy_to_host(self.losses, stream=self.stream)
+        self.d_ratios.copy_to_host(self.ratios, stream=self.stream)
+        self.stream.synchronize()
 
     def train_metrics(self) -> list[tuple[float, float]]:
         self._pull_log()
         return super().train_metrics()
 
     def _forward_all(self, d_xs, out: np.ndarray) -> np.ndarray:
-        d_out = cuda.device_array_like(out) if d_xs is not self.d_x_test else self.d_yhat
+        d_out = cuda.device_array_like(out, stream=self.stream) if d_xs is not self.d_x_test else self.d_yhat
         blocks, threads = self._shape
-        self._predict[blocks, threads](self.d_params, d_xs, d_out)
-        d_out.copy_to_host(out)
+        self._predict[blocks, threads, self.stream](self.d_params, d_xs, d_out)
+        d_out.copy_to_host(out, stream=self.stream)
+        self.stream.synchronize()
         return out
 
     def evaluate(self) -> list[tuple[float, float, float, float]]:
@@ -220,7 +226,7 @@ class CudaGroupEngine(MultiFusedEngine):
     def predict(self, xs: np.ndarray) -> np.ndarray:
         """Every lane's y_hat at the same points ``xs``: ``out[j, lane]`` (float32)."""
         x = np.ascontiguousarray(np.repeat(np.asarray(xs, dtype=np.float32).reshape(-1, 1), self.lanes, axis=1))
-        return self._forward_all(cuda.to_device(x), np.zeros_like(x))
+        return self._forward_all(self._up(x), np.zeros_like(x))
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self, lane: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -234,5 +240,5 @@ class CudaGroupEngine(MultiFusedEngine):
     def restore_step_log(self, lane: int, losses: torch.Tensor, ratios: torch.Tensor) -> None:
         self._pull_log()
         super().restore_step_log(lane, losses, ratios)
-        self.d_losses.copy_to_device(self.losses)
-        self.d_ratios.copy_to_device(self.ratios)
+        self.d_losses.copy_to_device(self.losses, stream=self.stream)
+        self.d_ratios.copy_to_device(self.ratios, stream=self.stream)
