@@ -64,3 +64,38 @@ def test_a_gpu_group_without_a_gpu_is_refused_before_any_work(catalog) -> None:
         group_run(catalog.get("exp08"), RunOptions(device="cuda"), 16)
     with pytest.raises(EngineError, match="fused-cuda"):
         group_run(catalog.get("exp08"), RunOptions(device="cpu", engine="fused-cuda"), 16)
+
+
+def _nvvm() -> bool:
+    try:
+        from numba.cuda.cudadrv import nvvm
+
+        return bool(nvvm.is_available())
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _nvvm(), reason="no libNVVM here to compile CUDA kernels with")
+@pytest.mark.parametrize("batch", [1, 4])
+def test_the_kernels_compile_for_a_real_gpu(monkeypatch, batch) -> None:
+    # the simulator runs the kernels as Python and types nothing; this compiles them to PTX
+    # for an H100/H200 (sm_90) as a GPU would, with no GPU: Numba asks the current device
+    # for its compute capability while typing device functions, so that one answer is given
+    import re
+    import types
+
+    import numba.cuda.dispatcher
+    from numba import cuda, float32, int32, int64
+
+    from fnn_tui.core.engines.cuda_kernels import kernels
+
+    from_device = types.SimpleNamespace(compute_capability=(9, 0))
+    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: from_device)
+    train, predict = kernels((1, 20, 20, 30, 1), batch, True)
+    f2, f1 = float32[:, :], float32[:]
+    args = (f2, f2, f2, f2, int32[:, :], int32[:], int64, int64, f1, f1, f1, f1, f1, int64[:], f2, f2)
+    ptx, _ = cuda.compile_ptx(train.py_func, args, cc=(9, 0))
+    assert ".entry" in ptx and "fma.rn.f32" in ptx
+    assert not re.search(r"\.f64\b", ptx)  # float32 throughout: no sum promoted to float64
+    ptx, _ = cuda.compile_ptx(predict.py_func, (f2, f2, f2), cc=(9, 0))
+    assert ".entry" in ptx

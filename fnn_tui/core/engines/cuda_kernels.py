@@ -233,7 +233,9 @@ def kernels(sizes: tuple[int, ...], batch: int, use_norm: bool):
         n = order.shape[0]
         for s in range(start, stop):
             lo = s * batch
-            hi = min(lo + batch, n)
+            hi = lo + batch
+            if hi > n:  # (not ``min``: Numba's CUDA target fails to compile its overload)
+                hi = n
             nb = float32(hi - lo)
             loss = zero
             ratio = zero
