@@ -186,3 +186,18 @@ def test_which_engine_a_group_gets(catalog) -> None:
     if simulated():  # auto never takes the simulator for a GPU
         run = group_run(preset, RunOptions(), 16384)
         assert (run.engine, run.device) == ("fused", "cpu")
+
+
+def test_the_next_epochs_orders_drawn_ahead_are_that_epochs(catalog) -> None:
+    from fnn_tui.core.data import epoch_order
+
+    preset = catalog.get("exp03").with_overrides(samples=100)
+    seeds = [4, 4, 9]  # a repeated seed is shuffled once
+    engine = CudaGroupEngine(preset, seeds)
+    for epoch in (0, 1, 2, 5):  # 1 and 2 come from the thread; 5 is drawn on the spot
+        engine.set_epoch(epoch, 0.01)
+        orders = engine.d_orders.copy_to_host()
+        assert orders.shape == (2, engine.n_train)
+        for row, seed in enumerate((4, 9)):
+            assert np.array_equal(orders[row], epoch_order(engine.n_train, seed, epoch).numpy())
+        assert list(engine.d_row_of.copy_to_host()) == [0, 0, 1]

@@ -19,6 +19,7 @@ Importing this module imports ``numba.cuda`` (part of Numba; no other dependency
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -91,6 +92,37 @@ def real_gpu() -> bool:
     return not simulated() and unusable_reason() is None
 
 
+def _draw_orders(n_train: int, seeds: list[int], epoch: int) -> np.ndarray:
+    """Each seed's sample order of ``epoch`` (:func:`epoch_order`), as int32 rows."""
+    return np.stack([epoch_order(n_train, s, epoch).numpy() for s in seeds]).astype(np.int32)
+
+
+class _Prefetch:
+    """:func:`_draw_orders` on a thread of its own (torch releases the GIL while it shuffles);
+    the thread ends when the orders are drawn. Not a daemon: a process exiting while torch
+    shuffles on a daemon thread aborts (measured: "terminate called without an active
+    exception"), so an exit waits for the draw (a second at most, at 16k lanes)."""
+
+    def __init__(self, n_train: int, seeds: list[int], epoch: int) -> None:
+        self.seeds, self.epoch = list(seeds), epoch
+        self._out: list[np.ndarray] = []
+        self._error: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, args=(n_train,), name="fnn-tui-orders")
+        self._thread.start()
+
+    def _run(self, n_train: int) -> None:
+        try:
+            self._out.append(_draw_orders(n_train, self.seeds, self.epoch))
+        except BaseException as exc:  # handed to the caller in result()
+            self._error.append(exc)
+
+    def result(self) -> np.ndarray:
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return self._out[0]
+
+
 def launch_shape(lanes: int) -> tuple[int, int]:
     """(blocks, threads) covering ``lanes`` threads: blocks of :data:`THREADS`; fewer threads for
     small groups (whole warps on a GPU, exactly the lanes under the simulator, whose threads
@@ -138,6 +170,7 @@ class CudaGroupEngine(MultiFusedEngine):
         self.d_clip = self._up(self.hyper.clip.astype(np.float32))
         self.d_orders = None
         self.d_row_of = None
+        self._next: _Prefetch | None = None
         self._stale = False  # whether the host's params/buf are behind the device's
 
     def _up(self, array: np.ndarray):
@@ -149,10 +182,13 @@ class CudaGroupEngine(MultiFusedEngine):
         """Each lane's sample order of epoch ``epoch`` (0-based) onto the device, and the
         learning rates: ``lr`` for every lane, or (``None``) each lane's own schedule."""
         distinct = list(dict.fromkeys(self.seeds))
-        orders = np.stack([epoch_order(self.n_train, s, epoch).numpy() for s in distinct]).astype(np.int32)
+        orders = self._orders(distinct, epoch)
         index = {s: i for i, s in enumerate(distinct)}
         row_of = np.array([index[s] for s in self.seeds], dtype=np.int32)
         self.d_orders = self._up(orders)
+        # the next epoch's shuffles (one torch.randperm per seed: ~60 us each, a second an epoch
+        # at 16k lanes) are drawn on a thread of their own while the device trains this epoch
+        self._next = _Prefetch(self.n_train, distinct, epoch + 1)
         self.d_row_of = self._up(row_of)
         rates = self.hyper.lr_at(epoch) if lr is None else np.full(self.lanes, lr, dtype=np.float32)
         self.d_lr = self._up(rates)
@@ -162,6 +198,13 @@ class CudaGroupEngine(MultiFusedEngine):
         self.ratios[:] = 0
         self.d_losses.copy_to_device(self.losses, stream=self.stream)
         self.d_ratios.copy_to_device(self.ratios, stream=self.stream)
+
+    def _orders(self, distinct: list[int], epoch: int) -> np.ndarray:
+        """``[seed, j]``: each distinct seed's sample order of ``epoch``, prefetched when it can be."""
+        ahead, self._next = self._next, None
+        if ahead is not None and ahead.epoch == epoch and ahead.seeds == distinct:
+            return ahead.result()
+        return _draw_orders(self.n_train, distinct, epoch)
 
     def run_steps(self, start: int, stop: int) -> np.ndarray:
         """One launch for steps ``start..stop-1`` of all lanes; per lane, the step whose loss
