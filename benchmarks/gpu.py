@@ -63,8 +63,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=positive, default=400, metavar="N",
                         help="steps per measurement launch (default 400)")
     parser.add_argument("--seeds", type=positive, default=100, metavar="N", help="seeds per preset in the table")
-    parser.add_argument("--table-limit", type=float, default=240.0, metavar="S",
-                        help="stop the table after S seconds and project the rest (default 240)")
+    parser.add_argument("--table-limit", type=float, default=150.0, metavar="S",
+                        help="stop the table after S seconds and project the rest (default 150)")
     parser.add_argument("--table-epochs", type=positive, metavar="N", help="override every preset's epochs")
     parser.add_argument("--table-samples", type=positive, metavar="N", help="override every preset's samples")
     parser.add_argument("--no-table", action="store_true", help="skip the table")
@@ -146,6 +146,24 @@ def gpu_costs(preset, lanes: int, steps: int) -> tuple[float, float, float]:
     return wall / steps / lanes * 1e9, wall / steps * 1e6, prep
 
 
+def warm_up(presets) -> tuple[int, float]:
+    """Compile the kernels of every network shape in ``presets`` (one lane, one step, one
+    prediction each); returns (shapes, seconds). Numba compiles one kernel at a time, so
+    eleven groups starting at once would otherwise wait on each other's compiles."""
+    from fnn_tui.core.engines.cuda_group import CudaGroupEngine
+
+    start = time.perf_counter()
+    shapes = {}
+    for p in presets:
+        shapes.setdefault((p.model.sizes, p.training.batch_size, p.model.normalised), p)
+    for p in shapes.values():
+        engine = CudaGroupEngine(p.with_overrides(samples=max(20, 2 * p.training.batch_size + 10)), [0])
+        engine.set_epoch(0, 0.001)
+        engine.run_steps(0, 1)
+        engine.evaluate()
+    return len(shapes), time.perf_counter() - start
+
+
 class Deadline:
     """A stop flag that turns on at a time (``train_group``'s stop check)."""
 
@@ -167,6 +185,8 @@ def table(args: argparse.Namespace) -> None:
                for n in catalog.names()]
     seeds = list(range(args.seeds))
     options = RunOptions(device="cuda", engine="fused-cuda")
+    compiled = warm_up(presets)
+    print(f"\n(the table's {compiled[0]} kernel shapes compiled or loaded first, in {compiled[1]:.1f} s, not counted)")
     started = time.perf_counter()
     deadline = Deadline(started + args.table_limit)
     results: dict[str, dict] = {}
