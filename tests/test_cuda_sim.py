@@ -85,17 +85,19 @@ def test_the_kernels_compile_for_a_real_gpu(monkeypatch, batch) -> None:
     import types
 
     import numba.cuda.dispatcher
-    from numba import cuda, float32, int32, int64
+    from numba import cuda, float32, float64, int32, int64
 
     from fnn_tui.core.engines.cuda_kernels import kernels
 
     from_device = types.SimpleNamespace(compute_capability=(9, 0))
     monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device", lambda: from_device)
-    train, predict = kernels((1, 20, 20, 30, 1), batch, True)
+    train, predict, evaluate, means = kernels((1, 20, 20, 30, 1), batch, True)
     f2, f1 = float32[:, :], float32[:]
     args = (f2, f2, f2, f2, int32[:, :], int32[:], int64, int64, f1, f1, f1, f1, f1, int64[:], f2, f2)
     ptx, _ = cuda.compile_ptx(train.py_func, args, cc=(9, 0))
     assert ".entry" in ptx and "fma.rn.f32" in ptx
     assert not re.search(r"\.f64\b", ptx)  # float32 throughout: no sum promoted to float64
-    ptx, _ = cuda.compile_ptx(predict.py_func, (f2, f2, f2), cc=(9, 0))
-    assert ".entry" in ptx
+    for kernel, types_ in ((predict, (f2, f2, f2)), (evaluate, (f2, f2, f2, float64[:, :])),
+                           (means, (f2, float64[:]))):
+        ptx, _ = cuda.compile_ptx(kernel.py_func, types_, cc=(9, 0))
+        assert ".entry" in ptx

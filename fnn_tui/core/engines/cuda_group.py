@@ -29,7 +29,6 @@ from numba import cuda
 
 from fnn_tui.core.data import epoch_order
 from fnn_tui.core.engines import CUDA_GROUP_ENGINE
-from fnn_tui.core.engines import multi_kernels as mk
 from fnn_tui.core.engines.cuda_kernels import THREADS, kernels, simulated
 from fnn_tui.core.engines.multi_engine import MultiFusedEngine
 from fnn_tui.core.presets import Preset, TrainingSpec
@@ -149,7 +148,10 @@ class CudaGroupEngine(MultiFusedEngine):
         self.hyper = hyper if hyper is not None else LaneHyper.of([preset.training] * k)
         if len(self.hyper.lr) != k:
             raise ValueError(f"{len(self.hyper.lr)} lanes of hyperparameters for {k} lanes")
-        self._train, self._predict = kernels(tuple(preset.model.sizes), self.batch, bool(self.use_norm))
+        self._train, self._predict, self._evaluate, self._means = kernels(
+            tuple(preset.model.sizes), self.batch, bool(self.use_norm))
+        # the CPU engine's step buffers are not used here: drop them (GBs at 16k lanes)
+        self.xs = self.ys = self.keep_p = self.keep_b = self.grad = np.zeros(0, dtype=np.float32)
         self._shape = launch_shape(k)
         # a stream of its own: groups driven from several threads run side by side on the device
         self.stream = cuda.stream()
@@ -159,7 +161,9 @@ class CudaGroupEngine(MultiFusedEngine):
         self.d_x = self._up(np.ascontiguousarray(self.x_train))
         self.d_y = self._up(np.ascontiguousarray(self.y_train))
         self.d_x_test = self._up(self.x_test)
-        self.d_yhat = cuda.device_array_like(self.yhat, stream=self.stream)
+        self.d_y_test = self._up(self.y_test)
+        self.d_metrics = cuda.device_array((k, 4), dtype=np.float64, stream=self.stream)
+        self.d_means = cuda.device_array((2, k), dtype=np.float64, stream=self.stream)
         self.d_live = self._up(self.live)
         self.d_bad = self._up(self.bad)
         self.d_losses = self._up(self.losses)
@@ -247,29 +251,33 @@ class CudaGroupEngine(MultiFusedEngine):
         self.stream.synchronize()
 
     def train_metrics(self) -> list[tuple[float, float]]:
-        self._pull_log()
-        return super().train_metrics()
-
-    def _forward_all(self, d_xs, out: np.ndarray) -> np.ndarray:
-        d_out = cuda.device_array_like(out, stream=self.stream) if d_xs is not self.d_x_test else self.d_yhat
+        """Per lane, the epoch means of the per-step MSE and ratio (float64, on the device:
+        only the means come back)."""
         blocks, threads = self._shape
-        self._predict[blocks, threads, self.stream](self.d_params, d_xs, d_out)
-        d_out.copy_to_host(out, stream=self.stream)
+        self._means[blocks, threads, self.stream](self.d_losses, self.d_means[0])
+        self._means[blocks, threads, self.stream](self.d_ratios, self.d_means[1])
+        means = self.d_means.copy_to_host(stream=self.stream)
         self.stream.synchronize()
-        return out
+        return [(float(a), float(b)) for a, b in zip(means[0], means[1])]
 
     def evaluate(self) -> list[tuple[float, float, float, float]]:
-        """Per lane: test MSE, ratio, MAE and population std of y_hat, in float64 on the host
-        from the device's predictions (the CPU engine's numbers to rounding)."""
-        yhat = self._forward_all(self.d_x_test, self.yhat)
-        out = np.empty((self.lanes, 4))
-        mk.test_metrics(yhat, self.y_test, out)
+        """Per lane: test MSE, ratio, MAE and population std of y_hat, in float64 on the device
+        (the CPU engine's numbers to rounding); only the four numbers a lane come back."""
+        blocks, threads = self._shape
+        self._evaluate[blocks, threads, self.stream](self.d_params, self.d_x_test, self.d_y_test, self.d_metrics)
+        out = self.d_metrics.copy_to_host(stream=self.stream)
+        self.stream.synchronize()
         return [(float(a), float(b), float(c), float(d)) for a, b, c, d in out]
 
     def predict(self, xs: np.ndarray) -> np.ndarray:
         """Every lane's y_hat at the same points ``xs``: ``out[j, lane]`` (float32)."""
         x = np.ascontiguousarray(np.repeat(np.asarray(xs, dtype=np.float32).reshape(-1, 1), self.lanes, axis=1))
-        return self._forward_all(self._up(x), np.zeros_like(x))
+        d_out = cuda.device_array_like(x, stream=self.stream)
+        blocks, threads = self._shape
+        self._predict[blocks, threads, self.stream](self.d_params, self._up(x), d_out)
+        out = d_out.copy_to_host(stream=self.stream)
+        self.stream.synchronize()
+        return out
 
     # -- state ------------------------------------------------------------------------------
     def snapshot(self, lane: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from functools import cache
 
-from numba import cuda, float32
+from numba import cuda, float32, float64
 
 from fnn_tui.core.engines.fused_engine import layout
 
@@ -43,7 +43,7 @@ THREADS = 128  # lanes per block: four warps; each lane is independent, so any s
 
 @cache
 def kernels(sizes: tuple[int, ...], batch: int, use_norm: bool):
-    """``(train, predict)`` kernels for networks of layer ``sizes`` (input 1 … output 1).
+    """``(train, predict, evaluate, column_means)`` kernels for networks of layer ``sizes`` (input 1 … output 1).
 
     ``train[blocks, THREADS](params, buf, x_train, y_train, orders, row_of, start, stop,
     lr, momentum, two_l2, clip, live, bad, losses, ratios)`` trains steps ``start..stop-1``:
@@ -52,6 +52,9 @@ def kernels(sizes: tuple[int, ...], batch: int, use_norm: bool):
     ``[K]`` float32, ``losses``/``ratios`` ``[steps, K]``.
 
     ``predict[blocks, THREADS](params, xs, out)``: ``out[j, k]`` = lane k's y_hat at ``xs[j, k]``.
+    ``evaluate[...](params, xs, ys, out)``: lane k's test MSE, mean |y_hat / y|, MAE and
+    population std of y_hat into ``out[k, 0..3]`` (float64, as ``fused_kernels.metric_sums``).
+    ``column_means[...](values, out)``: ``out[k]`` = the float64 mean of ``values[:, k]``.
     """
     n_layers = len(sizes) - 1
     w_off, b_off, a_off = (tuple(int(v) for v in a) for a in layout(sizes))
@@ -287,7 +290,47 @@ def kernels(sizes: tuple[int, ...], batch: int, use_norm: bool):
         for j in range(xs.shape[0]):
             out[j, k] = forward(w, act, pre, cen, var, xs[j, k])
 
-    return train, predict
+    @cuda.jit
+    def evaluate(params, xs, ys, out):
+        k = cuda.grid(1)
+        if k >= params.shape[1]:
+            return
+        w = cuda.local.array(n_params, float32)
+        act = cuda.local.array(width, float32)
+        pre = cuda.local.array(width, float32)
+        cen = cuda.local.array(width, float32)
+        var = cuda.local.array(n_layers, float32)
+        for p in range(n_params):
+            w[p] = params[p, k]
+        # fused_kernels.metric_sums, in float64 and in sample order
+        se, ratio, ae, mean, m2 = 0.0, 0.0, 0.0, 0.0, 0.0
+        n = xs.shape[0]
+        for j in range(n):
+            p = float64(forward(w, act, pre, cen, var, xs[j, k]))
+            t = float64(ys[j, k])
+            err = p - t
+            delta = p - mean
+            mean = mean + delta / float64(j + 1)
+            se += err * err
+            ratio += abs(p / t)
+            ae += abs(err)
+            m2 += delta * (p - mean)
+        out[k, 0] = se / n
+        out[k, 1] = ratio / n
+        out[k, 2] = ae / n
+        out[k, 3] = math.sqrt(m2 / n)
+
+    @cuda.jit
+    def column_means(values, out):
+        k = cuda.grid(1)
+        if k >= values.shape[1]:
+            return
+        acc = 0.0  # float64, row by row: multi_kernels.column_means' numbers
+        for j in range(values.shape[0]):
+            acc += float64(values[j, k])
+        out[k] = acc / values.shape[0]
+
+    return train, predict, evaluate, column_means
 
 
 def blocks(lanes: int) -> int:
