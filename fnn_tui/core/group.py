@@ -281,7 +281,7 @@ def _group_engine(run: ResolvedRun, preset: Preset, seeds: Sequence[int], resume
     if run.engine == CUDA_GROUP_ENGINE:
         from fnn_tui.core.engines.cuda_group import CudaGroupEngine
 
-        return CudaGroupEngine(preset, list(seeds), None if resume is None else list(resume))
+        return CudaGroupEngine(preset, list(seeds), None if resume is None else list(resume), device=run.device)
     from fnn_tui.core.engines.multi_engine import MultiFusedEngine
 
     # the kernel pays for whole vectors: a group of 10 costs what one of 16 costs, and an odd

@@ -142,7 +142,11 @@ class CudaGroupEngine(MultiFusedEngine):
         seeds: list[int],
         resume: list[TrainState | None] | None = None,
         hyper: LaneHyper | None = None,
+        device: str = "cuda:0",
     ) -> None:
+        index = int(device.partition(":")[2] or 0)
+        if index != 0:  # this thread's device: Numba's default is the first
+            cuda.select_device(index)
         super().__init__(preset, seeds, resume, dtype=np.float32)
         k = self.lanes
         self.hyper = hyper if hyper is not None else LaneHyper.of([preset.training] * k)
