@@ -159,10 +159,11 @@ def train_group(
     """Train ``preset`` for each of ``seeds`` at once; return each lane's final event.
 
     The lanes train on the engine :func:`group_run` names: the CPU's multi-seed kernel, or the
-    GPU group engine (``fused-cuda``, one GPU thread per lane, as many lanes as given). Raises
-    :class:`EngineError` when they cannot train together (the caller then runs the seeds one by one) and :class:`CheckpointError` for checkpoints that do not
-    fit, or lanes at different positions; both before any work. After that every outcome
-    is an event, per lane.
+    GPU group engine (``fused-cuda``, one GPU thread per lane, as many lanes as given).
+    Raises :class:`EngineError` when they cannot train together (the caller then runs the
+    seeds one by one) and :class:`CheckpointError` for checkpoints that do not fit, or lanes
+    at different positions; both before any work. After that every outcome is an event,
+    per lane.
     """
     from fnn_tui.core.engines.multi_engine import group_position
 
