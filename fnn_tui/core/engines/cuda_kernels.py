@@ -16,8 +16,8 @@ hand-written backward pass, the L2 gradient ``2 * l2 * p``, the global-norm clip
 Every hyperparameter is read per lane from an array (learning rate of this epoch, momentum,
 ``2 * l2``, clip with ``<= 0`` meaning none), so lanes may be variants as well as seeds.
 
-Sums run in the same order as the CPU kernels' except the squared gradient norm, which is
-summed directly here (the CPU's one-sample path sums it in expanded form), and the CUDA
+Sums run in the same order as the CPU multi-seed kernel's (the squared gradient norm of a
+one-sample step in its expanded form too, summed in the backward pass), but the CUDA
 compiler contracts ``a * b + c`` into fused multiply-adds; so lanes agree with the CPU to
 float32 rounding, not bit for bit.
 
@@ -117,34 +117,44 @@ def kernels(sizes: tuple[int, ...], batch: int, use_norm: bool):
         return pre[width - 1]
 
     @cuda.jit(device=True)
-    def deltas(w, pre, cen, var, dz):
-        """Every layer's deltas into ``dz`` from dL/dy_hat in its last row (weights only read)."""
-        for layer in range(n_layers - 1, 0, -1):
-            nin, nout = sz[layer], sz[layer + 1]
-            wo, ai, ao = w_off[layer], a_off[layer], a_off[layer + 1]
-            for i in range(nin):
-                s = zero
-                for o in range(nout):
-                    s += w[wo + i * nout + o] * dz[ao + o]
-                dz[ai + i] = s if pre[ai + i] > zero else zero  # through the ReLU
-            if use_norm:
-                normalise_backward(dz, cen, var, ai, nin, layer)
-
-    @cuda.jit(device=True)
-    def grad_norm_sq(w, act, dz, two_l2):
-        """The squared norm of a one-sample gradient ``act_i * dz_o + 2 l2 w`` (bias: ``dz_o + 2 l2 b``)."""
+    def deltas(w, act, pre, cen, var, dz, two_l2, clip_on):
+        """Every layer's deltas into ``dz`` from dL/dy_hat in its last row, the weights only
+        read; with ``clip_on``, returns the squared norm of the one-sample gradient
+        ``act_i * dz_o + 2 l2 w`` (bias ``dz_o + 2 l2 b``) summed in the same pass, in the CPU
+        kernel's expanded form (``multi_passes._backward_deltas``): per weight row
+        ``a^2 sum d^2 + 4 l2 a sum d w + 4 l2^2 sum w^2``."""
         total = zero
         for layer in range(n_layers - 1, -1, -1):
             nin, nout = sz[layer], sz[layer + 1]
             wo, bo, ai, ao = w_off[layer], b_off[layer], a_off[layer], a_off[layer + 1]
-            for o in range(nout):
-                g = dz[ao + o] + two_l2 * w[bo + o]
-                total += g * g
-            for i in range(nin):
-                a = act[ai + i]
+            dd = zero  # the layer's sum of squared output deltas
+            if clip_on:
                 for o in range(nout):
-                    g = a * dz[ao + o] + two_l2 * w[wo + i * nout + o]
+                    d = dz[ao + o]
+                    g = d + two_l2 * w[bo + o]
                     total += g * g
+                    dd += d * d
+            elif layer == 0:
+                break  # the network's input needs no delta
+            for i in range(nin):
+                s = zero
+                if clip_on:
+                    ww = zero
+                    for o in range(nout):
+                        wt = w[wo + i * nout + o]
+                        s += wt * dz[ao + o]
+                        ww += wt * wt
+                    a = act[ai + i]
+                    total = total + a * a * dd + (two_l2 + two_l2) * (a * s) + (two_l2 * two_l2) * ww
+                else:
+                    for o in range(nout):
+                        s += w[wo + i * nout + o] * dz[ao + o]
+                if layer > 0:
+                    dz[ai + i] = s if pre[ai + i] > zero else zero  # through the ReLU
+            if layer == 0:
+                break
+            if use_norm:
+                normalise_backward(dz, cen, var, ai, nin, layer)
         return total
 
     @cuda.jit(device=True)
@@ -266,8 +276,9 @@ def kernels(sizes: tuple[int, ...], batch: int, use_norm: bool):
             if live[k] == 0:
                 break
             if one_batch:
-                deltas(w, pre, cen, var, dz)
-                c = clip_factor(grad_norm_sq(w, act, dz, l2_k), clip_k) if clip_k > zero else one
+                clip_on = clip_k > zero
+                sq = deltas(w, act, pre, cen, var, dz, l2_k, clip_on)
+                c = clip_factor(sq, clip_k) if clip_on else one
                 update_one_sample(w, m, act, dz, c, lr_k, mom_k, l2_k)
             else:
                 update_batch(w, m, grad, lr_k, mom_k, l2_k, clip_k)
