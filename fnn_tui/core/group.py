@@ -10,9 +10,12 @@ diverges is reported and frozen while the others go on; stop and resume act on t
 
 The lanes need not be seeds of one preset: each lane has its own seed and its own
 learning rate, schedule (``decay_factor``, ``decay_every``), momentum, L2 and clip
-(:data:`PER_LANE`); every other setting must be equal, which :func:`lane_key` says. Only
-the fused engine on the CPU groups runs (:func:`group_capacity`); ``train_group`` is the
+(:data:`PER_LANE`); every other setting must be equal, which :func:`lane_key` says. The fused
+engine on the CPU groups runs (:func:`group_capacity`); ``train_group`` is the
 seeds-of-one-preset case.
+On a CUDA device the same loop drives the GPU group engine
+(:mod:`fnn_tui.core.engines.cuda_group`, thousands of lanes a launch): :func:`group_run`
+says which engine a group gets.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from collections.abc import Callable, Hashable, Sequence
 from functools import cache
 from pathlib import Path
 
-from fnn_tui.core.engines import EngineError
+from fnn_tui.core.devices import resolve_device
+from fnn_tui.core.engines import CUDA_GROUP_ENGINE, EngineError, fused_unsupported_reason
 from fnn_tui.core.events import (
     EndEvent,
     EpochFinished,
@@ -42,6 +46,7 @@ from fnn_tui.core.grid import grid_x
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import CheckpointError, TrainState
 from fnn_tui.core.trainer import (
+    ResolvedRun,
     RunOptions,
     StopFlag,
     _next_chunk,
@@ -118,6 +123,73 @@ def padded_lanes(lanes: int) -> int:
     return max(8, -(-lanes // 8) * 8)
 
 
+# When ``auto`` trains a group on the GPU (a real CUDA device, never the simulator): at least
+# this many lanes and seed-steps (lanes x steps per epoch x epochs). Provisional, not yet
+# measured: one GPU thread per lane walks its steps one after another (about 5-10 us a step
+# on exp08's shape, estimated), so the GPU pays only once the lanes outnumber what the CPU
+# cores do in that time (~0.2 us per seed-step per core) and the run outlasts the kernels'
+# first compile (seconds). benchmarks/gpu.py measures both sides.
+GPU_MIN_LANES = 1024
+GPU_MIN_SEED_STEPS = 10**9
+# the most lanes in one GPU group: one launch holds them all (16384 threads of 128 per block)
+GPU_MAX_LANES = 16384
+
+
+def gpu_pays(preset: Preset, lanes: int) -> bool:
+    """Whether ``auto`` should train ``lanes`` lanes of ``preset`` on the GPU: a real CUDA device
+    is here and the work is large (:data:`GPU_MIN_LANES`, :data:`GPU_MIN_SEED_STEPS`)."""
+    t = preset.training
+    steps = -(-preset.data.n_train // t.batch_size)
+    if lanes < GPU_MIN_LANES or lanes * steps * t.epochs < GPU_MIN_SEED_STEPS:
+        return False
+    import torch
+
+    if not torch.cuda.is_available():  # cheap, and no numba.cuda import on a CPU machine
+        return False
+    from fnn_tui.core.engines.cuda_group import real_gpu
+
+    return real_gpu()
+
+
+def group_run(preset: Preset, options: RunOptions, lanes: int) -> ResolvedRun:
+    """The device and engine that ``lanes`` seeds (or variants) of ``preset`` train on together.
+
+    - device ``cuda``/``cuda:N`` (engine ``auto``, ``fused`` or ``fused-cuda``): the GPU group
+      engine, ``fused-cuda`` (under Numba's CUDA simulator, ``NUMBA_ENABLE_CUDASIM=1``, the
+      simulator's one device, ``cuda:0``);
+    - device ``auto``: the GPU group engine when :func:`gpu_pays`, else as below;
+    - otherwise the single-run rule (:func:`resolve`), which must give the fused engine on
+      the CPU: the multi-seed kernel.
+
+    Raises :class:`EngineError` (or ``DeviceError``) when the lanes cannot train together;
+    the caller then trains them one by one.
+    """
+    device = options.device.strip().lower()
+    engine = options.engine.strip().lower()
+    gpu_engines = ("auto", "fused", CUDA_GROUP_ENGINE)
+    reason = fused_unsupported_reason(preset.model.activation, preset.training.loss, "cpu")
+    if device.startswith("cuda") and engine in gpu_engines:
+        if reason is not None:
+            raise EngineError(reason)
+        from fnn_tui.core.engines.cuda_group import simulated, unusable_reason
+
+        concrete = ("cuda:0" if device == "cuda" else device) if simulated() else resolve_device(device)
+        why = unusable_reason()
+        if why is not None:
+            raise EngineError(f"the GPU group engine cannot run here: {why}")
+        return ResolvedRun(device=concrete, engine=CUDA_GROUP_ENGINE)
+    if device == "auto" and engine in ("auto", "fused") and reason is None and gpu_pays(preset, lanes):
+        from fnn_tui.core.devices import available_devices
+
+        return ResolvedRun(device=available_devices()[1], engine=CUDA_GROUP_ENGINE)
+    if engine == CUDA_GROUP_ENGINE:
+        raise EngineError(f"the {CUDA_GROUP_ENGINE} engine runs on a CUDA device, not {device}")
+    run = resolve(preset, options)
+    if run.engine != "fused" or run.device != "cpu":
+        raise EngineError(f"seeds train together only on the fused engine on the CPU or a GPU, not {run.engine} on {run.device}")
+    return run
+
+
 def train_group(
     preset: Preset,
     seeds: Sequence[int],
@@ -143,12 +215,13 @@ def train_lanes(
     exactly as a single run of ``presets[i]``; return each lane's final event.
 
     Raises, before any work: :class:`ValueError` for no lanes or lanes of different
-    :func:`lane_key`; :class:`EngineError` unless the fused engine runs on the CPU (the
-    caller then runs the presets one by one); :class:`CheckpointError` for checkpoints
+    :func:`lane_key`; :class:`EngineError` when they cannot train together (the caller
+    then runs the presets one by one: :func:`group_run` names the engine, the CPU's
+    multi-seed kernel or the GPU group engine, ``fused-cuda``); :class:`CheckpointError` for checkpoints
     that do not fit, or lanes at different positions. After that every outcome is an
     event, per lane.
     """
-    from fnn_tui.core.engines.multi_engine import MultiFusedEngine, group_position
+    from fnn_tui.core.engines.multi_engine import group_position
 
     presets = list(presets)
     if not presets:
@@ -157,9 +230,7 @@ def train_lanes(
         raise ValueError("these presets cannot train as one group: they differ in a setting other than "
                          f"the seed and {', '.join(PER_LANE)} (see lane_key)")
     preset = presets[0]
-    run = resolve(preset, options)
-    if run.engine != "fused" or run.device != "cpu":
-        raise EngineError(f"runs train together only on the fused engine on the CPU, not {run.engine} on {run.device}")
+    run = group_run(preset, options, len(presets))
     lanes = len(presets)
     seeds = [p.data.seed for p in presets]
     if resume is not None:
@@ -179,13 +250,7 @@ def train_lanes(
         return [i for i in range(lanes) if ends[i] is None]
 
     try:
-        # the kernel pays for whole vectors: a group of 10 costs what one of 16 costs, and an odd
-        # lane count vectorises worse still, so the group is padded with copies of its first
-        # lane to a multiple of 8; the copies train along and are never reported
-        width = padded_lanes(lanes)
-        lane_presets = presets + [presets[0]] * (width - lanes)
-        lane_resume = None if resume is None else list(resume) + [resume[0]] * (width - lanes)
-        engine = MultiFusedEngine(lane_presets, resume=lane_resume)
+        engine = _group_engine(run, presets, resume)
         steps = engine.steps_per_epoch
         if start_step >= steps:
             raise CheckpointError(f"the checkpoint is at step {start_step} of an epoch of {steps} steps")
@@ -202,8 +267,11 @@ def train_lanes(
         for epoch in range(start_epoch, t.epochs):
             epoch_start = time.perf_counter()
             # schedule: StepLR's closed form, each lane its own; each lane its own sample order
-            rates = [p.training.lr_at(epoch) for p in presets]
-            engine.set_epoch(epoch, rates + [rates[0]] * (width - lanes))
+            if run.engine == CUDA_GROUP_ENGINE:
+                engine.set_epoch(epoch)  # each lane's own schedule, from its LaneHyper
+            else:
+                rates = [p.training.lr_at(epoch) for p in presets]
+                engine.set_epoch(epoch, rates + [rates[0]] * (engine.lanes - lanes))
             step = 0
             if resume is not None and epoch == start_epoch and start_step:
                 for i, r in enumerate(resume):
@@ -273,6 +341,25 @@ def train_lanes(
         for i in live():
             end(i, RunFailed(f"{exc.__class__.__name__}: {exc}", time.perf_counter() - started, lane=i))
         return _done(ends)
+
+
+def _group_engine(run: ResolvedRun, presets: list[Preset], resume: Sequence[TrainState | None] | None):
+    """The engine of a group: the GPU one (one thread per lane), or the CPU multi-seed one."""
+    lanes = len(presets)
+    if run.engine == CUDA_GROUP_ENGINE:
+        from fnn_tui.core.engines.cuda_group import CudaGroupEngine, LaneHyper
+
+        return CudaGroupEngine(presets[0], [p.data.seed for p in presets], None if resume is None else list(resume),
+                               hyper=LaneHyper.of([p.training for p in presets]), device=run.device)
+    from fnn_tui.core.engines.multi_engine import MultiFusedEngine
+
+    # the kernel pays for whole vectors: a group of 10 costs what one of 16 costs, and an odd
+    # lane count vectorises worse still, so the group is padded with copies of its first
+    # lane to a multiple of 8; the copies train along and are never reported
+    width = padded_lanes(lanes)
+    lane_presets = list(presets) + [presets[0]] * (width - lanes)
+    lane_resume = None if resume is None else list(resume) + [resume[0]] * (width - lanes)
+    return MultiFusedEngine(lane_presets, resume=lane_resume)
 
 
 def _states_at(engine, epoch: int, tomls: list[str], digests: list[str], engine_name: str,

@@ -14,6 +14,9 @@ import numpy as np
 import torch
 
 ENGINE_NAMES = ("auto", "torch", "fused")
+# the GPU group engine (core/engines/cuda_group.py): groups of seeds or variants only, never a
+# single run, so it is not one of ENGINE_NAMES; core/group.py: group_run says when it is used
+CUDA_GROUP_ENGINE = "fused-cuda"
 
 
 @contextmanager
