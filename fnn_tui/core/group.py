@@ -267,10 +267,10 @@ def train_lanes(
         for epoch in range(start_epoch, t.epochs):
             epoch_start = time.perf_counter()
             # schedule: StepLR's closed form, each lane its own; each lane its own sample order
+            rates = [p.training.lr_at(epoch) for p in presets]
             if run.engine == CUDA_GROUP_ENGINE:
-                engine.set_epoch(epoch)  # each lane's own schedule, from its LaneHyper
+                engine.set_epoch(epoch)  # the same schedules, from each lane's LaneHyper
             else:
-                rates = [p.training.lr_at(epoch) for p in presets]
                 engine.set_epoch(epoch, rates + [rates[0]] * (engine.lanes - lanes))
             step = 0
             if resume is not None and epoch == start_epoch and start_step:
