@@ -46,11 +46,22 @@ class ReadableCommand(TyperCommand):
         return _readable(super().get_params(ctx))
 
 
+# the order of ``-h``'s commands: what a student types first comes first; commands not
+# named here follow in the order they were registered
+COMMAND_ORDER = ("run", "resume", "active", "attach", "stop", "runs", "table", "report", "plot", "compare",
+                 "claims", "sweep", "list", "show", "validate", "tui")
+
+
 class ReadableGroup(TyperGroup):
-    """The main command, with the same readable help as its commands."""
+    """The main command, with the same readable help as its commands, ``run`` first."""
 
     def get_params(self, ctx: typer.Context) -> list[Any]:
         return _readable(super().get_params(ctx))
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
 
 
 class ReadableTyper(typer.Typer):
@@ -190,17 +201,28 @@ def settings(ctx: typer.Context) -> Settings:
     return ctx.obj
 
 
-def output_format(format_: str | None, output: Path | None, formats: tuple[str, ...]) -> str:
-    """The format asked for, else the one ``-o``'s suffix names, else Markdown; an unknown
-    one is one line and exit 2."""
+def output_format(format_: str | None, output: Path | None, formats: tuple[str, ...], *,
+                  terminal: str | None = None) -> str:
+    """The format asked for, else the one ``-o``'s suffix names, else ``terminal`` (a table
+    drawn for the terminal) when writing to stdout and there is one, else Markdown; an
+    unknown one is one line and exit 2."""
     from fnn_tui.report.export import format_for_path
 
-    name = format_ or (format_for_path(output) if output else None) or "md"
+    name = format_ or (format_for_path(output) if output else None) or (terminal if output is None else None) or "md"
     if name not in formats:
         expected = ", ".join(formats[:-1]) + f" or {formats[-1]}"
         err.print(f"[red]error:[/red] unknown format {literal(repr(name))}: expected {expected}", markup=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     return name
+
+
+def terminal_text(renderable: Any, width: int = 80) -> str:
+    """A rich table as plain text ``width`` columns wide, for a file (``--format text -o``)."""
+    import io
+
+    console = Console(file=io.StringIO(), width=width, no_color=True, highlight=False, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def write_output(text: str, output: Path | None, what: str) -> None:

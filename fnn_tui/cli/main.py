@@ -16,12 +16,14 @@ from fnn_tui.cli import plots as plot_commands
 from fnn_tui.cli import presets as preset_commands
 from fnn_tui.cli import report as report_commands
 from fnn_tui.cli import results as result_commands
+from fnn_tui.cli import table as table_commands
 from fnn_tui.cli import train as train_commands
 from fnn_tui.cli.common import Settings, app, fail, out
 from fnn_tui.cli.tui import open_app
 from fnn_tui.paths import home_dir
 
-COMMAND_MODULES = (preset_commands, report_commands, result_commands, train_commands, plot_commands)  # importing them registers their commands
+# importing them registers their commands
+COMMAND_MODULES = (preset_commands, report_commands, result_commands, table_commands, train_commands, plot_commands)
 
 
 

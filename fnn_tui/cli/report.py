@@ -19,10 +19,15 @@ from fnn_tui.cli.common import (
     app,
     bad_input,
     err,
+    examples,
+    out,
     output_format,
     settings,
+    terminal_text,
     write_output,
 )
+
+FORMATS = ("text", "md", "csv", "json")
 
 
 def preset_names(s: Settings, wanted: list[str], stored: set[str]) -> list[str]:
@@ -42,15 +47,17 @@ def preset_names(s: Settings, wanted: list[str], stored: set[str]) -> list[str]:
     return names
 
 
-@app.command(epilog="Examples: fnn-tui report · fnn-tui report 4 8 -o report.json · "
-             "fnn-tui report -o report.md --figures figures")
+@app.command(epilog=examples(("fnn-tui report 4 8", "two presets, drawn for the terminal"),
+                             ("fnn-tui report -o report.md --figures figs", "Markdown with a figure per preset"),
+                             ("fnn-tui report -f md", "the Markdown on stdout")))
 def report(
     ctx: typer.Context,
     presets: Annotated[list[str] | None, typer.Argument(
         help="Only these presets (names or numbers); every preset if none.", metavar="PRESET",
         show_default=False)] = None,
     format_: Annotated[str | None, typer.Option(
-        "--format", "-f", help="md, csv or json (default: from -o's suffix, else md).", metavar="FORMAT")] = None,
+        "--format", "-f", help="text (a table for the terminal), md, csv or json (default: from -o's suffix, "
+        "else text on stdout and md in a file).", metavar="FORMAT")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="File to write (atomically); stdout if omitted.", metavar="FILE")] = None,
     figures: Annotated[Path | None, typer.Option(
@@ -58,13 +65,14 @@ def report(
         "report links them.", metavar="DIR")] = None,
 ) -> None:
     """The report: each preset over all its seeds beside the notes' numbers, with a verdict."""
-    from fnn_tui.report.reproduction import FORMATS, render, reproduction
+    from fnn_tui.cli.render import report_table
+    from fnn_tui.report.reproduction import render, reproduction
     from fnn_tui.report.studies import load_studies
     from fnn_tui.runs.liveness import reap
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
-    fmt_name = output_format(format_, output, FORMATS)
+    fmt_name = output_format(format_, output, FORMATS, terminal="text")
     with bad_input(s):
         with Store(s.home, reading=figures is None) as store:  # figures of old runs may be recomputed
             reap(store)
@@ -72,11 +80,17 @@ def report(
             names = preset_names(s, presets, stored) if presets else None
             studies = load_studies(store, s.catalog(), names)
             reports = reproduction(s.study for s in studies)
-            text = render(reports, fmt_name)
+            text = "" if fmt_name == "text" else render(reports, fmt_name)
             if figures is not None:
                 text = _with_figures(store, studies, figures, text if fmt_name == "md" else None, output) or text
         runs = sum(len(r.runs) for r in reports)
-        write_output(text, output, f"the report of {len(reports)} presets ({runs} runs)")
+        what = f"the report of {len(reports)} presets ({runs} runs)"
+        if fmt_name == "text":
+            if output is None:
+                out.print(report_table(reports))
+                return
+            text = terminal_text(report_table(reports))
+        write_output(text, output, what)
 
 
 def _with_figures(store, studies, folder: Path, markdown: str | None, output: Path | None) -> str | None:

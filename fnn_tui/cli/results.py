@@ -1,11 +1,11 @@
-"""Commands that read the store: ``results`` (the runs list) and ``export`` (the results table).
+"""The ``results`` command: the runs list (every stored run).
 
-The report (one row per preset over its seeds) is :mod:`fnn_tui.cli.report`.
+The results table (``table``) is :mod:`fnn_tui.cli.table`; the report (one row per preset
+over its seeds, with a verdict) is :mod:`fnn_tui.cli.report`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,13 +15,10 @@ from fnn_tui.cli.common import (
     app,
     bad_input,
     err,
-    examples,
     literal,
     out,
-    output_format,
     preset_name,
     settings,
-    write_output,
 )
 
 # --- results ------------------------------------------------------------------------------
@@ -49,26 +46,3 @@ def results(
         err.print(f"no runs of {literal(only)} stored" if only else "no runs stored yet: try `fnn-tui run exp08 --epochs 3`")
         return
     out.print(runs_table(records))
-
-
-@app.command(epilog=examples(("fnn-tui export", "Markdown on stdout"),
-                             ("fnn-tui export -o results.csv", "CSV, chosen by the file's suffix")))
-def export(
-    ctx: typer.Context,
-    format_: Annotated[str | None, typer.Option("--format", "-f", help="md, csv or json (default: from -o's suffix, else md).",
-                                                metavar="FORMAT")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (atomically); stdout if omitted.",
-                                                metavar="FILE")] = None,
-    all_runs: Annotated[bool, typer.Option("--all-runs", help="Every run that trained (finished, diverged, stopped), "
-                                                              "not only the newest per preset.")] = False,
-) -> None:
-    """The results table: the newest finished run of each preset beside the notes' numbers."""
-    from fnn_tui.report.export import FORMATS, render, results_table
-    from fnn_tui.store.runs import Store
-
-    s = settings(ctx)
-    fmt_name = output_format(format_, output, FORMATS)
-    with bad_input(s):
-        with Store(s.home, reading=True) as store:
-            rows = results_table(store.list_runs(), latest_only=not all_runs)
-        write_output(render(rows, fmt_name), output, f"{len(rows)} rows")

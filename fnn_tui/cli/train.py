@@ -1,5 +1,5 @@
-"""Commands that train or watch runs: ``run``, ``resume``, ``runs``, ``attach``, ``stop`` and
-the hidden ``worker`` (the background process)."""
+"""Commands that train or watch runs: ``run``, ``resume``, ``active`` (the live queue),
+``attach``, ``stop`` and the hidden ``worker`` (the background process)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def run(
                                       metavar="N")] = 1,
     detach: Annotated[bool, typer.Option("--detach", help="Train in a background process that outlives this terminal.")] = False,
 ) -> None:
-    """Train presets, store every epoch, and print the results table of the runs trained."""
+    """Train presets, store every epoch, and print a table of the runs trained (run id, seed)."""
     from fnn_tui.core.trainer import RunOptions, resolve
     from fnn_tui.runs.background import QueueItem
 
@@ -115,7 +115,7 @@ def _seeds(seed: int | None, seeds: str | None) -> list[int] | None:
 
 
 def _print_results(s: Settings, ids: list[int]) -> None:
-    from fnn_tui.cli.render import results_table
+    from fnn_tui.cli.render import trained_table
     from fnn_tui.report.export import result_row
     from fnn_tui.store.runs import Store
 
@@ -123,7 +123,7 @@ def _print_results(s: Settings, ids: list[int]) -> None:
         records = [r for r in (store.get_run(i) for i in ids) if r is not None]
     records.sort(key=lambda r: (r.number, r.preset, r.seed, r.id))  # the notes' table order
     if records:
-        out.print(results_table([result_row(r) for r in records]))
+        out.print(trained_table([result_row(r) for r in records]))
 
 
 @app.command(epilog=examples(("fnn-tui resume 12", "continue run 12 where it stopped"),
@@ -145,8 +145,8 @@ def resume(
     raise typer.Exit(code)
 
 
-@app.command()
-def runs(ctx: typer.Context) -> None:
+@app.command("active")
+def active_runs(ctx: typer.Context) -> None:
     """Runs queued or training now (in this store), with where they are."""
     from fnn_tui.cli.render import runs_table
     from fnn_tui.runs.liveness import reap

@@ -18,12 +18,8 @@ from fnn_tui.report.reproduction import (
     MetricSummary,
     PresetReport,
     Spread,
-    VerdictKind,
+    verdict_style,
 )
-
-# a miss this close is yellow, a farther one red: a factor for losses, a difference for ratios
-NEAR_FACTOR = 2.0
-NEAR_DIFFERENCE = 0.1
 
 COLUMNS = [("number", "#"), ("preset", "preset"), ("n", "n"), ("dead", "dead"), ("diverged", "div")]
 for _metric in METRICS:
@@ -41,18 +37,6 @@ def spread_cell(s: Spread) -> Text:
     if s.n == 1 or s.min == s.max:
         return Text(_num(s.median), justify="right")
     return Text(f"{_num(s.median)} ({_num(s.min)}–{_num(s.max)})", justify="right")
-
-
-def verdict_style(m: MetricSummary) -> str:
-    """The colour of a verdict: green within, yellow a near miss, red a far one, dim none."""
-    v = m.verdict
-    if v.kind == VerdictKind.WITHIN:
-        return "green"
-    if v.kind in (VerdictKind.NO_RUNS, VerdictKind.NOT_REPORTED):
-        return "dim"
-    near = (v.factor is not None and v.factor <= NEAR_FACTOR) or (
-        v.difference is not None and abs(v.difference) <= NEAR_DIFFERENCE)
-    return "yellow" if near else "red"
 
 
 def notes_cell(m: MetricSummary) -> Text:
