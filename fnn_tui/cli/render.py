@@ -112,13 +112,11 @@ def runs_table(records: list[RunRecord], title: str = "Runs list (every stored r
     return table
 
 
-def trained_table(rows: list[ResultRow]) -> Table:
+def trained_table(rows: list[ResultRow]) -> Group:
     """The runs a command trained, one line each with its run id and seed, our final numbers
     with the notes' below them in brackets; fits 80 columns."""
-    table = Table(
-        title="Runs trained: ours (the notes'); ratio = mean |y_hat/y|, 1 is perfect",
-        title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
-    )
+    title = Text("Runs: ours (the notes'); ratio = mean |y_hat/y|, 1 is perfect", style="italic")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for col in ("run", "preset\nseed", "status", "train\nloss", "train\nratio", "test\nloss", "test\nratio",
                 "engine\ntime"):
         left = col in ("preset\nseed", "status", "engine\ntime")
@@ -132,7 +130,7 @@ def trained_table(rows: list[ResultRow]) -> Table:
             _pair(r.test_loss, r.notes_test_loss), _pair(r.test_ratio, r.notes_test_ratio),
             f"{r.engine}\n{wall}",
         )
-    return table
+    return Group(title, table)
 
 
 def _settings_legend(rows: list[tuple[str, str]]) -> Table:

@@ -63,8 +63,7 @@ def run(
             raise typer.Exit(EXIT_BAD_INPUT)
         chosen = [p.with_overrides(epochs=epochs, samples=samples, seed=seed) for p in chosen]
         options = RunOptions(device=device, engine=engine)
-        for p in chosen:
-            resolve(p, options)  # bad device/engine: an error before any work
+        resolved = [resolve(p, options) for p in chosen]  # bad device/engine: an error before any work
         from fnn_tui.store.runs import Store
 
         with Store(s.home):  # a damaged, read-only, locked or lost store: one line before any work
@@ -82,6 +81,7 @@ def run(
                 raise typer.Exit(EXIT_OK)
             if plan.summary():
                 err.print(f"skipped: {plan.summary()}", soft_wrap=True)
+        _say_device_choice(chosen, options, resolved)  # after every check: no line before an error
         if detach:
             from fnn_tui.runs.background import launch
 
@@ -95,6 +95,18 @@ def run(
         ids, code = train_here(s.home, items, options, jobs or os.cpu_count() or 1, err)
         _print_results(s, ids)
     raise typer.Exit(code)
+
+
+def _say_device_choice(chosen: list, options, resolved: list) -> None:
+    """One line on stderr per distinct choice of ``--device auto``: what it picked and why."""
+    from fnn_tui.core.devices import device_choice
+
+    said = []
+    for preset, run in zip(chosen, resolved):
+        why = device_choice(options.device, batch_size=preset.training.batch_size, resolved=run.device)
+        if why and why not in said:
+            said.append(why)
+            err.print(literal(why), soft_wrap=True)
 
 
 def _seeds(seed: int | None, seeds: str | None) -> list[int] | None:

@@ -107,7 +107,8 @@ class PlotView(Vertical, can_focus=True):
         height: 1fr;
     }
     PlotView #plot-title {
-        height: 1;
+        height: auto;
+        max-height: 2;  /* a long setting string wraps rather than being cut at 80 columns */
         width: 1fr;
         text-style: bold;
     }
