@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fnn_tui.report.plotdata import PlotData, RunCurves, median_curve, median_run
+from fnn_tui.report.plotdata import PlotData, RunCurves, bold_run, median_run, no_epochs_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -99,15 +99,23 @@ def _draw_loss(ax: Axes, data: PlotData) -> None:
         ax.plot(r.epochs, _positive(r.train_loss), color=TRAIN, lw=1.6, label="train loss")
         ax.plot(r.epochs, _positive(r.test_loss), color=TEST, lw=1.6, ls=(0, (5, 1.5)), label="test loss")
     elif runs:
-        for r in runs:  # every seed faintly, the median on top
-            ax.plot(r.epochs, _positive(r.train_loss), color=TRAIN, lw=0.8, alpha=0.35)
-            ax.plot(r.epochs, _positive(r.test_loss), color=TEST, lw=0.8, alpha=0.35, ls=(0, (5, 1.5)))
-        for which, color, ls in (("train", TRAIN, "-"), ("test", TEST, (0, (5, 1.5)))):
-            epochs, values = median_curve(runs, which)
-            ax.plot(epochs, _positive(values), color=color, lw=2.0, ls=ls,
-                    label=f"{which} loss, median of {len(runs)} (faint: each seed)")
+        bold = bold_run(runs)
+        for r in runs:  # every seed faintly, the median run on top
+            ax.plot(r.epochs, _positive(r.train_loss), color=TRAIN, lw=0.8, alpha=0.3)
+            ax.plot(r.epochs, _positive(r.test_loss), color=TEST, lw=0.8, alpha=0.3, ls=(0, (5, 1.5)))
+        assert bold is not None
+        for which, values, color, ls in (("train", bold.train_loss, TRAIN, "-"),
+                                         ("test", bold.test_loss, TEST, (0, (5, 1.5)))):
+            ax.plot(bold.epochs, _positive(values), color=color, lw=2.0, ls=ls,
+                    label=f"{which} loss, seed {bold.seed} (median of {len(runs)}; faint: each seed)")
+    if not runs:
+        ax.text(0.5, 0.5, no_epochs_text(data.runs), transform=ax.transAxes, ha="center", va="center",
+                color=SAMPLES)
     else:
-        ax.text(0.5, 0.5, "no epochs yet", transform=ax.transAxes, ha="center", va="center", color=SAMPLES)
+        diverged = [r for r in data.runs if r.status == "diverged"]
+        if diverged:
+            ax.text(0.02, 0.02, f"{len(diverged)} of {len(data.runs)} diverged", transform=ax.transAxes,
+                    ha="left", va="bottom", color=SAMPLES, fontsize=8)
     for value, label, color, ls in notes_lines(data):
         ax.axhline(value, color=color, lw=1.1, ls=ls, label=label)
     _log_ticks(ax)
@@ -178,7 +186,8 @@ def _draw_fit(ax: Axes, data: PlotData) -> None:
         ax.plot(data.grid_x, run.grid_yhat, color=FIT, lw=1.8, ls=(0, (4, 1.5)), zorder=4,
                 label=_fit_label(run, len(data.runs) > 1))
     elif run is not None:
-        ax.text(0.5, 0.06, f"no fit stored for run {run.run_id}", transform=ax.transAxes,
-                ha="center", va="bottom", color=SAMPLES)
+        why = no_epochs_text(data.runs) if not run.epochs else f"no fit stored for run {run.run_id}"
+        ax.text(0.5, 0.94, f"no fit: {why}" if not run.epochs else why, transform=ax.transAxes,
+                ha="center", va="top", color=SAMPLES)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
