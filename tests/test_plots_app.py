@@ -23,7 +23,7 @@ from fnn_tui.core.presets import Preset, load_preset
 from fnn_tui.core.state import TrainState, previous_path, save_checkpoint
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, fit_due
-from fnn_tui.report.figures import write_figure
+from fnn_tui.report.figures import overlay_label, write_figure
 from fnn_tui.report.plotdata import median_run, no_epochs_text, plot_data
 from fnn_tui.report.plotstore import (
     NothingToPlot,
@@ -170,6 +170,18 @@ def test_plot_command_writes_the_figure_and_says_where(home: Path, tmp_path: Pat
     one = runner.invoke(cli_app, ["plot", "--run", "2"])
     assert one.exit_code == 0 and one.stdout.strip() == "fnn-exp08-run2.png"
     assert (tmp_path / "fnn-exp08-run2.png").exists()
+    # several runs, or several presets' studies, overlaid on one figure
+    runs = runner.invoke(cli_app, ["plot", "--run", "1", "--run", "2"])
+    assert runs.exit_code == 0 and runs.stdout.strip() == "fnn-runs-1-2.png"
+    assert imread(tmp_path / "fnn-runs-1-2.png").shape[:2] == (600, 1600)
+    ran = runner.invoke(cli_app, ["run", "exp07", "--epochs", "2", "--samples", "300"])
+    presets = runner.invoke(cli_app, ["plot", "7", "8"])
+    assert ran.exit_code == 0 and presets.exit_code == 0 and presets.stdout.strip() == "fnn-exp07-exp08.png"
+    with Store(home) as store:
+        items = [plot_for_preset(store, name) for name in ("exp07", "exp08")]
+    assert overlay_label(items[0]) == "exp07 run 3 (seed 0)"
+    assert overlay_label(items[1]).startswith("exp08 (2 seeds, median seed ")
+    assert runner.invoke(cli_app, ["plot", "--run", "1", "--run", "99"]).exit_code == 2  # every run must exist
     svg = runner.invoke(cli_app, ["plot", "8", "-o", str(tmp_path / "out" / "study.svg")])  # 8 = exp08
     assert svg.exit_code == 0 and b"<svg" in (tmp_path / "out" / "study.svg").read_bytes()[:400]
     bad = {

@@ -191,3 +191,65 @@ def _draw_fit(ax: Axes, data: PlotData) -> None:
                 ha="center", va="top", color=SAMPLES)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+
+
+# colours for the items of an overlay, told apart by line style too (a grey print)
+OVERLAY = [("#1f77b4", "-"), ("#d62728", (0, (5, 1.5))), ("#2ca02c", (0, (1, 1))), ("#9467bd", "-."),
+           ("#8c564b", (0, (3, 1, 1, 1, 1, 1))), ("#e377c2", (0, (8, 2)))]
+
+
+def overlay_label(data: PlotData) -> str:
+    """An overlaid item's short name: the preset, or the run with its seed."""
+    if len(data.runs) == 1:
+        r = data.runs[0]
+        return f"{data.preset_name} run {r.run_id} (seed {r.seed})"
+    bold = bold_run(data.runs)
+    return f"{data.preset_name} ({len(data.runs)} seeds, median seed {bold.seed})" if bold else data.preset_name
+
+
+def write_overlay(items: list[PlotData], path: Path, *, dpi: int = DEFAULT_DPI) -> Path:
+    """Several runs or presets on one figure: each one's test loss (a study: its median
+    run's) in its own colour and line style, and each one's fit beside the target."""
+    path = Path(path)
+    fmt = figure_format(path)
+    Figure, FigureCanvasAgg = _figure_class()
+    fig = Figure(figsize=SIZE_INCHES, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    loss_ax, fit_ax = fig.subplots(1, 2)
+    loss_ax.set_title("test loss (a study: its median run; faint: train loss)", fontsize=10)
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("MSE (log scale)")
+    loss_ax.set_yscale("log")
+    first = items[0]
+    fit_ax.set_title(f"fit: y = {first.target}" if first.target else "fit", fontsize=10)
+    fit_ax.set_xlabel("x")
+    fit_ax.set_ylabel("y")
+    fit_ax.set_xlim(*first.domain)
+    fit_ax.plot(first.grid_x, first.grid_y, color=TARGET, lw=1.4, label="target y")
+    for i, data in enumerate(items):
+        color, ls = OVERLAY[i % len(OVERLAY)]
+        label = overlay_label(data)
+        run = bold_run(data.runs)
+        if run is None or not run.epochs:
+            loss_ax.plot([], [], color=color, ls=ls, label=f"{label}: {no_epochs_text(data.runs)}")
+            continue
+        loss_ax.plot(run.epochs, _positive(run.train_loss), color=color, lw=0.9, alpha=0.35, ls=ls)
+        loss_ax.plot(run.epochs, _positive(run.test_loss), color=color, lw=1.8, ls=ls, label=label)
+        if run.grid_yhat is not None:
+            fit_ax.plot(data.grid_x, run.grid_yhat, color=color, lw=1.5, ls=ls,
+                        label=f"ŷ {label}" + (", dead" if run.dead else ""))
+    _log_ticks(loss_ax)
+    for ax in (loss_ax, fit_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    fig.suptitle(" vs ".join(overlay_label(d).split(" (")[0] for d in items), fontsize=11)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as fh:
+            fig.savefig(fh, format=fmt, dpi=dpi)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
