@@ -161,7 +161,7 @@ STUDY_COLUMNS: list[tuple[str, str]] = [
     ("test_ratio", "test ratio"),
     ("notes_test_ratio", "notes test ratio"),
     ("dead", "dead"),
-    ("diverged", "diverged"),
+    ("diverged", "div"),  # the count of diverged runs
     ("seeds", "seeds"),
     ("run_ids", "runs"),
 ]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fnn_tui.core.status import RunStatus
 from fnn_tui.report.plotdata import PlotData, RunCurves, bold_run, median_run, no_epochs_text
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def _draw_loss(ax: Axes, data: PlotData) -> None:
         ax.text(0.5, 0.5, no_epochs_text(data.runs), transform=ax.transAxes, ha="center", va="center",
                 color=SAMPLES)
     else:
-        diverged = [r for r in data.runs if r.status == "diverged"]
+        diverged = [r for r in data.runs if r.status == RunStatus.DIVERGED.value]
         if diverged:
             ax.text(0.02, 0.02, f"{len(diverged)} of {len(data.runs)} diverged", transform=ax.transAxes,
                     ha="left", va="bottom", color=SAMPLES, fontsize=8)

@@ -20,6 +20,7 @@ from fnn_tui.core import grid
 from fnn_tui.core.data import make_dataset
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.presets import Preset
+from fnn_tui.core.status import RunStatus
 
 MAX_TRAIN_POINTS = 300  # training samples drawn in a figure: more turn the panel grey
 
@@ -128,7 +129,7 @@ def bold_run(runs: Sequence[RunCurves]) -> RunCurves | None:
 def no_epochs_text(runs: Sequence[RunCurves]) -> str:
     """What a loss panel without a single epoch says: "all 10 diverged at epoch 1" when
     every run diverged, else "no epochs yet"."""
-    if runs and all(r.status == "diverged" for r in runs):
+    if runs and all(r.status == RunStatus.DIVERGED.value for r in runs):
         epochs = sorted({r.diverged_epoch for r in runs if r.diverged_epoch is not None})
         when = "" if not epochs else f" at epoch {epochs[0]}" if len(epochs) == 1 else \
             f" at epochs {epochs[0]}–{epochs[-1]}"
