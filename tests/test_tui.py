@@ -115,7 +115,7 @@ async def test_run_a_preset_then_save_the_table(home: Path, tmp_path: Path) -> N
         await pilot.pause()
         assert app.screen.query_one("#path").value.endswith(".csv")
         # the chosen format is said in words: without colour the buttons look alike
-        assert [str(b.label) for b in app.screen.query("RadioButton")] == ["Markdown", "CSV (chosen)", "JSON"]
+        assert [str(b.label) for b in app.screen.query("RadioButton")] == ["Markdown", "CSV ✓", "JSON"]
         await _set_input(pilot, "#path", str(target))
         await pilot.press("ctrl+s")
         for _ in range(50):
@@ -207,7 +207,7 @@ async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
         # the stopped run stays in the results table, where u takes it up again
         table = await _open_results(pilot)
         cells = table.get_row(str(run.id))
-        assert cells[3].plain == "cancelled" and cells[4] == f"{run.epochs_done}/150"
+        assert cells[3].plain == "cancelled" and cells[8] == f"{run.epochs_done}/150"
         first_epoch.clear()
         newest[0] = run.epochs_done
         await pilot.press("u")

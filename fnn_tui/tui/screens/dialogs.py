@@ -41,7 +41,7 @@ SAVES = {
 
 def _format_label(key: str, chosen: bool) -> str:
     # the chosen format is said in words too: without colour the radio buttons look alike
-    return f"{FORMAT_LABELS[key]} (chosen)" if chosen else FORMAT_LABELS[key]
+    return f"{FORMAT_LABELS[key]} ✓" if chosen else FORMAT_LABELS[key]
 
 
 class SaveScreen(ModalScreen[Path | None]):

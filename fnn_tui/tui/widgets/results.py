@@ -19,8 +19,9 @@ from fnn_tui.store.runs import RunRecord
 # what matters first, so that 80 columns show a run's four numbers; the notes' numbers, the
 # engine and the settings follow (Right scrolls a page)
 COLUMNS = [
-    ("run", "run"), ("preset", "preset"), ("seed", "seed"), ("status", "status"), ("epochs", "epochs"),
+    ("run", "run"), ("preset", "preset"), ("seed", "seed"), ("status", "status"),
     ("train_loss", "tr loss"), ("train_ratio", "tr ratio"), ("test_loss", "te loss"), ("test_ratio", "te ratio"),
+    ("epochs", "epochs"),
     ("notes_train_loss", "notes tr loss"), ("notes_train_ratio", "notes tr ratio"),
     ("notes_test_loss", "notes te loss"), ("notes_test_ratio", "notes te ratio"),
     ("engine", "engine"), ("device", "device"), ("wall", "wall s"), ("setting", "setting"), ("number", "#"),
@@ -62,8 +63,7 @@ class ResultsTable(DataTable):
     def sort_text(self) -> str:
         """How the list is sorted, for the view's hint: "sorted by te loss, lowest first"."""
         column, reverse = self._sort
-        numeric = column not in ("preset",)
-        order = ("highest first" if reverse else "lowest first") if numeric else ("Z-A" if reverse else "A-Z")
+        order = ("Z-A" if reverse else "A-Z") if column == "preset" else ("highest first" if reverse else "lowest first")
         if column == "run":
             order = "newest first" if reverse else "oldest first"
         return f"sorted by {TITLES[column]}, {order}"
@@ -100,8 +100,8 @@ class ResultsTable(DataTable):
         notes_ratio = (_num(r.notes_train_ratio) if r.notes_train_ratio is not None
                        else Text(r.notes_remark.replace("train acc ", "")))
         wall = _num(r.wall_seconds) if r.wall_seconds is not None else Text("")
-        return [Text(str(r.run_id), justify="right"), r.preset, Text(str(r.seed), justify="right"), status, r.epochs,
-                _num(r.train_loss), _num(r.train_ratio), _num(r.test_loss), _num(r.test_ratio),
+        return [Text(str(r.run_id), justify="right"), r.preset, Text(str(r.seed), justify="right"), status,
+                _num(r.train_loss), _num(r.train_ratio), _num(r.test_loss), _num(r.test_ratio), r.epochs,
                 _num(r.notes_train_loss), notes_ratio, _num(r.notes_test_loss), _num(r.notes_test_ratio),
                 r.engine, r.device, wall, r.setting, Text(str(r.number), justify="right")]
 
@@ -149,10 +149,7 @@ class ResultsTable(DataTable):
 
     def shown_rows(self) -> list[ResultRow]:
         """The rows in the order they are shown (what Save writes)."""
-        return [self.rows_by_run[int(str(key.value))] for key in self.ordered_row_keys()]
-
-    def ordered_row_keys(self) -> list:
-        return [row.key for row in self.ordered_rows]
+        return [self.rows_by_run[int(str(row.key.value))] for row in self.ordered_rows]
 
     def action_sort_column(self) -> None:
         """Step the sort through the columns that matter most (the cursor selects rows)."""
