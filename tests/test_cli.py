@@ -56,6 +56,14 @@ def test_run_then_results_then_export(home, tmp_path) -> None:
     result = invoke("run", "exp08", "--epochs", "2", "--samples", "300")
     assert result.exit_code == 0, result.output
     assert "exp08" in result.output and "finished" in result.output
+    # the table of the runs trained has the run id and the seed; --device auto says what it picked and why
+    assert "seed 0" in result.stdout and "\n   1 " in result.stdout
+    import torch
+
+    why = "a GPU only adds launch overhead per step" if torch.cuda.is_available() else "no GPU on this machine"
+    assert result.stderr.strip().splitlines()[-1] == (
+        "device auto picked the CPU: " + ("with batches of 1 (under 256), " if torch.cuda.is_available() else "") + why
+        + ("; --device cuda:0 uses it anyway" if torch.cuda.is_available() else ""))
     with Store(home) as store:
         (run,) = store.list_runs()
         assert run.status == "finished" and run.epochs_done == 2 and run.engine == "fused"

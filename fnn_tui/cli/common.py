@@ -48,7 +48,7 @@ class ReadableCommand(TyperCommand):
 
 # the order of ``-h``'s commands: what a student types first comes first; commands not
 # named here follow in the order they were registered
-COMMAND_ORDER = ("run", "resume", "active", "attach", "stop", "runs", "table", "report", "plot", "compare",
+COMMAND_ORDER = ("run", "resume", "active", "attach", "stop", "runs", "results", "table", "report", "plot", "compare",
                  "claims", "sweep", "list", "show", "validate", "tui")
 
 

@@ -46,8 +46,6 @@ def table(
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
-    if ctx.info_name == "export":
-        err.print("note: `fnn-tui export` is now `fnn-tui table`; the old name goes in the next version")
     fmt_name = output_format(format_, output, FORMATS, terminal="text")
     with bad_input(s):
         with Store(s.home, reading=True) as store:
@@ -57,6 +55,9 @@ def table(
             else:
                 rows, left_out = results_table(load_studies(store, s.catalog()))
         _write(rows, left_out, fmt_name, output, all_runs=all_runs)
+    if ctx.info_name == "export":  # after the work: an error stays the one line on stderr
+        err.print("note: `fnn-tui export` is now `fnn-tui table`; the old name goes in the next version",
+                  soft_wrap=True)
 
 
 def _write(rows: list, left_out: list, fmt_name: str, output: Path | None, *, all_runs: bool) -> None:

@@ -81,7 +81,6 @@ def run(
                 raise typer.Exit(EXIT_OK)
             if plan.summary():
                 err.print(f"skipped: {plan.summary()}", soft_wrap=True)
-        _say_device_choice(chosen, options, resolved)  # after every check: no line before an error
         if detach:
             from fnn_tui.runs.background import launch
 
@@ -89,11 +88,13 @@ def run(
             ids = " ".join(str(i) for i in launched.run_ids)
             out.print(f"run {ids} training in the background (pid {launched.process.pid}); "
                       f"`fnn-tui attach {launched.run_ids[0]}` follows it, `fnn-tui stop {launched.run_ids[0]}` stops it")
+            _say_device_choice(chosen, options, resolved)
             raise typer.Exit(EXIT_OK)
         from fnn_tui.cli.progress import train_here
 
         ids, code = train_here(s.home, items, options, jobs or os.cpu_count() or 1, err)
         _print_results(s, ids)
+        _say_device_choice(chosen, options, resolved)  # after the work: an error stays the one line
     raise typer.Exit(code)
 
 
