@@ -63,3 +63,23 @@ def without_provenance(text: str) -> str:
     if text.startswith("# "):
         return text.split("\n", 1)[1]
     return text
+
+
+def screen_lines(svg: str) -> list[str]:
+    """The text of a screenshot, one string per terminal row, from Textual's SVG export."""
+    import html
+    import re
+
+    cells = re.findall(r'<text class="[^"]*" x="([\d.]+)" y="[\d.]+" textLength="([\d.]+)" '
+                       r'clip-path="url\(#[\w-]*line-(\d+)\)">([^<]*)</text>', svg)
+    width = min(float(length) / len(html.unescape(text)) for _, length, _, text in cells if text)
+    rows: dict[int, dict[int, str]] = {}
+    for x, _, line, text in cells:
+        rows.setdefault(int(line), {})[round(float(x) / width)] = html.unescape(text).replace("\xa0", " ").rstrip("\n")
+    lines = []
+    for line in range(max(rows) + 1):
+        text = ""
+        for col, part in sorted(rows.get(line, {}).items()):
+            text = text.ljust(col) + part
+        lines.append(text)
+    return lines

@@ -25,8 +25,11 @@ def invoke(*args: str):
 def test_help_and_version() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("list", "show", "validate", "run", "results", "export", "resume", "tui"):
-        assert command in result.output
+    for command in ("list", "show", "validate", "run", "results", "table", "report", "resume", "active", "tui"):
+        assert f"│ {command} " in result.output
+    commands = [line.split()[1] for line in result.output.split("Commands")[1].splitlines() if line.startswith("│ ")
+                and line.split()[1].isalpha()]
+    assert commands[0] == "run" and "export" not in commands  # run first; the old name is hidden
     assert "fnn-tui 0.1.0" in invoke("--version").output
 
 
@@ -54,6 +57,14 @@ def test_run_then_results_then_export(home, tmp_path) -> None:
     result = invoke("run", "exp08", "--epochs", "2", "--samples", "300")
     assert result.exit_code == 0, result.output
     assert "exp08" in result.output and "finished" in result.output
+    # the table of the runs trained has the run id and the seed; --device auto says what it picked and why
+    assert "seed 0" in result.stdout and "\n   1 " in result.stdout
+    import torch
+
+    why = "a GPU only adds launch overhead per step" if torch.cuda.is_available() else "no GPU on this machine"
+    assert result.stderr.strip().splitlines()[-1] == (
+        "device auto picked the CPU: " + ("with batches of 1 (under 256), " if torch.cuda.is_available() else "") + why
+        + ("; --device cuda:0 uses it anyway" if torch.cuda.is_available() else ""))
     with Store(home) as store:
         (run,) = store.list_runs()
         assert run.status == "finished" and run.epochs_done == 2 and run.engine == "fused"
@@ -65,21 +76,29 @@ def test_run_then_results_then_export(home, tmp_path) -> None:
     assert runner.invoke(app, ["results", "--preset", "exp08"]).exit_code == 2  # one way to say it: the argument
     other = invoke("results", "exp01")
     assert other.exit_code == 0 and "2/2" not in other.output and "no runs of exp01" in other.output
-    md = invoke("export", "--format", "md")
-    assert md.exit_code == 0 and without_provenance(md.output).startswith("| # | preset | seed | setting |") and "| 0.00296 |" in md.output
+    # a 2-epoch trial is no study of exp08's settings: the results table leaves it out and says so
+    md = invoke("table", "--format", "md")
+    assert md.exit_code == 0 and without_provenance(md.stdout).startswith("| # | preset | setting | n |") and "exp08" not in md.stdout
+    assert "left out exp08: its runs have other settings than the preset's (samples=300, epochs=2)" in md.stderr
+    runs = invoke("table", "--all-runs", "--format", "md")
+    assert without_provenance(runs.stdout).startswith("| # | preset | seed | setting |") and "| 0.00296 |" in runs.stdout
     target = tmp_path / "table.csv"
-    written = invoke("export", "-o", str(target))
+    written = invoke("table", "--all-runs", "-o", str(target))
     assert written.exit_code == 0
     rows = list(csv.DictReader(io.StringIO(without_provenance(target.read_text()))))
     assert rows[0]["preset"] == "exp08" and float(rows[0]["train_loss"]) == run.final.train_loss
+    old = invoke("export", "--all-runs", "-f", "csv")  # the old name, for one version
+    assert old.exit_code == 0 and old.stdout == target.read_text() and "now `fnn-tui table`" in old.stderr
 
 
 def test_tables_fit_80_columns_without_cutting_anything(home, catalog) -> None:
     from rich.console import Console
 
-    from fnn_tui.cli.render import results_table, runs_table
+    from fnn_tui.cli.render import report_table, runs_table, study_table, trained_table
     from fnn_tui.core.events import EpochMetrics
-    from fnn_tui.report.export import result_row
+    from fnn_tui.report.export import result_row, results_table
+    from fnn_tui.report.reproduction import reproduction
+    from fnn_tui.report.studies import load_studies
 
     with Store(home) as store:  # the widest cells: a long status, a CUDA device, small losses
         run_id = store.create_run(catalog.get("exp08"), engine="torch", device="cuda:0")
@@ -89,14 +108,26 @@ def test_tables_fit_80_columns_without_cutting_anything(home, catalog) -> None:
         store.add_epoch(dead, EpochMetrics(150, 0.000123456, 1.23456, 0.000123456, 1.23456, 0.1, 1e-5, 1.0, dead=True))
         store.end_run(dead, "finished", wall_seconds=12345.6)
         records = store.list_runs()
-    for table in (runs_table(records), results_table([result_row(r) for r in records])):
+        studies = load_studies(store, catalog)
+    rows, _ = results_table(studies)
+    texts = []
+    for table in (runs_table(records), trained_table([result_row(r) for r in records]), study_table(rows),
+                  report_table(reproduction(s.study for s in studies))):
         console = Console(width=80, record=True)
         console.print(table)
         text = console.export_text()
         assert "…" not in text
         assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
-    assert "interrupted" in text and "(0.002974)" in text and "12345.6 s" in text
-    assert "dead" in text and "0.0001235" in text
+        texts.append(text)
+    runs, trained, table, report = texts
+    assert "interrupted" in trained and "(0.002974)" in trained and "12345.6 s" in trained
+    assert "dead" in trained and "0.0001235" in trained and "seed 42" in trained
+    # the study: one finished (dead) run of two, the notes beside its median, and its settings
+    assert "1/2" in table and "1 dead" in table and "(0.00296)" in table and "exp08  (20,20,30)" in table
+    # every preset's row; the verdicts in words (exp08's losses are under the notes', its ratio above)
+    assert "exp11" in report and "dead" in report and "verdict" in report and "no runs" in report
+    exp08 = report[report.index(" exp08"):report.index(" exp09")]
+    assert "0.002974" in exp08 and "above" in exp08 and "below" not in exp08.split("verdict")[0]
 
 
 def test_bad_inputs_exit_2_with_one_line(tmp_path) -> None:
@@ -106,8 +137,9 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path) -> None:
         ("run", "exp08", "--engine", "jax"),
         ("run", "exp08", "--samples", "1"),
         ("show", str(FIXTURES / "broken" / "syntax_error.toml")),
-        ("export", "-o", str(tmp_path / "missing" / "t.md")),
-        ("export", "--format", "xls"),
+        ("table", "-o", str(tmp_path / "missing" / "t.md")),
+        ("table", "--format", "xls"),
+        ("report", "--format", "xls"),
         ("resume", "42"),
     ]
     for args in cases:
@@ -125,7 +157,7 @@ def test_every_command_takes_dash_h_and_shows_readable_placeholders() -> None:
     import typer
 
     names = sorted(typer.main.get_command(app).commands)  # every registered command, hidden ones too
-    assert {"run", "resume", "export", "results", "worker"} <= set(names)
+    assert {"run", "resume", "table", "export", "results", "active", "worker"} <= set(names)
     for args in ([], *([name] for name in names)):
         result = runner.invoke(app, [*args, "-h"], env={"COLUMNS": "80"})
         assert result.exit_code == 0 and "Usage:" in result.stdout, (args, result.output)
@@ -133,7 +165,7 @@ def test_every_command_takes_dash_h_and_shows_readable_placeholders() -> None:
         python_type = re.search(r"<[\w\[\], ]+>", result.stdout)
         assert python_type is None, (args, python_type.group())
         assert max(len(line) for line in result.stdout.splitlines()) <= 80
-        if args and args[0] in ("run", "export", "resume"):
+        if args and args[0] in ("run", "table", "report", "resume"):
             assert "Examples:" in result.stdout and f"fnn-tui {args[0]}" in result.stdout
 
 

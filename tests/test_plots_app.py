@@ -19,12 +19,12 @@ from fnn_tui.cli import app as cli_app
 from fnn_tui.core import grid
 from fnn_tui.core.events import EpochFinished, EpochMetrics
 from fnn_tui.core.model import build_model
-from fnn_tui.core.presets import Preset
+from fnn_tui.core.presets import Preset, load_preset
 from fnn_tui.core.state import TrainState, previous_path, save_checkpoint
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, fit_due
-from fnn_tui.report.figures import write_figure
-from fnn_tui.report.plotdata import plot_data
+from fnn_tui.report.figures import overlay_label, write_figure
+from fnn_tui.report.plotdata import median_run, no_epochs_text, plot_data
 from fnn_tui.report.plotstore import (
     NothingToPlot,
     link_figures,
@@ -38,6 +38,8 @@ from fnn_tui.tui.app import FnnApp
 from fnn_tui.tui.messages import RunEvent
 from fnn_tui.tui.screens.plot import PlotScreen, PlotTarget
 from fnn_tui.tui.widgets.plots import PlotView, epoch_ticks
+
+from .conftest import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (80, 24)
@@ -168,6 +170,18 @@ def test_plot_command_writes_the_figure_and_says_where(home: Path, tmp_path: Pat
     one = runner.invoke(cli_app, ["plot", "--run", "2"])
     assert one.exit_code == 0 and one.stdout.strip() == "fnn-exp08-run2.png"
     assert (tmp_path / "fnn-exp08-run2.png").exists()
+    # several runs, or several presets' studies, overlaid on one figure
+    runs = runner.invoke(cli_app, ["plot", "--run", "1", "--run", "2"])
+    assert runs.exit_code == 0 and runs.stdout.strip() == "fnn-runs-1-2.png"
+    assert imread(tmp_path / "fnn-runs-1-2.png").shape[:2] == (600, 1600)
+    ran = runner.invoke(cli_app, ["run", "exp07", "--epochs", "2", "--samples", "300"])
+    presets = runner.invoke(cli_app, ["plot", "7", "8"])
+    assert ran.exit_code == 0 and presets.exit_code == 0 and presets.stdout.strip() == "fnn-exp07-exp08.png"
+    with Store(home) as store:
+        items = [plot_for_preset(store, name) for name in ("exp07", "exp08")]
+    assert overlay_label(items[0]) == "exp07 run 3 (seed 0)"
+    assert overlay_label(items[1]).startswith("exp08 (2 seeds, median seed ")
+    assert runner.invoke(cli_app, ["plot", "--run", "1", "--run", "99"]).exit_code == 2  # every run must exist
     svg = runner.invoke(cli_app, ["plot", "8", "-o", str(tmp_path / "out" / "study.svg")])  # 8 = exp08
     assert svg.exit_code == 0 and b"<svg" in (tmp_path / "out" / "study.svg").read_bytes()[:400]
     bad = {
@@ -257,8 +271,35 @@ async def test_a_study_target_shows_every_seed_and_their_median(home: Path, cata
         await app.push_screen(PlotScreen(home, PlotTarget(preset=tiny, study=True)))
         view = await _plot_shown(pilot)
         assert [r.run_id for r in view.data.runs] == ids
-        assert [s.label for s in view.loss_series[:2]] == ["train (median of 2)", "test (median of 2)"]
-        assert view.fit_series[-1].label.startswith("ŷ seed ")
+        # each seed's test loss faintly, under the bold curves of the run with the median final test loss
+        faint = [s for s in view.loss_series if s.marker == "·"]
+        assert [s.y for s in faint] == [r.test_loss for r in view.data.runs] and all(s.reference for s in faint)
+        bold = median_run(view.data.runs)
+        train, test = view.loss_series[2:4]
+        assert train.label == f"train seed {bold.seed} (median of 2)" and train.y == bold.train_loss
+        assert test.y == bold.test_loss  # a real run's curve, not an epoch-by-epoch median
+        assert view.fit_series[-1].label == f"ŷ seed {bold.seed}"
+
+
+async def test_a_study_that_all_diverged_says_so_in_the_plot_and_the_figure(home: Path, tmp_path: Path) -> None:
+    from fnn_tui.report.figures import write_figure
+    from fnn_tui.report.plotstore import plot_for_preset
+
+    preset = load_preset(FIXTURES / "diverges.toml")
+    for seed in (0, 1):
+        record_run(home, preset.with_overrides(seed=seed), FUSED)
+    with Store(home) as store:
+        data = plot_for_preset(store, preset)
+        epochs = {r.diverged_epoch for r in store.list_runs()}
+    assert no_epochs_text(data.runs) == f"all 2 diverged at epoch {epochs.pop()}" and not epochs
+    write_figure(data, tmp_path / "div.png")  # draws the same words in its loss panel
+    assert (tmp_path / "div.png").stat().st_size > 0
+    app = FnnApp(home=home, preset_dirs=[FIXTURES])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await app.push_screen(PlotScreen(home, PlotTarget(preset=preset, study=True)))
+        await _plot_shown(pilot)
+        assert "all 2 diverged at epoch" in str(app.screen.query_one("#loss-legend").render())
 
 
 async def test_the_plot_of_a_running_run_grows_with_each_epoch(home: Path) -> None:

@@ -291,3 +291,19 @@ def test_a_hostile_user_preset_breaks_only_itself(tmp_path: Path, monkeypatch: p
     entries = {e.name: e for e in discover([folder]).entries}
     assert entries["fine"].error.first_line().endswith("fine.toml: cannot load the file (RuntimeError: disk on fire)")
     assert entries["exp08"].ok
+
+
+def test_setting_strings_tell_every_builtin_apart_and_name_lr_decay_and_unusual_settings(catalog) -> None:
+    settings = {p.name: p.setting() for p in catalog.valid()}
+    assert len(set(settings.values())) == len(settings)  # exp03/exp04 and exp10/exp11 differ too
+    assert settings["exp04"] == "(10,20,20), plain, 10000, 500, lr 0.5, decay 0.1"
+    assert settings["exp10"] == "(50,50), norm+clip+L2, 5000, 150, lr 0.01, no decay"
+    assert settings["exp11"] == "(50,50), norm+clip+L2, 5000, 150, lr 0.01, decay 0.5"
+    p = catalog.get("exp08")
+    changed = dataclasses.replace(p, training=dataclasses.replace(p.training, lr=0.02, batch_size=8, momentum=0.9,
+                                                                  decay_every=3, l2=1e-3, clip=2.0),
+                                  data=dataclasses.replace(p.data, train_fraction=0.5, target="sin(x)"))
+    assert changed.setting() == ("(20,20,30), norm+clip+L2, 5000, 150, lr 0.02, decay 0.5 every 3, batch 8, "
+                                 "momentum 0.9, train 0.5, L2 0.001, clip 2, y=sin(x)")
+    # the seed is no setting: two seeds of one study read the same
+    assert p.with_overrides(seed=7).setting() == p.setting()

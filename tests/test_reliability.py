@@ -264,7 +264,7 @@ def test_infinite_loss_keeps_the_last_finite_checkpoint(home: Path, tiny08, monk
     assert record.status == "diverged" and record.epochs_done == 2 and record.diverged_epoch == 3
     state = load_checkpoint(record.checkpoint_path)
     assert state.epoch == 2 and all(torch.isfinite(t).all() for t in state.params.values())
-    listed = runner.invoke(app, ["--home", str(home), "export", "--format", "csv"])
+    listed = runner.invoke(app, ["--home", str(home), "table", "--all-runs", "--format", "csv"])
     assert "diverged@3" in listed.output
 
 

@@ -48,7 +48,7 @@ def _md_row(text: str, preset: str) -> list[str]:
 
 
 def test_report_md_has_one_row_per_preset_with_spread_counts_and_verdict(studies, home: Path) -> None:
-    result = invoke("--presets", str(FIXTURES), "report")
+    result = invoke("--presets", str(FIXTURES), "report", "--format", "md")
     assert result.exit_code == 0, result.output
     md = without_provenance(result.stdout)
     header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
@@ -96,7 +96,7 @@ def test_report_json_carries_every_run_and_filters_by_number(studies, home: Path
     bad = runner.invoke(app, ["report", "77"])
     assert bad.exit_code == 2 and len(bad.stderr.strip().splitlines()) == 1 and "'77'" in bad.stderr
     bad = runner.invoke(app, ["report", "-f", "xml"])
-    assert bad.exit_code == 2 and "md, csv or json" in bad.stderr
+    assert bad.exit_code == 2 and "text, md, csv or json" in bad.stderr
 
 
 def test_report_output_is_written_atomically(studies, tmp_path: Path) -> None:
@@ -129,11 +129,11 @@ def test_dead_runs_are_said_in_the_runs_list_and_the_results_table(studies, home
     assert [lines[i + 1].strip() for i, line in enumerate(lines) if " exp07 " in line][-1] == "· samples=200"
     assert lines.count(lines[-1]) and sum(line.split() == ["dead"] for line in lines) == 2
     assert max(len(line) for line in lines) <= 80
-    exported = invoke("--presets", str(FIXTURES), "export", "-f", "csv")
+    exported = invoke("--presets", str(FIXTURES), "table", "--all-runs", "-f", "csv")
     rows = {r["preset"]: r for r in csv.DictReader(io.StringIO(without_provenance(exported.stdout)))}
     assert rows["dies"]["dead"] == "True" and rows["dies"]["status"] == "finished"
     assert rows["exp07"]["dead"] == "False"
-    md = invoke("export").stdout
+    md = invoke("table", "--all-runs", "-f", "md").stdout
     assert "| finished, dead |" in md and "| dies |" in md  # the preset's name has a column
 
 
@@ -150,7 +150,7 @@ def test_no_seed_column_means_the_notes(studies) -> None:
     for fmt in ("md", "csv"):
         header = without_provenance(invoke("report", "-f", fmt).stdout).splitlines()[0]
         assert "seed" not in header and "notes" in header
-        header = without_provenance(invoke("export", "-f", fmt).stdout).splitlines()[0]
+        header = without_provenance(invoke("table", "-f", fmt).stdout).splitlines()[0]
         assert "seed train" not in header and "notes train loss".replace(" ", "_" if fmt == "csv" else " ") in header
     assert "seed" not in render_csv(reproduction([])).splitlines()[0]
     shown = invoke("show", "exp08").stdout
@@ -169,3 +169,48 @@ def test_report_figures_are_written_and_linked_from_the_markdown(studies, tmp_pa
     assert imread(figure).shape[:2] == (600, 1600)
     text = (out / "report.md").read_text()
     assert "![exp07](figures/fnn-exp07.png)" in text and "| exp07" in text
+
+
+def test_the_results_table_is_each_presets_study_and_a_later_trial_does_not_replace_it(studies, home: Path) -> None:
+    with Store(home) as store:
+        dies = sorted(store.get_run(i).final.train_loss for i in studies["dies"])
+    before = invoke("--presets", str(FIXTURES), "table", "-f", "csv")
+    # a short trial of the dying preset, with other settings: a study of its own, not the preset's
+    trial = record_run(home, load_preset(FIXTURES / "dies.toml").with_overrides(epochs=1, seed=5), FUSED)
+    result = invoke("--presets", str(FIXTURES), "table", "-f", "csv")
+    assert result.exit_code == 0 and result.stdout == before.stdout
+    rows = {r["preset"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert sorted(rows) == ["dies", "diverges"]  # exp07's runs are 1-epoch trials: left out, and said
+    assert "left out exp07: its runs have other settings than the preset's (200 samples, 1 epoch)" in result.stderr
+    row = rows["dies"]
+    assert (row["finished"], row["dead"], row["seeds"], row["runs"]) == ("2", "2", "0-1", "2")
+    assert float(row["train_loss"]) == pytest.approx((dies[0] + dies[1]) / 2)  # the median of two seeds
+    assert str(trial.run_id) not in row["run_ids"].split(",") and row["setting"].endswith("lr 0.05, no decay")
+    assert (rows["diverges"]["finished"], rows["diverges"]["diverged"], rows["diverges"]["train_loss"]) == ("0", "1", "")
+    md = invoke("--presets", str(FIXTURES), "table", "-f", "md").stdout
+    assert md.startswith("| # | preset | setting | n |") and "median of the finished runs" in md
+    # on the terminal: a rich table at 80 columns, the n beside each median, each preset's settings below
+    text = runner.invoke(app, ["--presets", str(FIXTURES), "table"], env={"COLUMNS": "80"}).stdout
+    assert "Results table: each preset's median over its seeds" in text and "| --- |" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    line = next(line for line in text.splitlines() if " dies " in line)
+    assert line.split()[:3] == ["91", "dies", "2/2"] and f"{(dies[0] + dies[1]) / 2:.4g}" in line
+    assert any(line.startswith("dies  ") and "lr 0.05" in line for line in text.splitlines())
+
+
+def test_report_on_a_terminal_is_a_table_of_80_columns_with_verdicts_in_words(studies) -> None:
+    result = runner.invoke(app, ["--presets", str(FIXTURES), "report"], env={"COLUMNS": "80", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    text = result.stdout
+    assert "| --- |" not in text and "|---|" not in text  # no Markdown
+    assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(" exp04"))
+    block = lines[at:at + 4]
+    assert all(f" {word} " in line for word, line in zip(["median", "range", "notes", "verdict"], block))
+    assert "15.x" in block[2] and "no runs" in block[3]  # the notes' "15.x" is shown and compared
+    at = next(i for i, line in enumerate(lines) if line.startswith(" exp07*"))
+    assert lines[at + 1].split()[:2] == ["n", "3"]
+    verdicts = lines[at + 3].split()[3:]  # after "0 div verdict"
+    assert verdicts[0] == "—" and any(word in {"within", "below", "above"} for word in verdicts)
+    assert "exp07: 200 samples, 1 epoch" in text and "--format md" in text

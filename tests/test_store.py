@@ -13,7 +13,7 @@ from fnn_tui.core.events import EpochFinished, RunCancelled, RunFinished
 from fnn_tui.core.state import load_checkpoint
 from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions
-from fnn_tui.report.export import render, result_row, results_table, write_atomic
+from fnn_tui.report.export import render, result_row, run_rows, write_atomic
 from fnn_tui.runs.record import record_run
 from fnn_tui.store.db import SCHEMA_VERSION
 from fnn_tui.store.runs import Store
@@ -98,10 +98,10 @@ def test_export_formats_parse_back(home, tiny08, catalog) -> None:
     latest = record_run(home, tiny08, RunOptions(engine="fused"))
     with Store(home) as store:
         runs = store.list_runs()
-        rows = results_table(runs)
+        rows = [r for r in run_rows(runs) if r.run_id != first.run_id]
         assert [r.preset for r in rows] == ["exp07", "exp08"]
         assert rows[1].run_id == latest.run_id != first.run_id
-        assert len(results_table(runs, latest_only=False)) == 3
+        assert len(run_rows(runs)) == 3
         final = store.get_run(latest.run_id).final
     parsed = list(csv.DictReader(io.StringIO(render(rows, "csv"))))
     assert parsed[1]["preset"] == "exp08" and float(parsed[1]["train_loss"]) == final.train_loss
@@ -134,7 +134,7 @@ def test_result_row_marks_divergence(home, catalog) -> None:
         run = store.get_run(result.run_id)
     assert run.status == "diverged" and run.diverged_epoch == 1 and "NaN" in run.message
     assert result_row(run).status == "diverged@1"
-    assert results_table([run])[0].status == "diverged@1"
+    assert run_rows([run])[0].status == "diverged@1"
 
 
 def test_a_version_1_store_is_migrated(home) -> None:

@@ -95,7 +95,7 @@ def test_a_damaged_store_is_one_line_and_never_written(store_home: Path, damage:
     db = store_home / DB_NAME
     DAMAGES[damage](db)
     before = _digest(db)
-    for args in (["results"], ["export"], ["run", "exp08", "--epochs", "1", "--samples", "200"]):
+    for args in (["results"], ["table"], ["export"], ["run", "exp08", "--epochs", "1", "--samples", "200"]):
         result = invoke(*args)
         assert result.exit_code == 2, (args, result.output)
         line = _one_error_line(result.output)
@@ -202,7 +202,7 @@ from typer.testing import CliRunner
 from fnn_tui.cli import app
 home = sys.argv[1]
 out = {"writable": os.access(home, os.W_OK)}
-for name, args in (("results", ["results"]), ("export", ["export", "-f", "csv"]),
+for name, args in (("results", ["results"]), ("export", ["table", "--all-runs", "-f", "csv"]),
                    ("run", ["run", "exp08", "--epochs", "1", "--samples", "200"])):
     r = CliRunner().invoke(app, ["--home", home, *args])
     out[name] = [r.exit_code, r.output, repr(r.exception)]

@@ -23,7 +23,7 @@ from fnn_tui.tui.widgets.preset_list import PresetList
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
 
 from .conftest import FIXTURES
-from .helpers import without_provenance
+from .helpers import screen_lines, without_provenance
 
 SIZE = (80, 24)
 
@@ -104,15 +104,19 @@ async def test_run_a_preset_then_save_the_table(home: Path, tmp_path: Path) -> N
         row = table.rows_by_run[run.id]
         assert row.train_loss == run.final.train_loss and row.test_ratio == run.final.test_ratio
         cells = table.get_row(str(run.id))
-        assert cells[2] == "exp07 · epochs=2" and cells[3].plain == "0" and cells[4].plain == "finished"
-        assert cells[-2].startswith("(20,20,30), norm+clip+L2, 1000, 2") and cells[-1] == "(0.01,0.5)"
+        assert cells[1] == "exp07 · epochs=2" and cells[2].plain == "0" and cells[3].plain == "finished"
+        assert cells[-2].startswith("(20,20,30), norm+clip+L2, 1000, 2, lr 0.01, decay 0.5")
+        assert "Runs list: every stored run, sorted by run, newest first" in str(app.query_one("#results-hint").render())
         # save as CSV through the dialog, with the keys
         target = tmp_path / "table.csv"
         await pilot.press("ctrl+s")
         await pilot.pause()
+        assert "Save the runs list" in str(app.screen.query_one(".title").render())
         await pilot.press("tab", "right", "space")  # the format set: CSV changes the suffix
         await pilot.pause()
         assert app.screen.query_one("#path").value.endswith(".csv")
+        # the chosen format is said in words: without colour the buttons look alike
+        assert [str(b.label) for b in app.screen.query("RadioButton")] == ["Markdown", "CSV ✓", "JSON"]
         await _set_input(pilot, "#path", str(target))
         await pilot.press("ctrl+s")
         for _ in range(50):
@@ -141,24 +145,24 @@ async def test_results_loads_arriving_late_or_out_of_order_keep_the_newest_state
         table = await _open_results(pilot)
         with Store(home) as store:
             (run,) = store.list_runs()
-        assert table.get_row(str(run.id))[4].plain == "finished"
+        assert table.get_row(str(run.id))[3].plain == "finished"
         # Once the run's end has arrived its row is no longer live, so a load landing after
         # it shows the stored state, not the last live epoch.
         assert app.runs.current is None and app.runs.epochs[run.id]
         app.refresh_results()
         await _wait_idle(pilot)
-        assert table.get_row(str(run.id))[4].plain == "finished"
+        assert table.get_row(str(run.id))[3].plain == "finished"
         # A load asked for while the run was going, landing after a newer one, is dropped.
         running = [replace(run, status=RunStatus.RUNNING)]
         app.post_message(ResultsLoaded(running, table_rows(running), app.results_shown - 1))
         await pilot.pause()
         await pilot.pause()
-        assert table.get_row(str(run.id))[4].plain == "finished"
+        assert table.get_row(str(run.id))[3].plain == "finished"
         # the same load as the newest request is shown: the check above can fail
         app.post_message(ResultsLoaded(running, table_rows(running), app.results_asked + 1))
         await pilot.pause()
         await pilot.pause()
-        assert table.get_row(str(run.id))[4].plain == "running"
+        assert table.get_row(str(run.id))[3].plain == "running"
 
 
 async def test_save_to_an_unwritable_path_stays_in_the_dialog(home: Path, tmp_path: Path) -> None:
@@ -206,7 +210,7 @@ async def test_stop_mid_run_is_stored_as_cancelled(home: Path) -> None:
         # the stopped run stays in the results table, where u takes it up again
         table = await _open_results(pilot)
         cells = table.get_row(str(run.id))
-        assert cells[4].plain == "cancelled" and cells[5] == f"{run.epochs_done}/150"
+        assert cells[3].plain == "cancelled" and cells[8] == f"{run.epochs_done}/150"
         first_epoch.clear()
         newest[0] = run.epochs_done
         await pilot.press("u")
@@ -357,26 +361,6 @@ async def test_device_selector_lists_only_what_exists(home: Path) -> None:
             assert not any(str(v).startswith("cuda") for v in values)
 
 
-def _screen_lines(svg: str) -> list[str]:
-    """The text of a screenshot, one string per terminal row, from Textual's SVG export."""
-    import html
-    import re
-
-    cells = re.findall(r'<text class="[^"]*" x="([\d.]+)" y="[\d.]+" textLength="([\d.]+)" '
-                       r'clip-path="url\(#[\w-]*line-(\d+)\)">([^<]*)</text>', svg)
-    width = min(float(length) / len(html.unescape(text)) for _, length, _, text in cells if text)
-    rows: dict[int, dict[int, str]] = {}
-    for x, _, line, text in cells:
-        rows.setdefault(int(line), {})[round(float(x) / width)] = html.unescape(text).replace("\xa0", " ").rstrip("\n")
-    lines = []
-    for line in range(max(rows) + 1):
-        text = ""
-        for col, part in sorted(rows.get(line, {}).items()):
-            text = text.ljust(col) + part
-        lines.append(text)
-    return lines
-
-
 def test_main_screen_snapshot(snap_compare, home: Path) -> None:
     """At 80x24 every row of the preset details (the notes' numbers too) and the whole
     footer, Quit included, are on the screen."""
@@ -395,7 +379,7 @@ def test_main_screen_snapshot(snap_compare, home: Path) -> None:
             if pilot.app.query_one(Footer).children and not pilot.app.runs.checking:
                 break
         await pilot.pause()
-        seen.extend(_screen_lines(pilot.app.export_screenshot()))
+        seen.extend(screen_lines(pilot.app.export_screenshot()))
 
     app = FnnApp(home=home, preset="exp08")
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)

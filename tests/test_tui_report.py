@@ -13,9 +13,10 @@ from fnn_tui.store.runs import Store
 from fnn_tui.tui.app import FnnApp
 from fnn_tui.tui.messages import ResultsLoaded
 from fnn_tui.tui.widgets.preset_list import PresetList
-from fnn_tui.tui.widgets.report import COLUMNS, ReportTable
+from fnn_tui.tui.widgets.report import COLUMNS, ReportTable, verdict_word
 
 from .conftest import FIXTURES
+from .helpers import screen_lines
 
 SIZE = (80, 24)
 
@@ -72,15 +73,25 @@ async def test_seeds_field_trains_every_seed_once_and_the_report_fills_in(home: 
         assert "b runs list" in str(app.query_one("#results-hint").render())
         await _until(pilot, lambda: table.row_count == 11 and table.reports["exp07"].finished == 2)
         cells = table.get_row("exp07")
-        assert cells[1] == "exp07*" and cells[2].plain == "2" and cells[3].plain == "0"
-        verdict = cells[[k for k, _ in COLUMNS].index("train_ratio_notes")].plain
-        assert verdict.startswith("1.034 ") and verdict.split(" ", 1)[1] in {
-            table.reports["exp07"].metric("train_ratio").verdict.label}
-        assert table.get_row("exp08")[6].plain == "0.00296 no runs"
-        # the starred row says which settings its runs stand on
-        table.move_cursor(row=6)
-        await pilot.pause()
-        assert "exp07*: runs made with epochs=1" in str(app.query_one("#results-hint").render())
+        assert cells[0] == "exp07*" and cells[1].plain == "n 2\n0 dead\n0 div"
+        # three lines a metric: our median, the notes' number, the verdict in words
+        median, notes, verdict = cells[[k for k, _ in COLUMNS].index("train_ratio")].plain.split("\n")
+        summary = table.reports["exp07"].metric("train_ratio")
+        assert median == f"{summary.all.median:.4g}" and notes == "1.034"
+        assert verdict == verdict_word(summary) and verdict.split()[-1] in {"within", "below", "above"}
+        assert table.get_row("exp08")[3].plain == "—\n0.00296\nno runs"
+        # the starred row says which settings its runs stand on, and the spread its cells leave out
+        await pilot.press(*["down"] * 6)
+        await pilot.pause(0.3)
+        hint = str(app.query_one("#results-hint").render())
+        assert "exp07*: runs made with epochs=1" in hint and "min–max (loss, ratio): train " in hint
+        # every column shows at 80x24: the test ratio's verdict too
+        lines = screen_lines(app.export_screenshot())
+        header = next(line for line in lines if "train loss" in line)
+        assert "test ratio" in header and len(header.rstrip()) <= 80
+        assert all(len(line) <= 80 for line in lines) and "test " in hint.splitlines()[-1]
+        at = next(i for i, line in enumerate(lines) if line.startswith(" exp07*  "))
+        assert lines[at + 2].split()[-1] in {"within", "below", "above"}  # the test ratio's verdict shows
         # Save here writes the report
         target = tmp_path / "report.json"
         await pilot.press("ctrl+s")
@@ -98,7 +109,7 @@ async def test_seeds_field_trains_every_seed_once_and_the_report_fills_in(home: 
         assert app.results_mode == "results"
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert "Save the results table" in str(app.screen.query_one(".title").render())
+        assert "Save the runs list" in str(app.screen.query_one(".title").render())
         await pilot.press("escape")
 
 

@@ -47,11 +47,15 @@ class ReadableCommand(TyperCommand):
 
 
 ARGV_KEY = "fnn_tui.argv"
+# the order of ``-h``'s commands: what a student types first comes first; commands not
+# named here follow in the order they were registered
+COMMAND_ORDER = ("run", "resume", "active", "attach", "stop", "runs", "results", "table", "report", "plot", "compare",
+                 "claims", "sweep", "sweeps", "list", "show", "validate", "tui")
 
 
 class ReadableGroup(TyperGroup):
-    """The main command, with the same readable help as its commands; it keeps the command
-    line it was given (for the provenance of what a command saves: :func:`command_line`)."""
+    """The main command, with the same readable help as its commands, ``run`` first; it keeps
+    the command line it was given (for the provenance of what a command saves: :func:`command_line`)."""
 
     def get_params(self, ctx: typer.Context) -> list[Any]:
         return _readable(super().get_params(ctx))
@@ -60,12 +64,18 @@ class ReadableGroup(TyperGroup):
         ctx.meta.setdefault(ARGV_KEY, list(args))  # the main group sees them first, whole
         return super().parse_args(ctx, args)
 
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
+
 
 def command_line(ctx: typer.Context) -> str:
     """The command line that runs this command, as typed: ``fnn-tui report -o r.md``."""
     from fnn_tui.report.provenance import cli_command
 
     return cli_command(ctx.meta.get(ARGV_KEY))
+
 
 
 class ReadableTyper(typer.Typer):
@@ -205,12 +215,15 @@ def settings(ctx: typer.Context) -> Settings:
     return ctx.obj
 
 
-def output_format(format_: str | None, output: Path | None, formats: tuple[str, ...]) -> str:
-    """The format asked for, else the one ``-o``'s suffix names, else Markdown; an unknown
-    one, or an ``output`` that cannot be written (:func:`check_output`), is one line and exit 2."""
+def output_format(format_: str | None, output: Path | None, formats: tuple[str, ...], *,
+                  terminal: str | None = None) -> str:
+    """The format asked for, else the one ``-o``'s suffix names, else ``terminal`` (a table
+    drawn for the terminal) when writing to stdout and there is one, else Markdown; an
+    unknown one, or an ``output`` that cannot be written (:func:`check_output`), is one line
+    and exit 2."""
     from fnn_tui.report.export import format_for_path
 
-    name = format_ or (format_for_path(output) if output else None) or "md"
+    name = format_ or (format_for_path(output) if output else None) or (terminal if output is None else None) or "md"
     if name not in formats:
         expected = ", ".join(formats[:-1]) + f" or {formats[-1]}"
         err.print(f"[red]error:[/red] unknown format {literal(repr(name))}: expected {expected}", markup=True)
@@ -229,6 +242,15 @@ def check_output(output: Path, folder: bool = False) -> None:
         (check_folder if folder else check_target)(output)
     except CannotWrite as exc:
         raise fail(str(exc)) from None
+
+
+def terminal_text(renderable: Any, width: int = 80) -> str:
+    """A rich table as plain text ``width`` columns wide, for a file (``--format text -o``)."""
+    import io
+
+    console = Console(file=io.StringIO(), width=width, no_color=True, highlight=False, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def write_output(text: str, output: Path | None, what: str) -> None:

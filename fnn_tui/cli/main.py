@@ -19,13 +19,15 @@ from fnn_tui.cli import report as report_commands
 from fnn_tui.cli import results as result_commands
 from fnn_tui.cli import runs as runs_commands
 from fnn_tui.cli import sweep as sweep_commands
+from fnn_tui.cli import table as table_commands
 from fnn_tui.cli import train as train_commands
 from fnn_tui.cli.common import Settings, app, fail, out
 from fnn_tui.cli.tui import open_app
 from fnn_tui.paths import home_dir
 
-COMMAND_MODULES = (preset_commands, report_commands, result_commands, runs_commands, train_commands,
-                   plot_commands, compare_commands, sweep_commands)  # importing them registers their commands
+# importing them registers their commands
+COMMAND_MODULES = (preset_commands, report_commands, result_commands, runs_commands, table_commands, train_commands,
+                   plot_commands, compare_commands, sweep_commands)
 
 
 

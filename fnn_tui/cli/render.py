@@ -1,10 +1,12 @@
-"""Rich renderings for the CLI: preset details, the runs list and the results table."""
+"""Rich renderings for the CLI: preset details, the runs list, a command's runs, the results
+table and the report; each fits 80 columns and reads without colour."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from rich import box
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -12,7 +14,8 @@ from fnn_tui.cli.common import literal
 from fnn_tui.core.catalog import PresetEntry
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
-from fnn_tui.report.export import ResultRow, fmt
+from fnn_tui.report.export import ResultRow, StudyRow, fmt
+from fnn_tui.report.reproduction import DEAD_STD_FRACTION, METRICS, PresetReport, Spread, verdict_style
 from fnn_tui.report.runinfo import RunDetail, preset_rows
 from fnn_tui.report.studies import Role, SeedRole
 from fnn_tui.store.runs import RunRecord
@@ -126,15 +129,14 @@ def run_detail_table(detail: RunDetail) -> Table:
     return table
 
 
-def results_table(rows: list[ResultRow]) -> Table:
-    """Our final numbers with the notes' below them in brackets; fits 80 columns. A variant
-    is marked v1, v2... after its preset's name, its settings named under the table."""
-    table = Table(
-        title="Results table: ours (the notes'); ratio = mean |y_hat/y|, 1 is perfect",
-        title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left",
-    )
-    for col in ("preset", "status", "train\nloss", "train\nratio", "test\nloss", "test\nratio", "engine\ntime"):
-        left = col in ("preset", "status", "engine\ntime")
+def trained_table(rows: list[ResultRow]) -> Group:
+    """The runs a command trained, one line each with its run id and seed, our final numbers
+    with the notes' below them in brackets; fits 80 columns."""
+    title = Text("Runs: ours (the notes'); ratio = mean |y_hat/y|, 1 is perfect", style="italic")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("run", "preset\nseed", "status", "train\nloss", "train\nratio", "test\nloss", "test\nratio",
+                "engine\ntime"):
+        left = col in ("preset\nseed", "status", "engine\ntime")
         table.add_column(col, justify="left" if left else "right", no_wrap=True)
     marks: dict[str, str] = {}
     for r in rows:
@@ -144,14 +146,89 @@ def results_table(rows: list[ResultRow]) -> Table:
             mark = marks.setdefault(r.label, f"v{len(marks) + 1}")
             name = f"{name} {mark}"
         table.add_row(
-            Text(name), Text(r.status + (DEAD if r.dead else ""), style=RunStatus(r.status.split("@")[0]).style),
+            str(r.run_id), f"{literal(r.preset)}" + (f" · {literal(r.variant)}" if r.variant else "") + f"\nseed {r.seed}",
+            Text(r.status + (DEAD if r.dead else ""), style=RunStatus(r.status.split("@")[0]).style),
             _pair(r.train_loss, r.notes_train_loss), _pair(r.train_ratio, r.notes_train_ratio, r.notes_remark),
             _pair(r.test_loss, r.notes_test_loss), _pair(r.test_ratio, r.notes_test_ratio),
             f"{r.engine}\n{wall}",
         )
-    if marks:
-        table.caption = Text("\n".join(f"{mark}: {_plain(label)}" for label, mark in marks.items()))
-    return table
+    return Group(title, table)
+
+
+def _settings_legend(rows: list[tuple[str, str]]) -> Table:
+    legend = Table.grid(padding=(0, 2))
+    legend.add_column(no_wrap=True)
+    legend.add_column()
+    for name, setting in rows:
+        legend.add_row(literal(name), literal(setting))
+    return legend
+
+
+def study_table(rows: list[StudyRow]) -> Group:
+    """The results table: each preset's median over its seeds (n), the notes' below in
+    brackets, then each preset's settings; fits 80 columns."""
+    title = Text("Results table: each preset's median over its seeds, the notes' (in brackets)", style="italic")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for col in ("#", "preset", "n", "train\nloss", "train\nratio", "test\nloss", "test\nratio", "seeds"):
+        table.add_column(col, justify="left" if col in ("preset", "seeds") else "right", no_wrap=True)
+    for r in rows:
+        counts = ", ".join(p for p in (f"{r.dead} dead" if r.dead else "", f"{r.diverged} div" if r.diverged else "",
+                                        f"{r.other} left out" if r.other else "") if p)
+        table.add_row(
+            str(r.number), literal(r.preset), f"{r.finished}/{r.runs}" + (f"\n[dim]{counts}[/dim]" if counts else ""),
+            _pair(r.train_loss, r.notes_train_loss), _pair(r.train_ratio, r.notes_train_ratio, r.notes_remark),
+            _pair(r.test_loss, r.notes_test_loss), _pair(r.test_ratio, r.notes_test_ratio), r.seeds,
+        )
+    caption = Text("n: finished runs of all the study's runs (dead networks count, diverged runs have no numbers). "
+                   "Ratio = mean |y_hat/y|, 1 is perfect. Settings:", style="dim")
+    return Group(title, table, caption, _settings_legend([(r.preset, r.setting) for r in rows]))
+
+
+def _range(s: Spread) -> str:
+    if s.n < 2 or s.min == s.max:
+        return ""
+    return f"{_short(s.min, 3)}–{_short(s.max, 3)}"
+
+
+def report_table(reports: list[PresetReport]) -> Group:
+    """The report for the terminal: per preset and metric our median, our range, the notes'
+    number and the verdict in words, one line each; then the settings and what the words
+    mean. Fits 80 columns; colour only repeats the words."""
+    title = Text("Report: each preset over its seeds, beside the notes", style="italic")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("preset", no_wrap=True)
+    table.add_column("", style="dim", no_wrap=True)
+    for metric in METRICS:
+        table.add_column(metric.replace("_", "\n"), justify="right", min_width=12)
+    for i, r in enumerate(reports):
+        left = f" +{r.other} left out" if r.other else ""
+        name = literal(r.name + ("*" if r.differs else ""))
+        preset = f"{name}\nn {r.finished}{left}\n{r.dead} dead\n{r.diverged} div"
+        cells: list[object] = [preset, "median\nrange\nnotes\nverdict"]
+        for m in r.metrics:
+            word = m.verdict.label or m.verdict.kind.value
+            if m.notes is None:
+                word = "—"
+            median = _short(m.all.median) if m.all.n else "—"
+            notes = literal(m.notes.text) if m.notes is not None else "—"
+            cells.append(Text.assemble(f"{median}\n{_range(m.all)}\n{notes}\n", (word, verdict_style(m))))
+        table.add_row(*cells, end_section=i < len(reports) - 1)
+    parts: list[object] = [title, table, Text("Settings:", style="dim"),
+                           _settings_legend([(r.name, r.setting) for r in reports])]
+    differ = [f"{r.name}: {r.differs}" for r in reports if r.differs]
+    if differ:
+        parts.append(Text("* runs made with settings other than the preset file's (no run has its current settings): "
+                          + "; ".join(differ) + "."))
+    parts.append(Text(
+        "median, range: the finished runs' last epoch, dead networks included; n finished, of them dead, and "
+        "diverged. Verdict: where the notes' number falls against our range: within, or below/above by a factor "
+        "(losses) or a difference (ratios) to our nearest run. Ratio = mean |y_hat/y|, 1 is perfect. Dead: the "
+        f"network predicts a constant (std of y_hat under {DEAD_STD_FRACTION:.0%} of the targets'). "
+        "--format md for a lab report, with the live runs' medians.", style="dim"))
+    notes = [f"{r.name}: {r.note}" for r in reports if r.note]
+    if notes:
+        parts.append(Text("The notes' remarks: " + "; ".join(notes) + ".", style="dim"))
+    return Group(*parts)
 
 
 def _plain(text: str) -> str:

@@ -21,11 +21,16 @@ from fnn_tui.cli.common import (
     check_output,
     command_line,
     err,
+    examples,
     fail,
+    out,
     output_format,
     settings,
+    terminal_text,
     write_output,
 )
+
+FORMATS = ("text", "md", "csv", "json")
 
 
 def preset_names(s: Settings, wanted: list[str], stored: set[str]) -> list[str]:
@@ -45,15 +50,17 @@ def preset_names(s: Settings, wanted: list[str], stored: set[str]) -> list[str]:
     return names
 
 
-@app.command(epilog="Examples: fnn-tui report · fnn-tui report 4 8 -o report.json · "
-             "fnn-tui report -o report.md --figures figures")
+@app.command(epilog=examples(("fnn-tui report 4 8", "two presets, drawn for the terminal"),
+                             ("fnn-tui report -o report.md --figures figs", "Markdown with a figure per preset"),
+                             ("fnn-tui report -f md", "the Markdown on stdout")))
 def report(
     ctx: typer.Context,
     presets: Annotated[list[str] | None, typer.Argument(
         help="Only these presets (names or numbers); every preset if none.", metavar="PRESET",
         show_default=False)] = None,
     format_: Annotated[str | None, typer.Option(
-        "--format", "-f", help="md, csv or json (default: from -o's suffix, else md).", metavar="FORMAT")] = None,
+        "--format", "-f", help="text (a table for the terminal), md, csv or json (default: from -o's suffix, "
+        "else text on stdout and md in a file).", metavar="FORMAT")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="File to write (atomically; a device or FIFO in place); stdout if omitted.", metavar="FILE")] = None,
     figures: Annotated[Path | None, typer.Option(
@@ -65,14 +72,15 @@ def report(
 ) -> None:
     """The report: each preset over all its seeds beside the notes' numbers, with a verdict;
     in Markdown, of every preset, also the notes' conclusions judged from the stored runs."""
+    from fnn_tui.cli.render import report_table
     from fnn_tui.report.provenance import provenance
-    from fnn_tui.report.reproduction import FORMATS, render, reproduction
+    from fnn_tui.report.reproduction import render, reproduction
     from fnn_tui.report.studies import load_studies
     from fnn_tui.runs.liveness import reap
     from fnn_tui.store.runs import Store
 
     s = settings(ctx)
-    fmt_name = output_format(format_, output, FORMATS)
+    fmt_name = output_format(format_, output, FORMATS, terminal="text")
     if sweep is not None:
         if presets:
             raise fail("--sweep NAME reports one sweep: leave out the presets")
@@ -92,14 +100,20 @@ def report(
             reports = reproduction(s.study for s in studies)
             counted = [r for st in studies for r in st.records]
             made = provenance(command_line(ctx), devices=(r.device for r in counted), engines=(r.engine for r in counted))
-            text = render(reports, fmt_name, made)
+            text = "" if fmt_name == "text" else render(reports, fmt_name, made)
             if fmt_name == "md" and names is None:
                 text += _claims_section(store, s)
             if figures is not None:
                 text = _with_figures(store, studies, figures, text if fmt_name == "md" else None, output,
                                      command_line(ctx)) or text
         runs = sum(len(r.runs) for r in reports)
-        write_output(text, output, f"the report of {len(reports)} presets ({runs} runs)")
+        what = f"the report of {len(reports)} presets ({runs} runs)"
+        if fmt_name == "text":
+            if output is None:
+                out.print(report_table(reports))
+                return
+            text = terminal_text(report_table(reports))
+        write_output(text, output, what)
 
 
 def _claims_section(store, s: Settings) -> str:

@@ -1,5 +1,5 @@
-"""Commands that train or watch runs: ``run``, ``resume``, ``active``, ``attach``, ``stop`` and
-the hidden ``worker`` (the background process)."""
+"""Commands that train or watch runs: ``run``, ``resume``, ``active`` (the live queue),
+``attach``, ``stop`` and the hidden ``worker`` (the background process)."""
 
 from __future__ import annotations
 
@@ -80,9 +80,10 @@ def run(
             changes = parse_settings(set_)
             chosen = [apply_settings(p, changes) for p in chosen]
         options = RunOptions(device=device, engine=engine)
+        resolved = [resolve(p, options) for p in chosen]  # bad device/engine: an error before any work
         warnings = []
-        for p in chosen:
-            note = engine_cost(p, resolve(p, options))  # bad device/engine: an error before any work
+        for p, run in zip(chosen, resolved):
+            note = engine_cost(p, run)
             if note.warn and note.text not in warnings:
                 warnings.append(note.text)
         from fnn_tui.store.runs import Store
@@ -105,12 +106,26 @@ def run(
             ids = " ".join(str(i) for i in launched.run_ids)
             out.print(f"run {ids} training in the background (pid {launched.process.pid}); "
                       f"`fnn-tui attach {launched.run_ids[0]}` follows it, `fnn-tui stop {launched.run_ids[0]}` stops it")
+            _say_device_choice(chosen, options, resolved)
             raise typer.Exit(EXIT_OK)
         from fnn_tui.cli.progress import train_here
 
         ids, code = train_here(s.home, planned.tasks, jobs, err)
         _print_results(s, ids)
+        _say_device_choice(chosen, options, resolved)  # after the work: an error stays the one line
     raise typer.Exit(code)
+
+
+def _say_device_choice(chosen: list, options, resolved: list) -> None:
+    """One line on stderr per distinct choice of ``--device auto``: what it picked and why."""
+    from fnn_tui.core.devices import device_choice
+
+    said = []
+    for preset, run in zip(chosen, resolved):
+        why = device_choice(options.device, batch_size=preset.training.batch_size, resolved=run.device)
+        if why and why not in said:
+            said.append(why)
+            err.print(literal(why), soft_wrap=True)
 
 
 def _seeds(seed: int | None, seeds: str | None) -> list[int] | None:
@@ -131,7 +146,7 @@ def _seeds(seed: int | None, seeds: str | None) -> list[int] | None:
 
 
 def _print_results(s: Settings, ids: list[int]) -> None:
-    from fnn_tui.cli.render import results_table
+    from fnn_tui.cli.render import trained_table
     from fnn_tui.report.export import result_row
     from fnn_tui.report.studies import variant_names
     from fnn_tui.store.runs import Store
@@ -141,7 +156,7 @@ def _print_results(s: Settings, ids: list[int]) -> None:
     records.sort(key=lambda r: (r.number, r.preset, r.seed, r.id))  # the notes' table order
     if records:
         names = variant_names(s.catalog(), records)
-        out.print(results_table([result_row(r, names[r.id]) for r in records]))
+        out.print(trained_table([result_row(r, names[r.id]) for r in records]))
 
 
 @app.command(epilog=examples(("fnn-tui resume 12", "continue run 12 where it stopped"),

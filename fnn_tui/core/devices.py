@@ -20,6 +20,23 @@ def available_devices() -> list[str]:
     return devices
 
 
+AUTO_GPU_BATCH = 256  # from this batch size on, ``auto`` picks a GPU when there is one
+
+
+def device_choice(name: str, *, batch_size: int, resolved: str) -> str:
+    """Why ``auto`` picked ``resolved``, in one line for the front ends; ``""`` when the user
+    named the device."""
+    if name.strip().lower() != "auto":
+        return ""
+    gpus = [d for d in available_devices() if d != "cpu"]
+    if resolved != "cpu":
+        return f"device auto picked {resolved}: batches of {batch_size} (>= {AUTO_GPU_BATCH}) keep a GPU busy"
+    if gpus and batch_size < AUTO_GPU_BATCH:
+        return (f"device auto picked the CPU: with batches of {batch_size} (under {AUTO_GPU_BATCH}) a GPU "
+                f"only adds launch overhead per step; --device {gpus[0]} uses it anyway")
+    return "device auto picked the CPU: no GPU on this machine"
+
+
 def resolve_device(name: str, *, batch_size: int = 1) -> str:
     """Check ``name`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) and return a concrete one.
 
@@ -29,7 +46,7 @@ def resolve_device(name: str, *, batch_size: int = 1) -> str:
     devices = available_devices()
     name = name.strip().lower()
     if name == "auto":
-        if batch_size >= 256 and len(devices) > 1:
+        if batch_size >= AUTO_GPU_BATCH and len(devices) > 1:
             return devices[1]
         return "cpu"
     if name == "cuda":

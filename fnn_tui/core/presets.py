@@ -48,6 +48,12 @@ MAX_DOMAIN = 1e9  # |low|, |high|: beyond it float32 inputs keep too few digits 
 FLOAT32_MAX = 3.4028234663852886e38
 MAX_FILE_BYTES = 100_000  # the built-ins are about 1 kB
 ACTIVATIONS = ("relu",)
+# the settings every row of the notes shares (or, for L2 and clip, uses when it uses them):
+# a preset's setting string names a setting only where it differs from these
+LAB_USUAL: dict[str, Any] = {
+    "batch_size": 1, "momentum": 0.5, "decay_every": 5, "train_fraction": 0.8, "l2": 1e-4, "clip": 1.0,
+    "target": "log2(x) + cos(pi*x/2)", "domain": (1.0, 16.0),
+}
 LOSSES = ("mse",)
 
 
@@ -165,18 +171,39 @@ class Preset:
         return preset
 
     def setting(self) -> str:
-        """The notes' table's "situation" column, e.g. ``(20,20,30), norm+clip+L2, 5000, 150``."""
+        """The notes' table's "situation" and "lr + decay" columns in one line that tells
+        every two presets apart, e.g. ``(20,20,30), norm+clip+L2, 5000, 150, lr 0.01, decay 0.5``.
+
+        After widths, extras, samples, epochs, lr and decay come only the settings that
+        differ from the lab's usual ones (:data:`LAB_USUAL`): batch, momentum, the decay's
+        step, the train fraction, the L2 and clip amounts, the target and its domain.
+        """
+        t, d = self.training, self.data
         parts = [f"({','.join(str(h) for h in self.model.hidden)})"]
         extras = []
         if self.model.norm == "mean-var":
             extras.append("norm")
-        if self.training.clip is not None:
+        if t.clip is not None:
             extras.append("clip")
-        if self.training.l2 > 0:
+        if t.l2 > 0:
             extras.append("L2")
         parts.append("+".join(extras) if extras else "plain")
-        parts.append(str(self.data.samples))
-        parts.append(str(self.training.epochs))
+        parts += [str(d.samples), str(t.epochs), f"lr {t.lr:g}"]
+        if t.decay_factor is None:
+            parts.append("no decay")
+        else:
+            every = "" if t.decay_every == LAB_USUAL["decay_every"] else f" every {t.decay_every}"
+            parts.append(f"decay {t.decay_factor:g}{every}")
+        unusual = [
+            (t.batch_size != LAB_USUAL["batch_size"], f"batch {t.batch_size}"),
+            (t.momentum != LAB_USUAL["momentum"], f"momentum {t.momentum:g}"),
+            (d.train_fraction != LAB_USUAL["train_fraction"], f"train {d.train_fraction:g}"),
+            (t.l2 > 0 and t.l2 != LAB_USUAL["l2"], f"L2 {t.l2:g}"),
+            (t.clip is not None and t.clip != LAB_USUAL["clip"], f"clip {t.clip or 0:g}"),
+            (d.target != LAB_USUAL["target"], f"y={shorten(d.target, 24)}"),
+            (tuple(d.domain) != LAB_USUAL["domain"], f"x in [{d.domain[0]:g},{d.domain[1]:g}]"),
+        ]
+        parts += [text for differs, text in unusual if differs]
         return ", ".join(parts)
 
     def lr_decay(self) -> str:

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fnn_tui.core.status import RunStatus
 from fnn_tui.report.files import ensure_folder, write_file
-from fnn_tui.report.plotdata import PlotData, RunCurves, median_curve, median_run
+from fnn_tui.report.plotdata import PlotData, RunCurves, bold_run, median_run, no_epochs_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -99,15 +100,23 @@ def _draw_loss(ax: Axes, data: PlotData) -> None:
         ax.plot(r.epochs, _positive(r.train_loss), color=TRAIN, lw=1.6, label="train loss")
         ax.plot(r.epochs, _positive(r.test_loss), color=TEST, lw=1.6, ls=(0, (5, 1.5)), label="test loss")
     elif runs:
-        for r in runs:  # every seed faintly, the median on top
-            ax.plot(r.epochs, _positive(r.train_loss), color=TRAIN, lw=0.8, alpha=0.35)
-            ax.plot(r.epochs, _positive(r.test_loss), color=TEST, lw=0.8, alpha=0.35, ls=(0, (5, 1.5)))
-        for which, color, ls in (("train", TRAIN, "-"), ("test", TEST, (0, (5, 1.5)))):
-            epochs, values = median_curve(runs, which)
-            ax.plot(epochs, _positive(values), color=color, lw=2.0, ls=ls,
-                    label=f"{which} loss, median of {len(runs)} (faint: each seed)")
+        bold = bold_run(runs)
+        for r in runs:  # every seed faintly, the median run on top
+            ax.plot(r.epochs, _positive(r.train_loss), color=TRAIN, lw=0.8, alpha=0.3)
+            ax.plot(r.epochs, _positive(r.test_loss), color=TEST, lw=0.8, alpha=0.3, ls=(0, (5, 1.5)))
+        assert bold is not None
+        for which, values, color, ls in (("train", bold.train_loss, TRAIN, "-"),
+                                         ("test", bold.test_loss, TEST, (0, (5, 1.5)))):
+            ax.plot(bold.epochs, _positive(values), color=color, lw=2.0, ls=ls,
+                    label=f"{which} loss, seed {bold.seed} (median of {len(runs)}; faint: each seed)")
+    if not runs:
+        ax.text(0.5, 0.5, no_epochs_text(data.runs), transform=ax.transAxes, ha="center", va="center",
+                color=SAMPLES)
     else:
-        ax.text(0.5, 0.5, "no epochs yet", transform=ax.transAxes, ha="center", va="center", color=SAMPLES)
+        diverged = [r for r in data.runs if r.status == RunStatus.DIVERGED.value]
+        if diverged:
+            ax.text(0.02, 0.02, f"{len(diverged)} of {len(data.runs)} diverged", transform=ax.transAxes,
+                    ha="left", va="bottom", color=SAMPLES, fontsize=8)
     for value, label, color, ls in notes_lines(data):
         ax.axhline(value, color=color, lw=1.1, ls=ls, label=label)
     _log_ticks(ax)
@@ -178,7 +187,69 @@ def _draw_fit(ax: Axes, data: PlotData) -> None:
         ax.plot(data.grid_x, run.grid_yhat, color=FIT, lw=1.8, ls=(0, (4, 1.5)), zorder=4,
                 label=_fit_label(run, len(data.runs) > 1))
     elif run is not None:
-        ax.text(0.5, 0.06, f"no fit stored for run {run.run_id}", transform=ax.transAxes,
-                ha="center", va="bottom", color=SAMPLES)
+        why = no_epochs_text(data.runs) if not run.epochs else f"no fit stored for run {run.run_id}"
+        ax.text(0.5, 0.94, f"no fit: {why}" if not run.epochs else why, transform=ax.transAxes,
+                ha="center", va="top", color=SAMPLES)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+
+
+# colours for the items of an overlay, told apart by line style too (a grey print)
+OVERLAY = [("#1f77b4", "-"), ("#d62728", (0, (5, 1.5))), ("#2ca02c", (0, (1, 1))), ("#9467bd", "-."),
+           ("#8c564b", (0, (3, 1, 1, 1, 1, 1))), ("#e377c2", (0, (8, 2)))]
+
+
+def overlay_label(data: PlotData) -> str:
+    """An overlaid item's short name: the preset, or the run with its seed."""
+    if len(data.runs) == 1:
+        r = data.runs[0]
+        return f"{data.preset_name} run {r.run_id} (seed {r.seed})"
+    bold = bold_run(data.runs)
+    return f"{data.preset_name} ({len(data.runs)} seeds, median seed {bold.seed})" if bold else data.preset_name
+
+
+def write_overlay(items: list[PlotData], path: Path, *, dpi: int = DEFAULT_DPI, command: str | None = None) -> Path:
+    """Several runs or presets on one figure: each one's test loss (a study: its median
+    run's) in its own colour and line style, and each one's fit beside the target."""
+    path = Path(path)
+    fmt = figure_format(path)
+    Figure, FigureCanvasAgg = _figure_class()
+    fig = Figure(figsize=SIZE_INCHES, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    loss_ax, fit_ax = fig.subplots(1, 2)
+    loss_ax.set_title("test loss (a study: its median run; faint: train loss)", fontsize=10)
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("MSE (log scale)")
+    loss_ax.set_yscale("log")
+    first = items[0]
+    fit_ax.set_title(f"fit: y = {first.target}" if first.target else "fit", fontsize=10)
+    fit_ax.set_xlabel("x")
+    fit_ax.set_ylabel("y")
+    fit_ax.set_xlim(*first.domain)
+    fit_ax.plot(first.grid_x, first.grid_y, color=TARGET, lw=1.4, label="target y")
+    for i, data in enumerate(items):
+        color, ls = OVERLAY[i % len(OVERLAY)]
+        label = overlay_label(data)
+        run = bold_run(data.runs)
+        if run is None or not run.epochs:
+            loss_ax.plot([], [], color=color, ls=ls, label=f"{label}: {no_epochs_text(data.runs)}")
+            continue
+        loss_ax.plot(run.epochs, _positive(run.train_loss), color=color, lw=0.9, alpha=0.35, ls=ls)
+        loss_ax.plot(run.epochs, _positive(run.test_loss), color=color, lw=1.8, ls=ls, label=label)
+        if run.grid_yhat is not None:
+            fit_ax.plot(data.grid_x, run.grid_yhat, color=color, lw=1.5, ls=ls,
+                        label=f"ŷ {label}" + (", dead" if run.dead else ""))
+    _log_ticks(loss_ax)
+    for ax in (loss_ax, fit_ax):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    fig.suptitle(" vs ".join(overlay_label(d).split(" (")[0] for d in items), fontsize=11)
+    from fnn_tui.report.provenance import caption, cli_command, provenance
+
+    devices = tuple(sorted({d for item in items for d in item.devices}))
+    engines = tuple(sorted({e for item in items for e in item.engines}))
+    made = provenance(command or cli_command(), devices=devices, engines=engines)
+    fig.supxlabel(caption(made), fontsize=6.5, color=SAMPLES, ha="left", x=0.005)
+    ensure_folder(path.parent)
+    write_file(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi))
+    return path

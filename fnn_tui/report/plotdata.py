@@ -20,11 +20,13 @@ from fnn_tui.core import grid
 from fnn_tui.core.data import make_dataset
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.presets import Preset
+from fnn_tui.core.status import RunStatus
 
 MAX_TRAIN_POINTS = 300  # training samples drawn in a figure: more turn the panel grey
 
-# (run id, seed, status, dead, the run's epochs, its stored grid blob or None)
-RunInput = tuple[int, int, str, bool, Sequence[EpochMetrics], "bytes | None"]
+# (run id, seed, status, dead, the run's epochs, its stored grid blob or None[, the epoch it
+# diverged in or None])
+RunInput = tuple  # of the fields above
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare to one bool
@@ -39,6 +41,7 @@ class RunCurves:
     train_loss: tuple[float, ...]
     test_loss: tuple[float, ...]
     grid_yhat: np.ndarray | None = None
+    diverged_epoch: int | None = None
 
     @property
     def final_test_loss(self) -> float | None:
@@ -118,6 +121,24 @@ def median_run(runs: Sequence[RunCurves]) -> RunCurves | None:
     return done[(len(done) - 1) // 2]
 
 
+def bold_run(runs: Sequence[RunCurves]) -> RunCurves | None:
+    """The run a study's plot draws boldly over its faint seeds: the one with the median
+    final test loss (:func:`median_run`). A real run's curve, not an epoch-by-epoch median,
+    which for a study of dead and live seeds lies between them and matches no run."""
+    return median_run(runs)
+
+
+def no_epochs_text(runs: Sequence[RunCurves]) -> str:
+    """What a loss panel without a single epoch says: "all 10 diverged at epoch 1" when
+    every run diverged, else "no epochs yet"."""
+    if runs and all(r.status == RunStatus.DIVERGED.value for r in runs):
+        epochs = sorted({r.diverged_epoch for r in runs if r.diverged_epoch is not None})
+        when = "" if not epochs else f" at epoch {epochs[0]}" if len(epochs) == 1 else \
+            f" at epochs {epochs[0]}–{epochs[-1]}"
+        return f"all {len(runs)} diverged{when}" if len(runs) > 1 else f"diverged{when}"
+    return "no epochs yet"
+
+
 def training_points(preset: Preset, seed: int, limit: int = MAX_TRAIN_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """At most ``limit`` of the training samples of ``seed``'s data set, sorted by x."""
     data = make_dataset(dataclasses.replace(preset.data, seed=seed))
@@ -137,7 +158,7 @@ def plot_data(preset: Preset, runs: Sequence[RunInput], *, title: str | None = N
     checkpoint (:func:`fnn_tui.core.grid.predict`) or the view says no fit is stored.
     """
     curves = []
-    for run_id, seed, status, dead, epochs, blob in runs:
+    for run_id, seed, status, dead, epochs, blob, *more in runs:
         ordered = sorted(epochs, key=lambda m: m.epoch)
         curves.append(RunCurves(
             run_id=run_id,
@@ -148,6 +169,7 @@ def plot_data(preset: Preset, runs: Sequence[RunInput], *, title: str | None = N
             train_loss=tuple(m.train_loss for m in ordered),
             test_loss=tuple(m.test_loss for m in ordered),
             grid_yhat=None if blob is None else grid.decode(blob),
+            diverged_epoch=more[0] if more else None,
         ))
     xs = grid.grid_x(preset)
     typical = median_run(curves)

@@ -66,7 +66,7 @@ def run_input(store: Store, record: RunRecord, preset: Preset) -> RunInput:
         fit = fit_from_checkpoint(record, preset)
         blob = None if fit is None else grid.encode(fit)
     dead = record.final.dead if record.final is not None else False
-    return (record.id, record.seed, record.status.value, dead, store.epochs(record.id), blob)
+    return (record.id, record.seed, record.status.value, dead, store.epochs(record.id), blob, record.diverged_epoch)
 
 
 def plot_for_run(store: Store, run_id: int, catalog: Catalog | None = None) -> PlotData:

@@ -271,6 +271,25 @@ def summarize(study: Study) -> PresetReport:
     )
 
 
+# a miss this close is a near one (yellow), a farther one far (red): a factor for losses,
+# a difference for ratios
+NEAR_FACTOR = 2.0
+NEAR_DIFFERENCE = 0.1
+
+
+def verdict_style(m: MetricSummary) -> str:
+    """The colour the front ends give a verdict (its words say it without colour): green
+    within, yellow a near miss, red a far one, dim nothing to compare."""
+    v = m.verdict
+    if v.kind == VerdictKind.WITHIN:
+        return "green"
+    if v.kind in (VerdictKind.NO_RUNS, VerdictKind.NOT_REPORTED):
+        return "dim"
+    near = (v.factor is not None and v.factor <= NEAR_FACTOR) or (
+        v.difference is not None and abs(v.difference) <= NEAR_DIFFERENCE)
+    return "yellow" if near else "red"
+
+
 def reproduction(studies: Iterable[Study]) -> list[PresetReport]:
     """One report per study, by experiment number then name."""
     return sorted((summarize(s) for s in studies), key=lambda r: (r.number, r.name))

@@ -22,7 +22,7 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, L
 from textual.worker import Worker, WorkerState
 
 from fnn_tui.core.catalog import Catalog, discover
-from fnn_tui.core.devices import DeviceError
+from fnn_tui.core.devices import DeviceError, device_choice
 from fnn_tui.core.engines import EngineError
 from fnn_tui.core.events import EndEvent, EpochFinished, RunStarted, StepProgress, end_status
 from fnn_tui.core.presets import Preset, PresetError
@@ -49,13 +49,14 @@ from fnn_tui.tui.widgets.controls import RunControls
 from fnn_tui.tui.widgets.live import LiveView
 from fnn_tui.tui.widgets.preset_details import PresetDetails
 from fnn_tui.tui.widgets.preset_list import PresetList
-from fnn_tui.tui.widgets.report import ReportTable
+from fnn_tui.tui.widgets.report import ReportTable, row_hint
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
 
 SWEEP_SCREENS = (SweepsScreen, SweepReportScreen)
 HINTS = {
-    "results": "Runs list: i detail  f filter  b by preset  o sort  u resume  ^s save  t back",
-    "report": "Report: each preset over its seeds. b runs list  ^s save report  t back",
+    "results": "Runs list: every stored run, {sort}\no sort  i detail  f filter  ←→ scroll  u resume  p plot  "
+               "^s save  b report  ? help",
+    "report": "Report: each preset over its seeds.  b runs list  p plot  ^s save  ? help",
 }
 
 
@@ -101,6 +102,7 @@ class FnnApp(App[None]):
         self.run_filter = RunFilter()  # what the runs list shows (f)
         self.loaded: ResultsLoaded | None = None  # the newest load, to filter again without reading
         self.store_error: str | None = None  # the line to print when the store failed under the app
+        self.device_said: set[str] = set()
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -115,7 +117,7 @@ class FnnApp(App[None]):
                     yield PresetDetails(id="details")
                     yield LiveView(id="live")
             with Vertical(id="results-view"):
-                yield Label(HINTS["results"], id="results-hint")
+                yield Label("", id="results-hint")
                 with ContentSwitcher(initial="results", id="results-modes"):
                     yield ResultsTable(id="results")
                     yield ReportTable(id="report")
@@ -199,6 +201,10 @@ class FnnApp(App[None]):
         note = engine_cost(preset, resolved)
         if note.warn:
             self.notify(note.text, title="Slow engine", severity="warning")
+        why = device_choice(options.device, batch_size=preset.training.batch_size, resolved=resolved.device)
+        if why and why not in self.device_said:  # once a session: what auto picked and why
+            self.device_said.add(why)
+            self.notify(why, title="Device")
         return preset, options
 
     def _seeds(self) -> list[int] | None:
@@ -482,6 +488,8 @@ class FnnApp(App[None]):
         table.load(filtered_rows(message.rows, self.records, self.run_filter), message.roles)
         if message.reports is not None:
             self.report_table.load(message.reports)
+        if self.query_one("#views", ContentSwitcher).current == "results-view":
+            self._update_hint()
         current = self.runs.current
         history = self.runs.epochs.get(current) if current is not None else None
         if current is not None and history:
@@ -513,19 +521,16 @@ class FnnApp(App[None]):
             if self.loaded is not None:
                 self.runs_list.load(filtered_rows(self.loaded.rows, self.records, new), self.loaded.roles)
             if self.results_mode == "results":
-                self.query_one("#results-hint", Label).update(self._runs_hint())
+                self._update_hint()
 
         self.push_screen(FilterScreen(self.run_filter), chosen)
-
-    def _runs_hint(self) -> str:
-        shown = self.run_filter.describe()
-        return f"Runs list, filter: {shown} (f changes it)" if shown else HINTS["results"]
 
     def action_toggle_view(self) -> None:
         """Switch between the lab and the runs view (the runs list or the report)."""
         switcher = self.query_one("#views", ContentSwitcher)
         if switcher.current == "lab":
             switcher.current = "results-view"
+            self._update_hint()
             self._focus_results_mode()
         else:
             switcher.current = "lab"
@@ -536,38 +541,53 @@ class FnnApp(App[None]):
         self.query_one("#views", ContentSwitcher).current = "results-view"
         modes = self.query_one("#results-modes", ContentSwitcher)
         modes.current = "report" if modes.current == "results" else "results"
-        self.query_one("#results-hint", Label).update(
-            HINTS["report"] if modes.current == "report" else self._runs_hint())
+        self._update_hint()
         self._focus_results_mode()
+
+    def _update_hint(self) -> None:
+        """Say what the runs view shows: the runs list and how it is sorted, or the report
+        and the highlighted row's settings and spread (what its three lines leave out)."""
+        if self.results_mode == "results":
+            hint = HINTS["results"].format(sort=self.runs_list.sort_text())
+            shown = self.run_filter.describe()
+            if shown:
+                hint = f"Runs list, filter: {shown} (f changes it); {self.runs_list.sort_text()}"
+        else:
+            table = self.report_table
+            report = None
+            if table.row_count:
+                key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+                report = table.reports.get(str(key))
+            hint = HINTS["report"] + ("\n" + row_hint(report) if report is not None else "")
+        self.query_one("#results-hint", Label).update(hint)
 
     @on(DataTable.RowHighlighted, "#report")
     def _report_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        # a starred preset's study stands on other settings than its file's: say which
-        if self.results_mode != "report":
-            return  # the report loads while the runs list shows: its hint stays
-        report = self.report_table.reports.get(str(event.row_key.value))
-        parts = []
-        if report is not None and report.differs:
-            parts.append(f"runs made with {report.differs}")
-        if report is not None and (report.duplicates or report.excluded):  # each seed counts once
-            counts = ((len(report.duplicates), "duplicate"), (len(report.excluded), "excluded"))
-            parts.append("not counted: " + ", ".join(f"{n} {word}" for n, word in counts if n))
-        hint = f"{report.name}{'*' if report.differs else ''}: {'; '.join(parts)}" if report and parts else HINTS["report"]
-        self.query_one("#results-hint", Label).update(hint)
+        if self.results_mode == "report":
+            self._update_hint()
+
+    @on(ResultsTable.Sorted)
+    def _runs_sorted(self) -> None:
+        if self.results_mode == "results":
+            self._update_hint()
 
     def _focus_results_mode(self) -> None:
         (self.report_table if self.results_mode == "report" else self.runs_list).focus()
 
     def action_save(self) -> None:
-        """Save what the runs view shows: the report in its by-preset mode, else the results table."""
-        report = self.query_one("#views", ContentSwitcher).current == "results-view" and self.results_mode == "report"
-        what = "report" if report else "results table"
+        """Save what the view shows: in the runs view the runs list as sorted, or the report;
+        in the lab the results table (each preset's median over its seeds)."""
+        what = "table"
+        if self.query_one("#views", ContentSwitcher).current == "results-view":
+            what = "report" if self.results_mode == "report" else "runs"
+        rows = self.runs_list.shown_rows() if what == "runs" else None
+        words = {"table": "results table", "runs": "runs list", "report": "report"}[what]
 
         def saved(path: Path | None) -> None:
             if path is not None:
-                self.notify(f"Saved the {what} to {path}", title="Saved")
+                self.notify(f"Saved the {words} to {path}", title="Saved")
 
-        self.push_screen(SaveScreen(self.home, report=report, catalog=self.catalog), saved)
+        self.push_screen(SaveScreen(self.home, what=what, catalog=self.catalog, rows=rows), saved)
 
     def action_focus_presets(self) -> None:
         """Back to the preset list (from the controls or the runs view)."""
@@ -587,8 +607,14 @@ class FnnApp(App[None]):
         self.push_screen(ClaimsScreen(self.home, self.catalog))
 
     def action_help(self) -> None:
-        """Show the key bindings."""
-        self.push_screen(HelpScreen())
+        """Show the keys of the screen on show."""
+        if isinstance(self.screen, PlotScreen):
+            screen = "plot"
+        elif self.query_one("#views", ContentSwitcher).current == "results-view":
+            screen = "runs"
+        else:
+            screen = "lab"
+        self.push_screen(HelpScreen(screen))
 
     def action_quit_app(self) -> None:
         """Quit; while a run is active, ask whether to stop it or leave it training."""
@@ -664,11 +690,38 @@ class FnnApp(App[None]):
         return True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The command palette's commands, with Plot."""
-        yield from super().get_system_commands(screen)
+        """The command palette: the app's own commands (each with its key), then Textual's."""
         if not isinstance(screen, PlotScreen):
+            yield SystemCommand("Run", "Train the highlighted preset, every seed in the seeds field (r)",
+                                self.action_run)
+            yield SystemCommand("Run all", "Train the marked presets, or every one (a)", self.action_run_all)
+        yield SystemCommand("Stop", "Stop the run in progress; it is stored as cancelled (s)", self.action_stop)
+        if not isinstance(screen, PlotScreen):
+            yield SystemCommand("Runs list", "Every stored run, sortable (t)", self._show_runs_list)
+            yield SystemCommand("Report", "Each preset over its seeds beside the notes, with verdicts (t, b)",
+                                self._show_report)
+            yield SystemCommand("Resume", "Resume the highlighted stopped or failed run of the runs list (u)",
+                                self.action_resume)
+            yield SystemCommand("Save", "Save what the view shows: results table, runs list or report (ctrl+s)",
+                                self.action_save)
             yield SystemCommand("Plot", "Loss curves and fitted function of the highlighted run (p)",
                                 self.action_plot)
+        yield SystemCommand("Help", "The keys of this screen (?)", self.action_help)
+        yield from super().get_system_commands(screen)
+
+    def _show_runs_list(self) -> None:
+        self._show_mode("results")
+
+    def _show_report(self) -> None:
+        self._show_mode("report")
+
+    def _show_mode(self, mode: str) -> None:
+        self.query_one("#views", ContentSwitcher).current = "results-view"
+        if self.results_mode != mode:
+            self.action_toggle_report()
+        else:
+            self._update_hint()
+            self._focus_results_mode()
 
     def on_unmount(self) -> None:
         self.detach.set()  # followers let go; background runs keep training

@@ -1,19 +1,20 @@
-"""Modal dialogs: save the results table or the report, a question with choices, help."""
+"""Modal dialogs: save what a view shows, a question with choices, help per screen."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
+from rich.table import Table
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Markdown, RadioButton, RadioSet
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from fnn_tui.core.catalog import Catalog
-from fnn_tui.report.export import FORMATS, format_for_path, render, results_table, write_atomic
+from fnn_tui.report.export import FORMATS, ResultRow, format_for_path, render, results_table, write_atomic
 from fnn_tui.report.provenance import APP_SAVE, provenance
 from fnn_tui.store.db import StoreError
 from fnn_tui.store.runs import Store
@@ -26,33 +27,55 @@ def default_name(fmt: str, stem: str = "fnn-results") -> str:
     return f"{stem}-{dt.datetime.now():%Y%m%d-%H%M}.{fmt}"
 
 
+SAVES = {
+    # what: (title, what it holds, default file stem)
+    "table": ("Save the results table",
+              "Each preset's median over the seeds of its own settings (n shown), beside the notes' numbers; "
+              "presets with only trial runs (other settings) are left out.", "fnn-results"),
+    "runs": ("Save the runs list",
+             "The runs list as shown: every run's row, in the order it is sorted.", "fnn-runs"),
+    "report": ("Save the report",
+               "One row per preset over all its seeds: median (min–max), dead and diverged counts, the notes' "
+               "numbers and a verdict; JSON has every run.", "fnn-report"),
+}
+
+
+def _format_label(key: str, chosen: bool) -> str:
+    # the chosen format is said in words too: without colour the radio buttons look alike
+    return f"{FORMAT_LABELS[key]} ✓" if chosen else FORMAT_LABELS[key]
+
+
 class SaveScreen(ModalScreen[Path | None]):
-    """Ask for a path and a format, then write the results table, or with ``report`` the
-    report, atomically (off the UI thread)."""
+    """Ask for a path and a format, then write what the view shows (``what``: the results
+    ``table``, the ``runs`` list's ``rows`` as shown, or the ``report``) atomically, off the
+    UI thread."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
-    def __init__(self, home: Path, *, report: bool = False, catalog: Catalog | None = None) -> None:
+    def __init__(self, home: Path, *, what: str = "table", catalog: Catalog | None = None,
+                 rows: list[ResultRow] | None = None) -> None:
         super().__init__()
         self.home = home
         self.fmt = "md"
-        self.report = report
+        self.what = what
         self.catalog = catalog
+        self.rows = rows or []
+
+    @property
+    def report(self) -> bool:
+        """Whether it saves the report."""
+        return self.what == "report"
 
     def compose(self) -> ComposeResult:
+        title, holds, stem = SAVES[self.what]
         with Vertical(id="dialog"):
-            if self.report:
-                yield Label("Save the report", classes="title")
-                yield Label("One row per preset over all its seeds: median (min–max), dead and diverged "
-                            "counts, the notes' numbers and a verdict; JSON has every run.")
-            else:
-                yield Label("Save the results table", classes="title")
-                yield Label("The newest finished or diverged run of each preset, beside the notes' numbers.")
+            yield Label(title, classes="title")
+            yield Label(holds)
             yield Label("File (the suffix picks the format) — enter or ctrl+s saves, escape cancels")
-            yield Input(value=default_name("md", "fnn-report" if self.report else "fnn-results"), id="path")
+            yield Input(value=default_name("md", stem), id="path")
             with RadioSet(id="format"):
                 for key in FORMATS:
-                    yield RadioButton(FORMAT_LABELS[key], value=key == "md", name=key)
+                    yield RadioButton(_format_label(key, key == "md"), value=key == "md", name=key)
             yield Label("", id="error")
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
@@ -68,6 +91,8 @@ class SaveScreen(ModalScreen[Path | None]):
         if path.suffix.lstrip(".") in FORMATS:
             path_input.value = str(path.with_suffix(f".{new}"))
         self.fmt = new
+        for button in self.query(RadioButton):
+            button.label = _format_label(button.name or "", button.name == new)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_save()
@@ -92,23 +117,25 @@ class SaveScreen(ModalScreen[Path | None]):
     @work(thread=True, exclusive=True, group="save")
     def _write(self, path: Path, fmt: str) -> None:
         try:
-            with Store(self.home, reading=True) as store:
-                if self.report:
-                    from fnn_tui.report import reproduction
-                    from fnn_tui.report.studies import load_studies
+            if self.what == "runs":
+                text = render(self.rows, fmt)
+            else:
+                from fnn_tui.report import reproduction
+                from fnn_tui.report.studies import load_studies
 
-                    catalog = self.catalog if self.catalog is not None else Catalog(())
+                catalog = self.catalog if self.catalog is not None else Catalog(())
+                with Store(self.home, reading=True) as store:
                     studies = load_studies(store, catalog)
-                    reports = reproduction.reproduction(s.study for s in studies)
+                if self.report:
                     counted = [r for st in studies for r in st.records]
                     made = provenance(f"{APP_SAVE} (by preset: the report)", devices=(r.device for r in counted),
                                       engines=(r.engine for r in counted))
-                    text = reproduction.render(reports, fmt, made)
+                    text = reproduction.render(reproduction.reproduction(s.study for s in studies), fmt, made)
                 else:
-                    rows = results_table(store.list_runs())
-                    made = provenance(f"{APP_SAVE} (the results table)", devices=(r.device for r in rows),
-                                      engines=(r.engine for r in rows))
-                    text = render(rows, fmt, made)
+                    used = [r for st in studies if st.records and not st.differs for r in st.records]
+                    made = provenance(f"{APP_SAVE} (the results table)", devices=(r.device for r in used),
+                                      engines=(r.engine for r in used))
+                    text = render(results_table(studies)[0], fmt, made)
             write_atomic(path, text)
         except StoreError as exc:  # the store, not the file: its line says what to do
             self.app.call_from_thread(self.query_one("#error", Label).update, str(exc))
@@ -159,57 +186,82 @@ class ChoiceScreen(ModalScreen[str | None]):
         self.dismiss((event.button.id or "").removeprefix("choice-"))
 
 
-HELP = """\
-# fnn-tui
+# one help per screen: (title, [(key, what it does)], closing remarks); a key a line
+LAB_KEYS = [
+    ("up/down", "choose a preset"),
+    ("space", "mark a preset for Run all"),
+    ("r", "run the highlighted preset (every seed in the seeds field)"),
+    ("a", "run all: the marked presets, or every one"),
+    ("e", "the highlighted preset's settings as a form (checked as `--set`); enter runs the variant"),
+    ("w", "the sweeps list; enter opens a sweep's report"),
+    ("c", "the notes' conclusions: a verdict each over the stored seeds"),
+    ("s", "stop: the run in progress is stored as cancelled"),
+    ("t", "the runs view: the runs list, or with b the report"),
+    ("p", "plot the highlighted preset's newest run"),
+    ("ctrl+s", "save the results table (each preset's median over its seeds)"),
+    ("tab", "between the list, the controls and the live view"),
+    ("ctrl+p", "command palette: every command by name"),
+    ("q", "quit (while a run trains: stop it, or leave it running)"),
+]
+RUNS_KEYS = [
+    ("t / esc", "back to the lab"),
+    ("b", "switch between the runs list and the report"),
+    ("up/down", "choose a row"),
+    ("left/right", "scroll sideways half a screen (more columns)"),
+    ("o", "runs list: sort by the next column (again: reverse)"),
+    ("u", "runs list: resume the highlighted stopped or failed run"),
+    ("i / enter", "runs list: the highlighted run in detail (settings, end, why dead or diverged)"),
+    ("f", "runs list: filter (status:finished dead alive preset:exp08 tag:trial excluded)"),
+    ("p", "plot the row: a run, or in the report the preset's seeds"),
+    ("ctrl+s", "save what the view shows: the runs list as sorted, or the report"),
+    ("ctrl+p", "command palette"),
+]
+PLOT_KEYS = [
+    ("esc / p", "back"),
+    ("v", "switch between the loss curves and the fit (narrow terminals)"),
+    ("s", "stop the run in progress"),
+    ("ctrl+p", "command palette"),
+    ("q", "quit"),
+]
+WORDS = ("ratio: the notes' \"acc\", the mean of |y_hat/y|; 1 is perfect. dead: the network predicts a "
+         "constant. seeds: N (0..N-1), a list 3,7,11 or a range 0-9; seeds done with the same settings are "
+         "skipped. The report's verdict: where the notes' number falls against our runs' min–max. device "
+         "auto: the CPU for batches under 256 (a GPU only adds launch overhead per step), else the first GPU.")
+HELPS = {
+    "lab": ("Lab: pick a preset, choose device and engine, press r", LAB_KEYS, WORDS),
+    "runs": ("Runs view: the runs list (every run) and the report (by preset)", RUNS_KEYS,
+             "The report's rows: per metric our median, the notes' number and the verdict; the hint above "
+             "the table gives the row's settings and min–max. " + WORDS),
+    "plot": ("Plot: loss curves and the fitted function", PLOT_KEYS,
+             "A study's plot draws every seed faintly and their median boldly. Losses on a log scale."),
+}
 
-Pick a preset on the left, choose device and engine, press **r**.
 
-| key | does |
-|---|---|
-| up/down | choose a preset |
-| space | mark a preset for Run all |
-| r | run the highlighted preset |
-| a | run all (the marked presets, or every one) |
-| e | the highlighted preset's settings as a form: change any (checked as you type, as `--set`), enter runs the variant with its seeds field, esc closes |
-| w | the sweeps list (`fnn-tui sweep` makes them); enter opens a sweep's report, esc goes back |
-| s | stop the run (stored as cancelled) |
-| u | resume the highlighted interrupted, cancelled, crashed or failed run (runs list) |
-| t | switch between the lab and the runs list (every stored run) |
-| b | in the runs view: the runs list or the report (one row per preset over its seeds) |
-| o | sort the runs list |
-| i, enter | the highlighted run in detail: settings, end, why it was flagged dead or diverged (runs list) |
-| f | filter the runs list: `status:finished,diverged`, `dead`, `alive`, `preset:exp08`, `tag:trial`, `excluded`, `included` |
-| p | plot the highlighted run (lab: the preset's newest run; runs list: the row's run; report: the preset's seeds); esc or p goes back, v switches panels when narrow |
-| c | the notes' conclusions: a verdict each over the stored seeds, as the notes drew it and controlled |
-| ctrl+s | save: the report in the by-preset view, else the results table (Markdown, CSV, JSON) |
-| tab | move between list, controls and views |
-| ctrl+p | command palette |
-| ? | this help |
-| q | quit (while a run trains: stop it, or leave it running in the background) |
-
-**ratio** is the notes' "acc": the mean of |ŷ/y|; 1.0 is perfect. The target is
-close to zero near x = 1 and x = 2, so single samples can make it large.
-
-**seeds** (below epochs): N trains seeds 0..N-1, or a list 3,7,11, or a range 0-9;
-seeds already finished with the same settings are skipped. A study counts one run per
-seed (the newest finished or diverged); other runs of that seed are marked **duplicate**
-in the runs list, and runs left out with `fnn-tui runs exclude` are **excluded** (dim).
-The report's verdict says
-where the notes' number falls against our runs: within our min–max, or below / above.
-**dead**: the network predicts a constant.
-
-Losses in the sparklines are drawn on a log scale.
-"""
+def help_table(keys: list[tuple[str, str]]) -> Table:
+    """The keys, one a line (a table without borders fits a page at 80x24)."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for key, what in keys:
+        table.add_row(key, what)
+    return table
 
 
 class HelpScreen(ModalScreen[None]):
-    """Key bindings and what the numbers mean."""
+    """The keys of one screen (``lab``, ``runs`` or ``plot``) and what the numbers mean."""
 
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
+    def __init__(self, screen: str = "lab") -> None:
+        super().__init__()
+        self.title_text, self.keys, self.words = HELPS[screen]
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
-            yield Markdown(HELP)
+            yield Label(self.title_text, classes="title")
+            yield Static(help_table(self.keys))
+            yield Label(self.words, classes="words")
+            yield Label("esc or ? closes", classes="words")
 
     def action_close(self) -> None:
         """Close the help."""

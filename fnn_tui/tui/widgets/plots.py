@@ -25,7 +25,7 @@ from textual_plotext import PlotextPlot
 
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.report.figures import notes_lines
-from fnn_tui.report.plotdata import PlotData, median_curve, median_run
+from fnn_tui.report.plotdata import PlotData, bold_run, median_run, no_epochs_text
 
 WIDE = 64  # columns from which both panels are shown side by side
 PANELS = ("both", "loss", "fit")
@@ -45,23 +45,27 @@ class Series:
 
 
 def loss_series(data: PlotData) -> list[Series]:
-    """Train and test loss per epoch (the median over runs when there are several) and the
-    notes' reported losses as flat lines over the same epochs."""
+    """Train and test loss per epoch and the notes' reported losses as flat lines over the
+    same epochs. Of several runs each seed's test loss is drawn faintly (grey dots, under the
+    rest) and the run with the median final test loss boldly."""
     runs = [r for r in data.runs if r.epochs]
     if not runs:
         return []
-    if len(runs) == 1:
-        r = runs[0]
-        train, test = (r.epochs, r.train_loss), (r.epochs, r.test_loss)
-        suffix = ""
-    else:
-        train, test = median_curve(runs, "train"), median_curve(runs, "test")
-        suffix = f" (median of {len(runs)})"
-    out = [
+    bold = bold_run(runs) if len(runs) > 1 else runs[0]
+    assert bold is not None
+    train, test = (bold.epochs, bold.train_loss), (bold.epochs, bold.test_loss)
+    out = []
+    suffix = ""
+    if len(runs) > 1:
+        suffix = f" seed {bold.seed} (median of {len(runs)})"
+        for i, r in enumerate(runs):
+            out.append(Series("each seed's test" if i == 0 else "", "·", "gray", tuple(map(float, r.epochs)),
+                              tuple(r.test_loss), reference=True))
+    out += [
         Series(f"train{suffix}", "braille", "cyan", tuple(map(float, train[0])), tuple(train[1])),
-        Series(f"test{suffix}", "•", "orange", tuple(map(float, test[0])), tuple(test[1])),
+        Series(f"test{suffix}" if not suffix else "test", "•", "orange", tuple(map(float, test[0])), tuple(test[1])),
     ]
-    first, last = float(min(train[0])), float(max(train[0]))
+    first, last = min(float(min(r.epochs)) for r in runs), max(float(max(r.epochs)) for r in runs)
     span = (first, last) if last > first else (first - 0.5, last + 0.5)
     for value, label, _color, _style in notes_lines(data):
         # the figure's labels, shortened to fit a legend of ~40 columns
@@ -95,7 +99,7 @@ def fit_series(data: PlotData, max_samples: int = MAX_TERMINAL_SAMPLES) -> tuple
 
 def _legend(series: list[Series], note: str = "") -> str:
     marks = {"braille": "⠒⠒", "•": "••", "·": "··", "-": "--", "=": "=="}
-    parts = [f"{marks.get(s.marker, s.marker * 2)} {s.label}" for s in series]
+    parts = [f"{marks.get(s.marker, s.marker * 2)} {s.label}" for s in series if s.label]
     return "  ".join(parts + ([note] if note else []))
 
 
@@ -107,7 +111,8 @@ class PlotView(Vertical, can_focus=True):
         height: 1fr;
     }
     PlotView #plot-title {
-        height: 1;
+        height: auto;
+        max-height: 2;  /* a long setting string wraps rather than being cut at 80 columns */
         width: 1fr;
         text-style: bold;
     }
@@ -252,7 +257,7 @@ class PlotView(Vertical, can_focus=True):
         self._draw(self.loss_plot, self.loss_series, "loss (log)" + (" · v: fit" if narrow else ""), "epoch",
                    log_y=True)
         self._draw(self.fit_plot, self.fit_series, "fit" + (" · v: loss" if narrow else ""), "x", log_y=False)
-        self.query_one("#loss-legend", Label).update(_legend(self.loss_series) or "no epochs yet")
+        self.query_one("#loss-legend", Label).update(_legend(self.loss_series) or no_epochs_text(data.runs))
         self.query_one("#fit-legend", Label).update(_legend(self.fit_series, note))
 
     @staticmethod

@@ -1,10 +1,11 @@
 """The report, by preset: one row per preset over all its seeds, beside the notes.
 
-The runs list's other mode (key ``b``). Each metric shows our median (min–max) and the
-notes' number with the verdict word in the same cell, so the verdict reads without colour
-(``NO_COLOR``); colour only repeats it: within green, near misses yellow, far misses red,
-nothing to compare dim. The rows are built off the UI thread (:func:`report_rows` in the
-store worker); this widget only shows them.
+The runs list's other mode (key ``b``). A row is three lines, so that every column fits 80
+columns: per metric our median, the notes' number, and the verdict in words (so it reads
+without colour, ``NO_COLOR``; colour only repeats it: within green, near misses yellow, far
+misses red, nothing to compare dim). The spread (min–max) and the settings of the
+highlighted row are said in the view's hint (:func:`row_hint`); the saved report has all.
+The rows are built off the UI thread (in the store worker); this widget only shows them.
 """
 
 from __future__ import annotations
@@ -19,65 +20,66 @@ from fnn_tui.report.reproduction import (
     PresetReport,
     Spread,
     VerdictKind,
+    verdict_style,
 )
 
-# a miss this close is yellow, a farther one red: a factor for losses, a difference for ratios
-NEAR_FACTOR = 2.0
-NEAR_DIFFERENCE = 0.1
-
-COLUMNS = [("number", "#"), ("preset", "preset"), ("n", "n"), ("dead", "dead"), ("diverged", "div")]
-for _metric in METRICS:
-    COLUMNS += [(_metric, TITLES[_metric]), (f"{_metric}_notes", "notes")]
+COLUMNS = [("preset", "preset"), ("runs", "runs"), ("what", "")]
+COLUMNS += [(metric, TITLES[metric]) for metric in METRICS]
+LABELS = Text("median\nnotes\nverdict", style="dim")
 
 
 def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
 
 
-def spread_cell(s: Spread) -> Text:
-    """Our median (min–max), or one number, or a dash."""
+def _range(s: Spread) -> str:
     if s.n == 0:
-        return Text("—", style="dim", justify="right")
+        return "—"
     if s.n == 1 or s.min == s.max:
-        return Text(_num(s.median), justify="right")
-    return Text(f"{_num(s.median)} ({_num(s.min)}–{_num(s.max)})", justify="right")
+        return _num(s.median)
+    return f"{s.min:.2g}–{s.max:.2g}"
 
 
-def verdict_style(m: MetricSummary) -> str:
-    """The colour of a verdict: green within, yellow a near miss, red a far one, dim none."""
+def verdict_word(m: MetricSummary) -> str:
+    """The verdict in at most a dozen characters: "within", "53× below", "0.025 below",
+    "no runs" ("—" when the notes give no number)."""
     v = m.verdict
-    if v.kind == VerdictKind.WITHIN:
-        return "green"
-    if v.kind in (VerdictKind.NO_RUNS, VerdictKind.NOT_REPORTED):
-        return "dim"
-    near = (v.factor is not None and v.factor <= NEAR_FACTOR) or (
-        v.difference is not None and abs(v.difference) <= NEAR_DIFFERENCE)
-    return "yellow" if near else "red"
-
-
-def notes_cell(m: MetricSummary) -> Text:
-    """The notes' number and the verdict word: "1.034 within", "0.00296 49× below"."""
     if m.notes is None:
-        return Text("—", style="dim")
-    word = m.verdict.label or m.verdict.kind.value
-    return Text(f"{m.notes.text} {word}", style=verdict_style(m))
+        return "—"
+    if v.kind == VerdictKind.NO_RUNS:
+        return "no runs"
+    if v.difference is not None:
+        return f"{abs(v.difference):.2g} {v.kind.value}"
+    return v.label or v.kind.value
+
+
+def metric_cell(m: MetricSummary) -> Text:
+    """Three lines: our median, the notes' number, the verdict word."""
+    median = _num(m.all.median) if m.all.n else "—"
+    notes = m.notes.text if m.notes is not None else "—"
+    return Text.assemble(f"{median}\n{notes}\n", (verdict_word(m), verdict_style(m)), justify="right")
 
 
 def report_cells(r: PresetReport) -> list[object]:
-    """One preset's row; ``n`` counts the finished runs, ``+k`` the ones left out."""
-    n = str(r.finished) + (f"+{r.other}" if r.other else "")
-    cells: list[object] = [
-        Text(str(r.number), justify="right"), r.name + ("*" if r.differs else ""), Text(n, justify="right"),
-        Text(str(r.dead), justify="right", style="yellow" if r.dead else ""),
-        Text(str(r.diverged), justify="right", style="red" if r.diverged else ""),
-    ]
-    for m in r.metrics:
-        cells += [spread_cell(m.all), notes_cell(m)]
-    return cells
+    """One preset's row: its name, its runs (finished ``n``, ``+k`` left out, dead, diverged)
+    and per metric :func:`metric_cell`."""
+    n = f"n {r.finished}" + (f"+{r.other}" if r.other else "")
+    runs = Text.assemble(n, "\n", (f"{r.dead} dead", "yellow" if r.dead else ""), "\n",
+                         (f"{r.diverged} div", "red" if r.diverged else ""))
+    return [r.name + ("*" if r.differs else ""), runs, LABELS, *(metric_cell(m) for m in r.metrics)]
+
+
+def row_hint(r: PresetReport) -> str:
+    """What the row leaves out: its settings (or how they differ from the file's) and each
+    metric's min–max over the finished runs."""
+    setting = f"{r.name}*: runs made with {r.differs}" if r.differs else f"{r.name}: {r.setting}"
+    spans = {m.metric: _range(m.all) for m in r.metrics}
+    return (f"{setting}\nmin–max (loss, ratio): train {spans['train_loss']}, {spans['train_ratio']}  "
+            f"test {spans['test_loss']}, {spans['test_ratio']}")
 
 
 class ReportTable(DataTable):
-    """The report, one row per preset (a row key is the preset's name)."""
+    """The report, one row per preset (a row key is the preset's name), three lines a row."""
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -92,6 +94,6 @@ class ReportTable(DataTable):
         self.clear()
         self.reports = {r.name: r for r in reports}
         for r in reports:
-            self.add_row(*report_cells(r), key=r.name)
+            self.add_row(*report_cells(r), key=r.name, height=3)
         if self.row_count:
             self.move_cursor(row=min(row, self.row_count - 1))

@@ -8,7 +8,9 @@ from dataclasses import replace
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.status import RunStatus
@@ -16,13 +18,17 @@ from fnn_tui.report.export import ResultRow, result_row, status_text
 from fnn_tui.report.studies import Role, SeedRole
 from fnn_tui.store.runs import RunRecord
 
+# what matters first, so that 80 columns show a run's four numbers; the notes' numbers, the
+# engine and the settings follow (Right scrolls a page)
 COLUMNS = [
-    ("run", "run"), ("number", "#"), ("preset", "preset"), ("seed", "seed"), ("status", "status"),
-    ("epochs", "epochs"), ("train_loss", "train loss"), ("notes_train_loss", "notes"), ("train_ratio", "train ratio"),
-    ("notes_train_ratio", "notes"), ("test_loss", "test loss"), ("notes_test_loss", "notes"),
-    ("test_ratio", "test ratio"), ("notes_test_ratio", "notes"), ("engine", "engine"), ("device", "device"),
-    ("wall", "wall s"), ("setting", "setting"), ("lr_decay", "lr+decay"),
+    ("run", "run"), ("preset", "preset"), ("seed", "seed"), ("status", "status"),
+    ("train_loss", "tr loss"), ("train_ratio", "tr ratio"), ("test_loss", "te loss"), ("test_ratio", "te ratio"),
+    ("epochs", "epochs"),
+    ("notes_train_loss", "notes tr loss"), ("notes_train_ratio", "notes tr ratio"),
+    ("notes_test_loss", "notes te loss"), ("notes_test_ratio", "notes te ratio"),
+    ("engine", "engine"), ("device", "device"), ("wall", "wall s"), ("setting", "setting"), ("number", "#"),
 ]
+TITLES = dict(COLUMNS)
 # every run, the stopped ones included so u can resume them; queued ones are the rest of a
 # "Run all" that has not reached them yet
 SHOWN = tuple(status for status in RunStatus if status != RunStatus.QUEUED)
@@ -41,9 +47,40 @@ def _num(value: float | None) -> Text:
 
 
 class ResultsTable(DataTable):
-    """Sortable (press o, or select a header); the active run is a live row."""
+    """Sortable (press o, or select a header: its title shows the direction); the active run
+    is a live row; Left and Right scroll half a screen."""
 
-    BINDINGS = [Binding("o", "sort_column", "Sort", id="sort")]
+    BINDINGS = [Binding("o", "sort_column", "Sort", id="sort"),
+                Binding("right", "page_columns(1)", "Scroll right", show=False),
+                Binding("left", "page_columns(-1)", "Scroll left", show=False)]
+
+    def action_page_columns(self, direction: int) -> None:
+        """Scroll sideways by half the view, not one cell."""
+        self.scroll_relative(x=direction * max(8, self.scrollable_content_region.width // 2), animate=False)
+
+    @property
+    def sort_state(self) -> tuple[str, bool]:
+        """The column sorted by and whether its order is descending."""
+        return self._sort
+
+    def sort_text(self) -> str:
+        """How the list is sorted, for the view's hint: "sorted by te loss, lowest first"."""
+        column, reverse = self._sort
+        order = ("Z-A" if reverse else "A-Z") if column == "preset" else ("highest first" if reverse else "lowest first")
+        if column == "run":
+            order = "newest first" if reverse else "oldest first"
+        return f"sorted by {TITLES[column]}, {order}"
+
+    def _mark_sorted(self) -> None:
+        column, reverse = self._sort
+        for key, label in COLUMNS:
+            col = self.columns[ColumnKey(key)]
+            col.label = Text(label + ((" ▼" if reverse else " ▲") if key == column else ""))
+            # a column the arrow has left shrinks back to its cells
+            cells = (Text(c).cell_len if isinstance(c, str) else c.cell_len for c in self.get_column(key))
+            col.content_width = max([col.label.cell_len, *cells])
+        self._require_update_dimensions = True
+        self.refresh()
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -79,11 +116,10 @@ class ResultsTable(DataTable):
         notes_ratio = (_num(r.notes_train_ratio) if r.notes_train_ratio is not None
                        else Text(r.notes_remark.replace("train acc ", "")))
         wall = _num(r.wall_seconds) if r.wall_seconds is not None else Text("")
-        return [Text(str(r.run_id), justify="right"), Text(str(r.number), justify="right"), r.label,
-                Text(str(r.seed), justify="right"), status, r.epochs,
-                _num(r.train_loss), _num(r.notes_train_loss), _num(r.train_ratio), notes_ratio,
-                _num(r.test_loss), _num(r.notes_test_loss), _num(r.test_ratio), _num(r.notes_test_ratio),
-                r.engine, r.device, wall, r.setting, r.lr_decay]
+        return [Text(str(r.run_id), justify="right"), r.label, Text(str(r.seed), justify="right"), status,
+                _num(r.train_loss), _num(r.train_ratio), _num(r.test_loss), _num(r.test_ratio), r.epochs,
+                _num(r.notes_train_loss), notes_ratio, _num(r.notes_test_loss), _num(r.notes_test_ratio),
+                r.engine, r.device, wall, r.setting, Text(str(r.number), justify="right")]
 
     def _put(self, row: ResultRow) -> None:
         key = str(row.run_id)
@@ -115,12 +151,21 @@ class ResultsTable(DataTable):
         column, reverse = self._sort
         if self.row_count:
             self.sort(column, key=self.sort_value, reverse=reverse)
+        self._mark_sorted()
+
+    class Sorted(Message):
+        """The sort changed (the view's hint says how it is sorted)."""
 
     def sort_by(self, column: str) -> None:
         """Sort by ``column``; the same column again flips the order."""
         current, reverse = self._sort
         self._sort = (column, not reverse if column == current else False)
         self._apply_sort()
+        self.post_message(self.Sorted())
+
+    def shown_rows(self) -> list[ResultRow]:
+        """The rows in the order they are shown (what Save writes)."""
+        return [self.rows_by_run[int(str(row.key.value))] for row in self.ordered_rows]
 
     def action_sort_column(self) -> None:
         """Step the sort through the columns that matter most (the cursor selects rows)."""
