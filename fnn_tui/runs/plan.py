@@ -139,7 +139,7 @@ class Plan:
         if self.done and not self.repeats:
             n = len(self.done)
             parts.append(f"{n} {'seed' if n == 1 else 'seeds'} done with these settings "
-                         f"(run {_ids(self.done)}; --again trains {'it' if n == 1 else 'them'} once more)")
+                         f"(run {_ids(self.done)}; --again, or R in the app, trains {'it' if n == 1 else 'them'} once more)")
         if self.repeats:
             parts.append(f"training {len(self.repeats)} done {'seed' if len(self.repeats) == 1 else 'seeds'} again")
         if self.active:

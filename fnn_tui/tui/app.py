@@ -68,6 +68,7 @@ class FnnApp(App[None]):
     CSS_PATH = "app.tcss"
     BINDINGS = [
         Binding("r", "run", "Run", id="run"),
+        Binding("R", "run_again", "Run again", id="run_again", show=False),
         Binding("a", "run_all", "Run all", id="run_all"),
         Binding("s", "stop", "Stop", id="stop"),
         Binding("u", "resume", "Resume", id="resume", show=False),
@@ -223,9 +224,14 @@ class FnnApp(App[None]):
             self.notify(str(exc).replace("--seeds ", "seeds "), title="Bad seeds", severity="error")
             return []
 
-    def action_run(self) -> None:
+    def action_run_again(self) -> None:
+        """Run the highlighted preset's seeds even where they are done (`run --again`): stored
+        as repeats, and the report counts each seed's newest result once."""
+        self.action_run(again=True)
+
+    def action_run(self, again: bool = False) -> None:
         """Run the highlighted preset: once, or every seed asked for that is not done yet."""
-        if not self._can_start(self.action_run):
+        if not self._can_start(self.action_run_again if again else self.action_run):
             return
         entry = self.query_one(PresetList).entry
         if entry is None:
@@ -239,7 +245,7 @@ class FnnApp(App[None]):
         if prepared is None:
             return
         self.runs.follow([])
-        self._plan_and_start([prepared[0]], prepared[1], seeds)
+        self._plan_and_start([prepared[0]], prepared[1], seeds, again)
 
     def action_edit_settings(self) -> None:
         """Open the highlighted preset's settings as a form; what it returns runs as a variant."""
@@ -291,11 +297,12 @@ class FnnApp(App[None]):
             self._plan_and_start(presets, options, seeds)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
-    def _plan_and_start(self, presets: list[Preset], options: RunOptions, seeds: list[int] | None = None) -> None:
+    def _plan_and_start(self, presets: list[Preset], options: RunOptions, seeds: list[int] | None = None,
+                        again: bool = False) -> None:
         """Plan the request as `fnn-tui run` does (the same rule for what is done, the same
         tasks) and hand the tasks to a background process that trains them over the cores."""
         with Store(self.home) as store:
-            planned = plan(store, presets, options, seeds)
+            planned = plan(store, presets, options, seeds, again=again)
         self._launch(planned)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
