@@ -146,12 +146,14 @@ def trained_table(rows: list[ResultRow]) -> Group:
             mark = marks.setdefault(r.label, f"v{len(marks) + 1}")
             name = f"{name} {mark}"
         table.add_row(
-            str(r.run_id), f"{literal(r.preset)}" + (f" · {literal(r.variant)}" if r.variant else "") + f"\nseed {r.seed}",
+            str(r.run_id), Text(f"{name}\nseed {r.seed}"),
             Text(r.status + (DEAD if r.dead else ""), style=RunStatus(r.status.split("@")[0]).style),
             _pair(r.train_loss, r.notes_train_loss), _pair(r.train_ratio, r.notes_train_ratio, r.notes_remark),
             _pair(r.test_loss, r.notes_test_loss), _pair(r.test_ratio, r.notes_test_ratio),
             f"{r.engine}\n{wall}",
         )
+    if marks:  # a variant is marked v1, v2... after its preset's name, its settings named here
+        return Group(title, table, Text("\n".join(f"{mark}: {_plain(label)}" for label, mark in marks.items())))
     return Group(title, table)
 
 
