@@ -96,7 +96,7 @@ def test_claims_trains_what_is_missing_once_then_judges(home: Path, tmp_path: Pa
     assert "| 1 | wider-not-deeper |" in again.stdout
     assert len(list((tmp_path / "figs").glob("claim-*.png"))) == 8
     # the report's section judges from the same runs without training
-    report = invoke("report")
+    report = invoke("report", "-f", "md")
     table, section = report.stdout.split("## Does the notes' reasoning hold?")
     # the controlled variants are stored as runs of exp03 and exp05: they never stand for those rows
     assert "exp03: samples=60, epochs=1;" in table and "model.hidden" not in table and "model.norm" not in table
