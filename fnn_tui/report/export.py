@@ -154,6 +154,11 @@ class StudyRow:
     notes_remark: str
     run_ids: str  # the study's run ids, e.g. "12-21" or "3,5,9"
 
+    @property
+    def label(self) -> str:
+        """The row's name (a study of the preset's own settings: the preset's)."""
+        return self.preset
+
 
 STUDY_COLUMNS: list[tuple[str, str]] = [
     ("number", "#"),

@@ -566,6 +566,9 @@ class FnnApp(App[None]):
                 key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
                 report = table.reports.get(str(key))
             hint = HINTS["report"] + ("\n" + row_hint(report) if report is not None else "")
+            if report is not None and (report.duplicates or report.excluded):  # each seed counts once
+                counts = ((len(report.duplicates), "duplicate"), (len(report.excluded), "excluded"))
+                hint += "; not counted: " + ", ".join(f"{n} {word}" for n, word in counts if n)
         self.query_one("#results-hint", Label).update(hint)
 
     @on(DataTable.RowHighlighted, "#report")
