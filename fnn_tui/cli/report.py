@@ -86,8 +86,8 @@ def report(
             raise fail("--sweep NAME reports one sweep: leave out the presets")
         from fnn_tui.cli.sweep import report_sweep
 
-        with bad_input(s):
-            report_sweep(s, sweep, fmt_name, output, figures)
+        with bad_input(s):  # a sweep's report has no terminal table (yet): Markdown on the terminal
+            report_sweep(s, sweep, "md" if fmt_name == "text" else fmt_name, output, figures)
         return
     if figures is not None:
         check_output(figures, folder=True)

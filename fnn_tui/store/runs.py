@@ -402,6 +402,8 @@ class Store:
     def forget_queued(self, run_ids: list[int]) -> list[int]:
         """Delete runs that were queued and never started (no epoch, still queued): a stopped
         queue leaves nothing of them behind. Returns the ids deleted."""
+        if not run_ids:
+            return []  # no write at all: a reader must not wait for another process's lock
         gone = []
         with self._write() as c:
             for rid in run_ids:
