@@ -105,7 +105,7 @@ def test_a_study_stopped_over_the_pool_goes_on_to_the_uninterrupted_numbers(tmp_
     again = _cli(home, *command)
     assert again.returncode == 0, again.stderr
     assert "Traceback" not in again.stderr and "resuming 4 stopped" in again.stderr
-    assert "Results table" in again.stdout and again.stdout.count("finished") == 4
+    assert "Runs: ours" in again.stdout and again.stdout.count("finished") == 4  # the table of the runs
     _assert_like_straight(home, straight, epochs)
 
 
@@ -123,7 +123,7 @@ def test_every_preset_stopped_over_every_core_goes_on(tmp_path: Path) -> None:
     assert not any(r.status.active for r in _runs(home))
     again = _cli(home, *command, timeout=600)
     assert again.returncode in (0, 1) and "Traceback" not in again.stderr, again.stderr
-    assert "Results table" in again.stdout
+    assert "Runs: ours" in again.stdout
     ours, ref = _numbers(home), _numbers(straight)
     assert sorted(ours) == sorted(ref) and len(ours) == 22
     for key in ours:

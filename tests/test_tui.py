@@ -104,8 +104,8 @@ async def test_run_a_preset_then_save_the_table(home: Path, tmp_path: Path) -> N
         row = table.rows_by_run[run.id]
         assert row.train_loss == run.final.train_loss and row.test_ratio == run.final.test_ratio
         cells = table.get_row(str(run.id))
-        assert cells[1] == "exp07 · epochs=2" and cells[2].plain == "0" and cells[3].plain == "finished"
-        assert cells[-2].startswith("(20,20,30), norm+clip+L2, 1000, 2, lr 0.01, decay 0.5")
+        assert cells[1] == "exp07*" and cells[2].plain == "0" and cells[3].plain == "finished"
+        assert cells[-2].startswith("exp07 · epochs=2: (20,20,30), norm+clip+L2, 1000, 2, lr 0.01, decay 0.5")
         assert "Runs list: every stored run, sorted by run, newest first" in str(app.query_one("#results-hint").render())
         # save as CSV through the dialog, with the keys
         target = tmp_path / "table.csv"

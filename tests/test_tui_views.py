@@ -4,6 +4,7 @@ commands; help is per screen. At 80x24 on tiny real runs."""
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from fnn_tui.core.trainer import RunOptions
@@ -12,7 +13,7 @@ from fnn_tui.tui.app import FnnApp
 from fnn_tui.tui.screens.plot import PlotScreen
 from fnn_tui.tui.widgets.results import ResultsTable
 
-from .helpers import screen_lines
+from .helpers import screen_lines, without_provenance
 
 SIZE = (80, 24)
 
@@ -74,7 +75,7 @@ async def test_runs_list_says_its_sort_scrolls_by_pages_and_saves_the_rows_as_so
         app.screen.query_one("#path").value = str(target)
         await pilot.press("enter")
         await _until(pilot, target.exists)
-        rows = list(csv.DictReader(target.open()))
+        rows = list(csv.DictReader(io.StringIO(without_provenance(target.read_text()))))
         assert [float(r["test_ratio"]) for r in rows] == ratios and sorted(int(r["run_id"]) for r in rows) == ids
         # in the lab, ctrl+s saves the results table and says which
         await pilot.press("t", "ctrl+s")

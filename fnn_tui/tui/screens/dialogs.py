@@ -118,7 +118,10 @@ class SaveScreen(ModalScreen[Path | None]):
     def _write(self, path: Path, fmt: str) -> None:
         try:
             if self.what == "runs":
-                text = render(self.rows, fmt)
+                rows = self.rows or []
+                made = provenance(f"{APP_SAVE} (the runs list, as sorted)", devices=(r.device for r in rows),
+                                  engines=(r.engine for r in rows))
+                text = render(rows, fmt, made)
             else:
                 from fnn_tui.report import reproduction
                 from fnn_tui.report.studies import load_studies

@@ -116,10 +116,14 @@ class ResultsTable(DataTable):
         notes_ratio = (_num(r.notes_train_ratio) if r.notes_train_ratio is not None
                        else Text(r.notes_remark.replace("train acc ", "")))
         wall = _num(r.wall_seconds) if r.wall_seconds is not None else Text("")
-        return [Text(str(r.run_id), justify="right"), r.label, Text(str(r.seed), justify="right"), status,
+        # a variant's name is starred here (the numbers must fit 80 columns); its settings lead
+        # its setting cell, and `i` shows it in full
+        name = r.preset + ("*" if r.variant else "")
+        setting = f"{r.label}: {r.setting}" if r.variant else r.setting
+        return [Text(str(r.run_id), justify="right"), name, Text(str(r.seed), justify="right"), status,
                 _num(r.train_loss), _num(r.train_ratio), _num(r.test_loss), _num(r.test_ratio), r.epochs,
                 _num(r.notes_train_loss), notes_ratio, _num(r.notes_test_loss), _num(r.notes_test_ratio),
-                r.engine, r.device, wall, r.setting, Text(str(r.number), justify="right")]
+                r.engine, r.device, wall, setting, Text(str(r.number), justify="right")]
 
     def _put(self, row: ResultRow) -> None:
         key = str(row.run_id)
