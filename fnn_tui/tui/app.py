@@ -55,7 +55,7 @@ from fnn_tui.tui.widgets.results import ResultsTable, table_rows
 SWEEP_SCREENS = (SweepsScreen, SweepReportScreen)
 HINTS = {
     "results": "Runs list: every stored run, {sort}\no sort  i detail  f filter  ←→ scroll  u resume  p plot  "
-               "^s save  b report  ? help",
+               "^s save  b report",
     "report": "Report: each preset over its seeds.  b runs list  p plot  ^s save  ? help",
 }
 
