@@ -85,13 +85,12 @@ def _stop_when(proc: subprocess.Popen, home: Path, ready, signum: int) -> str:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_a_study_stopped_over_the_pool_goes_on_to_the_uninterrupted_numbers(tmp_path: Path, signum: int) -> None:
-    """`run 8 10 --seeds 2 --jobs 2` (two network shapes: two tasks, one per process), stopped
-    while both groups train, then the same command: exit 0, the results table, every run
-    finished with epochs 1..n once each and the numbers of an uninterrupted study. (The
-    issue's `run 8 9` crashed with three AttributeErrors after training; with the samples
-    cut, rows 8 and 9 share the kernel now and train as one task in one process.)"""
-    epochs = 60
-    command = ("run", "8", "10", "--seeds", "2", "--jobs", "2", "--epochs", str(epochs), "--samples", "1000")
+    """The issue's `run 8 9 --seeds 2 --jobs 2` (two tasks: rows 8 and 9 differ in their
+    samples, so one process each), stopped while both groups train, then the same command:
+    exit 0, the table of the runs, every run finished with epochs 1..n once each and the
+    numbers of an uninterrupted study. (It crashed with three AttributeErrors after training.)"""
+    epochs = 300  # row 8's group needs seconds more once both groups have two epochs
+    command = ("run", "8", "9", "--seeds", "2", "--jobs", "2", "--epochs", str(epochs))
     straight = tmp_path / "straight"
     assert _cli(straight, *command).returncode == 0
     home = tmp_path / "stopped"
@@ -175,7 +174,7 @@ def test_a_rerun_right_after_kill_9_trains_at_once(tmp_path: Path) -> None:
     """Within a second of a kill -9 the runs' process is known dead on this machine: the same
     command resumes them (it said "nothing to train: 4 training now")."""
     home = tmp_path / "killed"
-    command = ("run", "exp07", "--seeds", "4", "--epochs", "60", "--samples", "1200", "--engine", "fused")
+    command = ("run", "exp07", "--seeds", "4", "--epochs", "400", "--samples", "3000", "--engine", "fused")
     proc = _start(home, *command)
     _stop_when(proc, home, lambda runs: len(runs) == 4 and all(r.epochs_done >= 1 for r in runs), signal.SIGKILL)
     again = _cli(home, *command)
