@@ -446,7 +446,8 @@ class FnnApp(App[None]):
 
     def on_queue_ended(self, message: QueueEnded) -> None:
         self.runs.idle()
-        self.query_one(RunControls).set_enabled(True)
+        for controls in self.query(RunControls):  # none while the app is shutting down
+            controls.set_enabled(True)
         if self.runs.quitting:
             self.exit()
         elif self.runs.pending is not None:
