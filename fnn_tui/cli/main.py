@@ -16,7 +16,6 @@ from fnn_tui.cli import compare as compare_commands
 from fnn_tui.cli import plots as plot_commands
 from fnn_tui.cli import presets as preset_commands
 from fnn_tui.cli import report as report_commands
-from fnn_tui.cli import results as result_commands
 from fnn_tui.cli import runs as runs_commands
 from fnn_tui.cli import sweep as sweep_commands
 from fnn_tui.cli import table as table_commands
@@ -26,7 +25,7 @@ from fnn_tui.cli.tui import open_app
 from fnn_tui.paths import home_dir
 
 # importing them registers their commands
-COMMAND_MODULES = (preset_commands, report_commands, result_commands, runs_commands, table_commands, train_commands,
+COMMAND_MODULES = (preset_commands, report_commands, runs_commands, table_commands, train_commands,
                    plot_commands, compare_commands, sweep_commands)
 
 

@@ -418,14 +418,6 @@ class Store:
                 pass
         return gone
 
-    def cancel_queued(self, run_ids: list[int], message: str) -> None:
-        """Queued runs that will not be trained after all."""
-        with self._write() as c:
-            c.executemany("UPDATE runs SET status = 'cancelled', ended_at = ?, message = ? WHERE id = ? AND status = 'queued'",
-                          [(time.time(), message, rid) for rid in run_ids])
-
-    # --- the user's word on a run ------------------------------------------------
-
     def set_excluded(self, run_ids: list[int], excluded: bool) -> list[int]:
         """Leave runs out of their studies (or take them back in); they stay in the store.
         Returns the ids that exist, in the order given."""
