@@ -50,47 +50,77 @@ def record_lanes(
     lanes of one kernel call, with every event written to the store."""
     from fnn_tui.core.group import train_lanes
 
-    store.set_grouped(run_ids)
-    recorders = [Recorder(store, rid, run_folder(store.home, rid)) for rid in run_ids]
-    live = set(range(len(run_ids)))
-    last_beat = [time.monotonic()]
-    last_checkpoint = [float("-inf")]
+    sink = LanesSink(store, run_ids, presets, on_event)
+    try:
+        ends = train_lanes(presets, options, sink, stop_event, resume)
+    except BaseException:
+        sink.broken()  # an interrupt (Ctrl-C) or a crash below the trainer
+        raise
+    return [RecordedRun(rid, end) for rid, end in zip(run_ids, ends)]
 
-    def tell(lane: int, event: Event) -> None:
-        if on_event is not None:
-            on_event(run_ids[lane], event)
 
-    def emit(event: Event) -> None:
+class CheckpointClock:
+    """When a group's epoch is checkpointed: every :data:`CHECKPOINT_SECONDS`, and at the
+    last epoch. A remote worker asks the same clock which epochs' states to send back."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.last = float("-inf")
+
+    def due(self, epoch: int) -> bool:
+        now = time.monotonic()
+        if now - self.last >= CHECKPOINT_SECONDS or epoch == self.epochs:
+            self.last = now
+            return True
+        return False
+
+
+class LanesSink:
+    """Where a group's events go, wherever it trains: each lane's run in the store (one
+    transaction per group epoch, checkpoints when the :class:`CheckpointClock` says), then
+    ``on_event``. The trainer calls it here; the Ray executor feeds it what a remote worker
+    sent back, saying itself which epochs carry checkpoints."""
+
+    def __init__(self, store: Store, run_ids: list[int], presets: list[Preset], on_event: OnEvent | None) -> None:
+        store.set_grouped(run_ids)
+        self.store, self.run_ids, self.on_event = store, run_ids, on_event
+        self.recorders = [Recorder(store, rid, run_folder(store.home, rid)) for rid in run_ids]
+        self.live = set(range(len(run_ids)))
+        self.last_beat = time.monotonic()
+        self.clock = CheckpointClock(presets[0].training.epochs)
+
+    def tell(self, lane: int, event: Event) -> None:
+        if self.on_event is not None:
+            self.on_event(self.run_ids[lane], event)
+
+    def __call__(self, event: Event, checkpoint: bool | None = None) -> None:
+        """Store ``event``; a group epoch is checkpointed when ``checkpoint`` says (``None``:
+        when the clock says)."""
+        store, run_ids = self.store, self.run_ids
         if isinstance(event, GroupEpochFinished):
             # checkpoints first (every few seconds, and at the last epoch: resume from an
             # older one retrains the epochs after it to the same numbers), then every
             # lane's epoch in one transaction
-            now = time.monotonic()
-            if now - last_checkpoint[0] >= CHECKPOINT_SECONDS or event.epoch == presets[0].training.epochs:
+            if checkpoint if checkpoint is not None else self.clock.due(event.epoch):
                 for item in event.lanes:
-                    recorders[item.lane].save_epoch(dataclasses.replace(item, state=event.state(item.lane)))
-                last_checkpoint[0] = now
+                    self.recorders[item.lane].save_epoch(dataclasses.replace(item, state=event.state(item.lane)))
             store.add_epochs([(run_ids[item.lane], item.metrics, None if item.fit is None else encode(item.fit))
                               for item in event.lanes])
-            last_beat[0] = time.monotonic()
+            self.last_beat = time.monotonic()
             for item in event.lanes:
-                tell(item.lane, item)
+                self.tell(item.lane, item)
         elif isinstance(event, StepProgress):
-            if time.monotonic() - last_beat[0] > HEARTBEAT_SECONDS:
-                store.heartbeat([run_ids[i] for i in sorted(live)], event.epoch, event.step)
-                last_beat[0] = time.monotonic()
-            for lane in sorted(live):
-                tell(lane, event)
+            if time.monotonic() - self.last_beat > HEARTBEAT_SECONDS:
+                store.heartbeat([run_ids[i] for i in sorted(self.live)], event.epoch, event.step)
+                self.last_beat = time.monotonic()
+            for lane in sorted(self.live):
+                self.tell(lane, event)
         elif isinstance(event, (RunStarted, EndEvent)):  # a lane's epochs come in the group's event
-            recorders[event.lane](event)
+            self.recorders[event.lane](event)
             if isinstance(event, EndEvent):
-                live.discard(event.lane)
-            tell(event.lane, event)
+                self.live.discard(event.lane)
+            self.tell(event.lane, event)
 
-    try:
-        ends = train_lanes(presets, options, emit, stop_event, resume)
-    except BaseException:
-        mark_interrupted(store, run_ids)  # an interrupt (Ctrl-C) or a crash below the trainer
-        raise
-    return [RecordedRun(rid, end) for rid, end in zip(run_ids, ends)]
-
+    def broken(self) -> None:
+        """Training ended with an exception: the lanes still running are interrupted."""
+        mark_interrupted(self.store, self.run_ids)

@@ -156,32 +156,51 @@ def train_recorded(
     resume: TrainState | None,
 ) -> RecordedRun:
     """Train with every event written to the store; an exception leaves the run interrupted."""
-    record = store.get_run(run_id)
-    assert record is not None
-    recorder = Recorder(store, run_id, record.folder)
-    lost: list[str] = []  # why the store can no longer be written, once it cannot
-
-    def emit(event: Event) -> None:
-        if not lost:  # once the store file is gone or another one, nothing more is written anywhere
-            try:
-                recorder(event)
-            except StoreReplacedError:
-                lost.append(f"the run store {store.path} was removed or replaced while run {run_id} trained; "
-                            f"its checkpoint is kept in {recorder.checkpoint}")
-                raise StoreReplacedError(lost[0]) from None
-        if on_event is not None:
-            on_event(run_id, event)
-
+    sink = RunSink(store, run_id, on_event)
     try:
-        end = train(preset, options, emit, stop_event, resume=resume)
+        end = train(preset, options, sink, stop_event, resume=resume)
     except BaseException:
-        if lost:
-            raise StoreReplacedError(lost[0]) from None
-        mark_interrupted(store, [run_id])  # an interrupt (Ctrl-C) or a crash below the trainer
+        sink.broken()
         raise
-    if lost:  # the trainer made it a failed run, which cannot be stored: the caller says why
-        raise StoreReplacedError(lost[0])
+    sink.check()
     return RecordedRun(run_id, end)
+
+
+class RunSink:
+    """Where one run's events go, wherever it trains: the store (through a :class:`Recorder`),
+    then ``on_event``. The trainer calls it in this process; the Ray executor feeds it the
+    events a remote worker sent back, so the command stays the only writer of the store."""
+
+    def __init__(self, store: Store, run_id: int, on_event: OnEvent | None) -> None:
+        record = store.get_run(run_id)
+        assert record is not None
+        self.store, self.run_id, self.on_event = store, run_id, on_event
+        self.recorder = Recorder(store, run_id, record.folder)
+        self.lost: list[str] = []  # why the store can no longer be written, once it cannot
+
+    def __call__(self, event: Event) -> None:
+        if not self.lost:  # once the store file is gone or another one, nothing more is written anywhere
+            try:
+                self.recorder(event)
+            except StoreReplacedError:
+                self.lost.append(f"the run store {self.store.path} was removed or replaced while run "
+                                 f"{self.run_id} trained; its checkpoint is kept in {self.recorder.checkpoint}")
+                raise StoreReplacedError(self.lost[0]) from None
+        if self.on_event is not None:
+            self.on_event(self.run_id, event)
+
+    def broken(self) -> None:
+        """Training ended with an exception (an interrupt, a crash below the trainer, a lost
+        worker): the run is interrupted, its finished epochs kept."""
+        if self.lost:
+            raise StoreReplacedError(self.lost[0]) from None
+        mark_interrupted(self.store, [self.run_id])
+
+    def check(self) -> None:
+        """After training: the trainer made a lost store a failed run, which cannot be stored;
+        the caller says why."""
+        if self.lost:
+            raise StoreReplacedError(self.lost[0])
 
 
 def stored_preset(record: RunRecord) -> Preset:
