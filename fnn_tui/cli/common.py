@@ -127,6 +127,31 @@ def run_id_arg(value: int | None) -> int | None:
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.", metavar="DEVICE")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="auto (fused on the CPU when it can), torch or fused.",
                                         metavar="ENGINE")]
+ExecutorOpt = Annotated[str, typer.Option(
+    "--executor", help="Where the tasks train: local (this machine, --jobs processes) or ray (a Ray cluster: "
+    "needs pip install 'fnn-tui[ray]').", metavar="EXECUTOR")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="The Ray cluster's head, HOST:PORT (default: $RAY_ADDRESS; neither: a local Ray "
+    "started for this command).", metavar="ADDRESS", show_default=False)]
+
+
+def check_executor(executor: str, address: str | None, *, connect: bool = True) -> None:
+    """Before any work: the executor exists and, for Ray, is installed and answers (with
+    ``connect``, this process joins the cluster and says what it found). An error is
+    raised for :func:`bad_input`: one line, exit 2."""
+    from fnn_tui.runs.execute import EXECUTORS, ExecutorError
+
+    if executor not in EXECUTORS:
+        raise ExecutorError(f"--executor {executor!r}: expected {' or '.join(EXECUTORS)}")
+    if executor != "ray":
+        if address:
+            raise ExecutorError("--ray-address is for --executor ray")
+        return
+    from fnn_tui.runs import ray_executor
+
+    ray_executor.check(address)
+    if connect:
+        err.print(f"training on {ray_executor.connect(address)}", soft_wrap=True)
 
 
 class Settings:
@@ -177,6 +202,7 @@ def bad_input(settings: Settings | None) -> Iterator[None]:
     from fnn_tui.core.engines import EngineError
     from fnn_tui.core.presets import PresetError
     from fnn_tui.core.state import CheckpointError
+    from fnn_tui.runs.execute import ExecutorError
     from fnn_tui.runs.record import ResumeError
     from fnn_tui.store.db import StoreError, StoreReplacedError
 
@@ -195,7 +221,8 @@ def bad_input(settings: Settings | None) -> Iterator[None]:
         for line in str(exc).splitlines():
             err.print(f"[red]error:[/red] {literal(line)}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    except (UnknownPresetError, DeviceError, EngineError, CheckpointError, ResumeError, StoreError, OSError) as exc:
+    except (UnknownPresetError, DeviceError, EngineError, CheckpointError, ResumeError, ExecutorError, StoreError,
+            OSError) as exc:
         if settings is not None and settings.debug:
             raise
         message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)

@@ -134,7 +134,8 @@ def report_end(run_id: int, end: EndEvent, err: Console) -> int:
     return 0
 
 
-def train_here(home: Path, tasks: list[Task], jobs: int, err: Console) -> tuple[list[int], int]:
+def train_here(home: Path, tasks: list[Task], jobs: int, err: Console, *, executor: str = "local",
+               address: str | None = None) -> tuple[list[int], int]:
     """Train planned tasks through :func:`~fnn_tui.runs.execute.train_tasks`, in this process
     or over ``jobs`` processes, with one progress display; return the ids of the runs it
     trained and the exit code."""
@@ -145,16 +146,17 @@ def train_here(home: Path, tasks: list[Task], jobs: int, err: Console) -> tuple[
     started = time.perf_counter()
     with EventProgress(err) as progress:
         try:
-            outcome = train_tasks(home, tasks, jobs, progress, stop)
+            outcome = train_tasks(home, tasks, jobs, progress, stop, executor=executor, address=address)
         except KeyboardInterrupt:  # a second Ctrl-C: the runs in progress are stored as interrupted
             err.print("[yellow]interrupted:[/yellow] the runs are stored as interrupted; "
                       "the same command again continues them", markup=True)
             raise SystemExit(130) from None
     results = outcome.results
-    if outcome.processes > 1:  # what happened, not what was asked for
-        runs = sum(t.lanes for t in tasks)
-        err.print(f"{runs} {'run' if runs == 1 else 'runs'} in {len(tasks)} tasks, "
-                  f"{time.perf_counter() - started:.1f} s over {outcome.processes} processes")
+    if outcome.processes > 1 or executor == "ray":  # what happened, not what was asked for
+        runs, n = sum(t.lanes for t in tasks), outcome.processes
+        where = ("Ray worker" if executor == "ray" else "process") + ("" if n == 1 else "es" if executor != "ray" else "s")
+        err.print(f"{runs} {'run' if runs == 1 else 'runs'} in {len(tasks)} {'task' if len(tasks) == 1 else 'tasks'}, "
+                  f"{time.perf_counter() - started:.1f} s over {n} {where}")
     code = 0
     for result in results:
         code = max(code, report_end(result.run_id, result.end, err))

@@ -20,9 +20,12 @@ from fnn_tui.cli.common import (
     EXIT_OK,
     DeviceOpt,
     EngineOpt,
+    ExecutorOpt,
+    RayAddressOpt,
     Settings,
     app,
     bad_input,
+    check_executor,
     err,
     examples,
     fail,
@@ -78,6 +81,8 @@ def sweep(
     engine: EngineOpt = "auto",
     jobs: Annotated[int, typer.Option("--jobs", help="Processes training at once (0: one per core).", min=0,
                                       metavar="N")] = 1,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Train every (variant, seed) pair of a grid of settings not done yet, stored as one sweep."""
     from fnn_tui.core.trainer import RunOptions, resolve
@@ -107,7 +112,8 @@ def sweep(
                                              base_toml=fresh.base.to_toml(), grid=fresh.grid.to_data(),
                                              seeds=list(fresh.seeds))
         sweep_ = resolve_sweep(record)
-        code = train_sweep(s.home, sweep_, options, jobs or os.cpu_count() or 1)
+        check_executor(executor, ray_address)  # Ray missing or not answering: before any training
+        code = train_sweep(s.home, sweep_, options, jobs or os.cpu_count() or 1, executor=executor, address=ray_address)
         _print_report(s, sweep_.name)
     raise typer.Exit(code)
 
@@ -165,7 +171,8 @@ def _request(s: Settings, target: str, sets: list[str], seeds: list[int] | None,
     return None, fresh
 
 
-def train_sweep(home: Path, sweep_: Sweep, options: RunOptions, jobs: int) -> int:
+def train_sweep(home: Path, sweep_: Sweep, options: RunOptions, jobs: int, *, executor: str = "local",
+                address: str | None = None) -> int:
     """Train the sweep's pairs not done yet, as ``run --seeds`` does: planned
     (:func:`~fnn_tui.runs.plan.plan`; variants of one network share a kernel), then
     :func:`~fnn_tui.cli.progress.train_here`. The one place a sweep trains; returns the exit code."""
@@ -183,7 +190,7 @@ def train_sweep(home: Path, sweep_: Sweep, options: RunOptions, jobs: int) -> in
     err.print(f"sweep {literal(sweep_.name)}: training {len(planned.run_ids)} of {total} runs in "
               f"{len(planned.tasks)} {'task' if len(planned.tasks) == 1 else 'tasks'}"
               + (f"; skipped: {planned.summary()}" if planned.summary() else ""), soft_wrap=True)
-    _, code = train_here(home, planned.tasks, jobs, err)
+    _, code = train_here(home, planned.tasks, jobs, err, executor=executor, address=address)
     return code
 
 

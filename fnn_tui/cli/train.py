@@ -13,9 +13,12 @@ from fnn_tui.cli.common import (
     EXIT_OK,
     DeviceOpt,
     EngineOpt,
+    ExecutorOpt,
+    RayAddressOpt,
     Settings,
     app,
     bad_input,
+    check_executor,
     err,
     examples,
     literal,
@@ -52,6 +55,8 @@ def run(
     again: Annotated[bool, typer.Option("--again", help="Train seeds already done with these settings once more "
                                         "(stored as repeats).")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="Train in a background process that outlives this terminal.")] = False,
+    executor: ExecutorOpt = "local",
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Train presets, store every epoch, and print the results table of the runs trained.
 
@@ -89,6 +94,9 @@ def run(
         from fnn_tui.store.runs import Store
 
         with Store(s.home) as store:  # a damaged, read-only, locked or lost store: one line before any work
+            pass
+        check_executor(executor, ray_address, connect=not detach)  # Ray missing or not answering: before any work
+        with Store(s.home) as store:
             planned = plan(store, chosen, options, seed_list, again=again)  # bad device/engine: before any work
         if not planned.tasks:
             err.print(f"nothing to train: {planned.summary()}; `fnn-tui report` sums them up", soft_wrap=True)
@@ -102,7 +110,7 @@ def run(
         if detach:
             from fnn_tui.runs.background import launch
 
-            launched = launch(s.home, planned.tasks, jobs)
+            launched = launch(s.home, planned.tasks, jobs, executor=executor, address=ray_address)
             ids = " ".join(str(i) for i in launched.run_ids)
             out.print(f"run {ids} training in the background (pid {launched.process.pid}); "
                       f"`fnn-tui attach {launched.run_ids[0]}` follows it, `fnn-tui stop {launched.run_ids[0]}` stops it")
@@ -110,7 +118,7 @@ def run(
             raise typer.Exit(EXIT_OK)
         from fnn_tui.cli.progress import train_here
 
-        ids, code = train_here(s.home, planned.tasks, jobs, err)
+        ids, code = train_here(s.home, planned.tasks, jobs, err, executor=executor, address=ray_address)
         _print_results(s, ids)
         _say_device_choice(chosen, options, resolved)  # after the work: an error stays the one line
     raise typer.Exit(code)
@@ -240,8 +248,9 @@ def stop(ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="The run
 
 @app.command(hidden=True)
 def worker(ctx: typer.Context, items: Annotated[list[str], typer.Argument(metavar="TASK")],
-           jobs: Annotated[int, typer.Option("--jobs", min=1, metavar="N")] = 1) -> None:
+           jobs: Annotated[int, typer.Option("--jobs", min=1, metavar="N")] = 1,
+           executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None) -> None:
     """Train planned tasks (the background process)."""
     from fnn_tui.runs.worker import main as worker_main
 
-    raise typer.Exit(worker_main(settings(ctx).home, items, jobs))
+    raise typer.Exit(worker_main(settings(ctx).home, items, jobs, executor=executor, address=ray_address))

@@ -62,7 +62,8 @@ def _spawn(home: Path, args: list[str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def launch(home: Path, tasks: list[Task], jobs: int = 1) -> Launched:
+def launch(home: Path, tasks: list[Task], jobs: int = 1, *, executor: str = "local",
+           address: str | None = None) -> Launched:
     """Start one background process to train ``tasks`` (planned, their runs claimed queued
     by :func:`fnn_tui.runs.plan.plan`), here in order or over ``jobs`` processes.
 
@@ -75,7 +76,8 @@ def launch(home: Path, tasks: list[Task], jobs: int = 1) -> Launched:
         with Store(home) as store:
             first = store.get_run(run_ids[0])
             assert first is not None
-            args = [f"--jobs={max(1, jobs)}", *(task.arg() for task in tasks)]
+            args = [f"--jobs={max(1, jobs)}", f"--executor={executor}",
+                    *([f"--ray-address={address}"] if address else []), *(task.arg() for task in tasks)]
             process = _spawn(home, args, first.folder / "worker.log")
             store.set_pid(run_ids, process.pid)
     except BaseException:

@@ -1,10 +1,18 @@
-"""Where tasks train: here (one after the other in this process) or over the process pool.
+"""Where tasks train: the executors.
 
 The planner (:mod:`fnn_tui.runs.plan`) decides what trains; :func:`train_tasks` decides only
-where, and every place calls the same :func:`fnn_tui.runs.task.train_task`. The CLI's
-``run`` and ``resume`` call it in the foreground, the background worker (``fnn-tui worker``,
-which the app starts) calls it in its own process; both get back what happened, including
-how many processes it took, so what they print is what was done.
+where, from the ``executor`` asked for:
+
+- ``local``: **here** (one task after the other in this process) when there is one task or
+  ``jobs`` is 1, else over the **pool** of ``jobs`` processes (:mod:`fnn_tui.runs.pool`);
+- ``ray``: on the workers of a Ray cluster (:mod:`fnn_tui.runs.ray_executor`), this process
+  writing what they send back.
+
+The **background** worker (``fnn-tui worker``, which the app and ``run --detach`` start,
+:mod:`fnn_tui.runs.background`) is this same call in a process of its own. Every place
+trains a task with the same :mod:`fnn_tui.runs.task` functions, and the CLI's ``run`` and
+``resume`` and the background worker all get back what happened, including how many
+processes it took, so what they print is what was done.
 
 Tasks that never started (a stop came first) leave nothing behind: their runs, claimed
 ``queued`` by the planner, are deleted again (or given back to the status they had, for a
@@ -37,8 +45,16 @@ class Outcome:
     signum: int | None = None  # the stop signal the pool had, if any
 
 
+EXECUTORS = ("local", "ray")
+
+
+class ExecutorError(ValueError):
+    """The executor cannot start (Ray missing, no cluster at the address): one line."""
+
+
 def train_tasks(home: Path, tasks: list[Task], jobs: int, on_event: OnEvent,
-                stop: StopFlag | None = None, *, on_error: Callable[[Task, Exception], None] | None = None) -> Outcome:
+                stop: StopFlag | None = None, *, on_error: Callable[[Task, Exception], None] | None = None,
+                executor: str = "local", address: str | None = None) -> Outcome:
     """Train ``tasks``: over a pool of up to ``jobs`` processes when there are several tasks
     and ``jobs`` > 1, else here in order. A ``stop`` that is set ends the list after the
     task in progress (here), or is forwarded to every worker (the pool's signals).
@@ -46,8 +62,19 @@ def train_tasks(home: Path, tasks: list[Task], jobs: int, on_event: OnEvent,
     An error outside the trainer (a full disk, a store gone) ends the list here, and is
     raised, unless ``on_error`` takes it: then the next task goes on (the background worker:
     one bad task must not take the rest of the queue with it). Over the pool it is always
-    one task's, and its runs are reported as failed."""
-    if jobs > 1 and len(tasks) > 1:
+    one task's, and its runs are reported as failed.
+
+    ``executor`` ``ray`` trains on the Ray cluster at ``address`` (see :mod:`fnn_tui.runs.ray_executor`;
+    ``jobs`` is then the cluster's CPUs)."""
+    if executor == "ray":
+        from fnn_tui.runs.ray_executor import train_on_ray
+
+        try:
+            outcome = train_on_ray(home, tasks, on_event, stop, address)
+        except BaseException:
+            release(home, tasks)  # what never started
+            raise
+    elif jobs > 1 and len(tasks) > 1:
         outcome = _over_pool(home, tasks, min(jobs, len(tasks)), on_event)
         if outcome.signum is not None and isinstance(stop, StopRequest):
             stop.set(RunStatus.INTERRUPTED, outcome.signum)

@@ -59,9 +59,9 @@ def parse_task(arg: str) -> tuple[list[int], bool]:
     return ids, lanes_kernel
 
 
-def main(home: Path, items: list[str], jobs: int = 1) -> int:
-    """Train the tasks ``items`` (see :func:`parse_task`) here in order, or over ``jobs``
-    processes; return the exit code."""
+def main(home: Path, items: list[str], jobs: int = 1, *, executor: str = "local", address: str | None = None) -> int:
+    """Train the tasks ``items`` (see :func:`parse_task`) here in order, over ``jobs``
+    processes, or on Ray (``executor``); return the exit code."""
     from fnn_tui.runs.execute import train_tasks
     from fnn_tui.runs.plan import Task, task_of
 
@@ -78,11 +78,25 @@ def main(home: Path, items: list[str], jobs: int = 1) -> int:
         _fail_ours(home, list(task.run_ids), str(exc))
         failed.append(task)
 
-    _log(f"worker: tasks {' '.join(t.arg() for t in tasks)} over {min(jobs, len(tasks))} "
-         f"{'process' if min(jobs, len(tasks)) == 1 else 'processes'}")
+    if executor == "ray":
+        from fnn_tui.runs.execute import ExecutorError
+        from fnn_tui.runs.ray_executor import connect
+
+        try:
+            where = connect(address)
+        except ExecutorError as exc:
+            _log(f"worker: could not run: {exc}")
+            from fnn_tui.runs.execute import release
+
+            release(home, tasks)
+            return 2
+        _log(f"worker: tasks {' '.join(t.arg() for t in tasks)} on {where}")
+    else:
+        _log(f"worker: tasks {' '.join(t.arg() for t in tasks)} over {min(jobs, len(tasks))} "
+             f"{'process' if min(jobs, len(tasks)) == 1 else 'processes'}")
     code = 0
     try:
-        outcome = train_tasks(home, tasks, jobs, log_event, stop, on_error=on_error)
+        outcome = train_tasks(home, tasks, jobs, log_event, stop, on_error=on_error, executor=executor, address=address)
     except Exception as exc:  # outside any task (the pool itself)
         _log(f"worker: could not run: {exc.__class__.__name__}: {exc}")
         _fail_ours(home, [rid for task in tasks for rid in task.run_ids], str(exc))

@@ -87,8 +87,11 @@ class FnnApp(App[None]):
     ]
 
     def __init__(self, *, home: Path, preset_dirs: list[Path] | None = None, preset: str | None = None,
-                 device: str = "auto", engine: str = "auto", start: bool = False) -> None:
+                 device: str = "auto", engine: str = "auto", start: bool = False, executor: str = "local",
+                 ray_address: str | None = None) -> None:
         super().__init__()
+        self.executor = executor  # where Run and Run all train: local (every core) or ray
+        self.ray_address = ray_address
         self.home = home
         self.catalog: Catalog = discover(preset_dirs or [])
         self.initial_preset = preset
@@ -319,7 +322,11 @@ class FnnApp(App[None]):
             self.post_message(QueueEnded())
             return
         self.call_from_thread(self._lock_controls)
-        runner.run_tasks(self.home, planned.tasks, self.post_message, self.detach)
+        if self.executor == "ray":
+            self.call_from_thread(self.notify, f"{len(planned.tasks)} {'task' if len(planned.tasks) == 1 else 'tasks'} "
+                                  f"on Ray ({self.ray_address or 'a local Ray'})", title="Training")
+        runner.run_tasks(self.home, planned.tasks, self.post_message, self.detach, executor=self.executor,
+                         address=self.ray_address)
 
     def _lock_controls(self) -> None:
         self.query_one(RunControls).set_enabled(False)

@@ -30,11 +30,12 @@ def _follow_all(home: Path, run_ids: list[int], post: Post, detach: threading.Ev
     follow_many(home, run_ids, on_event, detach.is_set, process)
 
 
-def run_tasks(home: Path, tasks: list[Task], post: Post, detach: threading.Event) -> None:
+def run_tasks(home: Path, tasks: list[Task], post: Post, detach: threading.Event, *, executor: str = "local",
+              address: str | None = None) -> None:
     """Start a background process for the planned tasks (over the cores, as ``run --jobs 0``
-    trains) and follow their runs until they end or the app lets go."""
+    trains, or on Ray) and follow their runs until they end or the app lets go."""
     try:
-        launched = launch(home, tasks, os.cpu_count() or 1)
+        launched = launch(home, tasks, os.cpu_count() or 1, executor=executor, address=address)
         post(Following(launched.run_ids))
         _follow_all(home, launched.run_ids, post, detach, launched.process)
     finally:
