@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 COMMANDS = {
     "pool": ["run", "--all", "--seeds", "10", "--jobs", "0"],
