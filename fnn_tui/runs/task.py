@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fnn_tui.core.status import RunStatus
 from fnn_tui.core.group import task_run
+from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, StopFlag
 from fnn_tui.runs import OnEvent
 from fnn_tui.runs.plan import Task
