@@ -216,3 +216,18 @@ def test_a_stopped_gpu_group_goes_on_on_the_gpu_group_engine(tmp_path: Path, cat
     runs = _runs(home)
     assert [(r.engine, r.device, r.status) for r in runs] == [("fused-cuda", "cuda:0", RunStatus.FINISHED)] * 3
     _assert_close(_epochs(home), _cpu_reference(tmp_path / "cpu", catalog, 200, epochs), epochs)
+
+
+@simulator
+def test_a_sweep_on_cuda_trains_its_variants_as_one_gpu_group(tmp_path: Path) -> None:
+    """Two learning rates of exp08 over two seeds on cuda: four lanes of one fused-cuda group."""
+    done = _cli(tmp_path, "sweep", "8", "--set", "lr=0.001,0.01", "--set", "samples=200", "--set", "epochs=2",
+                "--seeds", "2", "--device", "cuda")
+    assert done.returncode == 0, done.stderr
+    assert "in 1 task" in done.stderr and "fused-cuda GPU group engine, 4 lanes" in done.stderr, done.stderr
+    runs = _runs(tmp_path)
+    assert len(runs) == 4 and {(r.engine, r.status, bool(r.grouped)) for r in runs} == {
+        ("fused-cuda", RunStatus.FINISHED, True)}
+    from fnn_tui.runs.record import stored_preset
+
+    assert sorted((stored_preset(r).training.lr, r.seed) for r in runs) == [(0.001, 0), (0.001, 1), (0.01, 0), (0.01, 1)]

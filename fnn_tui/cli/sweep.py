@@ -184,6 +184,9 @@ def train_sweep(home: Path, sweep_: Sweep, options: RunOptions, jobs: int) -> in
     err.print(f"sweep {literal(sweep_.name)}: training {len(planned.run_ids)} of {total} runs in "
               f"{len(planned.tasks)} {'task' if len(planned.tasks) == 1 else 'tasks'}"
               + (f"; skipped: {planned.summary()}" if planned.summary() else ""), soft_wrap=True)
+    from fnn_tui.cli.train import say_gpu_groups
+
+    say_gpu_groups(planned.tasks, options)
     _, code = train_here(home, planned.tasks, jobs, err)
     return code
 

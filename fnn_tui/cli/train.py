@@ -100,7 +100,7 @@ def run(
             err.print(f"skipped: {planned.summary()}" if skipped else planned.summary(), soft_wrap=True)
         for line in warnings:  # what the device choice costs, before it is paid
             err.print(f"[yellow]warning:[/yellow] {literal(line)}", markup=True, soft_wrap=True)
-        _say_gpu_groups(planned.tasks, options)
+        say_gpu_groups(planned.tasks, options)
         jobs = jobs or os.cpu_count() or 1
         if detach:
             from fnn_tui.runs.background import launch
@@ -129,7 +129,7 @@ def _runs(chosen: list, seeds: list[int] | None) -> list:
     return list(runs.values())
 
 
-def _say_gpu_groups(tasks: list, options) -> None:
+def say_gpu_groups(tasks: list, options) -> None:
     """One line on stderr before the work when the GPU group engine trains some of ``tasks``
     (how many lanes), or when ``--device cuda`` wanted it for several runs and it cannot run here."""
     from fnn_tui.core.engines import CUDA_GROUP_ENGINE
@@ -154,7 +154,7 @@ def _say_gpu_groups(tasks: list, options) -> None:
 
 def _say_device_choice(chosen: list, options, resolved: list) -> None:
     """One line on stderr per distinct choice of ``--device auto``: what it picked and why
-    (the GPU group engine's choice is said by :func:`_say_gpu_groups`)."""
+    (the GPU group engine's choice is said by :func:`say_gpu_groups`)."""
     from fnn_tui.core.devices import device_choice
     from fnn_tui.core.engines import CUDA_GROUP_ENGINE
 
