@@ -356,9 +356,18 @@ async def test_device_selector_lists_only_what_exists(home: Path) -> None:
         # what the user sees in the opened list (each prompt is its device's name)
         shown = app.query_one("#device", Select).query_one(OptionList)
         values = [str(shown.get_option_at_index(i).prompt) for i in range(shown.option_count)]
-        assert values[:2] == ["auto", "cpu"]
+        assert values[:2] == ["auto", "cpu · fused kernels"]  # each device says a study's engine there
         if not torch.cuda.is_available():
             assert not any(str(v).startswith("cuda") for v in values)
+        else:
+            assert "cuda:0 · GPU group for seeds" in values
+
+
+def test_a_gpu_in_the_device_list_says_studies_train_on_the_gpu_group_engine() -> None:
+    from fnn_tui.tui.widgets.controls import device_label
+
+    assert device_label("cuda:1") == "cuda:1 · GPU group for seeds"
+    assert device_label("auto") == "auto" and device_label("mps") == "mps · PyTorch engine"
 
 
 def test_main_screen_snapshot(snap_compare, home: Path) -> None:

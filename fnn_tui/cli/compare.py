@@ -175,7 +175,8 @@ def claims(
                                                  metavar="DIR")] = None,
 ) -> None:
     """The notes' eight tuning conclusions, each with a verdict over seeds (and controlled)."""
-    from fnn_tui.core.trainer import RunOptions, resolve
+    from fnn_tui.core.group import planned_runs
+    from fnn_tui.core.trainer import RunOptions
     from fnn_tui.report.claims import load_conclusions
     from fnn_tui.report.verdicts import FORMATS, claim_sides, judge, presets_to_train, render
     from fnn_tui.runs.plan import SeedsError, parse_seeds
@@ -192,8 +193,7 @@ def claims(
         all_sides = claim_sides(conclusions, s.catalog(), epochs=epochs, samples=samples)
         presets = presets_to_train(all_sides)
         options = RunOptions(device=device, engine=engine)
-        for p in presets:
-            resolve(p, options)  # a bad device or engine: one line before any work
+        planned_runs([p.with_overrides(seed=x) for p in presets for x in seed_list], options)  # bad device/engine
         with Store(s.home):  # a damaged or locked store: one line before any work
             pass
         code = 0 if no_train else _train_missing(s, presets, seed_list, options, jobs or os.cpu_count() or 1)

@@ -85,7 +85,8 @@ def sweep(
     ray_address: RayAddressOpt = None,
 ) -> None:
     """Train every (variant, seed) pair of a grid of settings not done yet, stored as one sweep."""
-    from fnn_tui.core.trainer import RunOptions, resolve
+    from fnn_tui.core.group import planned_runs
+    from fnn_tui.core.trainer import RunOptions
     from fnn_tui.core.variants import check_size
     from fnn_tui.report.sweeps import resolve as resolve_sweep
     from fnn_tui.store.runs import Store
@@ -97,8 +98,8 @@ def sweep(
         stored, fresh = _request(s, target, set_ or [], seed_list, name, epochs, samples)
         check_size(fresh.grid, len(fresh.seeds))
         options = RunOptions(device=device, engine=engine)
-        for variant in fresh.variants:
-            resolve(variant, options)  # bad device/engine: an error before any work
+        # bad device/engine: an error before any work (the planner's rule: a sweep on a GPU is GPU groups)
+        planned_runs([v.with_overrides(seed=s) for v in fresh.variants for s in fresh.seeds], options)
         with Store(s.home, reading=dry_run) as store:
             if stored is None:
                 stored = get_sweep(store, fresh.name) if not store.read_only else None
@@ -190,6 +191,9 @@ def train_sweep(home: Path, sweep_: Sweep, options: RunOptions, jobs: int, *, ex
     err.print(f"sweep {literal(sweep_.name)}: training {len(planned.run_ids)} of {total} runs in "
               f"{len(planned.tasks)} {'task' if len(planned.tasks) == 1 else 'tasks'}"
               + (f"; skipped: {planned.summary()}" if planned.summary() else ""), soft_wrap=True)
+    from fnn_tui.cli.train import say_gpu_groups
+
+    say_gpu_groups(planned.tasks, options)
     _, code = train_here(home, planned.tasks, jobs, err, executor=executor, address=address)
     return code
 

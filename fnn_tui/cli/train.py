@@ -64,7 +64,8 @@ def run(
     --again for a repeat); one queued or training in another process is left to it; a
     stopped one is resumed.
     """
-    from fnn_tui.core.trainer import RunOptions, engine_cost, resolve
+    from fnn_tui.core.group import planned_runs
+    from fnn_tui.core.trainer import RunOptions, engine_cost
     from fnn_tui.runs.plan import plan
 
     s = settings(ctx)
@@ -85,9 +86,10 @@ def run(
             changes = parse_settings(set_)
             chosen = [apply_settings(p, changes) for p in chosen]
         options = RunOptions(device=device, engine=engine)
-        resolved = [resolve(p, options) for p in chosen]  # bad device/engine: an error before any work
+        runs = _runs(chosen, seed_list)
+        resolved = planned_runs(runs, options)  # bad device/engine: an error before any work
         warnings = []
-        for p, run in zip(chosen, resolved):
+        for p, run in zip(runs, resolved):
             note = engine_cost(p, run)
             if note.warn and note.text not in warnings:
                 warnings.append(note.text)
@@ -106,6 +108,7 @@ def run(
             err.print(f"skipped: {planned.summary()}" if skipped else planned.summary(), soft_wrap=True)
         for line in warnings:  # what the device choice costs, before it is paid
             err.print(f"[yellow]warning:[/yellow] {literal(line)}", markup=True, soft_wrap=True)
+        say_gpu_groups(planned.tasks, options)
         jobs = jobs or os.cpu_count() or 1
         if detach:
             from fnn_tui.runs.background import launch
@@ -114,22 +117,59 @@ def run(
             ids = " ".join(str(i) for i in launched.run_ids)
             out.print(f"run {ids} training in the background (pid {launched.process.pid}); "
                       f"`fnn-tui attach {launched.run_ids[0]}` follows it, `fnn-tui stop {launched.run_ids[0]}` stops it")
-            _say_device_choice(chosen, options, resolved)
+            _say_device_choice(runs, options, resolved)
             raise typer.Exit(EXIT_OK)
         from fnn_tui.cli.progress import train_here
 
         ids, code = train_here(s.home, planned.tasks, jobs, err, executor=executor, address=ray_address)
         _print_results(s, ids)
-        _say_device_choice(chosen, options, resolved)  # after the work: an error stays the one line
+        _say_device_choice(runs, options, resolved)  # after the work: an error stays the one line
     raise typer.Exit(code)
 
 
+def _runs(chosen: list, seeds: list[int] | None) -> list:
+    """Each run the request names (a preset at one seed), once."""
+    runs = {}
+    for p in chosen:
+        for seed in [p.data.seed] if seeds is None else seeds:
+            run = p.with_overrides(seed=seed)
+            runs.setdefault(run.digest(), run)
+    return list(runs.values())
+
+
+def say_gpu_groups(tasks: list, options) -> None:
+    """One line on stderr before the work when the GPU group engine trains some of ``tasks``
+    (how many lanes), or when ``--device cuda`` wanted it for several runs and it cannot run here."""
+    from fnn_tui.core.engines import CUDA_GROUP_ENGINE
+
+    groups = [t for t in tasks if t.engine == CUDA_GROUP_ENGINE]
+    if groups:
+        sizes = sorted({t.lanes for t in groups}, reverse=True)
+        lanes = (f"{groups[0].lanes} {'lane' if groups[0].lanes == 1 else 'lanes'}" if len(groups) == 1
+                 else f"{len(groups)} groups of {' or '.join(map(str, sizes))} lanes")
+        picked = "device auto picked " if options.device.strip().lower() == "auto" else ""
+        err.print(f"{picked}{groups[0].device}: the {CUDA_GROUP_ENGINE} GPU group engine, {lanes} "
+                  f"(one GPU thread per seed)", soft_wrap=True)
+        return
+    if options.device.strip().lower().startswith("cuda") and sum(t.lanes for t in tasks) > 1:
+        from fnn_tui.core.engines.cuda_group import unusable_reason
+
+        why = unusable_reason()
+        if why is not None:
+            err.print(f"the {CUDA_GROUP_ENGINE} GPU group engine cannot run here ({literal(why)}): "
+                      "each seed trains alone on the PyTorch engine", soft_wrap=True)
+
+
 def _say_device_choice(chosen: list, options, resolved: list) -> None:
-    """One line on stderr per distinct choice of ``--device auto``: what it picked and why."""
+    """One line on stderr per distinct choice of ``--device auto``: what it picked and why
+    (the GPU group engine's choice is said by :func:`say_gpu_groups`)."""
     from fnn_tui.core.devices import device_choice
+    from fnn_tui.core.engines import CUDA_GROUP_ENGINE
 
     said = []
     for preset, run in zip(chosen, resolved):
+        if run.engine == CUDA_GROUP_ENGINE:
+            continue
         why = device_choice(options.device, batch_size=preset.training.batch_size, resolved=run.device)
         if why and why not in said:
             said.append(why)

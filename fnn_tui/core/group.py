@@ -27,7 +27,7 @@ from collections.abc import Callable, Hashable, Sequence
 from functools import cache
 from pathlib import Path
 
-from fnn_tui.core.devices import resolve_device
+from fnn_tui.core.devices import DeviceError, resolve_device
 from fnn_tui.core.engines import CUDA_GROUP_ENGINE, EngineError, fused_unsupported_reason
 from fnn_tui.core.events import (
     EndEvent,
@@ -84,15 +84,78 @@ def default_lanes() -> int:
 def group_capacity(preset: Preset, options: RunOptions) -> int:
     """How many runs of ``preset``'s :func:`lane_key` can share one kernel under ``options``.
 
-    :func:`default_lanes` (16 with AVX-512, else 8) when the run resolves to the fused
-    engine on the CPU, the only engine and device that groups runs; 1 otherwise (the torch
-    engine, CUDA, MPS: each run trains alone). A group may hold fewer lanes (it is padded
-    to :func:`padded_lanes`) or more (each lane count compiles its own kernel, and 32 lanes
-    measured no cheaper per seed-step than 16). Raises what :func:`~fnn_tui.core.trainer.resolve`
-    raises for an engine or device that cannot run the preset.
+    - the GPU group engine (engine ``fused-cuda``, or device ``cuda``/``cuda:N`` with engine
+      ``auto`` or ``fused`` where :func:`group_run` gives it): :data:`GPU_MAX_LANES`;
+    - the fused engine on the CPU: :func:`default_lanes` (16 with AVX-512, else 8);
+    - otherwise 1 (the torch engine, MPS: each run trains alone).
+
+    A CPU group may hold fewer lanes (it is padded to :func:`padded_lanes`) or more (each
+    lane count compiles its own kernel, and 32 lanes measured no cheaper per seed-step than
+    16). Device ``auto`` answers for the CPU: whether ``auto`` takes the GPU depends on the
+    group's size (:func:`planned_runs`). Raises what :func:`~fnn_tui.core.trainer.resolve`
+    (or :func:`group_run`, for ``fused-cuda``) raises for an engine or device that cannot run
+    the preset.
     """
+    if options.device.strip().lower() != "auto" and _gpu_group(preset, options, GPU_MAX_LANES) is not None:
+        return GPU_MAX_LANES
     run = resolve(preset, options)
     return default_lanes() if run.engine == "fused" and run.device == "cpu" else 1
+
+
+def _gpu_group(preset: Preset, options: RunOptions, lanes: int) -> ResolvedRun | None:
+    """:func:`group_run`'s answer when it is the GPU group engine; ``None`` when the lanes go
+    elsewhere or cannot train together. Engine ``fused-cuda`` named outright: its errors raise."""
+    if options.engine.strip().lower() == CUDA_GROUP_ENGINE:
+        return group_run(preset, options, lanes)
+    device = options.device.strip().lower()
+    if not (device.startswith("cuda") or device == "auto"):
+        return None  # the CPU or MPS: nothing to ask (and no numba.cuda import)
+    try:
+        run = group_run(preset, options, lanes)
+    except (EngineError, DeviceError):
+        return None  # e.g. --engine torch, or no libNVVM: the lanes train one by one, as runs alone
+    return run if run.engine == CUDA_GROUP_ENGINE else None
+
+
+def group_sizes(lanes: int, capacity: int) -> list[int]:
+    """``lanes`` cut into the fewest groups of at most ``capacity``, as even as can be
+    (20 000 lanes at 16 384: two groups of 10 000, not 16 384 and 3 616)."""
+    if lanes <= 0:
+        return []
+    count = -(-lanes // capacity)
+    return [lanes // count + (1 if i < lanes % count else 0) for i in range(count)]
+
+
+def planned_runs(runs: Sequence[Preset], options: RunOptions) -> list[ResolvedRun]:
+    """The engine and device of each of ``runs`` (each already seeded: new runs asked for
+    together) under ``options``: the planner's rule, one for every front end.
+
+    Runs of one :func:`lane_key` form groups (:func:`group_sizes` of :data:`GPU_MAX_LANES`);
+    a group of several lanes that :func:`group_run` gives to the GPU group engine
+    (``--device cuda`` or ``cuda:N``; ``auto`` when :func:`gpu_pays` for the group's real
+    size) trains on ``fused-cuda``. Every other run gets the single-run rule
+    (:func:`~fnn_tui.core.trainer.resolve`): one new run on ``cuda`` keeps the torch engine,
+    and on the CPU the planner groups fused runs by :func:`group_capacity`. Raises
+    ``DeviceError`` or ``EngineError`` on bad input, before any work.
+    """
+    classes: dict[Hashable, list[int]] = {}
+    for i, run in enumerate(runs):
+        classes.setdefault(lane_key(run), []).append(i)
+    out: list[ResolvedRun | None] = [None] * len(runs)
+    for members in classes.values():
+        sizes = group_sizes(len(members), GPU_MAX_LANES)
+        gpu = _gpu_group(runs[members[0]], options, sizes[0]) if sizes[0] > 1 else None
+        for i in members:
+            out[i] = gpu if gpu is not None else resolve(runs[i], options)
+    return [r for r in out if r is not None]
+
+
+def task_run(preset: Preset, options: RunOptions, lanes: int, together: bool) -> ResolvedRun:
+    """The device and engine a planned task trains on, from its first stored run's
+    ``options`` (device and engine columns): :func:`group_run` for ``lanes`` runs that train
+    as lanes of one kernel (``together``; the only way ``fused-cuda`` trains), else the
+    single-run rule. Raises as they do when the device or engine is not here any more."""
+    return group_run(preset, options, lanes) if together else resolve(preset, options)
 
 
 # The settings each lane of a group has for itself (besides its seed): everything the

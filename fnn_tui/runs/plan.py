@@ -23,6 +23,12 @@ run is created ``queued`` only if no run of its study and seed is queued, traini
 update. Two commands started together on one store therefore never train a seed twice;
 the second one says the seed is training now.
 
+**Which engine.** New runs get theirs together (``core/group.py: planned_runs``): several
+new runs of one lane key on ``--device cuda`` (or ``cuda:N``; ``auto`` when the GPU pays for
+the group's real size) go to the GPU group engine, ``fused-cuda``, in groups of up to
+``GPU_MAX_LANES``; everything else gets the single-run rule (one new run on cuda: the torch
+engine, as before). A stopped run keeps the engine it has.
+
 **What trains together.** The engines answer (``core/group.py: group_capacity`` and
 ``lane_key``): runs on the same engine and device with equal lane keys (the settings the
 kernel cannot vary per lane: the data, the network, epochs, batch size, loss; lr, its
@@ -39,11 +45,12 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from fnn_tui.core.group import group_capacity, lane_key
+from fnn_tui.core.engines import CUDA_GROUP_ENGINE
+from fnn_tui.core.group import GPU_MAX_LANES, group_capacity, group_sizes, lane_key, planned_runs
 from fnn_tui.core.presets import MAX_SEED, Preset
 from fnn_tui.core.state import TrainState
 from fnn_tui.core.status import RESUMABLE, RunStatus
-from fnn_tui.core.trainer import RunOptions, resolve
+from fnn_tui.core.trainer import ResolvedRun, RunOptions
 from fnn_tui.runs.liveness import reap
 from fnn_tui.runs.record import ResumeError, claim, prepare_resume
 from fnn_tui.store.runs import RunRecord, Store
@@ -106,6 +113,8 @@ class Task:
     label: str  # for messages: "exp08 (seeds 0-9)", "run 12"
     cost: float = 0.0  # a rough measure of its training time (the pool starts long tasks first)
     lanes_kernel: bool = False  # train as lanes of the multi-seed kernel (even a task of one run)
+    engine: str = ""  # its runs' engine and device, as stored (for messages; "" where not known)
+    device: str = ""
 
     @property
     def lanes(self) -> int:
@@ -163,6 +172,12 @@ class _Lane:
     message: str | None = None
 
 
+@dataclass
+class _New:
+    run: Preset  # a new run to create: its engine waits for the request's other new runs
+    final: RunRecord | None  # the seed's done run it repeats (``again``), if any
+
+
 def plan(
     store: Store,
     presets: list[Preset],
@@ -176,26 +191,38 @@ def plan(
     own seed): every seed not done is claimed and put into a task. Bad input (device, engine)
     raises before anything is claimed; should anything fail while claiming, what was claimed
     is given back. ``dry``: decide only (``Plan.todo``; a dry run), claim nothing, no tasks."""
-    for preset in presets:
-        resolve(preset, options)
     result = Plan()
     lanes: list[_Lane] = []
+    wanted: dict[str, Preset] = {}
+    for preset in presets:
+        for seed in ([preset.data.seed] if seeds is None else seeds):
+            run = preset.with_overrides(seed=seed)
+            wanted.setdefault(run.digest(), run)  # the same run asked twice is one run
+    planned_runs(list(wanted.values()), options)  # bad device or engine: raises before anything is claimed
     reap(store, grace=0)  # a dead pid on this host is proof: a rerun right after a kill -9 goes on
     try:
-        wanted: dict[str, Preset] = {}
-        for preset in presets:
-            for seed in ([preset.data.seed] if seeds is None else seeds):
-                run = preset.with_overrides(seed=seed)
-                wanted.setdefault(run.digest(), run)  # the same run asked twice is one run
+        slots: list[_Lane | _New] = []
         for run in wanted.values():
-            lane = _plan_one(store, run, options, again, result, dry)
+            slot = _plan_one(store, run, options, again, result, dry)
+            if isinstance(slot, _Lane):
+                lanes.append(slot)
+            if slot is not None:
+                slots.append(slot)
+        # the new runs' engine: decided for them all at once, as groups of their real size
+        fresh = [slot for slot in slots if isinstance(slot, _New)]
+        engines = dict(zip(map(id, fresh), planned_runs([f.run for f in fresh], options)))
+        ordered: list[_Lane] = []
+        for slot in slots:
+            lane = _create(store, slot, engines[id(slot)], again, result) if isinstance(slot, _New) else slot
             if lane is not None:
-                lanes.append(lane)
+                if isinstance(slot, _New):
+                    lanes.append(lane)
+                ordered.append(lane)
     except BaseException:
         _give_back(store, lanes)
         raise
     if not dry:
-        result.tasks = _tasks(lanes)
+        result.tasks = _tasks(ordered)
     return result
 
 
@@ -219,9 +246,10 @@ def plan_resume(store: Store, run_ids: list[int]) -> Plan:
 
 
 def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, result: Plan,
-              dry: bool = False) -> _Lane | None:
-    """Decide one (settings, seed): done, active elsewhere, resumed or new; claim it (unless
-    ``dry``)."""
+              dry: bool = False) -> _Lane | _New | None:
+    """Decide one (settings, seed): done, active elsewhere, resumed (claimed, unless ``dry``)
+    or new (a :class:`_New`, claimed by :func:`_create` once every new run's engine is
+    known; ``None`` when ``dry``)."""
     study = run.study_digest()
     same = [r for r in store.list_runs(run.name) if r.study == study and r.seed == run.data.seed]  # newest first
     final = next((r for r in same if r.status.final and not r.excluded), None)  # excluded: left out of the study
@@ -232,7 +260,6 @@ def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, resul
     if final is not None and not again:
         result.done.append(final.id)
         return None
-    resolved = resolve(run, options)
     if final is None:
         for record in (r for r in same if r.status in RESUMABLE):
             try:
@@ -251,6 +278,14 @@ def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, resul
             result.done.append(final.id)
         result.todo.append((run, run.training.epochs))
         return None
+    return _New(run, final)
+
+
+def _create(store: Store, new: _New, resolved: ResolvedRun, again: bool, result: Plan) -> _Lane | None:
+    """Claim a new run (created ``queued``) on ``resolved``'s engine and device, unless
+    another process claimed its seed since we looked."""
+    run, final = new.run, new.final
+    study = run.study_digest()
     rid = store.create_run(run, engine=resolved.engine, device=resolved.device, status=RunStatus.QUEUED,
                            unless_taken=not again, repeat_of=final.id if final is not None else None)
     if rid is None:  # another process claimed this seed since we looked
@@ -286,7 +321,9 @@ def _give_back(store: Store, lanes: list[_Lane]) -> None:
 
 def _tasks(lanes: list[_Lane]) -> list[Task]:
     """Cut the planned runs into tasks: equal engine, device, lane key and position share a
-    task, up to the engine's capacity; the order of first appearance is kept."""
+    task, up to the engine's capacity; the order of first appearance is kept. GPU groups
+    (``fused-cuda``) are cut as evenly as can be (:func:`group_sizes`) and always train as
+    lanes of the kernel, even a group of one."""
     groups: dict[tuple, list[list[_Lane]]] = {}
     order: list[tuple] = []
     for lane in lanes:
@@ -295,6 +332,8 @@ def _tasks(lanes: list[_Lane]) -> list[Task]:
         # a stopped lane of a group goes on as a lane (the kernel's numbers), a stopped single
         # run alone; new runs group whenever the engine can
         kind = bool(r.grouped) if lane.previous is not None and r.epochs_done + (lane.state is not None) > 0 else None
+        if r.engine == CUDA_GROUP_ENGINE:
+            kind = True  # the GPU group engine trains nothing but groups
         key = (r.engine, r.device, lane_key(lane.preset), position, kind)
         capacity = group_capacity(lane.preset, RunOptions(r.device, r.engine)) if kind is not False else 1
         chunks = groups.get(key)
@@ -306,6 +345,14 @@ def _tasks(lanes: list[_Lane]) -> list[Task]:
             chunks.append([lane])
         else:
             target.append(lane)
+    for key in order:
+        if key[0] == CUDA_GROUP_ENGINE and len(groups[key]) > 1:
+            every = [lane for chunk in groups[key] for lane in chunk]
+            cut, start = [], 0
+            for size in group_sizes(len(every), GPU_MAX_LANES):
+                cut.append(every[start:start + size])
+                start += size
+            groups[key] = cut
     return [_task(chunk, key[4] is True or (key[4] is None and len(chunk) > 1))
             for key in order for chunk in groups[key]]
 
@@ -325,7 +372,7 @@ def _task(chunk: list[_Lane], lanes_kernel: bool) -> Task:
     done = 0 if first.state is None else first.state.epoch
     lanes = padded_lanes(len(chunk)) if len(chunk) > 1 else 8  # one run alone costs about a vector
     cost = float(lanes * max(t.epochs - done, 0) * first.preset.data.n_train * params)
-    return Task(tuple(x.record.id for x in chunk), label, cost, lanes_kernel)
+    return Task(tuple(x.record.id for x in chunk), label, cost, lanes_kernel, first.record.engine, first.record.device)
 
 
 def task_of(store: Store, run_ids: list[int], lanes_kernel: bool) -> Task:
@@ -338,4 +385,4 @@ def task_of(store: Store, run_ids: list[int], lanes_kernel: bool) -> Task:
     assert first is not None
     seeds = ", ".join(str(r.seed) for r in records if r is not None)
     label = f"{first.preset} ({'seed' if len(records) == 1 else 'seeds'} {seeds})"
-    return Task(tuple(run_ids), label, 0.0, lanes_kernel)
+    return Task(tuple(run_ids), label, 0.0, lanes_kernel, first.engine, first.device)

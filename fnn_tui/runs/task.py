@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fnn_tui.core.events import EndEvent, Event
+from fnn_tui.core.group import task_run
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.state import TrainState
 from fnn_tui.core.status import RunStatus
-from fnn_tui.core.trainer import RunOptions, StopFlag, resolve
+from fnn_tui.core.trainer import RunOptions, StopFlag
 from fnn_tui.runs import OnEvent
 from fnn_tui.runs.plan import Task
 from fnn_tui.runs.record import RecordedRun, ResumeError, RunSink, prepare_resume, take_for_resume
@@ -55,7 +56,7 @@ def prepare_piece(store: Store, task: Task) -> Piece:
     presets = [p[1] for p in prepared]
     states = [p[2] for p in prepared]
     first = records[0]
-    resolved = resolve(presets[0], RunOptions(first.device, first.engine))
+    resolved = task_run(presets[0], RunOptions(first.device, first.engine), len(records), task.lanes_kernel)
     options = RunOptions(resolved.device, resolved.engine)
     if len({None if s is None else (s.epoch, s.step) for s in states}) > 1:
         raise ResumeError(f"the runs of {task.label} are at different positions and cannot train together")

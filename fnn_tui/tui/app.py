@@ -23,11 +23,12 @@ from textual.worker import Worker, WorkerState
 
 from fnn_tui.core.catalog import Catalog, discover
 from fnn_tui.core.devices import DeviceError, device_choice
-from fnn_tui.core.engines import EngineError
+from fnn_tui.core.engines import CUDA_GROUP_ENGINE, EngineError
 from fnn_tui.core.events import EndEvent, EpochFinished, RunStarted, StepProgress, end_status
+from fnn_tui.core.group import planned_runs
 from fnn_tui.core.presets import Preset, PresetError
 from fnn_tui.core.status import RunStatus
-from fnn_tui.core.trainer import RunOptions, engine_cost, resolve
+from fnn_tui.core.trainer import RunOptions, engine_cost
 from fnn_tui.report.reproduction import reproduction
 from fnn_tui.report.runinfo import RunFilter
 from fnn_tui.report.studies import load_studies, seed_roles, variant_names
@@ -172,16 +173,32 @@ class FnnApp(App[None]):
         self._show_engine_note()
 
     @on(Select.Changed, "#controls Select")
+    @on(Input.Changed, "#seeds")
     def _show_engine_note(self) -> None:
-        """Before any run: say so when the device or engine chosen means the slow PyTorch engine."""
+        """Before any run: say so when the device or engine chosen means the slow PyTorch
+        engine for the seeds asked for (several seeds on a GPU: the GPU group engine, no warning)."""
         entry = self.query_one(PresetList).entry
         note = None
         if entry is not None and entry.preset is not None:
             try:
-                note = engine_cost(entry.preset, resolve(entry.preset, self.query_one(RunControls).options()))
+                note = self._engine_note(entry.preset, self.query_one(RunControls).options(), self._quiet_seeds())
             except (DeviceError, EngineError):
                 note = None  # said when r is pressed
         self.query_one(RunControls).show_engine_note(note.short if note is not None and note.warn else None)
+
+    def _quiet_seeds(self) -> list[int] | None:
+        """The seeds field read without a notice (``None`` when empty or unreadable)."""
+        try:
+            return parse_seeds(self.query_one(RunControls).seeds()) or None
+        except SeedsError:
+            return None
+
+    @staticmethod
+    def _engine_note(preset: Preset, options: RunOptions, seeds: list[int] | None):
+        """What the engine chosen for ``preset`` over ``seeds`` costs (the planner's rule: a
+        study on a GPU is one GPU group)."""
+        runs = [preset] if seeds is None else [preset.with_overrides(seed=s) for s in seeds]
+        return engine_cost(preset, planned_runs(runs, options)[0])
 
     @on(OptionList.OptionSelected, "#presets")
     def _preset_selected(self) -> None:
@@ -189,13 +206,14 @@ class FnnApp(App[None]):
 
     # --- running --------------------------------------------------------------------------
 
-    def _prepare(self, preset: Preset) -> tuple[Preset, RunOptions] | None:
+    def _prepare(self, preset: Preset, seeds: list[int] | None = None) -> tuple[Preset, RunOptions] | None:
         controls = self.query_one(RunControls)
         overrides = controls.overrides()
         options = controls.options()
         try:
             preset = preset.with_overrides(epochs=overrides["epochs"], seed=overrides["seed"])
-            resolved = resolve(preset, options)
+            runs = [preset] if seeds is None else [preset.with_overrides(seed=s) for s in seeds]
+            resolved = planned_runs(runs, options)[0]
         except PresetError as exc:
             self.notify(exc.first_line(), title="Bad override", severity="error")
             return None
@@ -206,6 +224,8 @@ class FnnApp(App[None]):
         if note.warn:
             self.notify(note.text, title="Slow engine", severity="warning")
         why = device_choice(options.device, batch_size=preset.training.batch_size, resolved=resolved.device)
+        if resolved.engine == CUDA_GROUP_ENGINE:
+            why = f"{resolved.device}: the {CUDA_GROUP_ENGINE} GPU group engine, {len(runs)} lanes"
         if why and why not in self.device_said:  # once a session: what auto picked and why
             self.device_said.add(why)
             self.notify(why, title="Device")
@@ -244,7 +264,7 @@ class FnnApp(App[None]):
             self.notify(entry.error.first_line(), title="Invalid preset", severity="error")
             return
         seeds = self._seeds()
-        prepared = self._prepare(entry.preset) if seeds != [] else None
+        prepared = self._prepare(entry.preset, seeds) if seeds != [] else None
         if prepared is None:
             return
         self.runs.follow([])
@@ -267,7 +287,9 @@ class FnnApp(App[None]):
             return
         options = self.query_one(RunControls).options()
         try:
-            resolve(request.preset, options)
+            seeds = request.seeds
+            planned_runs([request.preset] if seeds is None else [request.preset.with_overrides(seed=s) for s in seeds],
+                         options)
         except (DeviceError, EngineError) as exc:
             self.notify(str(exc), title="Cannot run", severity="error")
             return
@@ -290,7 +312,7 @@ class FnnApp(App[None]):
         options = None
         for entry in self.query_one(PresetList).queued():
             assert entry.preset is not None
-            prepared = self._prepare(entry.preset)
+            prepared = self._prepare(entry.preset, seeds)
             if prepared is None:
                 return
             presets.append(prepared[0])

@@ -124,6 +124,9 @@ def engine_note(engine: str, *, device: str, activation: str, loss: str) -> Engi
     """The :class:`EngineNote` for training with ``engine`` on ``device``."""
     if engine == "fused":
         return EngineNote(f"{device}: the fused CPU kernels (the fastest engine here)", "fused CPU kernels", False)
+    if engine == CUDA_GROUP_ENGINE:
+        return EngineNote(f"{device}: the {CUDA_GROUP_ENGINE} GPU group engine (one GPU thread per seed)",
+                          "GPU group engine", False)
     if fused_unsupported_reason(activation, loss, "cpu") is not None:
         return EngineNote(f"{device}: the PyTorch engine (the fused kernels cannot train this preset)",
                           "PyTorch engine", False)

@@ -1,5 +1,6 @@
 """Run controls: device, engine, seed and epochs overrides, the seeds to train, and a line that
-warns when the device or engine chosen trains with the slow PyTorch engine."""
+warns when the device or engine chosen trains with the slow PyTorch engine. Each device in
+the list says which engine a study gets there (:func:`device_label`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,14 @@ from textual.widgets import Input, Label, Select
 from fnn_tui.core.devices import available_devices
 from fnn_tui.core.engines import ENGINE_NAMES
 from fnn_tui.core.trainer import RunOptions
+
+
+def device_label(device: str) -> str:
+    """A device as the selector lists it: its name and the engine a study (several seeds) gets
+    there (``core/group.py: planned_runs``; one seed on a GPU trains on the PyTorch engine)."""
+    if device.startswith("cuda"):
+        return f"{device} · GPU group for seeds"
+    return {"cpu": "cpu · fused kernels", "mps": "mps · PyTorch engine"}.get(device, device)
 
 
 class RunControls(Vertical):
@@ -25,7 +34,7 @@ class RunControls(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
             yield Label("device", classes="key")
-            yield Select([(d, d) for d in self.devices], value=self.initial_device, allow_blank=False,
+            yield Select([(device_label(d), d) for d in self.devices], value=self.initial_device, allow_blank=False,
                          compact=True, id="device")
         with Horizontal(classes="row"):
             yield Label("engine", classes="key")
