@@ -75,7 +75,8 @@ def connect(address: str | None = None) -> str:
             _check_reachable(address)
         env = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ENV)}
         try:
-            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
+            # no address: a Ray of our own ("local"), not whatever cluster was started here last
+            ray.init(address=address or "local", logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False,
                      configure_logging=True, runtime_env={"env_vars": env} if env else None)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"at {address}" if address else "here"

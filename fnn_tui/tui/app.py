@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, Label, OptionList, Select
 from textual.worker import Worker, WorkerState
@@ -419,6 +420,12 @@ class FnnApp(App[None]):
     # --- messages from the worker ---------------------------------------------------------
 
     def on_run_event(self, message: RunEvent) -> None:
+        try:
+            self._show_run_event(message)
+        except NoMatches:  # the app is shutting down under a run still followed: its widgets are gone
+            pass
+
+    def _show_run_event(self, message: RunEvent) -> None:
         # Runs of a queue may train at once (over the pool): the live view shows one of them,
         # the current one, and passes to another that is training when it ends; every run's
         # epochs reach the runs list and the plots.
