@@ -20,7 +20,7 @@ import pytest
 from fnn_tui.core.status import RunStatus
 
 from .helpers import wait_for
-from .test_plan import _assert_like_straight, _cli, _env, _runs, _start
+from .test_plan import _assert_like_straight, _cli, _env, _runs, _start, _stop_when
 
 ray_needed = pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import ray"], capture_output=True).returncode != 0,
@@ -110,14 +110,7 @@ def test_the_command_stopped_goes_on_with_the_same_command(tmp_path: Path, clust
     epochs, command, straight = 300, LONG, long_straight
     home = tmp_path / "ray"
     proc = _start(home, *command, *_on(cluster))
-    try:
-        wait_for(lambda: proc.poll() is not None or (
-            len(runs := _runs(home)) == 4 and all(r.epochs_done >= 5 for r in runs)), timeout=240)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    err = _stop_when(proc, home, lambda runs: len(runs) == 4 and all(r.epochs_done >= 5 for r in runs), signum)
     stopped = _runs(home)
     # a group may have reached its last epoch before the stop got to it: finished, and kept
     going = [r for r in stopped if r.status != RunStatus.FINISHED]
