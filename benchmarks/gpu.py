@@ -6,9 +6,11 @@ table part stops at ``--table-limit`` seconds and projects the rest). In one run
 
 - the launch overhead: an empty kernel launched and waited for, and a ``run_steps`` call
   of zero steps (what each chunk of a group pays on top of its steps);
-- the cost per seed-step at 1k, 4k and 16k lanes (``--lanes``) on exp08 and exp06, with
-  the per-step latency of one lane (a launch's wall time over its steps) and the host's
-  preparation time; the CPU multi-seed kernel at its default lane count on the same
+- the cost per seed-step at 1k, 4k and 16k lanes (``--lanes``) on exp08 and exp06, for
+  each training kernel (``block``: a warp a lane, its weights in shared memory, the one
+  ``auto`` takes where a shape fits; ``thread``: a thread a lane, its weights in local
+  memory), with the per-step latency of one lane (a launch's wall time over its steps) and
+  the host's preparation time; the CPU multi-seed kernel at its default lane count on the same
   steps in the same run (CPU time of the thread, fastest of three), and the ratio;
 - the wall time of the eleven presets over 100 seeds (``--seeds``): one GPU group per
   preset, all eleven driven at once from threads of their own (one CUDA stream each), each
@@ -76,11 +78,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def measure_preset(name: str, steps: int):
-    """A preset with just the samples for a warm-up of 20 steps and one measured launch of
-    ``steps`` (the cost of a step does not depend on the epoch's length; preparing the
-    lanes' data does)."""
+    """A preset with just the samples for two kernels' warm-ups of 20 steps and measured
+    launches of ``steps`` (the cost of a step does not depend on the epoch's length;
+    preparing the lanes' data does)."""
     preset = discover(include_user=False).get(name)
-    samples = int((steps + 20) / preset.data.train_fraction) + 2
+    samples = int(2 * (steps + 20) / preset.data.train_fraction) + 2
     return preset.with_overrides(samples=max(samples, 10))
 
 
@@ -131,19 +133,29 @@ def launch_overhead_us() -> tuple[float, float]:
     return empty, (time.perf_counter() - start) / n * 1e6
 
 
-def gpu_costs(preset, lanes: int, steps: int) -> tuple[float, float, float]:
-    """(ns per seed-step, µs per step of one lane, host preparation s) at ``lanes`` lanes."""
-    from fnn_tui.core.engines.cuda_group import CudaGroupEngine
+def gpu_costs(preset, lanes: int, steps: int) -> tuple[dict[str, tuple[float, float]], float]:
+    """Per training kernel that trains this shape (``block``: a warp a lane, its state in
+    shared memory; ``thread``: a thread a lane), (ns per seed-step, µs per step of one lane)
+    at ``lanes`` lanes; and the host's preparation in s. One group, both kernels on the same
+    lanes one after the other (each warmed up and compiled first)."""
+    from fnn_tui.core.engines.cuda_group import CudaGroupEngine, training_kernel
 
     start = time.perf_counter()
     engine = CudaGroupEngine(preset, list(range(lanes)))
     engine.set_epoch(0, 0.001)
     prep = time.perf_counter() - start
-    engine.run_steps(0, 20)  # compiles this shape's kernels the first time
-    start = time.perf_counter()
-    engine.run_steps(20, 20 + steps)  # waits for the device
-    wall = time.perf_counter() - start
-    return wall / steps / lanes * 1e9, wall / steps * 1e6, prep
+    out = {}
+    kinds = ["block", "thread"] if training_kernel(preset.model.sizes, preset.training.batch_size) == "block" else ["thread"]
+    at = 0
+    for kind in kinds:
+        engine.use_kernel(kind)
+        engine.run_steps(at, at + 20)  # compiles this shape's kernel the first time
+        start = time.perf_counter()
+        engine.run_steps(at + 20, at + 20 + steps)  # waits for the device
+        wall = time.perf_counter() - start
+        at += 20 + steps
+        out[kind] = (wall / steps / lanes * 1e9, wall / steps * 1e6)
+    return out, prep
 
 
 def warm_up(presets) -> tuple[int, float]:
@@ -273,9 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.cpu_only:
             continue
         for lanes in args.lanes:
-            ns, latency, prep = gpu_costs(preset, lanes, args.steps)
-            print(f"  GPU {lanes:6d} lanes: {ns:8.2f} ns per seed-step ({cpu * 1e3 / ns:7.1f}x cheaper than the CPU), "
-                  f"{latency:7.1f} us per step of a lane; host preparation {prep:.1f} s")
+            costs, prep = gpu_costs(preset, lanes, args.steps)
+            for kind, (ns, latency) in costs.items():
+                print(f"  GPU {lanes:6d} lanes, {kind:6s} kernel: {ns:8.2f} ns per seed-step "
+                      f"({cpu * 1e3 / ns:7.1f}x cheaper than the CPU), {latency:7.1f} us per step of a lane")
+            print(f"  GPU {lanes:6d} lanes: host preparation {prep:.1f} s (auto trains this shape with the "
+                  f"{'block' if 'block' in costs else 'thread'} kernel)")
     if not args.cpu_only and not args.no_table:
         table(args)
     return 0

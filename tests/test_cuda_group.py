@@ -41,10 +41,10 @@ def _training(preset, **changes):
     return dataclasses.replace(preset, training=dataclasses.replace(preset.training, **changes))
 
 
-def _both(preset, steps: int, seeds=SEEDS):
+def _both(preset, steps: int, seeds=SEEDS, **engine):
     cpu = MultiFusedEngine(preset, list(seeds))
     cpu.set_epoch(0, preset.training.lr)
-    gpu = CudaGroupEngine(preset, list(seeds))
+    gpu = CudaGroupEngine(preset, list(seeds), **engine)
     gpu.set_epoch(0, preset.training.lr)
     return cpu, cpu.run_steps(0, steps), gpu, gpu.run_steps(0, steps)
 
@@ -70,16 +70,19 @@ def _close(gpu: CudaGroupEngine, cpu: MultiFusedEngine, steps: int, tol: float =
 
 
 @pytest.mark.parametrize(
-    ("name", "changes", "steps"),
+    ("name", "changes", "steps", "kernel"),
     [
-        ("exp08", {}, 100),  # normalisation, clip and L2, one sample a step
-        ("exp03", {}, 100),  # plain
-        ("exp08", {"batch_size": 4}, 30),  # batches: the gradient summed, then one update
+        ("exp08", {}, 100, "block"),  # normalisation, clip and L2, one sample a step
+        ("exp08", {}, 100, "thread"),
+        ("exp03", {}, 100, "block"),  # plain
+        ("exp03", {}, 100, "thread"),
+        ("exp08", {"batch_size": 4}, 30, "auto"),  # batches (the thread kernel): the gradient summed, then one update
     ],
 )
-def test_each_lane_equals_the_cpu_group_kernel(catalog, name, changes, steps) -> None:
+def test_each_lane_equals_the_cpu_group_kernel(catalog, name, changes, steps, kernel) -> None:
     preset = _training(catalog.get(name).with_overrides(samples=700), **changes)  # 560 training samples
-    cpu, cpu_bad, gpu, gpu_bad = _both(preset, steps)
+    cpu, cpu_bad, gpu, gpu_bad = _both(preset, steps, kernel=kernel)
+    assert gpu.kernel == ("thread" if changes else kernel)
     assert (cpu_bad == -1).all() and (gpu_bad == -1).all()
     _close(gpu, cpu, steps)
     # a lane's checkpoint has the CPU engine's names, shapes and dtypes
@@ -88,11 +91,12 @@ def test_each_lane_equals_the_cpu_group_kernel(catalog, name, changes, steps) ->
     assert all(pg[n].shape == pc[n].shape and pg[n].dtype == pc[n].dtype for n in pc)
 
 
-def test_a_diverging_lane_stops_at_the_cpu_kernels_step_and_keeps_its_weights(catalog) -> None:
+@pytest.mark.parametrize("kernel", ["block", "thread"])
+def test_a_diverging_lane_stops_at_the_cpu_kernels_step_and_keeps_its_weights(catalog, kernel) -> None:
     # exp04 (lr 0.5): seed 1 diverges within its first steps, seeds 0 and 2 do not
     preset = catalog.get("exp04").with_overrides(samples=300)
     steps = 100
-    cpu, cpu_bad, gpu, gpu_bad = _both(preset, steps)
+    cpu, cpu_bad, gpu, gpu_bad = _both(preset, steps, kernel=kernel)
     assert list(gpu_bad) == list(cpu_bad) and gpu_bad[1] >= 0 and gpu_bad[0] == gpu_bad[2] == -1
     assert not gpu.is_live(1) and gpu.is_live(0) and gpu.is_live(2)
     gpu.sync()
@@ -106,6 +110,57 @@ def test_a_diverging_lane_stops_at_the_cpu_kernels_step_and_keeps_its_weights(ca
     assert (gpu.run_steps(steps, steps + 20) == -1).all()
     gpu.sync()
     assert np.array_equal(gpu.params[:, 1], before)
+
+
+@pytest.mark.parametrize(
+    ("hidden", "norm", "clip", "threads", "steps"),
+    [
+        ((20, 20, 30), "mean-var", 1.0, 32, 15),  # exp08's shape at a GPU's warp a lane
+        # a layer of 3 outputs: a thread's weights step by one row and one column; a clip
+        # that cuts every step and a large L2, so every term of the gradient norm counts
+        ((3, 7, 2), "mean-var", 0.01, 4, 100),
+        ((9, 1, 5), "none", None, 4, 100),  # a layer of one output: by four rows
+    ],
+)
+def test_the_block_kernel_at_any_threads_a_lane_equals_the_cpu_kernel(catalog, hidden, norm, clip, threads, steps) -> None:
+    from fnn_tui.core.variants import apply_settings
+
+    preset = apply_settings(catalog.get("exp08").with_overrides(samples=300),
+                            {"model.hidden": list(hidden), "model.norm": norm, "training.clip": clip,
+                             "training.l2": 0.05 if clip == 0.01 else 1e-4})
+    cpu, cpu_bad, gpu, gpu_bad = _both(preset, steps, seeds=[0, 1], kernel="block", block_threads=threads)
+    assert gpu.kernel == "block" and gpu._train_shape == (2, threads)
+    assert list(gpu_bad) == list(cpu_bad)
+    _close(gpu, cpu, steps)
+
+
+def test_a_group_may_change_kernels_between_launches(catalog) -> None:
+    preset = catalog.get("exp08").with_overrides(samples=300)
+    cpu = MultiFusedEngine(preset, SEEDS)
+    cpu.set_epoch(0, preset.training.lr)
+    assert (cpu.run_steps(0, 60) == -1).all()
+    gpu = CudaGroupEngine(preset, SEEDS, kernel="thread")
+    gpu.set_epoch(0, preset.training.lr)
+    assert (gpu.run_steps(0, 30) == -1).all()
+    gpu.use_kernel("block")
+    assert gpu.kernel == "block" and (gpu.run_steps(30, 60) == -1).all()
+    _close(gpu, cpu, 60)
+
+
+def test_shapes_too_big_for_shared_memory_take_the_thread_kernel(catalog) -> None:
+    from fnn_tui.core.engines import cuda_block
+    from fnn_tui.core.engines.cuda_group import training_kernel
+
+    exp08, exp06 = catalog.get("exp08"), catalog.get("exp06")
+    assert training_kernel(exp08.model.sizes, 1) == training_kernel(exp06.model.sizes, 1) == "block"
+    assert cuda_block.shared_bytes(exp08.model.sizes) == 10824  # ~21 lanes an SM of 228 KB
+    wide = (1, 80, 80, 1)  # 2 x 6802 floats of weights and momentum: over 48 KB
+    assert cuda_block.shared_bytes(wide) > cuda_block.SHARED_BYTES
+    assert training_kernel(wide, 1) == "thread" and training_kernel(exp08.model.sizes, 4) == "thread"
+    with pytest.raises(ValueError, match="block kernel does not train"):
+        training_kernel(wide, 1, "block")
+    with pytest.raises(ValueError, match="expected one of"):
+        training_kernel(exp08.model.sizes, 1, "warp")
 
 
 def test_each_lane_takes_its_own_hyperparameters(catalog) -> None:

@@ -41,8 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ("--set", "samples=200", "--set", "epochs=2")
 
 
-def _env(simulator: bool) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _env(simulator: bool, kernel: str = "thread") -> dict[str, str]:
+    # the planner's tests train on the thread kernel, which the simulator runs ~5x faster (no
+    # barriers between Python threads); one runs the default block kernel end to end
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FNN_TUI_CUDA_KERNEL": kernel}
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     if simulator:
         env["NUMBA_ENABLE_CUDASIM"] = "1"
@@ -53,8 +55,8 @@ def _args(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "fnn_tui", "--home", str(home), *args]
 
 
-def _cli(home: Path, *args: str, simulator: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(_args(home, *args), env=_env(simulator), capture_output=True, text=True, timeout=300)
+def _cli(home: Path, *args: str, simulator: bool = True, kernel: str = "thread") -> subprocess.CompletedProcess:
+    return subprocess.run(_args(home, *args), env=_env(simulator, kernel), capture_output=True, text=True, timeout=300)
 
 
 def _simulator_works() -> bool:
@@ -153,6 +155,15 @@ def test_cuda_without_a_gpu_is_one_line_before_any_work(catalog, home: Path) -> 
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "cuda" in done.stderr, done.stderr
 
 
+def test_a_bad_kernel_setting_is_one_line_before_any_work(home: Path) -> None:
+    env = {**_env(False), "FNN_TUI_CUDA_KERNEL": "warp"}
+    done = subprocess.run(_args(home, "run", "8", "--seeds", "3", "--device", "cuda", *TINY), env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "error: FNN_TUI_CUDA_KERNEL: expected auto or thread, found 'warp'"
+    assert _runs(home) == []
+
+
 def test_a_cpu_group_task_resolves_to_the_multi_seed_kernel(catalog) -> None:
     preset = catalog.get("exp08")
     run = task_run(preset, RunOptions("cpu", "fused"), 3, True)
@@ -169,7 +180,9 @@ def test_run_seeds_on_cuda_trains_one_gpu_group_with_the_cpu_kernels_numbers(tmp
     """`run 8 --seeds 3 --device cuda`: one task of three lanes on fused-cuda, each lane its own
     stored run (engine fused-cuda, grouped), with the CPU multi-seed kernel's numbers."""
     gpu, cpu = tmp_path / "gpu", tmp_path / "cpu"
-    done = _cli(gpu, "run", "8", "--seeds", "3", "--device", "cuda", *TINY)
+    # the block kernel (the default), which the simulator runs slowly: half of TINY's samples
+    done = _cli(gpu, "run", "8", "--seeds", "3", "--device", "cuda", "--set", "samples=100", "--set", "epochs=2",
+                kernel="auto")
     assert done.returncode == 0, done.stderr
     assert "cuda:0: the fused-cuda GPU group engine, 3 lanes" in done.stderr, done.stderr
     assert "PyTorch engine" not in done.stderr  # no warning about the torch engine on cuda
@@ -177,7 +190,7 @@ def test_run_seeds_on_cuda_trains_one_gpu_group_with_the_cpu_kernels_numbers(tmp
     runs = _runs(gpu)
     assert [(r.seed, r.engine, r.device, r.status, bool(r.grouped)) for r in runs] == [
         (s, "fused-cuda", "cuda:0", RunStatus.FINISHED, True) for s in range(3)]
-    _assert_close(_epochs(gpu), _cpu_reference(cpu, catalog, 200, 2), 2)
+    _assert_close(_epochs(gpu), _cpu_reference(cpu, catalog, 100, 2), 2)
 
 
 @simulator

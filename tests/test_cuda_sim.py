@@ -101,3 +101,52 @@ def test_the_kernels_compile_for_a_real_gpu(monkeypatch, batch) -> None:
                            (means, (f2, float64[:]))):
         ptx, _ = cuda.compile_ptx(kernel.py_func, types_, cc=(9, 0))
         assert ".entry" in ptx
+
+
+def _ptxas() -> str | None:
+    import shutil
+
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or "/usr/local/cuda"
+    found = Path(home) / "bin" / "ptxas"
+    return str(found) if found.is_file() else shutil.which("ptxas")
+
+
+@pytest.mark.skipif(not _nvvm(), reason="no libNVVM here to compile CUDA kernels with")
+@pytest.mark.parametrize(("sizes", "norm"), [((1, 20, 20, 30, 1), True), ((1, 50, 50, 1), False)])
+def test_the_block_kernel_keeps_a_lane_on_chip_on_a_real_gpu(monkeypatch, tmp_path, sizes, norm) -> None:
+    # compiled for an H100/H200 (sm_90) as above; then ptxas, the assembler a GPU's driver
+    # runs, says where the kernel keeps its data: a lane's weights in shared memory, nothing
+    # in local memory (a stack frame or spills would live in device memory)
+    import re
+    import types
+
+    import numba.cuda.dispatcher
+    from numba import cuda, float32, int32, int64
+
+    from fnn_tui.core.engines import cuda_block
+
+    monkeypatch.setattr(numba.cuda.dispatcher, "get_current_device",
+                        lambda: types.SimpleNamespace(compute_capability=(9, 0)))
+    train = cuda_block.train_kernel(sizes, norm)
+    f2, f1 = float32[:, :], float32[:]
+    args = (f2, f2, f2, f2, int32[:, :], int32[:], int64, int64, f1, f1, f1, f1, f1, int64[:], f2, f2)
+    ptx, _ = cuda.compile_ptx(train.py_func, args, cc=(9, 0))
+    assert ".entry" in ptx and "bar.sync" in ptx and "ld.shared.f32" in ptx
+    assert not re.search(r"\.f64\b", ptx) and ".local" not in ptx
+    ptxas = _ptxas()
+    if ptxas is None:
+        pytest.skip("no ptxas here to assemble the PTX with")
+    source = tmp_path / "train.ptx"
+    source.write_text(ptx)
+    done = subprocess.run([ptxas, "-arch=sm_90", "-v", "-O3", str(source), "-o", str(tmp_path / "train.cubin")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = done.stderr
+    assert re.search(r"\b0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads", info), info
+    registers = int(re.search(r"Used (\d+) registers", info).group(1))
+    shared = int(re.search(r"(\d+) bytes smem", info).group(1))
+    assert shared <= cuda_block.shared_bytes(sizes) <= cuda_block.SHARED_BYTES, info
+    # the lanes an H200 SM holds are capped by its 228 KB of shared memory (1 KB more a block),
+    # not by its 64k registers: the warps of that many lanes fit the register file
+    lanes = (228 * 1024) // (shared + 1024)
+    assert lanes >= 9 and registers * cuda_block.THREADS * lanes <= 65536, (lanes, info)

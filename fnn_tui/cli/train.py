@@ -149,7 +149,7 @@ def say_gpu_groups(tasks: list, options) -> None:
                  else f"{len(groups)} groups of {' or '.join(map(str, sizes))} lanes")
         picked = "device auto picked " if options.device.strip().lower() == "auto" else ""
         err.print(f"{picked}{groups[0].device}: the {CUDA_GROUP_ENGINE} GPU group engine, {lanes} "
-                  f"(one GPU thread per seed)", soft_wrap=True)
+                  f"(a lane per seed)", soft_wrap=True)
         return
     if options.device.strip().lower().startswith("cuda") and sum(t.lanes for t in tasks) > 1:
         from fnn_tui.core.engines.cuda_group import unusable_reason

@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 
 from fnn_tui.core.devices import DeviceError, resolve_device
-from fnn_tui.core.engines import CUDA_GROUP_ENGINE, EngineError, fused_unsupported_reason
+from fnn_tui.core.engines import CUDA_GROUP_ENGINE, EngineError, cuda_kernel_setting, fused_unsupported_reason
 from fnn_tui.core.events import (
     EndEvent,
     EpochFinished,
@@ -105,9 +105,11 @@ def group_capacity(preset: Preset, options: RunOptions) -> int:
 def _gpu_group(preset: Preset, options: RunOptions, lanes: int) -> ResolvedRun | None:
     """:func:`group_run`'s answer when it is the GPU group engine; ``None`` when the lanes go
     elsewhere or cannot train together. Engine ``fused-cuda`` named outright: its errors raise."""
+    device = options.device.strip().lower()
+    if device.startswith("cuda") or options.engine.strip().lower() == CUDA_GROUP_ENGINE:
+        cuda_kernel_setting()  # a bad FNN_TUI_CUDA_KERNEL is the user's error, not a reason to go without
     if options.engine.strip().lower() == CUDA_GROUP_ENGINE:
         return group_run(preset, options, lanes)
-    device = options.device.strip().lower()
     if not (device.startswith("cuda") or device == "auto"):
         return None  # the CPU or MPS: nothing to ask (and no numba.cuda import)
     try:
@@ -188,13 +190,13 @@ def padded_lanes(lanes: int) -> int:
 
 # When ``auto`` trains a group on the GPU (a real CUDA device, never the simulator): at least
 # this many lanes and seed-steps (lanes x steps per epoch x epochs). Provisional, not yet
-# measured: one GPU thread per lane walks its steps one after another (about 5-10 us a step
-# on exp08's shape, estimated), so the GPU pays only once the lanes outnumber what the CPU
+# measured: a lane (a warp of the block kernel, a thread of the other) walks its steps one
+# after another (a few us a step on exp08's shape, estimated), so the GPU pays only once the lanes outnumber what the CPU
 # cores do in that time (~0.2 us per seed-step per core) and the run outlasts the kernels'
 # first compile (seconds). benchmarks/gpu.py measures both sides.
 GPU_MIN_LANES = 1024
 GPU_MIN_SEED_STEPS = 10**9
-# the most lanes in one GPU group: one launch holds them all (16384 threads of 128 per block)
+# the most lanes in one GPU group: one launch holds them all (a block a lane, or 128 a block)
 GPU_MAX_LANES = 16384
 
 

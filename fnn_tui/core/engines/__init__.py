@@ -5,6 +5,7 @@ Both implement :class:`Engine`; the trainer drives either through the same epoch
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,20 @@ def denormals_flushed() -> Iterator[None]:
 
 class EngineError(ValueError):
     """The requested engine cannot run this preset on this device."""
+
+
+# the environment's choice of the GPU group engine's training kernel for every group: auto
+# (the default: the block kernel where a shape fits it) or thread, which keeps the block
+# kernel out (to compare the two, or should it fail on some GPU)
+CUDA_KERNEL_ENV = "FNN_TUI_CUDA_KERNEL"
+
+
+def cuda_kernel_setting() -> str:
+    """``auto`` or ``thread`` from :data:`CUDA_KERNEL_ENV`; :class:`EngineError` naming it otherwise."""
+    value = os.environ.get(CUDA_KERNEL_ENV, "").strip().lower() or "auto"
+    if value not in ("auto", "thread"):
+        raise EngineError(f"{CUDA_KERNEL_ENV}: expected auto or thread, found {value!r}")
+    return value
 
 
 class Engine(Protocol):
@@ -125,7 +140,7 @@ def engine_note(engine: str, *, device: str, activation: str, loss: str) -> Engi
     if engine == "fused":
         return EngineNote(f"{device}: the fused CPU kernels (the fastest engine here)", "fused CPU kernels", False)
     if engine == CUDA_GROUP_ENGINE:
-        return EngineNote(f"{device}: the {CUDA_GROUP_ENGINE} GPU group engine (one GPU thread per seed)",
+        return EngineNote(f"{device}: the {CUDA_GROUP_ENGINE} GPU group engine (a lane per seed)",
                           "GPU group engine", False)
     if fused_unsupported_reason(activation, loss, "cpu") is not None:
         return EngineNote(f"{device}: the PyTorch engine (the fused kernels cannot train this preset)",

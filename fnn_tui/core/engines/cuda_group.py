@@ -1,8 +1,11 @@
 """The GPU group engine: thousands of lanes of one network shape trained together on CUDA.
 
 :class:`CudaGroupEngine` is the multi-seed fused engine (:class:`MultiFusedEngine`) with its
-steps, predictions and test metrics' forward passes run by the kernels of
-:mod:`cuda_kernels`, one GPU thread per lane. Everything else is the CPU engine's own
+steps run on the GPU by one of two training kernels (:func:`training_kernel`): where a lane's
+state fits a block's shared memory and a step is one sample (every preset of the notes),
+:mod:`cuda_block`'s, a warp a lane with its weights on chip for the whole launch; else
+:mod:`cuda_kernels`', a thread a lane. Predictions and test metrics' forward passes are
+:mod:`cuda_kernels`', a thread a lane. Everything else is the CPU engine's own
 preparation, inherited: each lane's data set, initial weights (or checkpoint), per-epoch
 sample order (one shuffle per distinct seed) and flat layout, so lane i is exactly the CPU
 group's lane i and its checkpoint (:meth:`snapshot`) is the fused engine's. Every
@@ -19,6 +22,7 @@ Importing this module imports ``numba.cuda`` (part of Numba; no other dependency
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,13 +32,31 @@ import torch
 from numba import cuda
 
 from fnn_tui.core.data import epoch_order
-from fnn_tui.core.engines import CUDA_GROUP_ENGINE
+from fnn_tui.core.engines import CUDA_GROUP_ENGINE, cuda_kernel_setting
+from fnn_tui.core.engines import cuda_block
 from fnn_tui.core.engines.cuda_kernels import THREADS, kernels, simulated
 from fnn_tui.core.engines.multi_engine import MultiFusedEngine
 from fnn_tui.core.presets import Preset, TrainingSpec
 from fnn_tui.core.state import TrainState
 
 ENGINE = CUDA_GROUP_ENGINE  # the engine column of a run trained by this engine
+KERNELS = ("auto", "block", "thread")  # the training kernels: auto is block where it fits
+# the block kernel's threads a lane under the simulator, whose threads are Python threads:
+# fewer than the layers are wide, so the tests there also take the strided paths
+SIMULATOR_BLOCK_THREADS = 4
+
+
+def training_kernel(sizes: Sequence[int], batch: int, kernel: str = "auto") -> str:
+    """Which training kernel trains lanes of layer ``sizes`` at ``batch`` samples a step:
+    ``"block"`` (:mod:`cuda_block`: a warp a lane, its state in shared memory) where the shape
+    fits it, else ``"thread"`` (:mod:`cuda_kernels`: a thread a lane). Both give the same
+    numbers; ``kernel`` asks for one (the benchmark measures both)."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel: expected one of {', '.join(KERNELS)}, found {kernel!r}")
+    fits = cuda_block.fits(tuple(sizes), batch)
+    if kernel == "block" and not fits:
+        raise ValueError(f"the block kernel does not train shape {tuple(sizes)} at batch size {batch}")
+    return "block" if kernel == "block" or (kernel == "auto" and fits) else "thread"
 
 
 @dataclass(frozen=True)
@@ -143,7 +165,13 @@ class CudaGroupEngine(MultiFusedEngine):
         resume: list[TrainState | None] | None = None,
         hyper: LaneHyper | None = None,
         device: str = "cuda:0",
+        kernel: str | None = None,
+        block_threads: int | None = None,
     ) -> None:
+        """``kernel``: the training kernel (:func:`training_kernel`; ``None``: as
+        :data:`~fnn_tui.core.engines.CUDA_KERNEL_ENV` says, ``auto`` when unset); ``block_threads``: the
+        block kernel's threads a lane (``None``: a warp on a GPU, :data:`SIMULATOR_BLOCK_THREADS`
+        under the simulator)."""
         index = int(device.partition(":")[2] or 0)
         if index != 0:  # this thread's device: Numba's default is the first
             cuda.select_device(index)
@@ -152,8 +180,9 @@ class CudaGroupEngine(MultiFusedEngine):
         self.hyper = hyper if hyper is not None else LaneHyper.of([preset.training] * k)
         if len(self.hyper.lr) != k:
             raise ValueError(f"{len(self.hyper.lr)} lanes of hyperparameters for {k} lanes")
-        self._train, self._predict, self._evaluate, self._means = kernels(
+        self._thread_train, self._predict, self._evaluate, self._means = kernels(
             tuple(preset.model.sizes), self.batch, bool(self.use_norm))
+        self.use_kernel(cuda_kernel_setting() if kernel is None else kernel, block_threads)
         # the CPU engine's step buffers are not used here: drop them (GBs at 16k lanes)
         self.xs = self.ys = self.keep_p = self.keep_b = self.grad = np.zeros(0, dtype=np.float32)
         self._shape = launch_shape(k)
@@ -180,6 +209,23 @@ class CudaGroupEngine(MultiFusedEngine):
         self.d_row_of = None
         self._next: _Prefetch | None = None
         self._stale = False  # whether the host's params/buf are behind the device's
+
+    def use_kernel(self, kernel: str = "auto", block_threads: int | None = None) -> None:
+        """Train the next launches with ``kernel`` (:func:`training_kernel`); both kernels
+        read and write the same device arrays, so a group may change between launches."""
+        sizes = tuple(self.presets[0].model.sizes)
+        self.kernel = training_kernel(sizes, self.batch, kernel)
+        self._train, self._train_shape = self._thread_train, launch_shape(self.lanes)
+        if self.kernel == "block":
+            if block_threads is None:
+                block_threads = SIMULATOR_BLOCK_THREADS if simulated() else cuda_block.THREADS
+            if simulated():
+                # the simulator's block manager polls its threads at every barrier while it
+                # holds the GIL: at Python's default switch interval (5 ms) a barrier costs
+                # milliseconds (100 steps of a 3-lane group: 45 s against 2 s at 0.1 ms)
+                sys.setswitchinterval(min(sys.getswitchinterval(), 1e-4))
+            self._train = cuda_block.train_kernel(sizes, bool(self.use_norm), block_threads)
+            self._train_shape = (self.lanes, block_threads)
 
     def _up(self, array: np.ndarray):
         """A device copy of ``array`` (on this engine's stream)."""
@@ -221,7 +267,7 @@ class CudaGroupEngine(MultiFusedEngine):
             raise RuntimeError("set_epoch first")
         self.bad[:] = -1
         self.d_bad.copy_to_device(self.bad, stream=self.stream)
-        blocks, threads = self._shape
+        blocks, threads = self._train_shape
         self._train[blocks, threads, self.stream](
             self.d_params, self.d_buf, self.d_x, self.d_y, self.d_orders, self.d_row_of, start, stop,
             self.d_lr, self.d_momentum, self.d_two_l2, self.d_clip, self.d_live, self.d_bad,
