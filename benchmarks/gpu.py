@@ -17,6 +17,10 @@ table part stops at ``--table-limit`` seconds and projects the rest). In one run
   preset's own wall time beside it.
 
 Without a GPU it prints one line and exits 0. ``--cpu-only`` measures the CPU side alone.
+``--ptxas`` needs no GPU, only a CUDA toolkit (libNVVM and ``ptxas``): it compiles both
+training kernels of exp08's and exp06's shapes for an H100/H200 (sm_90) and prints what
+``ptxas`` says they use (registers, local memory, shared memory) and how many lanes an SM
+can then hold.
 Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the GPU parts run in Python at
 tiny sizes: that checks the script, and measures nothing.
 """
@@ -71,6 +75,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--table-samples", type=positive, metavar="N", help="override every preset's samples")
     parser.add_argument("--no-table", action="store_true", help="skip the table")
     parser.add_argument("--cpu-only", action="store_true", help="measure the CPU kernel alone (no GPU needed)")
+    parser.add_argument("--ptxas", action="store_true",
+                        help="compile the training kernels for sm_90 and print their resources (no GPU needed)")
     args = parser.parse_args(argv)
     if args.table_limit <= 0:
         parser.error(f"--table-limit: expected seconds > 0, found {args.table_limit:g}")
@@ -255,9 +261,65 @@ def table(args: argparse.Namespace) -> None:
         print(f"  projected wall time of the whole table at this pace: ~{projected:.0f} s (the slowest preset)")
 
 
+def ptxas_report() -> int:
+    """Both training kernels of exp08's and exp06's shapes compiled for sm_90, as ``ptxas -v``
+    reports them, with the lanes an H100/H200 SM holds (64k registers, 228 KB of shared memory,
+    1 KB more a block, at most 2048 threads and 32 blocks). Numba asks the current device for
+    its compute capability while it compiles device functions: without a GPU it is told 9.0."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+    import types
+    from pathlib import Path
+
+    import numba.cuda.dispatcher
+    from numba import float32, int32, int64
+
+    from fnn_tui.core.engines import cuda_block
+    from fnn_tui.core.engines.cuda_kernels import THREADS, kernels
+
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or "/usr/local/cuda"
+    ptxas = str(Path(home) / "bin" / "ptxas") if (Path(home) / "bin" / "ptxas").is_file() else shutil.which("ptxas")
+    if ptxas is None:
+        print("benchmarks/gpu.py: no ptxas here (set CUDA_HOME to a CUDA toolkit)", file=sys.stderr)
+        return 0
+    numba.cuda.dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+    f2, f1 = float32[:, :], float32[:]
+    args = (f2, f2, f2, f2, int32[:, :], int32[:], int64, int64, f1, f1, f1, f1, f1, int64[:], f2, f2)
+    print("training kernels compiled for sm_90 (ptxas -v -O3), and the lanes one H100/H200 SM holds:")
+    for name in PRESETS:
+        preset = discover(include_user=False).get(name)
+        sizes, norm = tuple(preset.model.sizes), preset.model.normalised
+        candidates = [("thread", kernels(sizes, 1, norm)[0], THREADS)]
+        if cuda_block.fits(sizes, 1):
+            candidates.insert(0, ("block", cuda_block.train_kernel(sizes, norm), cuda_block.THREADS))
+        for kind, kernel, threads in candidates:
+            ptx, _ = numba.cuda.compile_ptx(kernel.py_func, args, cc=(9, 0))
+            with tempfile.TemporaryDirectory() as tmp:
+                source = Path(tmp) / "k.ptx"
+                source.write_text(ptx)
+                done = subprocess.run([ptxas, "-arch=sm_90", "-v", "-O3", str(source), "-o", str(Path(tmp) / "k.cubin")],
+                                      capture_output=True, text=True)
+            info = done.stderr
+            regs = int(re.search(r"Used (\d+) registers", info).group(1))
+            stack = int(re.search(r"(\d+) bytes stack frame", info).group(1))
+            spills = re.search(r"(\d+) bytes spill stores", info).group(1)
+            smem = int(m.group(1)) if (m := re.search(r"(\d+) bytes smem", info)) else 0
+            blocks = min(32, 65536 // (regs * threads), 2048 // threads,
+                         (228 * 1024) // (smem + 1024) if smem else 32)
+            lanes = blocks * (1 if kind == "block" else threads)
+            print(f"  {name} {kind:6s}: {regs:3d} registers a thread, {stack:6d} bytes of local memory a thread "
+                  f"({spills} spilled), {smem:6d} bytes shared a block -> {lanes:4d} lanes an SM "
+                  f"({lanes * 132} on an H200's 132 SMs)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print; 0 also when there is no GPU to measure."""
     args = parse(argv)
+    if args.ptxas:
+        return ptxas_report()
     if not args.cpu_only:
         from fnn_tui.core.engines.cuda_group import simulated, unusable_reason
 
