@@ -29,7 +29,7 @@ import socket
 import sys
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,11 @@ class Trainer:
         from fnn_tui.runs.task import train_piece
 
         self.stop_request = StopRequest()
+        if piece.options.device.startswith("cuda"):
+            import ray
+
+            if ray.get_gpu_ids():  # the one GPU Ray gave this worker is its cuda:0
+                piece = replace(piece, options=replace(piece.options, device="cuda:0"))
         try:
             ends = train_piece(piece, _Shipper(piece.epochs, self._put), self.stop_request)
         except Exception as exc:  # bad input found late: this piece, not the study
@@ -210,11 +215,24 @@ def train_on_ray(home: Path, tasks: list[Task], on_event: OnEvent, stop: StopFla
     from fnn_tui.runs.task import prepare_piece, sink_for
 
     connect(address)
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    resources = ray.cluster_resources()
+    cpus = max(1, int(resources.get("CPU", 1)))
+    gpus = int(resources.get("GPU", 0))
+    on_gpu = [t for t in tasks if _kind(t) == "gpu"]
+    if on_gpu and gpus == 0:
+        raise ExecutorError(f"{len(on_gpu)} {'task is' if len(on_gpu) == 1 else 'tasks are'} for a GPU "
+                            f"({on_gpu[0].device}) and the Ray cluster has none: --device cpu, or --executor "
+                            "local on this machine's GPU")
     queue: deque[tuple[Task, int]] = deque((t, 1) for t in sorted(tasks, key=lambda t: t.cost, reverse=True))
-    actor_class = ray.remote(num_cpus=1, max_concurrency=4, max_restarts=0)(Trainer)
-    idle = [actor_class.remote() for _ in range(min(cpus, len(tasks)))]
-    outcome = Outcome(processes=len(idle))
+    classes = {
+        "cpu": ray.remote(num_cpus=1, max_concurrency=4, max_restarts=0)(Trainer),
+        # a GPU task's worker: one GPU of its own (Ray sets CUDA_VISIBLE_DEVICES), no CPU of
+        # the count the CPU workers are made from (it mostly waits for its device)
+        "gpu": ray.remote(num_cpus=0, num_gpus=1, max_concurrency=4, max_restarts=0)(Trainer),
+    }
+    wanted = {"cpu": min(cpus, len(tasks) - len(on_gpu)), "gpu": min(gpus, len(on_gpu))}
+    idle = {kind: [classes[kind].remote() for _ in range(n)] for kind, n in wanted.items()}
+    outcome = Outcome(processes=sum(wanted.values()))
     busy: dict[Any, _Job] = {}
     ended: dict[int, EndEvent] = {}
     stopping = False
@@ -226,18 +244,19 @@ def train_on_ray(home: Path, tasks: list[Task], on_event: OnEvent, stop: StopFla
                     status = getattr(stop, "status", RunStatus.CANCELLED)
                     for job in busy.values():
                         job.actor.stop.remote(status, getattr(stop, "signum", None))
-                while idle and queue and not stopping:
-                    task, attempt = queue.popleft()
+                while not stopping and (found := _next(queue, idle)) is not None:
+                    task, attempt = found
                     piece = prepare_piece(store, task)
-                    actor = idle.pop()
+                    actor = idle[_kind(task)].pop()
                     job = _Job(actor, task, piece, sink_for(store, piece, on_event), attempt)
                     actor.train.remote(piece)
                     busy[actor.drain.remote(DRAIN_SECONDS)] = job
                 if stopping and not busy:
                     break
                 if not busy:
-                    if queue and not idle:  # every worker was lost
-                        idle.append(_replacement(actor_class))
+                    if queue:  # every worker of the next task's kind was lost
+                        kind = _kind(queue[0][0])
+                        idle[kind].append(_replacement(classes[kind]))
                     continue
                 ready, _ = ray.wait(list(busy), num_returns=1, timeout=DRAIN_SECONDS)
                 for ref in ready:
@@ -258,7 +277,7 @@ def train_on_ray(home: Path, tasks: list[Task], on_event: OnEvent, stop: StopFla
                         else:
                             _apply(job.sink, message)
                     if finished:
-                        idle.append(job.actor)
+                        idle[_kind(job.task)].append(job.actor)
                     else:
                         busy[job.actor.drain.remote(DRAIN_SECONDS)] = job
             outcome.not_started = [task for task, _ in queue]
@@ -269,12 +288,26 @@ def train_on_ray(home: Path, tasks: list[Task], on_event: OnEvent, stop: StopFla
                 job.sink.broken()  # interrupted at what is stored
         raise
     finally:
-        for actor in [*idle, *(job.actor for job in busy.values())]:
+        for actor in [*idle["cpu"], *idle["gpu"], *(job.actor for job in busy.values())]:
             ray.kill(actor)
     order = [rid for task in tasks for rid in task.run_ids]
     outcome.results = [RecordedRun(rid, ended[rid]) for rid in order if rid in ended]
     outcome.results += [RecordedRun(rid, end) for rid, end in ended.items() if rid not in set(order)]
     return outcome
+
+
+def _kind(task: Task) -> str:
+    """Which workers train ``task``: ``gpu`` (a GPU of their own) for a CUDA device, else ``cpu``."""
+    return "gpu" if task.device.startswith("cuda") else "cpu"
+
+
+def _next(queue: deque[tuple[Task, int]], idle: dict[str, list[Any]]) -> tuple[Task, int] | None:
+    """The first queued task (the longest) that an idle worker of its kind can take, taken out."""
+    for index, (task, attempt) in enumerate(queue):
+        if idle[_kind(task)]:
+            del queue[index]
+            return task, attempt
+    return None
 
 
 def _replacement(actor_class: Any) -> Any:
@@ -285,7 +318,7 @@ def _replacement(actor_class: Any) -> Any:
     ready, _ = ray.wait([actor.node.remote()], timeout=60)
     if not ready:
         ray.kill(actor)
-        raise ExecutorError("every Ray worker was lost and the cluster has no CPU left for a new one; "
+        raise ExecutorError("every Ray worker was lost and the cluster has no room left for a new one; "
                             "`fnn-tui run` again goes on from the stored checkpoints")
     return actor
 
