@@ -7,6 +7,9 @@ command pulls them in batches and feeds them to the same sinks that write a loca
 (:func:`fnn_tui.runs.task.sink_for`). Workers never open the store, so the cluster needs
 no shared file system and the store has one writer, this process.
 
+- **Where.** A CPU task goes to a worker of one CPU (one per CPU of the cluster), a task
+  for a CUDA device to a worker of one GPU and no CPU (one per GPU), which trains on the GPU
+  Ray gave it as its ``cuda:0``; GPU tasks and a cluster without a GPU: one line, no work.
 - **Progress and stop.** Events come back as they do from the pool (progress at most ten
   times a second per piece; every epoch, every end). A stop (the app's ``s``, Ctrl-C,
   SIGTERM: the command's :class:`~fnn_tui.core.stopping.StopRequest`) is sent to every
