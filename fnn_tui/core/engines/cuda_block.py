@@ -35,6 +35,7 @@ from functools import cache
 
 from numba import cuda, float32
 
+from fnn_tui.core.engines.cuda_kernels import norm_stats
 from fnn_tui.core.engines.fused_engine import layout
 
 THREADS = 32  # one warp a lane: its barriers are one warp's
@@ -87,9 +88,9 @@ def train_kernel(sizes: tuple[int, ...], use_norm: bool, threads: int = THREADS)
     width = a_off[-1]
     widest_in = max(sizes[:-1])
     sz = sizes
-    fsz = tuple(float32(s) for s in sizes)
     zero, one, eps = float32(0.0), float32(1.0), float32(1e-6)
     n_var = max(1, n_layers - 1)
+    layer_stats, backward_stats = norm_stats(sizes)
 
     @cuda.jit
     def train(params, buf, x_train, y_train, orders, row_of, start, stop, lr, momentum, two_l2, clip,
@@ -153,15 +154,7 @@ def train_kernel(sizes: tuple[int, ...], use_norm: bool, threads: int = THREADS)
                 cuda.syncthreads()
                 if hidden and use_norm:
                     # the layer's mean and unbiased variance, every thread in the CPU kernel's order
-                    sm = zero
-                    for o in range(nout):
-                        sm += pre[ao + o]
-                    sm = sm / fsz[layer + 1]
-                    ss = zero
-                    for o in range(nout):
-                        c = pre[ao + o] - sm
-                        ss += c * c
-                    v = ss / (fsz[layer + 1] - one)
+                    sm, v = layer_stats(pre, ao, nout, layer)
                     cuda.syncthreads()  # every thread has read pre before it is overwritten
                     if t == 0:
                         var[layer] = v
@@ -228,15 +221,7 @@ def train_kernel(sizes: tuple[int, ...], use_norm: bool, threads: int = THREADS)
                 if layer == 0:
                     break
                 if use_norm:
-                    sm = zero
-                    ss = zero
-                    for i in range(nin):
-                        d = dz[ai + i]
-                        sm += d
-                        ss += d * cen[ai + i]
-                    v = var[layer - 1]
-                    sm = sm / fsz[layer]
-                    ss = (ss + ss) / ((fsz[layer] - one) * v * v)
+                    sm, ss, v = backward_stats(dz, cen, var, ai, nin, layer)
                     cuda.syncthreads()  # every thread has read dz before it is overwritten
                     for i in range(t, nin, threads):
                         dz[ai + i] = (dz[ai + i] - sm) / v - ss * cen[ai + i]
@@ -261,7 +246,7 @@ def train_kernel(sizes: tuple[int, ...], use_norm: bool, threads: int = THREADS)
                 o = t - i * nout
                 di = threads // nout
                 do = threads - di * nout
-                for q in range(t, nin * nout, threads):
+                for _q in range(t, nin * nout, threads):
                     p = wo + i * st + o
                     b = mom_k * m[p] + (act[ai + i] * dz[ao + o] + l2_k * w[p]) * c
                     m[p] = b

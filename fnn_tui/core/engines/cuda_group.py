@@ -32,8 +32,7 @@ import torch
 from numba import cuda
 
 from fnn_tui.core.data import epoch_order
-from fnn_tui.core.engines import CUDA_GROUP_ENGINE, cuda_kernel_setting
-from fnn_tui.core.engines import cuda_block
+from fnn_tui.core.engines import CUDA_GROUP_ENGINE, cuda_block, cuda_kernel_setting
 from fnn_tui.core.engines.cuda_kernels import THREADS, kernels, simulated
 from fnn_tui.core.engines.multi_engine import MultiFusedEngine
 from fnn_tui.core.presets import Preset, TrainingSpec

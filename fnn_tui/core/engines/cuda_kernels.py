@@ -42,6 +42,45 @@ THREADS = 128  # lanes per block: four warps; each lane is independent, so any s
 
 
 @cache
+def norm_stats(sizes: tuple[int, ...]):
+    """The sums of the notes' normalisation for networks of layer ``sizes``, as device
+    functions (both training kernels use them, so they sum alike):
+
+    ``layer_stats(pre, ao, nout, layer)``: the mean and unbiased variance of hidden layer
+    ``layer``'s outputs ``pre[ao:ao + nout]``, in the CPU kernel's order;
+    ``backward_stats(dz, cen, var, ai, nin, layer)``: ``(mean of dz, 2 * sum(dz * cen) /
+    ((n - 1) * v * v), v)`` for the deltas ``dz[ai:ai + nin]`` of layer ``layer``'s input,
+    the hidden layer ``layer - 1`` whose variance is ``var[layer - 1] = v``. Both only read."""
+    fsz = tuple(float32(s) for s in sizes)
+    zero, one = float32(0.0), float32(1.0)
+
+    @cuda.jit(device=True)
+    def layer_stats(pre, ao, nout, layer):
+        sm = zero
+        for o in range(nout):
+            sm += pre[ao + o]
+        sm = sm / fsz[layer + 1]
+        ss = zero
+        for o in range(nout):
+            c = pre[ao + o] - sm
+            ss += c * c
+        return sm, ss / (fsz[layer + 1] - one)
+
+    @cuda.jit(device=True)
+    def backward_stats(dz, cen, var, ai, nin, layer):
+        sm = zero
+        ss = zero
+        for i in range(nin):
+            d = dz[ai + i]
+            sm += d
+            ss += d * cen[ai + i]
+        v = var[layer - 1]
+        return sm / fsz[layer], (ss + ss) / ((fsz[layer] - one) * v * v), v
+
+    return layer_stats, backward_stats
+
+
+@cache
 def kernels(sizes: tuple[int, ...], batch: int, use_norm: bool):
     """``(train, predict, evaluate, column_means)`` kernels for networks of layer ``sizes`` (input 1 … output 1).
 
@@ -61,38 +100,24 @@ def kernels(sizes: tuple[int, ...], batch: int, use_norm: bool):
     n_params = b_off[-1] + sizes[-1]
     width = a_off[-1]
     sz = tuple(int(s) for s in sizes)
-    fsz = tuple(float32(s) for s in sizes)  # widths as float32, so no sum is promoted to float64
     one_batch = batch == 1
     grad_size = 1 if one_batch else n_params  # only a batch of several samples keeps a gradient
     zero, one, eps = float32(0.0), float32(1.0), float32(1e-6)
 
+    layer_stats, backward_stats = norm_stats(sz)
+
     @cuda.jit(device=True)
     def normalise(pre, cen, var, ao, nout, layer):
-        sm = zero
-        for o in range(nout):
-            sm += pre[ao + o]
-        sm = sm / fsz[layer + 1]
-        ss = zero
+        sm, v = layer_stats(pre, ao, nout, layer)
+        var[layer] = v
         for o in range(nout):
             c = pre[ao + o] - sm
             cen[ao + o] = c
-            ss += c * c
-        v = ss / (fsz[layer + 1] - one)
-        var[layer] = v
-        for o in range(nout):
-            pre[ao + o] = cen[ao + o] / v
+            pre[ao + o] = c / v
 
     @cuda.jit(device=True)
     def normalise_backward(dz, cen, var, ai, nin, layer):
-        sm = zero
-        ss = zero
-        for i in range(nin):
-            d = dz[ai + i]
-            sm += d
-            ss += d * cen[ai + i]
-        v = var[layer - 1]
-        sm = sm / fsz[layer]
-        ss = (ss + ss) / ((fsz[layer] - one) * v * v)
+        sm, ss, v = backward_stats(dz, cen, var, ai, nin, layer)
         for i in range(nin):
             dz[ai + i] = (dz[ai + i] - sm) / v - ss * cen[ai + i]
 
@@ -356,4 +381,4 @@ def simulated() -> bool:
     return bool(config.ENABLE_CUDASIM)
 
 
-__all__ = ["THREADS", "blocks", "kernels", "simulated"]
+__all__ = ["THREADS", "blocks", "kernels", "norm_stats", "simulated"]
