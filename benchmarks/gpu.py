@@ -284,7 +284,8 @@ def ptxas_report() -> int:
     if ptxas is None:
         print("benchmarks/gpu.py: no ptxas here (set CUDA_HOME to a CUDA toolkit)", file=sys.stderr)
         return 0
-    numba.cuda.dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+    if not numba.cuda.is_available():  # a GPU answers for itself
+        numba.cuda.dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
     f2, f1 = float32[:, :], float32[:]
     args = (f2, f2, f2, f2, int32[:, :], int32[:], int64, int64, f1, f1, f1, f1, f1, int64[:], f2, f2)
     print("training kernels compiled for sm_90 (ptxas -v -O3), and the lanes one H100/H200 SM holds:")

@@ -115,6 +115,43 @@ class EventProgress:
             self.shown.remove(run_id)
 
 
+END_LINES = 10  # runs whose end gets its own line; a group's others are counted in one line
+
+
+def end_code(end: EndEvent) -> int:
+    """The exit code a run's end asks for: 1 for a diverged or failed run, else 0."""
+    return 1 if isinstance(end, RunDiverged | RunFailed) else 0
+
+
+def report_ends(results: list, err: Console) -> int:
+    """How the runs that did not simply finish ended: a line each for the first
+    :data:`END_LINES`, then one line that counts the rest by status (a group of 1024 lanes
+    stopped by Ctrl-C is not 1024 lines); return the exit code they ask for."""
+    code = 0
+    rest: dict[str, list[int]] = {}
+    shown = 0
+    for result in results:
+        end = result.end
+        code = max(code, end_code(end))
+        if isinstance(end, RunFinished):
+            continue
+        if shown < END_LINES:
+            report_end(result.run_id, end, err)
+            shown += 1
+            continue
+        status = end.status if isinstance(end, RunCancelled | RunFailed) else RunStatus.DIVERGED
+        rest.setdefault(status.value, []).append(result.run_id)
+    if rest:
+        counts = ", ".join(f"{len(ids)} {status}" for status, ids in rest.items())
+        ids = sorted(i for group in rest.values() for i in group)
+        which = (f"runs {ids[0]}-{ids[-1]}" if ids == list(range(ids[0], ids[-1] + 1))
+                 else f"runs between {ids[0]} and {ids[-1]}")
+        err.print(f"[yellow]and {len(ids)} more:[/yellow] {counts} ({which}); "
+                  "`fnn-tui runs` lists them, and the same command again continues the stopped ones",
+                  markup=True)
+    return code
+
+
 def report_end(run_id: int, end: EndEvent, err: Console) -> int:
     """Print how a run ended (when it did not simply finish); return its exit code."""
     if isinstance(end, RunDiverged):
@@ -157,9 +194,7 @@ def train_here(home: Path, tasks: list[Task], jobs: int, err: Console, *, execut
         where = ("Ray worker" if executor == "ray" else "process") + ("" if n == 1 else "es" if executor != "ray" else "s")
         err.print(f"{runs} {'run' if runs == 1 else 'runs'} in {len(tasks)} {'task' if len(tasks) == 1 else 'tasks'}, "
                   f"{time.perf_counter() - started:.1f} s over {n} {where}")
-    code = 0
-    for result in results:
-        code = max(code, report_end(result.run_id, result.end, err))
+    code = report_ends(results, err)
     if outcome.not_started:
         rest = sum(t.lanes for t in outcome.not_started)
         err.print(f"[yellow]interrupted:[/yellow] {rest} {'run was' if rest == 1 else 'runs were'} not started; "

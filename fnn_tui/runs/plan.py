@@ -55,7 +55,7 @@ from fnn_tui.runs.liveness import reap
 from fnn_tui.runs.record import ResumeError, claim, prepare_resume
 from fnn_tui.store.runs import RunRecord, Store
 
-MAX_SEEDS = 1000  # one request; far above the 10 seeds the reproduction study uses
+MAX_SEEDS = GPU_MAX_LANES  # one request: one GPU group's lanes (16 384); the reproduction study uses 10
 
 _RANGE = re.compile(r"^(\d+)\s*-\s*(\d+)$")
 
