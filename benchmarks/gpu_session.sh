@@ -16,7 +16,7 @@
 #   4. benchmarks/gpu.py: launch overhead, ns per seed-step of both kernels at 1k/4k/16k
 #      lanes on exp08 and exp06 beside the CPU kernel, and the eleven presets x 100 seeds
 #      (stopped at 150 s and projected).
-# Give it a timeout of 600 s; it ends in about 8 minutes. Paste gpu.txt into README.
+# The limits add up to under 10 minutes (not yet run on a GPU): give it a timeout of 600 s. Paste gpu.txt into README.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
