@@ -15,7 +15,7 @@
 #      with FNN_TUI_CUDA_KERNEL=thread (the other kernel), each with its stored engine column;
 #   4. benchmarks/gpu.py: launch overhead, ns per seed-step of both kernels at 1k/4k/16k
 #      lanes on exp08 and exp06 beside the CPU kernel, and the eleven presets x 100 seeds
-#      (stopped at 150 s and projected).
+#      (stopped at 120 s and projected).
 # The limits add up to under 10 minutes (not yet run on a GPU): give it a timeout of 600 s. Paste gpu.txt into README.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +61,7 @@ EOF
 
 {
     step "the GPU engine's tests on the GPU"
-    timeout 200 "$PYTHON" -m pytest -q -p no:cacheprovider -rs -x tests/test_cuda_group.py \
+    timeout 150 "$PYTHON" -m pytest -q -p no:cacheprovider -rs -x tests/test_cuda_group.py \
         tests/test_cuda_sim.py -k "not the_gpu_group_tests_pass_on_the_cuda_simulator"
     echo "pytest exit: $?"
 } 2>&1 | tee "$OUT/tests.txt"
@@ -71,7 +71,7 @@ EOF
         step "fnn-tui run 8 --seeds 1024 --device cuda --epochs 3 (FNN_TUI_CUDA_KERNEL=$kernel)"
         rm -rf "$FNN_TUI_HOME"
         start=$(date +%s%N)
-        FNN_TUI_CUDA_KERNEL=$kernel timeout 120 "$PYTHON" -m fnn_tui run 8 --seeds 1024 --device cuda --epochs 3 \
+        FNN_TUI_CUDA_KERNEL=$kernel timeout 60 "$PYTHON" -m fnn_tui run 8 --seeds 1024 --device cuda --epochs 3 \
             > "$OUT/run-$kernel.txt"
         echo "exit $?, $(( ($(date +%s%N) - start) / 1000000 )) ms wall; the results table's last lines:"
         tail -4 "$OUT/run-$kernel.txt"
@@ -86,6 +86,6 @@ with Store(Path(os.environ['FNN_TUI_HOME'])) as store:
 
 {
     step "benchmarks/gpu.py"
-    timeout 330 "$PYTHON" benchmarks/gpu.py --table-limit 150
+    timeout 300 "$PYTHON" benchmarks/gpu.py --table-limit 120
     echo "gpu.py exit: $?"
 } 2>&1 | tee "$OUT/gpu.txt"
