@@ -10,8 +10,8 @@ threads (one warp) and its state sits in the SM's shared memory from the launch'
 to its last: thread ``t`` computes the outputs ``t, t + 32, ...`` of each layer (each reading
 its weight column, conflict-free: rows are stored with an odd stride), the deltas of the
 inputs ``t, t + 32, ...`` (each reading its weight row, conflict-free for the same reason),
-and updates every 32nd weight. An SM holds as many lanes as its shared memory does (about 24
-of exp08's, 10 of exp06's on an H100/H200).
+and updates every 32nd weight. An SM holds as many lanes as its shared memory does (19
+of exp08's, 9 of exp06's on an H100/H200: `benchmarks/gpu.py --ptxas`).
 
 The numbers are the CPU multi-seed kernel's, in its order: each sum that a lane's step needs
 whole (a normalised layer's mean and variance, their backward sums, the clip's squared
