@@ -4,7 +4,7 @@ weights and momentum in shared memory for a whole launch.
 :mod:`cuda_kernels`' training kernel gives each lane one thread and keeps its weights in the
 thread's local memory, which lives in device memory behind the caches: at thousands of lanes
 of exp08's shape (9 KB of weights and momentum a lane) every step streams them through L2 or
-HBM, and ``ptxas`` gives that kernel 239 registers a thread (two blocks of 128 an SM), so at
+HBM, and ``ptxas`` gives that kernel 228 registers a thread (two blocks of 128 an SM), so at
 4k lanes it occupies a quarter of an H200's SMs. Here a lane is a block of :data:`THREADS`
 threads (one warp) and its state sits in the SM's shared memory from the launch's first step
 to its last: thread ``t`` computes the outputs ``t, t + 32, ...`` of each layer (each reading
