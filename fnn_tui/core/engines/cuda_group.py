@@ -112,6 +112,47 @@ def real_gpu() -> bool:
     return not simulated() and unusable_reason() is None
 
 
+_SHARED_LOCK = threading.Lock()
+
+
+def guard_simulator() -> None:
+    """Make the CUDA simulator's shared arrays shared (once per process; no-op on a GPU).
+
+    The simulator gives each ``cuda.shared.array`` call site one NumPy array per launch,
+    made by the first thread of the launch's first block to get there: it looks the site
+    up, allocates, then stores the array, without a lock. A thread switch in between (a
+    garbage-collection pass inside the allocation can run Python code) lets a second thread
+    make and keep an array of its own, so block 0's threads no longer see each other's
+    writes: measured, one launch in about 25 runs of the stop-and-resume test came out with
+    lane 0 a little off, and 48 launches in 50 when a switch is forced there. This does the
+    same lookup under a lock, keyed as the simulator keys it (the caller's file and line)."""
+    if not simulated():
+        return
+    from numba.cuda.simulator import kernelapi
+    from numba.core import types
+    from numba.np import numpy_support
+
+    shared = kernelapi.FakeCUDAShared
+    if getattr(shared.array, "fnn_tui_locked", False):
+        return
+    original = shared.array
+
+    def array(self, shape, dtype):
+        if shape == 0 or not isinstance(getattr(self, "_allocations", None), dict):
+            return original(self, shape, dtype)  # dynamic shared memory: one buffer made up front
+        caller = sys._getframe(1)
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with _SHARED_LOCK:
+            res = self._allocations.get(key)
+            if res is None:
+                kind = numpy_support.as_dtype(dtype) if isinstance(dtype, types.Type) else dtype
+                res = self._allocations[key] = kernelapi.np.empty(shape, kind)
+        return res
+
+    array.fnn_tui_locked = True  # type: ignore[attr-defined]
+    shared.array = array
+
+
 def _draw_orders(n_train: int, seeds: list[int], epoch: int) -> np.ndarray:
     """Each seed's sample order of ``epoch`` (:func:`epoch_order`), as int32 rows."""
     return np.stack([epoch_order(n_train, s, epoch).numpy() for s in seeds]).astype(np.int32)
@@ -219,6 +260,7 @@ class CudaGroupEngine(MultiFusedEngine):
             if block_threads is None:
                 block_threads = SIMULATOR_BLOCK_THREADS if simulated() else cuda_block.THREADS
             if simulated():
+                guard_simulator()
                 # the simulator's block manager polls its threads at every barrier while it
                 # holds the GIL: at Python's default switch interval (5 ms) a barrier costs
                 # milliseconds (100 steps of a 3-lane group: 45 s against 2 s at 0.1 ms)
