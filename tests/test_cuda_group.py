@@ -270,6 +270,32 @@ def test_stop_inside_an_epoch_and_resume_on_the_gpu_is_exact(catalog) -> None:
         assert dataclasses.replace(x.metrics, seconds=0.0) == dataclasses.replace(y.metrics, seconds=0.0)
 
 
+def test_a_stopped_gpu_lane_resumed_with_device_cuda_stays_a_gpu_lane(catalog, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from fnn_tui.cli import app
+    from fnn_tui.core.events import EpochFinished
+    from fnn_tui.core.status import RunStatus
+    from fnn_tui.core.stopping import StopRequest
+    from fnn_tui.runs.execute import train_tasks
+    from fnn_tui.runs.plan import plan
+    from fnn_tui.store.runs import Store
+
+    preset = catalog.get("exp03").with_overrides(samples=100, epochs=3)
+    stop = StopRequest()
+    with Store(tmp_path) as store:
+        planned = plan(store, [preset], GPU, [0, 1])
+    assert [t.engine for t in planned.tasks] == ["fused-cuda"]
+    first = train_tasks(tmp_path, planned.tasks, 1,
+                        lambda _rid, e: isinstance(e, EpochFinished) and stop.set(RunStatus.INTERRUPTED), stop).results
+    lane = first[1].run_id
+    result = CliRunner().invoke(app, ["--home", str(tmp_path), "resume", str(lane), "--device", "cuda"])
+    assert result.exit_code == 0, result.output
+    with Store(tmp_path) as store:
+        record = store.get_run(lane)
+    assert (record.status, record.engine, record.device, record.epochs_done) == ("finished", "fused-cuda", "cuda:0", 3)
+
+
 def test_which_engine_a_group_gets(catalog) -> None:
     preset = catalog.get("exp08")
     assert group_run(preset, GPU, 3).engine == "fused-cuda"

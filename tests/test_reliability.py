@@ -184,6 +184,31 @@ def test_resume_on_another_device_records_it(home: Path, tiny08) -> None:
     assert (record.status, record.device, record.epochs_done) == ("finished", "cpu", 3)
 
 
+def test_a_gpu_group_lane_resumes_on_the_cpu_as_a_lane(home: Path, tiny08) -> None:
+    """``resume N --device cpu`` of a lane the GPU group engine trained (its engine column
+    ``fused-cuda``) goes on in the CPU multi-seed kernel; it used to stop at "unknown engine"."""
+    from .helpers import train
+
+    stop = StopRequest()
+    first = train(home, [tiny08], [0, 1], stop=stop,
+                  on_event=lambda _rid, e: isinstance(e, EpochFinished) and stop.set(RunStatus.INTERRUPTED))
+    lane = first[0].run_id
+    assert _run(home, lane).grouped and _run(home, lane).status == "interrupted"
+    with Store(home) as store:  # as if a GPU box had trained it and the store were copied here
+        store.conn.execute("UPDATE runs SET engine = 'fused-cuda', device = 'cuda:0' WHERE id = ?", (lane,))
+    result = runner.invoke(app, ["--home", str(home), "resume", str(lane), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    record = _run(home, lane)
+    assert (record.status, record.engine, record.device, record.epochs_done) == ("finished", "fused", "cpu", 3)
+    # on a device this machine lacks: one line, exit 2, and the run is left as it was
+    other = first[1].run_id
+    before = _run(home, other)
+    result = runner.invoke(app, ["--home", str(home), "resume", str(other), "--device", "cuda:7"])
+    assert result.exit_code == 2 and "cuda:7" in result.output
+    after = _run(home, other)
+    assert (after.status, after.engine, after.device) == (before.status, before.engine, before.device)
+
+
 def test_corrupt_latest_checkpoint_falls_back_then_fails_clearly(home: Path, tiny08) -> None:
     stop = StopRequest()
     result = record_run(home, tiny08, RunOptions(engine="fused"),

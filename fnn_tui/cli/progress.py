@@ -206,26 +206,14 @@ def train_here(home: Path, tasks: list[Task], jobs: int, err: Console, *, execut
 
 def resume_here(home: Path, run_id: int, device: str | None, err: Console) -> int:
     """Resume one run in this process, with a progress bar: planned as any resumption is (a
-    lane of a group goes on as a lane, to the numbers of an uninterrupted run), or on
-    ``device`` when another one is asked for."""
-    from fnn_tui.runs.record import resume_run
+    lane of a group goes on as a lane, to the numbers of an uninterrupted run), on its own
+    device or on ``device`` (:func:`fnn_tui.runs.plan.engine_on`)."""
+    from fnn_tui.runs.plan import plan_resume
+    from fnn_tui.store.runs import Store
 
-    if device is None:
-        from fnn_tui.runs.plan import plan_resume
-        from fnn_tui.store.runs import Store
-
-        with Store(home) as store:
-            planned = plan_resume(store, [run_id])
-        return train_here(home, planned.tasks, 1, err)[1]
-
-    stop = StopRequest()
-    install_signal_stop(stop)
-    with EventProgress(err) as progress:
-        result = resume_run(home, run_id, progress, stop, device=device)
-    code = report_end(run_id, result.end, err)
-    if stop.signum is not None:
-        return 128 + stop.signum
-    return code
+    with Store(home) as store:
+        planned = plan_resume(store, [run_id], device)
+    return train_here(home, planned.tasks, 1, err)[1]
 
 
 def attach_here(home: Path, run_id: int, err: Console) -> int:

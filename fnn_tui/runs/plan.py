@@ -52,7 +52,7 @@ from fnn_tui.core.state import TrainState
 from fnn_tui.core.status import RESUMABLE, RunStatus
 from fnn_tui.core.trainer import ResolvedRun, RunOptions
 from fnn_tui.runs.liveness import reap
-from fnn_tui.runs.record import ResumeError, claim, prepare_resume
+from fnn_tui.runs.record import ResumeError, claim, prepare_resume, single_engine_on
 from fnn_tui.store.runs import RunRecord, Store
 
 MAX_SEEDS = GPU_MAX_LANES  # one request: one GPU group's lanes (16 384); the reproduction study uses 10
@@ -226,15 +226,19 @@ def plan(
     return result
 
 
-def plan_resume(store: Store, run_ids: list[int]) -> Plan:
-    """Plan the resumption of stopped runs (the app's ``u``): each claimed ``queued``; runs
-    of one study at the same position go on together, as the group they were."""
+def plan_resume(store: Store, run_ids: list[int], device: str | None = None) -> Plan:
+    """Plan the resumption of stopped runs (the app's ``u``, ``fnn-tui resume``): each
+    claimed ``queued``; runs of one study at the same position go on together, as the group
+    they were. ``device``: continue there instead (:func:`engine_on`), recorded in the runs."""
     result = Plan()
     lanes: list[_Lane] = []
     try:
         for rid in run_ids:
             record, preset, state = prepare_resume(store, rid)
+            moved = None if device is None else engine_on(record, preset, device)  # bad device: nothing claimed
             claim(store, record, RunStatus.QUEUED)
+            if moved is not None and (moved.device, moved.engine) != (record.device, record.engine):
+                store.move_run(rid, device=moved.device, engine=moved.engine)
             result.todo.append((preset, preset.training.epochs - (state.epoch if state is not None else 0)))
             lanes.append(_Lane(_reread(store, rid), preset, state, record.status, record.message))
             result.resumed.append(rid)
@@ -243,6 +247,23 @@ def plan_resume(store: Store, run_ids: list[int]) -> Plan:
         raise
     result.tasks = _tasks(lanes)
     return result
+
+
+def engine_on(record: RunRecord, preset: Preset, device: str) -> ResolvedRun:
+    """Where a stopped run goes on when its resumption names ``device``: a lane of a group
+    (the GPU group engine's, or the CPU multi-seed kernel's) as a lane of that device's
+    group engine, when it has one; else as a single run there (:func:`single_engine_on`).
+    Raises ``DeviceError`` for a device this machine lacks."""
+    from fnn_tui.core.engines import EngineError
+    from fnn_tui.core.group import group_run
+    from fnn_tui.core.trainer import resolve
+
+    if record.grouped or record.engine == CUDA_GROUP_ENGINE:
+        try:
+            return group_run(preset, RunOptions(device, "auto"), 1)
+        except EngineError:
+            pass
+    return resolve(preset, RunOptions(device, single_engine_on(record, preset, device)))
 
 
 def _plan_one(store: Store, run: Preset, options: RunOptions, again: bool, result: Plan,
@@ -334,6 +355,8 @@ def _tasks(lanes: list[_Lane]) -> list[Task]:
         kind = bool(r.grouped) if lane.previous is not None and r.epochs_done + (lane.state is not None) > 0 else None
         if r.engine == CUDA_GROUP_ENGINE:
             kind = True  # the GPU group engine trains nothing but groups
+        elif r.engine != "fused":
+            kind = False  # only the fused engines train lanes (a lane resumed on a torch device goes alone)
         key = (r.engine, r.device, lane_key(lane.preset), position, kind)
         capacity = group_capacity(lane.preset, RunOptions(r.device, r.engine)) if kind is not False else 1
         chunks = groups.get(key)

@@ -253,8 +253,6 @@ def resume_point(record: RunRecord, preset: Preset) -> TrainState | None:
             continue
         if state.preset_hash != record.preset_hash or state.preset_hash != preset.digest():
             raise ResumeError(f"cannot resume run {record.id}: its checkpoint was made from a different preset")
-        if state.engine != record.engine:
-            raise ResumeError(f"cannot resume run {record.id}: checkpoint engine {state.engine} != run engine {record.engine}")
         try:
             check_state(state, preset)  # damaged tensors: try the previous checkpoint
         except CheckpointError as exc:
@@ -305,10 +303,28 @@ def resume_run(
     """Continue an interrupted, crashed, cancelled or failed run from its last good checkpoint."""
     with Store(home) as store:
         record, preset, state = prepare_resume(store, run_id, queued=queued)
-        resolved = resolve(preset, RunOptions(device or record.device, record.engine))  # device still there?
+        if device is None:
+            resolved = resolve(preset, RunOptions(record.device, record.engine))  # device still there?
+        else:
+            resolved = resolve(preset, RunOptions(device, single_engine_on(record, preset, device)))
         options = RunOptions(resolved.device, resolved.engine)
         take_for_resume(store, record, state, resolved.device, queued=queued)
+        if resolved.engine != record.engine:
+            store.move_run(run_id, device=resolved.device, engine=resolved.engine)
         return train_recorded(store, run_id, preset, options, on_event, stop_event, state)
+
+
+def single_engine_on(record: RunRecord, preset: Preset, device: str) -> str:
+    """The engine a run trained alone continues with on ``device``: its own where that
+    engine runs there, else the one ``auto`` picks (a lane of the GPU group engine, or a
+    fused run sent to a GPU). Checkpoints are engine-neutral, so any engine takes them."""
+    from fnn_tui.core.engines import EngineError
+
+    try:
+        resolve(preset, RunOptions(device, record.engine))
+    except EngineError:
+        return "auto"
+    return record.engine
 
 
 def take_for_resume(store: Store, record: RunRecord, state: TrainState | None, device: str, *,

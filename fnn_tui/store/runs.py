@@ -331,6 +331,11 @@ class Store:
                 (from_epoch, os.getpid(), own_mark(), time.time(), device, run_id),
             )
 
+    def move_run(self, run_id: int, *, device: str, engine: str) -> None:
+        """Record that a claimed run continues on another device or engine (resume ``--device``)."""
+        with self._write() as c:
+            c.execute("UPDATE runs SET device = ?, engine = ? WHERE id = ?", (device, engine, run_id))
+
     def claim_run(self, run_id: int, allowed: tuple[RunStatus, ...], *, status: RunStatus,
                   epochs_done: int) -> bool:
         """Take a run for resuming, atomically: set ``status`` (running, or queued for a

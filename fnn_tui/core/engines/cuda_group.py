@@ -128,8 +128,8 @@ def guard_simulator() -> None:
     same lookup under a lock, keyed as the simulator keys it (the caller's file and line)."""
     if not simulated():
         return
-    from numba.cuda.simulator import kernelapi
     from numba.core import types
+    from numba.cuda.simulator import kernelapi
     from numba.np import numpy_support
 
     shared = kernelapi.FakeCUDAShared
