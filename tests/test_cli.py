@@ -33,6 +33,20 @@ def test_help_and_version() -> None:
     assert "fnn-tui 0.1.0" in invoke("--version").output
 
 
+def test_help_keeps_brackets_and_joins_a_paragraphs_lines() -> None:
+    import re
+
+    def screen(*args: str) -> str:  # the help's text without the boxes, one paragraph a line
+        out = runner.invoke(app, [*args, "-h"], env={"COLUMNS": "200", "NO_COLOR": "1"}).output
+        return " ".join(line.strip(" │╭╮╰╯─") for line in out.splitlines())
+
+    run = screen("run")
+    assert "pip install 'fnn-tui[ray]'" in run and "hidden=[50,50]" in run  # not eaten as markup
+    assert re.search(r"not trained again \(say --again for a repeat\)", run)
+    assert "sweep file ([sweep] table)" in screen("sweep")
+    assert "fnn-tui plot exp08: the study of exp08" in screen("plot")  # deliberate markup still rendered
+
+
 def test_list_and_show() -> None:
     result = invoke("list")
     assert result.exit_code == 0

@@ -7,6 +7,7 @@ diverged, 2 bad input (one clear line, no traceback unless ``--debug``), 128+N a
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,7 +84,28 @@ class ReadableTyper(typer.Typer):
 
     def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
         kwargs.setdefault("cls", ReadableCommand)
-        return super().command(*args, **kwargs)
+        if "help" in kwargs:
+            return super().command(*args, **kwargs)
+
+        def decorator(f: F) -> F:
+            return super(ReadableTyper, self).command(*args, help=reflow(inspect.getdoc(f) or ""), **kwargs)(f)
+
+        return decorator
+
+
+def reflow(doc: str) -> str:
+    """A docstring as help: rich help keeps every line break, so the lines of a paragraph
+    are joined; a line that starts a list item (``- ``) or an example (``[b]``) stays a line."""
+    paragraphs = []
+    for block in doc.strip().split("\n\n"):
+        lines: list[str] = []
+        for line in block.splitlines():
+            if lines and not line.startswith(("- ", "[b]", " ")):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
 
 
 app = ReadableTyper(
@@ -125,11 +147,11 @@ def run_id_arg(value: int | None) -> int | None:
 
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.", metavar="DEVICE")]
-EngineOpt = Annotated[str, typer.Option("--engine", help="auto (fused on the CPU when it can), torch or fused.",
+EngineOpt = Annotated[str, typer.Option("--engine", help="auto (fused on the CPU when it can; several seeds on a GPU: the fused-cuda group engine), torch or fused.",
                                         metavar="ENGINE")]
 ExecutorOpt = Annotated[str, typer.Option(
     "--executor", help="Where the tasks train: local (this machine, --jobs processes) or ray (a Ray cluster: "
-    "needs pip install 'fnn-tui[ray]').", metavar="EXECUTOR")]
+    "needs pip install 'fnn-tui\\[ray]').", metavar="EXECUTOR")]
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", help="The Ray cluster's head, HOST:PORT (default: $RAY_ADDRESS; neither: a local Ray "
     "started for this command).", metavar="ADDRESS", show_default=False)]

@@ -64,7 +64,7 @@ def default_name(preset: str, keys: list[str]) -> str:
 def sweep(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(
-        help="A preset (name, number or TOML file) with --set, a sweep file ([sweep] table), or a stored sweep's name.",
+        help="A preset (name, number or TOML file) with --set, a sweep file (\\[sweep] table), or a stored sweep's name.",
         metavar="PRESET|FILE|SWEEP", show_default=False)],
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="KEY=VALUES (repeatable): one value, a list 0.001,0.01,0.1 (hidden=[20,20,30],[50,50]), "
