@@ -272,7 +272,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
             return (os.system, (f"touch {marker}",))
 
     path = tmp_path / "checkpoint.pt"
-    path.write_bytes(pickle.dumps(Evil()))
+    path.write_bytes(pickle.dumps(Evil(), protocol=2))  # torch.load's own protocol: no warning
     with pytest.raises(CheckpointError, match="not an fnn-tui checkpoint"):
         load_checkpoint(path)
     torch.save({"format": "something else"}, tmp_path / "other.pt")
