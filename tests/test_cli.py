@@ -146,6 +146,28 @@ def test_tables_fit_80_columns_without_cutting_anything(home, catalog) -> None:
     assert "0.002974" in exp08 and "above" in exp08 and "below" not in exp08.split("verdict")[0]
 
 
+def test_runs_list_keeps_a_variants_settings_whole_beside_a_gpu_lane_at_80_columns(home, catalog) -> None:
+    from rich.console import Console
+
+    from fnn_tui.cli.render import runs_table
+    from fnn_tui.core.events import EpochMetrics
+
+    with Store(home) as store:  # a wide row: a GPU lane, interrupted, losses of exp08's size
+        run_id = store.create_run(catalog.get("exp08").with_overrides(seed=42), engine="fused-cuda", device="cuda:0")
+        store.add_epoch(run_id, EpochMetrics(37, 0.00297412, 1.0123, 0.00301234, 1.0123, 0.1, 1e-5, 1.0))
+        store.end_run(run_id, "interrupted", wall_seconds=1.5)
+        records = store.list_runs()
+    console = Console(width=80, record=True)
+    console.print(runs_table(records, variants={run_id: "samples=100, lr=0.05"}))
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    assert max(map(len, lines)) <= 80 and not any("…" in line for line in lines)
+    # each setting on a line of its own, whole; the engine and its device on two lines
+    assert any(line.strip().startswith("· samples=100") for line in lines)
+    assert any(line.strip().startswith("· lr=0.05") for line in lines)
+    assert any(line.endswith("fused-cuda/") or "fused-cuda/ " in line for line in lines)
+    assert any("cuda:0" in line and "fused-cuda" not in line for line in lines)
+
+
 def test_bad_inputs_exit_2_with_one_line(tmp_path) -> None:
     cases = [
         ("run", "exp99"),

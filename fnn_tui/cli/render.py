@@ -24,6 +24,7 @@ from fnn_tui.store.runs import RunRecord
 # narrow as "interrupted", so the tables still fit 80 columns
 DEAD = "\ndead"
 VARIANT_WIDTH = 18  # a variant's settings fold at this width in the runs list
+ENGINE_WIDTH = 11  # the runs list's engine/device on one line up to this width, else on two
 
 
 def status_text(status: RunStatus, suffix: str = "") -> Text:
@@ -113,7 +114,7 @@ def runs_table(records: list[RunRecord], title: str = "Runs list (every stored r
             status_text(r.status, extra),
             f"{r.epochs_done}/{r.epochs_total}",
             _short(f.train_loss) if f else "", _short(f.test_loss) if f else "",
-            f"{r.engine}/{r.device}", _when_short(r.started_at),
+            _engine_cell(r.engine, r.device), _when_short(r.started_at),
             style="dim" if role is not None and role.role is Role.EXCLUDED else None,
         )
     return table
@@ -244,6 +245,12 @@ def _variant_cell(preset: str, variant: str) -> Text:
     for part in variant.split(", ") if variant else []:
         text.append(f"\n· {part}", style="dim")
     return text
+
+
+def _engine_cell(engine: str, device: str) -> str:
+    """``engine/device``; a long pair ("fused-cuda/cuda:0") on two lines, which leaves the
+    preset column room for a variant's settings at 80 columns."""
+    return f"{engine}/{device}" if len(engine) + len(device) < ENGINE_WIDTH else f"{engine}/\n{device}"
 
 
 def _short(value: float | None, digits: int = 4) -> str:
