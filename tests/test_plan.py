@@ -83,16 +83,27 @@ def _stop_when(proc: subprocess.Popen, home: Path, ready, signum: int) -> str:
 # --- a study stopped over the pool, run again (the resume crash) ---------------------------
 
 
+POOL_EPOCHS = 300  # row 8's group needs seconds more once both groups have two epochs
+POOL = ("run", "8", "9", "--seeds", "2", "--jobs", "2", "--epochs", str(POOL_EPOCHS))
+
+
+@pytest.fixture(scope="module")
+def pool_straight(tmp_path_factory) -> Path:
+    """:data:`POOL` trained without a stop, once for the tests that stop it."""
+    straight = tmp_path_factory.mktemp("pool") / "straight"
+    done = _cli(straight, *POOL)
+    assert done.returncode == 0, done.stderr
+    return straight
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_a_study_stopped_over_the_pool_goes_on_to_the_uninterrupted_numbers(tmp_path: Path, signum: int) -> None:
+def test_a_study_stopped_over_the_pool_goes_on_to_the_uninterrupted_numbers(tmp_path: Path, signum: int,
+                                                                            pool_straight: Path) -> None:
     """The issue's `run 8 9 --seeds 2 --jobs 2` (two tasks: rows 8 and 9 differ in their
     samples, so one process each), stopped while both groups train, then the same command:
     exit 0, the table of the runs, every run finished with epochs 1..n once each and the
     numbers of an uninterrupted study. (It crashed with three AttributeErrors after training.)"""
-    epochs = 300  # row 8's group needs seconds more once both groups have two epochs
-    command = ("run", "8", "9", "--seeds", "2", "--jobs", "2", "--epochs", str(epochs))
-    straight = tmp_path / "straight"
-    assert _cli(straight, *command).returncode == 0
+    epochs, command, straight = POOL_EPOCHS, POOL, pool_straight
     home = tmp_path / "stopped"
     proc = _start(home, *command)
     _stop_when(proc, home, lambda runs: len(runs) == 4 and all(r.epochs_done >= 2 for r in runs), signum)
