@@ -87,13 +87,18 @@ POOL_EPOCHS = 300  # row 8's group needs seconds more once both groups have two 
 POOL = ("run", "8", "9", "--seeds", "2", "--jobs", "2", "--epochs", str(POOL_EPOCHS))
 
 
+def _straight(tmp_path: Path, *command: str) -> Path:
+    """The same study trained without a stop: the numbers to equal."""
+    straight = tmp_path / "straight"
+    done = _cli(straight, *command)
+    assert done.returncode == 0, done.stderr
+    return straight
+
+
 @pytest.fixture(scope="module")
 def pool_straight(tmp_path_factory) -> Path:
     """:data:`POOL` trained without a stop, once for the tests that stop it."""
-    straight = tmp_path_factory.mktemp("pool") / "straight"
-    done = _cli(straight, *POOL)
-    assert done.returncode == 0, done.stderr
-    return straight
+    return _straight(tmp_path_factory.mktemp("pool"), *POOL)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])

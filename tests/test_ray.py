@@ -20,7 +20,7 @@ import pytest
 from fnn_tui.core.status import RunStatus
 
 from .helpers import wait_for
-from .test_plan import _assert_like_straight, _cli, _env, _runs, _start, _stop_when
+from .test_plan import _assert_like_straight, _cli, _env, _runs, _start, _stop_when, _straight
 
 ray_needed = pytest.mark.skipif(
     subprocess.run([sys.executable, "-c", "import ray"], capture_output=True).returncode != 0,
@@ -46,14 +46,6 @@ def cluster():
 
 def _on(cluster) -> tuple[str, ...]:
     return ("--executor", "ray", "--ray-address", cluster.address)
-
-
-def _straight(tmp_path: Path, *command: str) -> Path:
-    """The same study trained locally without a stop: the numbers to equal."""
-    straight = tmp_path / "straight"
-    done = _cli(straight, *command)
-    assert done.returncode == 0, done.stderr
-    return straight
 
 
 LONG = ("run", "8", "10", "--seeds", "2", "--epochs", "300", *SMALL)  # two groups, seconds each

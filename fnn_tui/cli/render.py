@@ -250,7 +250,8 @@ def _variant_cell(preset: str, variant: str) -> Text:
 def _engine_cell(engine: str, device: str) -> str:
     """``engine/device``; a long pair ("fused-cuda/cuda:0") on two lines, which leaves the
     preset column room for a variant's settings at 80 columns."""
-    return f"{engine}/{device}" if len(engine) + len(device) < ENGINE_WIDTH else f"{engine}/\n{device}"
+    pair = f"{engine}/{device}"
+    return pair if len(pair) <= ENGINE_WIDTH else f"{engine}/\n{device}"
 
 
 def _short(value: float | None, digits: int = 4) -> str:
