@@ -242,3 +242,26 @@ def test_the_progress_display_keeps_to_the_terminal_height() -> None:
         progress(1, RunStarted("exp07", "fused", "cpu", 0, 3, 100))
         progress(1, RunFinished(final, 1.0))
         assert [t.visible for t in progress.progress.tasks] == [True]
+
+
+def test_commands_that_only_read_start_without_loading_torch(tmp_path) -> None:
+    # torch takes a second to import; listing, showing and reading the store need none of it
+    script = (
+        "import sys\n"
+        "from fnn_tui.cli import app\n"
+        "for args in (['list'], ['show', 'exp08'], ['validate', sys.argv[1]], ['runs'], ['table'], ['active'],\n"
+        "             ['sweeps'], ['show', 'nope'], ['validate', sys.argv[2]]):\n"
+        "    try:\n"
+        "        app(args, prog_name='fnn-tui')\n"
+        "    except SystemExit as done:\n"
+        "        print('@@', args[0], done.code)\n"
+        "print('@@', 'torch' if 'torch' in sys.modules else 'no-torch')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(FIXTURES.parent.parent / "presets" / "exp08.toml"),
+                           str(FIXTURES / "broken" / "log_domain.toml")],
+                          capture_output=True, text=True, timeout=120)
+    codes = " ".join(line[3:] for line in done.stdout.splitlines() if line.startswith("@@ ")).split()
+    assert codes[:-1] == ["list", "0", "show", "0", "validate", "0", "runs", "0", "table", "0", "active", "0",
+                          "sweeps", "0", "show", "2", "validate", "2"], done.stdout + done.stderr
+    assert codes[-1] == "no-torch", done.stdout
+    assert "undefined at x=-1" in done.stderr  # the broken preset was checked, on numpy

@@ -76,3 +76,26 @@ def test_limits_leave_room_for_real_formulas() -> None:
     f = parse_expression(text)
     x = torch.tensor([0.5], dtype=torch.float64)
     assert f(x).item() == pytest.approx(20 * math.sin(0.5) * math.cos(0.25))
+
+
+def test_a_numpy_array_gives_the_values_a_tensor_does() -> None:
+    # a preset's domain check evaluates on numpy (reading presets loads no torch), the data on torch
+    import numpy as np
+
+    text = "-x**2 / 4 + sqrt(abs(x)) * e - exp(0) + log10(100) + sin(x) + tan(x/9) + log(e) + log2(x) + cos(pi*x/2)"
+    f = parse_expression(text)
+    xs = np.linspace(1.0, 16.0, 2001)
+    on_numpy, on_torch = f(xs), f(torch.from_numpy(xs)).numpy()
+    assert isinstance(on_numpy, np.ndarray) and on_numpy.shape == xs.shape
+    assert np.allclose(on_numpy, on_torch, rtol=1e-14, atol=1e-14)
+    assert parse_expression("3")(xs).tolist() == [3.0] * 2001
+
+
+def test_division_by_x_parses_and_is_undefined_where_x_makes_it_so() -> None:
+    # only constant parts are computed when the text is parsed: 1/(x-1) is a function, 1/0 not
+    import numpy as np
+
+    f = parse_expression("1/(x-1) + log(x - 2)")
+    values = f(np.array([1.0, 2.0, 3.0]))
+    assert not np.isfinite(values[:2]).any() and values[2] == pytest.approx(0.5)
+    assert not torch.isfinite(f(torch.tensor([1.0, 2.0], dtype=torch.float64))).any()

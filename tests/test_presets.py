@@ -307,3 +307,21 @@ def test_setting_strings_tell_every_builtin_apart_and_name_lr_decay_and_unusual_
                                  "momentum 0.9, train 0.5, L2 0.001, clip 2, y=sin(x)")
     # the seed is no setting: two seeds of one study read the same
     assert p.with_overrides(seed=7).setting() == p.setting()
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("log(x - 4)", "expected a function defined on the whole domain [1, 16], found 'log(x - 4)' undefined at x=1"),
+        ("1/(x-1)", "found '1/(x-1)' undefined at x=1"),
+        ("exp(100*x)", "found 'exp(100*x)' undefined at x=7.1"),  # beyond float64 from x = 7.098 on
+        ("exp(20*x)", "expected values that fit float32 (|y| < 3.4e38), found 'exp(20*x)' = 3.86425e+38 at x=4.4425"),
+    ],
+)
+def test_a_target_undefined_or_too_large_somewhere_on_the_domain_names_where(catalog, target, expected) -> None:
+    text = Path(catalog.get("exp08").source).read_text()
+    text = re.sub(r'(?m)^target = .*$', f'target = "{target}"', text)
+    assert re.search(r'(?m)^domain = \[1\.0, 16\.0\]|^domain = \[1, 16\]', text), "exp08's domain is [1, 16]"
+    with pytest.raises(PresetError) as info:
+        parse_preset(text, source="t.toml", name="t")
+    assert expected in info.value.first_line()

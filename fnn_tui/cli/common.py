@@ -8,6 +8,7 @@ diverged, 2 bad input (one clear line, no traceback unless ``--debug``), 128+N a
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -219,37 +220,53 @@ def preset_name(s: Settings, text: str) -> str:
 @contextmanager
 def bad_input(settings: Settings | None) -> Iterator[None]:
     """Turn the domain's input errors into one red line on stderr and exit code 2."""
-    from fnn_tui.core.catalog import UnknownPresetError
-    from fnn_tui.core.devices import DeviceError
-    from fnn_tui.core.engines import EngineError
-    from fnn_tui.core.presets import PresetError
-    from fnn_tui.core.state import CheckpointError
-    from fnn_tui.runs.execute import ExecutorError
-    from fnn_tui.runs.record import ResumeError
-    from fnn_tui.store.db import StoreError, StoreReplacedError
-
     try:
         yield
     except (typer.Exit, typer.Abort):
         raise
-    except StoreReplacedError as exc:  # a run lost its store while it trained: the run failed
-        if settings is not None and settings.debug:
+    except Exception as exc:
+        kind = _input_error(exc)
+        if kind is None or (settings is not None and settings.debug):
             raise
-        err.print(f"[red]error:[/red] {literal(exc)}", markup=True, soft_wrap=True)
-        raise typer.Exit(EXIT_RUN_FAILED) from None
-    except PresetError as exc:
-        if settings is not None and settings.debug:
-            raise
-        for line in str(exc).splitlines():
-            err.print(f"[red]error:[/red] {literal(line)}", markup=True, soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    except (UnknownPresetError, DeviceError, EngineError, CheckpointError, ResumeError, ExecutorError, StoreError,
-            OSError) as exc:
-        if settings is not None and settings.debug:
-            raise
+        if kind == "store lost":  # a run lost its store while it trained: the run failed
+            err.print(f"[red]error:[/red] {literal(exc)}", markup=True, soft_wrap=True)
+            raise typer.Exit(EXIT_RUN_FAILED) from None
+        if kind == "preset":
+            for line in str(exc).splitlines():
+                err.print(f"[red]error:[/red] {literal(line)}", markup=True, soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         message = exc.args[0] if isinstance(exc, LookupError) and exc.args else str(exc)
         err.print(f"[red]error:[/red] {literal(message)}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
+# The domain's input errors by module and class. They are looked up among the modules
+# already imported only: an error of a module never loaded cannot have been raised, and
+# importing the training modules to name their errors would load torch for every command.
+_STORE_LOST = ("fnn_tui.store.db", "StoreReplacedError")
+_PRESET = ("fnn_tui.core.presets", "PresetError")
+_BAD_INPUT = (
+    ("fnn_tui.core.catalog", "UnknownPresetError"), ("fnn_tui.core.devices", "DeviceError"),
+    ("fnn_tui.core.engines", "EngineError"), ("fnn_tui.core.state", "CheckpointError"),
+    ("fnn_tui.runs.record", "ResumeError"), ("fnn_tui.runs.execute", "ExecutorError"),
+    ("fnn_tui.store.db", "StoreError"),
+)
+
+
+def _input_error(exc: Exception) -> str | None:
+    """``"store lost"``, ``"preset"`` or ``"input"`` for an error :func:`bad_input` turns
+    into one line, None for any other (a bug: it keeps its traceback)."""
+    def raised(module: str, name: str) -> bool:
+        found = getattr(sys.modules.get(module), name, None)
+        return isinstance(found, type) and isinstance(exc, found)
+
+    if raised(*_STORE_LOST):
+        return "store lost"
+    if raised(*_PRESET):
+        return "preset"
+    if isinstance(exc, OSError) or any(raised(*where) for where in _BAD_INPUT):
+        return "input"
+    return None
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:

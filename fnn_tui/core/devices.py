@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 
 class DeviceError(ValueError):
     """The requested device does not exist or is not usable on this machine."""
@@ -11,6 +9,8 @@ class DeviceError(ValueError):
 
 def available_devices() -> list[str]:
     """Devices usable on this machine: always ``cpu``, then each ``cuda:N``, then ``mps``."""
+    import torch  # (here: a command that names no device does not load torch)
+
     devices = ["cpu"]
     if torch.cuda.is_available():
         devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]

@@ -2,7 +2,8 @@
 
 User text is never handed to ``eval``: it is parsed with :mod:`ast` and only a small
 whitelist of node types, names and functions is accepted. The compiled expression
-evaluates element-wise on a torch tensor.
+evaluates element-wise on a torch tensor (the data) or a numpy array (a preset's check):
+torch is imported only when a tensor is evaluated, so reading presets does not load it.
 
 A preset file is untrusted input, so an expression is bounded in length, paren nesting,
 node count and depth BEFORE anything recursive (the parser, the checker, the evaluator)
@@ -14,22 +15,11 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-import torch
-
-FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "log": torch.log,
-    "log2": torch.log2,
-    "log10": torch.log10,
-    "exp": torch.exp,
-    "sqrt": torch.sqrt,
-    "abs": torch.abs,
-    "sin": torch.sin,
-    "cos": torch.cos,
-    "tan": torch.tan,
-}
+# the functions a target may call, by the name torch and numpy both give them
+FUNCTIONS: tuple[str, ...] = ("log", "log2", "log10", "exp", "sqrt", "abs", "sin", "cos", "tan")
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e}
 _BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
 
@@ -57,11 +47,17 @@ class TargetExpression:
     text: str
     _tree: ast.Expression
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Evaluate the expression element-wise on ``x``; any arithmetic, recursion or
-        memory error is an :class:`ExpressionError` naming the expression."""
+    def __call__(self, x: Any) -> Any:
+        """Evaluate the expression element-wise on ``x`` (a torch tensor or a numpy array; the
+        result is of the same kind); any arithmetic, recursion or memory error is an
+        :class:`ExpressionError` naming the expression."""
+        lib = _library(x)
         try:
-            value = _evaluate(self._tree.body, x)
+            if lib is None:
+                value = _evaluate(self._tree.body, x, None)
+            else:
+                with _quiet(lib):
+                    value = _evaluate(self._tree.body, x, lib)
         except ZeroDivisionError:
             raise ExpressionError(f"expected a finite value, found {shorten(self.text)!r} divides by zero") from None
         except OverflowError:
@@ -70,8 +66,8 @@ class TargetExpression:
             raise ExpressionError(
                 f"expected a computable expression, found {shorten(self.text)!r} ({exc.__class__.__name__})"
             ) from None
-        if not isinstance(value, torch.Tensor):
-            value = torch.full_like(x, float(value))
+        if lib is not None and not _is_array(value):
+            value = lib.full_like(x, float(value))
         return value
 
 
@@ -90,9 +86,56 @@ def parse_expression(text: str) -> TargetExpression:
     _check(tree.body, source)
     expression = TargetExpression(text=text, _tree=tree)
     # constant parts are folded in Python floats, where 1/0 or 10.0**400 raise: one probe
-    # evaluation finds them now rather than when the data set is made
-    expression(torch.ones(1, dtype=torch.float64))
+    # evaluation finds them now rather than when the data set is made (x is a placeholder
+    # that absorbs every operation, as a tensor would without raising)
+    expression(_ARRAY)
     return expression
+
+
+class _Array:
+    """Stands for x in the parse-time probe: whatever it meets becomes an array again, so
+    only the constant parts are computed, in Python floats, as on real data."""
+
+    def _same(self, *_: object) -> _Array:
+        return self
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _same
+    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __neg__ = __pos__ = _same
+
+
+_ARRAY = _Array()
+
+
+def _library(x: Any) -> Any:
+    """torch for a tensor, numpy for an array, None for the probe's placeholder."""
+    if isinstance(x, _Array):
+        return None
+    if type(x).__module__.startswith("torch"):
+        import torch
+
+        return torch
+    import numpy
+
+    return numpy
+
+
+def _is_array(value: Any) -> bool:
+    return not isinstance(value, (float, int))
+
+
+class _quiet:
+    """numpy's warnings off while an array is evaluated (torch gives nan and inf silently)."""
+
+    def __init__(self, lib: Any) -> None:
+        self._state = lib.errstate(all="ignore") if lib.__name__ == "numpy" else None
+
+    def __enter__(self) -> None:
+        if self._state is not None:
+            self._state.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._state is not None:
+            self._state.__exit__(*exc)
 
 
 def _check_size(source: str) -> None:
@@ -170,16 +213,18 @@ def _check(node: ast.AST, source: str) -> None:
         raise ExpressionError(f"{shorten(ast.unparse(node))!r} is not allowed in a target expression")
 
 
-def _evaluate(node: ast.AST, x: torch.Tensor) -> torch.Tensor | float:
+def _evaluate(node: ast.AST, x: Any, lib: Any) -> Any:
+    """The value of ``node``: a Python float where it is constant, else an array of ``lib``
+    (the probe's placeholder where ``lib`` is None)."""
     if isinstance(node, ast.Constant):
         return float(node.value)
     if isinstance(node, ast.Name):
         return x if node.id == "x" else CONSTANTS[node.id]
     if isinstance(node, ast.UnaryOp):
-        operand = _evaluate(node.operand, x)
+        operand = _evaluate(node.operand, x, lib)
         return -operand if isinstance(node.op, ast.USub) else operand
     if isinstance(node, ast.BinOp):
-        left, right = _evaluate(node.left, x), _evaluate(node.right, x)
+        left, right = _evaluate(node.left, x, lib), _evaluate(node.right, x, lib)
         op = node.op
         if isinstance(op, ast.Add):
             return left + right
@@ -194,7 +239,9 @@ def _evaluate(node: ast.AST, x: torch.Tensor) -> torch.Tensor | float:
             return math.nan
         return value
     assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    arg = _evaluate(node.args[0], x)
-    if not isinstance(arg, torch.Tensor):
-        arg = torch.full_like(x, float(arg))
-    return FUNCTIONS[node.func.id](arg)
+    arg = _evaluate(node.args[0], x, lib)
+    if lib is None:
+        return x
+    if not _is_array(arg):
+        arg = lib.full_like(x, float(arg))
+    return getattr(lib, node.func.id)(arg)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy
 
 from fnn_tui.core import checks
 from fnn_tui.core.budget import memory_problems
@@ -360,23 +360,23 @@ def _target_grid_problems(target_text: str, domain: tuple[float, ...]) -> list[s
     """The target parsed and evaluated on 2001 points of the domain; what is wrong with it."""
     try:
         target = parse_expression(target_text)
-        xs = torch.linspace(domain[0], domain[1], 2001, dtype=torch.float64)
+        xs = numpy.linspace(domain[0], domain[1], 2001, dtype=numpy.float64)
         ys = target(xs)
     except ExpressionError as exc:
         return [f"data.target: {exc}"]
     shown = shorten(target_text)
-    bad = ~torch.isfinite(ys)
+    bad = ~numpy.isfinite(ys)
     if bool(bad.any()):
-        x_bad = float(xs[bad.nonzero()[0, 0]])
+        x_bad = float(xs[bad.nonzero()[0][0]])
         return [
             f"data.target: expected a function defined on the whole domain "
             f"[{domain[0]:g}, {domain[1]:g}], found {shown!r} undefined at x={x_bad:g}"
         ]
-    big = ys.abs() > FLOAT32_MAX
+    big = numpy.abs(ys) > FLOAT32_MAX
     if bool(big.any()):
-        x_big = float(xs[big.nonzero()[0, 0]])
+        first = big.nonzero()[0][0]
         return [f"data.target: expected values that fit float32 (|y| < 3.4e38), found {shown!r} "
-                f"= {float(ys[big.nonzero()[0, 0]]):g} at x={x_big:g}"]
+                f"= {float(ys[first]):g} at x={float(xs[first]):g}"]
     return []
 
 

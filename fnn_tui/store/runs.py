@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import torch
-
 from fnn_tui.core.events import EpochMetrics
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import ACTIVE, RunStatus
@@ -214,6 +212,8 @@ class Store:
         study at once, one gets each seed); ``None`` when one is.
         """
         assert status in ACTIVE
+        import torch  # (here, not at the top: reading the store does not load torch)
+
         now = time.time()
         with self._write() as c:
             if unless_taken:
