@@ -44,6 +44,7 @@ def test_help_keeps_brackets_and_joins_a_paragraphs_lines() -> None:
     assert "pip install 'fnn-tui[ray]'" in run and "hidden=[50,50]" in run  # not eaten as markup
     assert re.search(r"not trained again \(say --again for a repeat\)", run)
     assert "sweep file ([sweep] table)" in screen("sweep")
+    assert "a sweep kept in a file ([sweep] table)" in screen("sweep")  # an example's words too
     assert "fnn-tui plot exp08: the study of exp08" in screen("plot")  # deliberate markup still rendered
 
 
@@ -83,7 +84,8 @@ def test_run_then_results_then_export(home, tmp_path) -> None:
         (run,) = store.list_runs()
         assert run.status == "finished" and run.epochs_done == 2 and run.engine == "fused"
     listed = invoke("results")
-    assert listed.exit_code == 0 and "exp08" in listed.output and "2/2" in listed.output
+    assert listed.exit_code == 0 and "exp08" in listed.stdout and "2/2" in listed.stdout
+    assert "`fnn-tui results` is now `fnn-tui runs`" in listed.stderr  # the old name says the new one
     assert "2/2" in invoke("results", "exp08").output
     by_number = invoke("results", "8")  # a number works wherever a preset name does, as in `show 8`
     assert by_number.exit_code == 0 and "exp08" in by_number.stdout and "2/2" in by_number.stdout
@@ -94,11 +96,13 @@ def test_run_then_results_then_export(home, tmp_path) -> None:
     md = invoke("table", "--format", "md")
     assert md.exit_code == 0 and without_provenance(md.stdout).startswith("| # | preset | setting | n |") and "exp08" not in md.stdout
     assert "left out exp08: its runs have other settings than the preset's (samples=300, epochs=2)" in md.stderr
+    drawn = invoke("table")  # on the terminal no empty table, only why there is none
+    assert drawn.exit_code == 0 and drawn.stdout == "" and "no study of a preset's own settings" in drawn.stderr
     runs = invoke("table", "--all-runs", "--format", "md")
     assert without_provenance(runs.stdout).startswith("| # | preset | seed | setting |") and "| 0.00296 |" in runs.stdout
     target = tmp_path / "table.csv"
     written = invoke("table", "--all-runs", "-o", str(target))
-    assert written.exit_code == 0
+    assert written.exit_code == 0 and f"wrote 1 row to {target}" in " ".join(written.stderr.split())
     rows = list(csv.DictReader(io.StringIO(without_provenance(target.read_text()))))
     assert rows[0]["preset"] == "exp08" and float(rows[0]["train_loss"]) == run.final.train_loss
     old = invoke("export", "--all-runs", "-f", "csv")  # the old name, for one version

@@ -66,6 +66,10 @@ def test_a_seed_trained_twice_counts_once_in_the_report(twice: dict[str, int], h
     row = next(line for line in md.splitlines() if line.startswith("| 8 |"))
     assert "| 2/0/0 |" in row
     assert f"1 duplicate: run {twice['first']} (seed 0, run {twice['again']} counted)" in md
+    # the terminal's report says it too, under its table
+    terminal = " ".join(invoke("report", "8").stdout.split())
+    assert (f"Not counted (each seed counts once; excluded runs never): exp08: 1 duplicate: run {twice['first']} "
+            f"(seed 0, run {twice['again']} counted)." in terminal), terminal
     # the figure's study and the runs list follow the same rule
     from fnn_tui.report.plotstore import plot_for_preset
 
@@ -136,8 +140,8 @@ def test_why_a_run_diverged_or_died_is_shown(home: Path) -> None:
 
 def test_provenance_in_every_format(twice: dict[str, int], tmp_path: Path) -> None:
     # the trial runs of `twice` are no study of exp08's own settings: the results table lists them
-    # with --all-runs
-    for command in ("report", "table --all-runs"):
+    # with --all-runs; `compare 8 8` sets that study against itself
+    for command in ("report", "table --all-runs", "compare 8 8"):
         md = invoke(*command.split(), "-f", "md").stdout
         front = md.split("---\n")[1]
         assert md.startswith("---\n") and 'fnn_tui: "0.' in front and "torch:" in front and "python:" in front

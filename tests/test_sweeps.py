@@ -40,7 +40,8 @@ def test_sweep_trains_the_grid_once_and_reports_it(home: Path, tmp_path: Path) -
     args = ("sweep", "8", "--set", "lr=0.001,0.1", "--set", "hidden=[20,20,30],[8,8]", "--seeds", "2", *TINY)
     dry = invoke(*args, "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "sweep exp08-lr-hidden: exp08, lr 2 x hidden 2 = 4 variants x 2 seeds (0,1) = 8 runs" in dry.output
+    assert ("sweep exp08-lr-hidden: exp08 (samples=200, epochs=1), lr 2 x hidden 2 = 4 variants x 2 seeds (0,1) "
+            "= 8 runs") in " ".join(dry.stdout.split())
     assert "done 0, training now 0, to resume 0, to start 8" in dry.output
     assert "estimate: none yet" in dry.output  # nothing finished in this store to measure from
     with Store(home) as store:  # the dry run stored nothing
@@ -74,8 +75,11 @@ def test_sweep_trains_the_grid_once_and_reports_it(home: Path, tmp_path: Path) -
     best = min(doc["variants"], key=lambda v: v["metrics"]["test_loss"]["median"])
     assert best["best"] and sum(v["best"] for v in doc["variants"]) == 1
     assert sorted(i for v in doc["variants"] for i in v["runs"]) == sorted(r.id for r in runs)
+    assert doc["provenance"]["command"] == "fnn-tui report --sweep exp08-lr-hidden -f json"
+    assert (doc["provenance"]["device"], doc["provenance"]["engine"]) == ("cpu", "fused")
     csv_text = invoke("report", "--sweep", "exp08-lr-hidden", "-f", "csv").stdout
-    assert csv_text.splitlines()[0].startswith("variant,lr,hidden,finished,dead,diverged,missing,best,")
+    assert csv_text.splitlines()[0].startswith("# made ") and "runs on cpu, engine fused" in csv_text.splitlines()[0]
+    assert csv_text.splitlines()[1].startswith("variant,lr,hidden,finished,dead,diverged,missing,best,")
     figures = tmp_path / "figs"
     out = tmp_path / "sweep.md"
     written = invoke("report", "--sweep", "exp08-lr-hidden", "--figures", str(figures), "-o", str(out))
@@ -84,6 +88,7 @@ def test_sweep_trains_the_grid_once_and_reports_it(home: Path, tmp_path: Path) -
     assert pngs == ["sweep-exp08-lr-hidden-hidden.png", "sweep-exp08-lr-hidden-lr.png"]
     assert all((figures / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
     assert "](figs/sweep-exp08-lr-hidden-lr.png)" in out.read_text()
+    assert out.read_text().startswith("---\nmade: ")  # a file made by the command says how
     listed = invoke("sweeps")
     assert "exp08-lr-hidden" in listed.output and "8/8" in listed.output
     # the runs list names each run's variant
@@ -95,6 +100,9 @@ def test_sweep_file(home: Path, tmp_path: Path) -> None:
     path.parent.mkdir()
     path.write_text('[sweep]\nname = "mom"\npreset = 8\nseeds = [0]\n\n[sweep.set]\nepochs = 1\nsamples = 200\n\n'
                     '[sweep.grid]\nmomentum = "lin(0.0,0.9,3)"\n')
+    # the plan says what every variant shares, and a one-value setting is no axis of the grid
+    dry = " ".join(invoke("sweep", str(path), "--dry-run").stdout.split())
+    assert "sweep mom: exp08 (epochs=1, samples=200), momentum 3 = 3 variants x 1 seed (0) = 3 runs" in dry, dry
     result = invoke("sweep", str(path))
     assert result.exit_code == 0, result.output
     with Store(home) as store:
@@ -158,7 +166,9 @@ def _final_numbers(home: Path) -> dict[tuple[str, int], list[tuple]]:
 def test_a_killed_sweep_goes_on_to_the_numbers_of_an_uninterrupted_one(home: Path, tmp_path: Path) -> None:
     """A real SIGKILL of `fnn-tui sweep` mid-way, then the same command again: every
     (variant, seed) ends with the epochs of a sweep that was never stopped, to the bit."""
-    args = ["sweep", "8", "--set", "lr=0.01,0.02", "--seeds", "2", "--epochs", "30", "--samples", "300",
+    # 150 epochs of 600 samples: about half a second of training, so that a kill after the third
+    # epoch lands mid-way (30 epochs of 300 samples took 50 ms: the sweep could end before the kill)
+    args = ["sweep", "8", "--set", "lr=0.01,0.02", "--seeds", "2", "--epochs", "150", "--samples", "600",
             "--engine", "fused"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "fnn_tui", *args], env=env, stdout=subprocess.PIPE,
@@ -181,7 +191,7 @@ def test_a_killed_sweep_goes_on_to_the_numbers_of_an_uninterrupted_one(home: Pat
         proc.kill()
     with Store(home) as store:
         killed = store.list_runs()
-    assert killed and all(r.epochs_done < 30 for r in killed)  # stopped mid-way: not every pair done
+    assert killed and all(r.epochs_done < 150 for r in killed)  # stopped mid-way: not every pair done
     time.sleep(6)  # the killed process's runs are crashed once their heartbeat is older than the grace
     again = subprocess.run([sys.executable, "-m", "fnn_tui", *args], env=env, capture_output=True, text=True,
                            timeout=300)

@@ -11,6 +11,7 @@ from fnn_tui.core.trainer import RunOptions
 from fnn_tui.runs.record import record_run
 from fnn_tui.tui.app import FnnApp
 from fnn_tui.tui.screens.plot import PlotScreen
+from fnn_tui.tui.widgets.report import ReportTable
 from fnn_tui.tui.widgets.results import ResultsTable
 
 from .helpers import screen_lines, without_provenance
@@ -83,6 +84,26 @@ async def test_runs_list_says_its_sort_scrolls_by_pages_and_saves_the_rows_as_so
         title = str(app.screen.query_one(".title").render())
         assert title == "Save the results table" and "median over the seeds" in _screen(app)
         await pilot.press("escape")
+
+
+async def test_the_report_scrolls_sideways_by_half_a_screen_where_it_is_wider(home: Path, catalog) -> None:
+    # at 80 columns the report fits; in a narrower terminal Right and Left page it as the runs list
+    record_run(home, catalog.get("exp07").with_overrides(samples=200, epochs=1), RunOptions(engine="fused"))
+    app = FnnApp(home=home)
+    async with app.run_test(size=(40, 24)) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        await pilot.press("t", "b")
+        report = app.query_one(ReportTable)
+        await _until(pilot, lambda: report.row_count > 0)
+        await pilot.pause()
+        half = report.scrollable_content_region.width // 2
+        assert report.max_scroll_x > half
+        await pilot.press("right")
+        await pilot.pause()
+        assert report.scroll_x == half
+        await pilot.press("left")
+        await pilot.pause()
+        assert report.scroll_x == 0
 
 
 async def test_palette_has_the_apps_commands_and_help_is_per_screen(home: Path, catalog) -> None:

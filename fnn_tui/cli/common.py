@@ -125,7 +125,8 @@ app = ReadableTyper(
 def examples(*lines: tuple[str, str]) -> str:
     """A command's help epilog: example command lines, each with what it does."""
     width = max(len(command) for command, _ in lines) + 2
-    return "Examples:\n\n" + "\n".join(f"  {command:<{width}}[dim]{what}[/dim]" for command, what in lines)
+    return "Examples:\n\n" + "\n".join(f"  {escape(f'{command:<{width}}')}[dim]{escape(what)}[/dim]"
+                                       for command, what in lines)
 
 
 out = Console(highlight=False)
@@ -151,7 +152,7 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:
 EngineOpt = Annotated[str, typer.Option("--engine", help="auto (fused on the CPU when it can; several seeds on a GPU: the fused-cuda group engine), torch or fused.",
                                         metavar="ENGINE")]
 ExecutorOpt = Annotated[str, typer.Option(
-    "--executor", help="Where the tasks train: local (this machine, --jobs processes) or ray (a Ray cluster: "
+    "--executor", help="Where the tasks train: local (this machine's cores) or ray (a Ray cluster: "
     "needs pip install 'fnn-tui\\[ray]').", metavar="EXECUTOR")]
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", help="The Ray cluster's head, HOST:PORT (default: $RAY_ADDRESS; neither: a local Ray "

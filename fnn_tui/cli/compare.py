@@ -23,6 +23,7 @@ from fnn_tui.cli.common import (
     Settings,
     app,
     bad_input,
+    command_line,
     err,
     examples,
     fail,
@@ -69,12 +70,13 @@ def _side(store, s: Settings, name: str, changes: dict[str, Any], epochs: int | 
         if changes:
             preset = controlled_variant(preset, changes)
             label += f" + {describe_changes(changes)}"
-        records = study_records(store, preset)
+        records, not_counted = study_records(store, preset)
     else:  # the study the report shows for this preset (its current settings, else its newest)
         (study,) = load_studies(store, s.catalog(), [preset.name]) or [None]
         records = list(study.records) if study else []
+        not_counted = tuple(sorted([d[0] for d in study.study.duplicates] + list(study.study.excluded))) if study else ()
         preset = study.preset if study else preset
-    return Side(label, preset, side_runs(store, records, epoch))
+    return Side(label, preset, side_runs(store, records, epoch), not_counted)
 
 
 @app.command(epilog=examples(("fnn-tui compare 10 11", "rows 10 and 11 over their stored seeds"),
@@ -105,6 +107,7 @@ def compare(
     """Compare two studies with statistics: counts, medians, intervals, tests and a power note."""
     from fnn_tui.report.compare import FORMATS, render
     from fnn_tui.report.compare import compare as compare_sides
+    from fnn_tui.report.provenance import provenance_of, stamped
     from fnn_tui.report.reproduction import METRICS
     from fnn_tui.store.runs import Store
 
@@ -118,12 +121,26 @@ def compare(
         with Store(s.home, reading=True) as store:
             side_a = _side(store, s, a, changes_a, epochs, samples, epoch)
             side_b = _side(store, s, b, changes_b, epochs, samples, epoch)
-        empty = [side.label for side in (side_a, side_b) if not side.counted()]
+            made = provenance_of(command_line(ctx), store, [r.run_id for side in (side_a, side_b) for r in side.counted()])
+        empty = [(side, name, sets) for side, name, sets in ((side_a, a, set_a), (side_b, b, set_b))
+                 if not side.counted()]
         if empty:
-            raise fail(f"no finished or diverged run of {' or '.join(empty)} at the {_epoch(epoch)}: "
-                       f"train some first, e.g. `fnn-tui run {a} --seeds 10`")
+            labels = " or ".join(side.label for side, _, _ in empty)
+            hint = " and ".join(f"`{_run_command(name, sets or [], epochs, samples)}`" for _, name, sets in empty)
+            raise fail(f"no finished or diverged run of {labels} at the {_epoch(epoch)}: "
+                       f"compare reads stored runs only; train some first, e.g. {hint}")
         result = compare_sides(side_a, side_b, tuple(metric or METRICS), epoch)
-        write_output(render(result, fmt_name), output, f"the comparison of {side_a.label} and {side_b.label}")
+        write_output(stamped(render(result, fmt_name), fmt_name, made), output,
+                     f"the comparison of {side_a.label} and {side_b.label}")
+
+
+def _run_command(name: str, sets: list[str], epochs: int | None, samples: int | None) -> str:
+    """The `fnn-tui run` that trains the study a side reads (its --set-a/--set-b as --set)."""
+    import shlex
+
+    words = ["fnn-tui", "run", shlex.quote(name), *[f"--set {shlex.quote(item)}" for item in sets]]
+    words += [f"--epochs {epochs}"] * (epochs is not None) + [f"--samples {samples}"] * (samples is not None)
+    return " ".join([*words, "--seeds 10"])
 
 
 def _epoch(epoch: int | None) -> str:
@@ -178,6 +195,7 @@ def claims(
     from fnn_tui.core.group import planned_runs
     from fnn_tui.core.trainer import RunOptions
     from fnn_tui.report.claims import load_conclusions
+    from fnn_tui.report.provenance import provenance_of, stamped
     from fnn_tui.report.verdicts import FORMATS, claim_sides, judge, presets_to_train, render
     from fnn_tui.runs.plan import SeedsError, parse_seeds
     from fnn_tui.store.runs import Store
@@ -199,23 +217,26 @@ def claims(
         code = 0 if no_train else _train_missing(s, presets, seed_list, options, jobs or os.cpu_count() or 1)
         with Store(s.home, reading=figures is None) as store:
             results = judge(store, conclusions, all_sides, seeds=seed_list)
+            made = provenance_of(command_line(ctx), store, [
+                r.run_id for result in results for test in (result.notes, result.controlled) if test is not None
+                for side in (test.a, test.b) for r in side.counted()])
         differs = ", ".join(p for p in (f"{epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "",
                                         f"{samples} samples" if samples else "") if p)
         differs = f"every row run with {differs}" if differs else ""
-        text = render(results, fmt_name, differs=differs)
+        text = stamped(render(results, fmt_name, differs=differs), fmt_name, made)
         if figures is not None:
-            _figures(results, figures)
+            _figures(results, figures, made)
         write_output(text, output, f"the verdicts of {len(results)} conclusions")
     if code > EXIT_RUN_FAILED:  # a signal; a diverged run is one of the outcomes the verdicts count
         raise typer.Exit(code)
 
 
-def _figures(results, folder: Path) -> None:
+def _figures(results, folder: Path, made=None) -> None:
     from fnn_tui.report.claim_figures import write_claim_figures
     from fnn_tui.report.figures import MatplotlibMissing
 
     try:
-        written = write_claim_figures(results, folder)
+        written = write_claim_figures(results, folder, made)
     except MatplotlibMissing as exc:
         err.print(f"[red]error:[/red] {literal(exc)}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -15,7 +15,14 @@ from fnn_tui.core.catalog import PresetEntry
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.export import ResultRow, StudyRow, fmt
-from fnn_tui.report.reproduction import DEAD_STD_FRACTION, METRICS, PresetReport, Spread, verdict_style
+from fnn_tui.report.reproduction import (
+    DEAD_STD_FRACTION,
+    METRICS,
+    PresetReport,
+    Spread,
+    not_counted_text,
+    verdict_style,
+)
 from fnn_tui.report.runinfo import RunDetail, preset_rows
 from fnn_tui.report.studies import Role, SeedRole
 from fnn_tui.store.runs import RunRecord
@@ -222,6 +229,8 @@ def report_table(reports: list[PresetReport]) -> Group:
     if differ:
         parts.append(Text("* runs made with settings other than the preset file's (no run has its current settings): "
                           + "; ".join(differ) + "."))
+    if not_counted_text(reports):
+        parts.append(Text(not_counted_text(reports)))
     parts.append(Text(
         "median, range: the finished runs' last epoch, dead networks included; n finished, of them dead, and "
         "diverged. Verdict: where the notes' number falls against our range: within, or below/above by a factor "

@@ -87,7 +87,8 @@ def report(
         from fnn_tui.cli.sweep import report_sweep
 
         with bad_input(s):  # a sweep's report has no terminal table (yet): Markdown on the terminal
-            report_sweep(s, sweep, "md" if fmt_name == "text" else fmt_name, output, figures)
+            report_sweep(s, sweep, "md" if fmt_name == "text" else fmt_name, output, figures,
+                         None if fmt_name == "text" and output is None and figures is None else command_line(ctx))
         return
     if figures is not None:
         check_output(figures, folder=True)

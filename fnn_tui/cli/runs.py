@@ -109,6 +109,8 @@ def results(ctx: typer.Context, preset: PresetArg = None, status: StatusOpt = No
             tag: TagOpt = None, limit: LimitOpt = 50) -> None:
     """The runs list (now `fnn-tui runs list`; this name goes in a later version)."""
     list_runs(ctx, preset, status, dead, tag, limit)
+    err.print("note: `fnn-tui results` is now `fnn-tui runs` (`runs list`, `runs show ID`); the old name goes in a "
+              "later version", soft_wrap=True)
 
 
 @runs_app.command("show")

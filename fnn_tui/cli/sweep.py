@@ -107,7 +107,7 @@ def sweep(
                     raise fail(f"a sweep named {fresh.name!r} is stored with another grid or base: give --name NAME "
                                f"for this one, or `fnn-tui sweep {fresh.name}` runs that one again")
             if dry_run:
-                _print_plan(store, fresh, jobs)
+                _print_plan(store, fresh, jobs, _catalog_base(s, fresh.base.name))
                 raise typer.Exit(EXIT_OK)
             record: SweepRecord = save_sweep(store, name=fresh.name, preset=fresh.base.name,
                                              base_toml=fresh.base.to_toml(), grid=fresh.grid.to_data(),
@@ -198,20 +198,25 @@ def train_sweep(home: Path, sweep_: Sweep, options: RunOptions, jobs: int, *, ex
     return code
 
 
-def _print_plan(store: Store, sweep_: Sweep, jobs: int) -> None:
+def _print_plan(store: Store, sweep_: Sweep, jobs: int, catalog_base: Preset | None = None) -> None:
     """The dry run: variants x seeds, what is done, and the time of the rest (on stdout)."""
     from rich.table import Table
 
     from fnn_tui.core.trainer import RunOptions
     from fnn_tui.core.variants import describe
-    from fnn_tui.report.sweeps import estimate_seconds, measured_cost, seeds_text
+    from fnn_tui.report.sweeps import estimate_seconds, measured_cost, seeds_text, shape_text, shared_text
     from fnn_tui.runs.plan import plan
 
     planned = plan(store, list(sweep_.variants), RunOptions(), list(sweep_.seeds), dry=True)
     total = len(sweep_.variants) * len(sweep_.seeds)
-    shape = " x ".join(f"{k.split('.', 1)[1]} {len(v)}" for k, v, _ in sweep_.grid.axes)
-    out.print(f"sweep {literal(sweep_.name)}: {literal(sweep_.base.name)}, {shape} = {len(sweep_.variants)} "
-                  f"variants x {len(sweep_.seeds)} seeds ({seeds_text(sweep_.seeds)}) = {total} runs", soft_wrap=True)
+    shared = shared_text(sweep_, catalog_base)
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    out.print(f"sweep {literal(sweep_.name)}: {literal(sweep_.base.name)}{literal(f' ({shared})' if shared else '')}, "
+              f"{shape_text(sweep_)} = {count(len(sweep_.variants), 'variant')} x {count(len(sweep_.seeds), 'seed')} "
+              f"({seeds_text(sweep_.seeds)}) = {count(total, 'run')}", soft_wrap=True)
     out.print(f"done {len(planned.done)}, training now {len(planned.active)}, to resume {len(planned.resumed)}, "
                   f"to start {len(planned.todo) - len(planned.resumed)}", soft_wrap=True)
     todo: dict[str, list[int]] = {}
@@ -311,11 +316,14 @@ def sweeps(ctx: typer.Context) -> None:
     out.print(table)
 
 
-def report_sweep(s: Settings, name: str, fmt: str, output: Path | None, figures: Path | None) -> None:
+def report_sweep(s: Settings, name: str, fmt: str, output: Path | None, figures: Path | None,
+                 command: str | None = None) -> None:
     """``report --sweep NAME``: the sweep's report in ``fmt`` to ``output`` (or stdout), and its
-    figures into ``figures``; Markdown links them."""
+    figures into ``figures``; Markdown links them. ``command`` made them: their provenance
+    (None: the terminal's Markdown, which has none)."""
     from fnn_tui.cli.common import write_output
     from fnn_tui.report.figures import MatplotlibMissing
+    from fnn_tui.report.provenance import provenance_of, stamped
     from fnn_tui.report.sweeps import render, resolve, sweep_report
     from fnn_tui.store.db import DB_NAME
     from fnn_tui.store.runs import Store
@@ -330,18 +338,20 @@ def report_sweep(s: Settings, name: str, fmt: str, output: Path | None, figures:
             if record is not None:
                 sweep_ = resolve(record)
                 report = sweep_report(store, sweep_, _catalog_base(s, sweep_.base.name))
+                made = (provenance_of(command, store, [i for row in report.rows for i in row.runs])
+                        if command is not None else None)
     if record is None:
         import difflib
 
         match = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {match[0]!r}?" if match else "; `fnn-tui sweeps` lists them"
         raise fail(f"no stored sweep named {name!r}{hint}")
-    text = render(report, fmt)
+    text = stamped(render(report, fmt), fmt, made)
     if figures is not None:
         from fnn_tui.report.sweep_figures import write_sweep_figures
 
         try:
-            written = write_sweep_figures(report, list(sweep_.grid.axes), figures)
+            written = write_sweep_figures(report, list(sweep_.grid.axes), figures, made=made)
         except MatplotlibMissing as exc:
             raise fail(str(exc)) from None
         err.print(f"wrote {len(written)} figures to {literal(figures)}", soft_wrap=True)

@@ -71,11 +71,12 @@ def _write(rows: list, left_out: list, fmt_name: str, output: Path | None, *, al
     from fnn_tui.cli.render import study_table, trained_table
     from fnn_tui.report.export import render
 
-    what = f"{len(rows)} rows"
+    what = f"{len(rows)} row{'' if len(rows) == 1 else 's'}"
     if fmt_name == "text":
         drawn = trained_table(rows) if all_runs else study_table(rows)  # type: ignore[arg-type]
         if output is None:
-            out.print(drawn)
+            if rows:  # (no empty table on the terminal: the lines below say why there is none)
+                out.print(drawn)
         else:
             write_output(terminal_text(drawn), output, what)
     else:

@@ -58,7 +58,7 @@ def run(
     executor: ExecutorOpt = "local",
     ray_address: RayAddressOpt = None,
 ) -> None:
-    """Train presets, store every epoch, and print the results table of the runs trained.
+    """Train presets, store every epoch, and print the runs trained (run id, seed, numbers).
 
     A seed already finished or diverged with the same settings is not trained again (say
     --again for a repeat); one queued or training in another process is left to it; a
@@ -228,7 +228,7 @@ def resume(
 
 @app.command()
 def active(ctx: typer.Context) -> None:
-    """Runs queued or training now (in this store), with where they are (before 0.2: `fnn-tui runs`)."""
+    """Runs queued or training now (in this store), with where they are (this was `fnn-tui runs` once)."""
     from fnn_tui.cli.render import runs_table
     from fnn_tui.runs.liveness import reap
     from fnn_tui.store.runs import Store

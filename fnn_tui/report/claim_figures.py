@@ -6,6 +6,7 @@ one, on the right. One point per seed, so ten seeds show as ten points, not as a
 from __future__ import annotations
 
 import os
+import textwrap
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,8 @@ import numpy as np
 
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report.compare import Side
-from fnn_tui.report.figures import DEFAULT_DPI, _figure_class, figure_format
+from fnn_tui.report.figures import DEFAULT_DPI, SAMPLES, _figure_class, _log_ticks, figure_format
+from fnn_tui.report.provenance import Provenance, caption
 from fnn_tui.report.reproduction import TITLES
 from fnn_tui.report.verdicts import ClaimResult
 
@@ -28,8 +30,10 @@ def _values(side: Side, metric: str) -> tuple[list[float], list[float], int]:
     return live, dead, diverged
 
 
-def write_claim_figure(result: ClaimResult, path: Path, *, dpi: int = DEFAULT_DPI) -> Path:
-    """Write ``result``'s figure to ``path`` (PNG, SVG or PDF), whole or not at all."""
+def write_claim_figure(result: ClaimResult, path: Path, *, dpi: int = DEFAULT_DPI,
+                       made: Provenance | None = None) -> Path:
+    """Write ``result``'s figure to ``path`` (PNG, SVG or PDF), whole or not at all; ``made``
+    is its caption line (how it was made)."""
     fmt = figure_format(path)
     Figure, Canvas = _figure_class()
     c = result.conclusion
@@ -43,7 +47,8 @@ def write_claim_figure(result: ClaimResult, path: Path, *, dpi: int = DEFAULT_DP
     positions = [1.0, 2.0, 3.4, 4.4][: len(sides)]
     finite = [v for s in sides for v in (_values(s, c.metric)[0] + _values(s, c.metric)[1])]
     top = max(finite) if finite else 1.0
-    log = c.metric.endswith("_loss") and finite and min(finite) > 0
+    # a log axis for losses that span a decade or more; a narrower spread reads better linear
+    log = c.metric.endswith("_loss") and finite and min(finite) > 0 and max(finite) / min(finite) >= 10
     for x, side in zip(positions, sides):
         live, dead, diverged = _values(side, c.metric)
         both = live + dead
@@ -61,8 +66,10 @@ def write_claim_figure(result: ClaimResult, path: Path, *, dpi: int = DEFAULT_DP
                        zorder=3, label="diverged (no number)")
     if log:
         ax.set_yscale("log")
+        _log_ticks(ax)
     labels = [f"{s.label}\nn={len(s.counted())}" for s in sides]
     ax.set_xticks(positions, labels, fontsize=7)
+    ax.set_xlim(positions[0] - 0.6, positions[-1] + 0.6)  # the same frame with or without runs
     ax.set_ylabel(f"{TITLES[c.metric]} ({'last epoch' if c.epoch is None else f'epoch {c.epoch}'})")
     for i, (name, t) in enumerate(tests):
         mid = (positions[2 * i] + positions[2 * i + 1]) / 2
@@ -74,6 +81,9 @@ def write_claim_figure(result: ClaimResult, path: Path, *, dpi: int = DEFAULT_DP
     if unique:
         ax.legend(unique.values(), unique.keys(), fontsize=7, loc="best")
     ax.grid(axis="y", alpha=0.3)
+    if made is not None:  # wrapped to the figure's width (about 19 characters an inch at 6.5 pt)
+        line = "\n".join(textwrap.wrap(caption(made), int(fig.get_figwidth() * 19)))
+        fig.supxlabel(line, fontsize=6.5, color=SAMPLES, ha="left", x=0.005)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -85,8 +95,10 @@ def write_claim_figure(result: ClaimResult, path: Path, *, dpi: int = DEFAULT_DP
     return path
 
 
-def write_claim_figures(results: Sequence[ClaimResult], folder: Path) -> dict[int, Path]:
+def write_claim_figures(results: Sequence[ClaimResult], folder: Path,
+                        made: Provenance | None = None) -> dict[int, Path]:
     """One PNG per conclusion in ``folder`` (``claim-1-wider-not-deeper.png``); by number."""
-    return {r.conclusion.number: write_claim_figure(r, folder / f"claim-{r.conclusion.number}-{r.conclusion.key}.png")
+    return {r.conclusion.number: write_claim_figure(r, folder / f"claim-{r.conclusion.number}-{r.conclusion.key}.png",
+                                                    made=made)
             for r in results}
 

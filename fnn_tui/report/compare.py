@@ -65,6 +65,9 @@ class Side:
     label: str
     preset: Preset
     runs: tuple[SideRun, ...]
+    # runs of the study left out before any statistic: duplicates of a counted seed and
+    # excluded runs (each seed counts once, by the report's rule)
+    not_counted: tuple[int, ...] = ()
 
     def counted(self) -> list[SideRun]:
         """The runs the statistics count: finished (at the epoch) or diverged."""
@@ -89,11 +92,18 @@ def side_runs(store: Store, records: Sequence[RunRecord], epoch: int | None = No
     return tuple(result)
 
 
-def study_records(store: Store, preset: Preset, seeds: Sequence[int] | None = None) -> list[RunRecord]:
-    """The stored runs of ``preset``'s settings (its study), of ``seeds`` only when given."""
+def study_records(store: Store, preset: Preset,
+                  seeds: Sequence[int] | None = None) -> tuple[list[RunRecord], tuple[int, ...]]:
+    """The runs of ``preset``'s settings (its study) that count, one per seed by the report's
+    rule (:func:`~fnn_tui.report.studies.seed_roles`), of ``seeds`` only when given; and the
+    ids of its other runs (duplicates of a counted seed, excluded runs)."""
+    from fnn_tui.report.studies import counted_runs
+
     wanted = preset.study_digest()
-    return [r for r in store.list_runs(preset.name)
-            if r.study == wanted and (seeds is None or r.seed in seeds)]
+    records = [r for r in store.list_runs(preset.name) if r.study == wanted and (seeds is None or r.seed in seeds)]
+    counted = counted_runs(records)
+    kept = {r.id for r in counted}
+    return counted, tuple(sorted(r.id for r in records if r.id not in kept))
 
 
 def seeds_pair(a: Preset, b: Preset) -> bool:
@@ -260,6 +270,8 @@ def metric_lines(c: Comparison, m: MetricComparison) -> list[str]:
     rows = [
         ["runs counted (finished + diverged)", str(m.a.n), str(m.b.n)],
         ["left out (stopped, failed, short)", str(m.a.other), str(m.b.other)],
+        *([["not counted (duplicate or excluded)", _ids(c.a.not_counted), _ids(c.b.not_counted)]]
+          if c.a.not_counted or c.b.not_counted else []),
         ["dead (Wilson 95%)", _rate(m.a.dead_rate, m.a.dead, m.a.n), _rate(m.b.dead_rate, m.b.dead, m.b.n)],
         ["diverged (Wilson 95%)", _rate(m.a.diverged_rate, m.a.diverged, m.a.n),
          _rate(m.b.diverged_rate, m.b.diverged, m.b.n)],
@@ -285,9 +297,17 @@ def metric_lines(c: Comparison, m: MetricComparison) -> list[str]:
     return lines
 
 
+def _ids(ids: tuple[int, ...]) -> str:
+    """Run ids as a cell: "2: runs 1, 13" (the first five, then how many more)."""
+    if not ids:
+        return "0"
+    shown = ", ".join(map(str, ids[:5])) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+    return f"{len(ids)}: run{'s' if len(ids) > 1 else ''} {shown}"
+
+
 def render_markdown(c: Comparison) -> str:
     lines = [f"## {c.a.label} (A) against {c.b.label} (B)", "",
-             f"A: {c.a.preset.setting()} {c.a.preset.lr_decay()}; B: {c.b.preset.setting()} {c.b.preset.lr_decay()}."]
+             f"A: {c.a.preset.setting()}; B: {c.b.preset.setting()}."]
     for m in c.metrics:
         lines += ["", *metric_lines(c, m)]
     lines += ["", "Better = lower: a loss as it is, a ratio by its distance to 1. A diverged run ranks worst; "
@@ -325,6 +345,7 @@ def metric_json(m: MetricComparison) -> dict[str, object]:
 
 def side_json(s: Side) -> dict[str, object]:
     return {"label": s.label, "preset": s.preset.name, "study": s.preset.study_digest(),
+            "not_counted": list(s.not_counted),
             "runs": [{"run_id": r.run_id, "seed": r.seed, "state": r.state.value if r.state else "left out", "dead": r.dead,
                       **{k: _finite(v) for k, v in r.values.items()}} for r in s.runs]}
 

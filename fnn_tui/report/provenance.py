@@ -16,6 +16,7 @@ import shlex
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from fnn_tui import __version__
 
@@ -91,6 +92,29 @@ def front_matter(p: Provenance | None) -> str:
 def csv_comment(p: Provenance | None) -> str:
     """One ``#`` comment line for the top of a CSV file (read it with ``comment="#"``)."""
     return "" if p is None else f"# {p.line()}\n"
+
+
+def stamped(text: str, fmt: str, p: Provenance | None) -> str:
+    """``text`` (a rendered output in ``md``, ``csv`` or ``json``) with its provenance: front
+    matter, a first comment line, or a ``provenance`` object after the format's name."""
+    if p is None:
+        return text
+    if fmt == "md":
+        return front_matter(p) + text
+    if fmt == "csv":
+        return csv_comment(p) + text
+    if fmt == "json":
+        doc = json.loads(text)
+        head = {k: doc.pop(k) for k in ("format", "version") if k in doc}
+        return json.dumps({**head, "provenance": p.fields(), **doc}, indent=2, ensure_ascii=False,
+                          allow_nan=False) + "\n"
+    return text
+
+
+def provenance_of(command: str, store: Any, run_ids: Iterable[int]) -> Provenance:
+    """The provenance of an output made by ``command`` from the stored runs ``run_ids``."""
+    records = [r for r in (store.get_run(i) for i in set(run_ids)) if r is not None]
+    return provenance(command, devices=(r.device for r in records), engines=(r.engine for r in records))
 
 
 def caption(p: Provenance) -> str:

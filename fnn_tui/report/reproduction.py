@@ -365,9 +365,8 @@ def render_markdown(reports: list[PresetReport], provenance: Provenance | None =
     if differ:
         lines += ["", "\\* Runs made with settings other than the preset file's (no run has its current "
                   "settings): " + "; ".join(differ) + "."]
-    left_out = [f"{r.name}: {_left_out(r)}" for r in reports if r.duplicates or r.excluded]
-    if left_out:
-        lines += ["", "Not counted (each seed counts once; excluded runs never): " + "; ".join(left_out) + "."]
+    if not_counted_text(reports):
+        lines += ["", not_counted_text(reports)]
     with_ci = [r for r in reports if any(m.median_ci is not None for m in r.metrics)]
     if with_ci:
         header = ["#", "preset"] + [TITLES[m] for m in METRICS]
@@ -384,6 +383,14 @@ def render_markdown(reports: list[PresetReport], provenance: Provenance | None =
     if notes:
         lines += ["", "The notes' remarks: " + "; ".join(notes) + "."]
     return front_matter(provenance) + "\n".join(lines) + "\n"
+
+
+def not_counted_text(reports: list[PresetReport]) -> str:
+    """The line under a report that names the runs it did not count; "" when it counted all."""
+    left_out = [f"{r.name}: {_left_out(r)}" for r in reports if r.duplicates or r.excluded]
+    if not left_out:
+        return ""
+    return "Not counted (each seed counts once; excluded runs never): " + "; ".join(left_out) + "."
 
 
 def _left_out(r: PresetReport) -> str:

@@ -167,7 +167,7 @@ def run_detail(store: Store, record: RunRecord, role: SeedRole | None = None) ->
         rows.append(("note", record.note))
     try:
         preset = parse_preset(record.preset_toml, source=f"run {record.id}", name=record.preset)
-        rows.append(("setting", f"{preset.setting()}; lr+decay {preset.lr_decay()}"))
+        rows.append(("setting", preset.setting()))
         rows += preset_rows(preset)
     except PresetError as exc:
         rows.append(("settings", f"its stored preset no longer validates: {exc.first_line()}"))

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from fnn_tui.core.variants import _show
-from fnn_tui.report.figures import DEFAULT_DPI, _figure_class, _log_ticks, figure_format
+from fnn_tui.report.figures import DEFAULT_DPI, SAMPLES, _figure_class, _log_ticks, figure_format
+from fnn_tui.report.provenance import Provenance, caption
 from fnn_tui.report.sweeps import SweepReport, VariantRow, title
 
 PANELS = (("train_loss", "train loss"), ("test_loss", "test loss"))
@@ -42,20 +43,21 @@ def figure_name(sweep: str, key: str) -> str:
 
 
 def write_sweep_figures(report: SweepReport, axes: list[tuple[str, tuple[Any, ...], str]], folder: Path,
-                        *, dpi: int = DEFAULT_DPI) -> dict[str, Path]:
+                        *, dpi: int = DEFAULT_DPI, made: Provenance | None = None) -> dict[str, Path]:
     """One figure per swept key (``axes``: the grid's, keys with several values) into
-    ``folder``; returns them by key."""
+    ``folder``, ``made`` its caption line; returns them by key."""
     swept = [(k, v, s) for k, v, s in axes if len(v) > 1]
     written = {}
     for key, values, spacing in swept:
         path = folder / figure_name(report.name, key)
-        _write(report, key, values, spacing, [a for a in swept if a[0] != key], path, dpi)
+        _write(report, key, values, spacing, [a for a in swept if a[0] != key], path, dpi, made)
         written[key] = path
     return written
 
 
 def _write(report: SweepReport, key: str, values: tuple[Any, ...], spacing: str,
-           others: list[tuple[str, tuple[Any, ...], str]], path: Path, dpi: int) -> None:
+           others: list[tuple[str, tuple[Any, ...], str]], path: Path, dpi: int,
+           made: Provenance | None = None) -> None:
     figure_format(path)
     Figure, FigureCanvasAgg = _figure_class()
     from matplotlib.ticker import NullLocator
@@ -97,6 +99,8 @@ def _write(report: SweepReport, key: str, values: tuple[Any, ...], spacing: str,
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8, loc="best", framealpha=0.85)
     fig.suptitle(title(report), fontsize=10)
+    if made is not None:  # (constrained layout keeps room for it under both panels)
+        fig.supxlabel(caption(made), fontsize=6.5, color=SAMPLES, ha="left", x=0.005)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:

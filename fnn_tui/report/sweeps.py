@@ -137,14 +137,7 @@ def sweep_report(store: Store, sweep: Sweep, catalog_base: Preset | None = None)
                            f"runner-up's ({ranked[1].name}: {_num(b.min)}–{_num(b.max)}): more seeds may reorder them")
             if best.finished < 3:
                 caution = caution or f"the best variant stands on {best.finished} finished seed(s): more seeds tell more"
-    shared_settings = {k: values[0] for k, values, _ in sweep.grid.axes if len(values) == 1}
-    base_diff = ""
-    if catalog_base is not None:
-        from fnn_tui.core.variants import difference
-
-        base_diff = difference(catalog_base, sweep.base)
-    shared = ", ".join(p for p in (base_diff, describe(shared_settings)) if p)
-    return SweepReport(name=sweep.name, preset=sweep.base.name, shared=shared, seeds=sweep.seeds,
+    return SweepReport(name=sweep.name, preset=sweep.base.name, shared=shared_text(sweep, catalog_base), seeds=sweep.seeds,
                        rows=tuple(rows), caution=caution)
 
 
@@ -168,6 +161,23 @@ def cell(s: Spread) -> str:
     return f"{_num(s.median)} ({_num(s.min)}–{_num(s.max)})"
 
 
+def shared_text(sweep: Sweep, catalog_base: Preset | None = None) -> str:
+    """The settings every variant of ``sweep`` has, in the words of ``--set``: the base's
+    overrides against the catalog's preset (``samples=1000, epochs=20``) and the one-value keys."""
+    shared_settings = {k: values[0] for k, values, _ in sweep.grid.axes if len(values) == 1}
+    base_diff = ""
+    if catalog_base is not None:
+        from fnn_tui.core.variants import difference
+
+        base_diff = difference(catalog_base, sweep.base)
+    return ", ".join(p for p in (base_diff, describe(shared_settings)) if p)
+
+
+def shape_text(sweep: Sweep) -> str:
+    """The swept keys and how many values each: ``lr 5 x hidden 2``."""
+    return " x ".join(f"{k.split('.', 1)[1]} {len(v)}" for k, v, _ in sweep.grid.axes if len(v) > 1) or "one variant"
+
+
 def seeds_text(seeds: Iterable[int]) -> str:
     """Seeds as ``--seeds`` takes them: ``0-9`` for a run of them, else a list."""
     seeds = sorted(seeds)
@@ -179,8 +189,9 @@ def seeds_text(seeds: Iterable[int]) -> str:
 def title(report: SweepReport) -> str:
     """The line that says what the sweep is."""
     shared = f" ({report.shared})" if report.shared else ""
-    return (f"Sweep {report.name}: {report.preset}{shared}, {len(report.rows)} variants x "
-            f"{len(report.seeds)} seeds ({seeds_text(report.seeds)})")
+    variants, seeds = len(report.rows), len(report.seeds)
+    return (f"Sweep {report.name}: {report.preset}{shared}, {variants} variant{'' if variants == 1 else 's'} x "
+            f"{seeds} seed{'' if seeds == 1 else 's'} ({seeds_text(report.seeds)})")
 
 
 def render_markdown(report: SweepReport) -> str:

@@ -80,7 +80,8 @@ def presets_to_train(all_sides: Sequence[Sides]) -> list[Preset]:
 
 
 def _side(store: Store, preset: Preset, label: str, epoch: int | None, seeds: Sequence[int] | None) -> Side:
-    return Side(label, preset, side_runs(store, study_records(store, preset, seeds), epoch))
+    records, not_counted = study_records(store, preset, seeds)
+    return Side(label, preset, side_runs(store, records, epoch), not_counted)
 
 
 def _test(store: Store, c: Conclusion, a: Preset, b: Preset, labels: tuple[str, str],

@@ -11,7 +11,6 @@ The rows are built off the UI thread (in the store worker); this widget only sho
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from fnn_tui.report.reproduction import (
     METRICS,
@@ -22,6 +21,7 @@ from fnn_tui.report.reproduction import (
     VerdictKind,
     verdict_style,
 )
+from fnn_tui.tui.widgets.sideways import SidewaysTable
 
 COLUMNS = [("preset", "preset"), ("runs", "runs"), ("what", "")]
 COLUMNS += [(metric, TITLES[metric]) for metric in METRICS]
@@ -78,8 +78,9 @@ def row_hint(r: PresetReport) -> str:
             f"test {spans['test_loss']}, {spans['test_ratio']}")
 
 
-class ReportTable(DataTable):
-    """The report, one row per preset (a row key is the preset's name), three lines a row."""
+class ReportTable(SidewaysTable):
+    """The report, one row per preset (a row key is the preset's name), three lines a row;
+    Left and Right scroll half a screen."""
 
     def on_mount(self) -> None:
         self.cursor_type = "row"

@@ -17,6 +17,7 @@ from fnn_tui.core.status import RunStatus
 from fnn_tui.report.export import ResultRow, result_row, status_text
 from fnn_tui.report.studies import Role, SeedRole
 from fnn_tui.store.runs import RunRecord
+from fnn_tui.tui.widgets.sideways import SidewaysTable
 
 # what matters first, so that 80 columns show a run's four numbers; the notes' numbers, the
 # engine and the settings follow (Right scrolls a page)
@@ -46,17 +47,11 @@ def _num(value: float | None) -> Text:
     return Text("" if value is None else f"{value:.4g}", justify="right")
 
 
-class ResultsTable(DataTable):
+class ResultsTable(SidewaysTable):
     """Sortable (press o, or select a header: its title shows the direction); the active run
     is a live row; Left and Right scroll half a screen."""
 
-    BINDINGS = [Binding("o", "sort_column", "Sort", id="sort"),
-                Binding("right", "page_columns(1)", "Scroll right", show=False),
-                Binding("left", "page_columns(-1)", "Scroll left", show=False)]
-
-    def action_page_columns(self, direction: int) -> None:
-        """Scroll sideways by half the view, not one cell."""
-        self.scroll_relative(x=direction * max(8, self.scrollable_content_region.width // 2), animate=False)
+    BINDINGS = [Binding("o", "sort_column", "Sort", id="sort")]
 
     @property
     def sort_state(self) -> tuple[str, bool]:
