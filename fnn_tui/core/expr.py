@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import math
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +54,9 @@ class TargetExpression:
         :class:`ExpressionError` naming the expression."""
         lib = _library(x)
         try:
-            if lib is None:
-                value = _evaluate(self._tree.body, x, None)
-            else:
-                with _quiet(lib):
-                    value = _evaluate(self._tree.body, x, lib)
+            # numpy's warnings off (torch gives nan and inf silently)
+            with lib.errstate(all="ignore") if lib is not None and lib.__name__ == "numpy" else nullcontext():
+                value = _evaluate(self._tree.body, x, lib)
         except ZeroDivisionError:
             raise ExpressionError(f"expected a finite value, found {shorten(self.text)!r} divides by zero") from None
         except OverflowError:
@@ -121,21 +120,6 @@ def _library(x: Any) -> Any:
 
 def _is_array(value: Any) -> bool:
     return not isinstance(value, (float, int))
-
-
-class _quiet:
-    """numpy's warnings off while an array is evaluated (torch gives nan and inf silently)."""
-
-    def __init__(self, lib: Any) -> None:
-        self._state = lib.errstate(all="ignore") if lib.__name__ == "numpy" else None
-
-    def __enter__(self) -> None:
-        if self._state is not None:
-            self._state.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._state is not None:
-            self._state.__exit__(*exc)
 
 
 def _check_size(source: str) -> None:

@@ -34,6 +34,7 @@ from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report import stats
 from fnn_tui.report.reproduction import METRICS, TITLES
+from fnn_tui.report.studies import counted_runs
 from fnn_tui.store.runs import RunRecord, Store
 
 FORMATS = ("md", "csv", "json")
@@ -97,8 +98,6 @@ def study_records(store: Store, preset: Preset,
     """The runs of ``preset``'s settings (its study) that count, one per seed by the report's
     rule (:func:`~fnn_tui.report.studies.seed_roles`), of ``seeds`` only when given; and the
     ids of its other runs (duplicates of a counted seed, excluded runs)."""
-    from fnn_tui.report.studies import counted_runs
-
     wanted = preset.study_digest()
     records = [r for r in store.list_runs(preset.name) if r.study == wanted and (seeds is None or r.seed in seeds)]
     counted = counted_runs(records)
