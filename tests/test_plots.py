@@ -18,7 +18,7 @@ from fnn_tui.core.events import EpochFinished, EpochMetrics
 from fnn_tui.core.model import build_model
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.trainer import RunOptions, train
-from fnn_tui.report.figures import write_figure
+from fnn_tui.report.figures import TITLE_CHARS, title_lines, write_figure
 from fnn_tui.report.plotdata import PlotData, median_curve, median_run, plot_data
 from fnn_tui.tui.widgets.plots import WIDE, PlotView, log_ticks
 
@@ -151,6 +151,16 @@ def test_figure_refuses_an_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.jpg.*use \.png, \.svg or \.pdf"):
         write_figure(data, tmp_path / "fig.jpg")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_long_title_is_broken_into_lines_that_fit_and_keeps_every_word() -> None:
+    names = [f"exp{i:02d}\u00a0run\u00a0{i}" for i in range(1, 12)]  # no break inside one label
+    text = " vs ".join(names)
+    lines = title_lines(text).split("\n")
+    assert len(lines) >= 2 and all(len(line) <= TITLE_CHARS for line in lines)
+    assert " ".join(lines) == text  # only spaces between labels became line breaks
+    assert all(not line.startswith("run") for line in lines)
+    assert title_lines("exp08 (2 runs, seeds 1, 2)") == "exp08 (2 runs, seeds 1, 2)"
 
 
 def test_missing_matplotlib_is_one_line_naming_the_install(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ a figure touches no global state and works without a display.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,15 @@ if TYPE_CHECKING:
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 DEFAULT_DPI = 160
 SIZE_INCHES = (10.0, 3.75)  # 1600 x 600 pixels at the default dpi
+TITLE_CHARS = 110  # about what fits across SIZE_INCHES at the title's 11 pt
+
+
+def title_lines(text: str, width: int = TITLE_CHARS) -> str:
+    """``text`` broken into lines that fit across the figure, so a long title (many runs
+    overlaid, a long preset name) is not cut off at the edges."""
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
+
+
 MISSING_MESSAGE = "figures need matplotlib, which is not installed: pip install matplotlib"
 
 # One colour per quantity, and a line style each too, so a grey print still tells them apart.
@@ -74,8 +84,8 @@ def write_figure(data: PlotData, path: Path, *, dpi: int = DEFAULT_DPI, command:
     _draw_fit(fit_ax, data)
     n = len(data.runs)
     seeds = ", ".join(str(r.seed) for r in data.runs[:8]) + (", ..." if n > 8 else "")
-    fig.suptitle(f"{data.title} ({n} run{'s' if n != 1 else ''}, seed{'s' if n != 1 else ''} {seeds})"
-                 if n else f"{data.title} (no runs)", fontsize=11)
+    fig.suptitle(title_lines(f"{data.title} ({n} run{'s' if n != 1 else ''}, seed{'s' if n != 1 else ''} {seeds})"
+                             if n else f"{data.title} (no runs)"), fontsize=11)
     made = provenance(command or cli_command(), devices=data.devices, engines=data.engines)
     # supxlabel: constrained layout keeps room for it under both panels
     fig.supxlabel(caption(made), fontsize=6.5, color=SAMPLES, ha="left", x=0.005)
@@ -243,7 +253,9 @@ def write_overlay(items: list[PlotData], path: Path, *, dpi: int = DEFAULT_DPI, 
     for ax in (loss_ax, fit_ax):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="best", framealpha=0.85)
-    fig.suptitle(" vs ".join(overlay_label(d).split(" (")[0] for d in items), fontsize=11)
+    # no break inside one label ("exp08 run 3"): only between them
+    names = (overlay_label(d).split(" (")[0].replace(" ", "\u00a0") for d in items)
+    fig.suptitle(title_lines(" vs ".join(names)), fontsize=11)
     from fnn_tui.report.provenance import caption, cli_command, provenance
 
     devices = tuple(sorted({d for item in items for d in item.devices}))
