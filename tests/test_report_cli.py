@@ -162,6 +162,7 @@ def test_report_figures_are_written_and_linked_from_the_markdown(studies, tmp_pa
     out.mkdir()
     result = invoke("report", "7", "-o", str(out / "report.md"), "--figures", str(out / "figures"))
     assert result.exit_code == 0, result.output
+    assert f"wrote 1 figure to {out / 'figures'}" in result.output  # one figure, not "1 figures"
     figure = out / "figures" / "fnn-exp07.png"
     assert figure.stat().st_size > 10_000
     from matplotlib.image import imread

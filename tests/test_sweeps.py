@@ -84,6 +84,7 @@ def test_sweep_trains_the_grid_once_and_reports_it(home: Path, tmp_path: Path) -
     out = tmp_path / "sweep.md"
     written = invoke("report", "--sweep", "exp08-lr-hidden", "--figures", str(figures), "-o", str(out))
     assert written.exit_code == 0, written.output
+    assert "wrote 2 figures to" in written.output
     pngs = sorted(p.name for p in figures.iterdir())
     assert pngs == ["sweep-exp08-lr-hidden-hidden.png", "sweep-exp08-lr-hidden-lr.png"]
     assert all((figures / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)

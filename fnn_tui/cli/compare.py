@@ -240,4 +240,4 @@ def _figures(results, folder: Path, made=None) -> None:
     except MatplotlibMissing as exc:
         err.print(f"[red]error:[/red] {literal(exc)}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    err.print(f"wrote {len(written)} figures to {literal(folder)}", soft_wrap=True)
+    err.print(f"wrote {len(written)} figure{'' if len(written) == 1 else 's'} to {literal(folder)}", soft_wrap=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fnn_tui.core.variants import _show
-from fnn_tui.report.figures import DEFAULT_DPI, SAMPLES, _figure_class, _log_ticks, figure_format
+from fnn_tui.report.figures import DEFAULT_DPI, SAMPLES, _figure_class, _log_ticks, figure_format, title_lines
 from fnn_tui.report.provenance import Provenance, caption
 from fnn_tui.report.sweeps import SweepReport, VariantRow, title
 
@@ -98,7 +98,7 @@ def _write(report: SweepReport, key: str, values: tuple[Any, ...], spacing: str,
         ax.set_title(f"{label}: median over seeds, band min–max", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8, loc="best", framealpha=0.85)
-    fig.suptitle(title(report), fontsize=10)
+    fig.suptitle(title_lines(title(report), width=120), fontsize=10)  # 10 pt: a little more fits
     if made is not None:  # (constrained layout keeps room for it under both panels)
         fig.supxlabel(caption(made), fontsize=6.5, color=SAMPLES, ha="left", x=0.005)
     path.parent.mkdir(parents=True, exist_ok=True)
