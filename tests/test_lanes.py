@@ -186,7 +186,12 @@ def test_a_diverging_lane_leaves_the_other_settings_alone(catalog) -> None:
 
 
 def test_lanes_with_their_own_settings_agree_with_the_torch_engine(catalog) -> None:
-    preset = catalog.get("exp08").with_overrides(samples=300, epochs=2)
+    # Without the notes' normalisation: with it and clipping, exp08 on 300 samples turns float32
+    # rounding into percent-sized differences by epoch 2 (torch alone moves the train loss from
+    # 0.6914 to 0.6945 between its AVX-512 and default kernels), so two engines agree to 1e-3 only
+    # on some CPUs. The lanes' normalisation is compared with the fused kernel's in the test above.
+    exp08 = catalog.get("exp08").with_overrides(samples=300, epochs=2)
+    preset = dataclasses.replace(exp08, model=dataclasses.replace(exp08.model, norm="none"))
     lanes = _variants(preset)
     events: list = []
     ends = train_lanes(lanes, RunOptions(), events.append)
