@@ -202,6 +202,11 @@ def literal(text: object) -> str:
     return escape(plain)
 
 
+def say_figures_written(count: int, folder: object) -> None:
+    """The stderr line after ``--figures``: how many figures went where."""
+    err.print(f"wrote {count} figure{'' if count == 1 else 's'} to {literal(folder)}", soft_wrap=True)
+
+
 def preset_name(s: Settings, text: str) -> str:
     """The name the store keeps for the preset that ``text`` names: a number (``8``), a name
     (``exp08``) or a TOML file, resolved through the catalog as ``show`` and ``run`` do.

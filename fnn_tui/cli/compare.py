@@ -29,6 +29,7 @@ from fnn_tui.cli.common import (
     fail,
     literal,
     output_format,
+    say_figures_written,
     settings,
     write_output,
 )
@@ -240,4 +241,4 @@ def _figures(results, folder: Path, made=None) -> None:
     except MatplotlibMissing as exc:
         err.print(f"[red]error:[/red] {literal(exc)}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    err.print(f"wrote {len(written)} figure{'' if len(written) == 1 else 's'} to {literal(folder)}", soft_wrap=True)
+    say_figures_written(len(written), folder)

@@ -25,6 +25,7 @@ from fnn_tui.cli.common import (
     fail,
     out,
     output_format,
+    say_figures_written,
     settings,
     terminal_text,
     write_output,
@@ -141,7 +142,7 @@ def _with_figures(store, studies, folder: Path, markdown: str | None, output: Pa
     except MatplotlibMissing as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    err.print(f"wrote {len(written)} figure{'' if len(written) == 1 else 's'} to {escape(str(folder))}", soft_wrap=True)
+    say_figures_written(len(written), folder)
     if markdown is None:
         return None
     return link_figures(markdown, written, relative_to=output.parent if output is not None else Path.cwd())

@@ -31,6 +31,7 @@ from fnn_tui.cli.common import (
     fail,
     literal,
     out,
+    say_figures_written,
     settings,
 )
 
@@ -354,7 +355,7 @@ def report_sweep(s: Settings, name: str, fmt: str, output: Path | None, figures:
             written = write_sweep_figures(report, list(sweep_.grid.axes), figures, made=made)
         except MatplotlibMissing as exc:
             raise fail(str(exc)) from None
-        err.print(f"wrote {len(written)} figure{'' if len(written) == 1 else 's'} to {literal(figures)}", soft_wrap=True)
+        say_figures_written(len(written), figures)
         if fmt == "md":
             base = output.parent if output is not None else Path.cwd()
             links = [f"![{report.name}: {key.split('.', 1)[1]}]({os.path.relpath(path, base)})"
