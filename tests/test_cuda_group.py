@@ -254,7 +254,7 @@ class StopAfter:
 
 
 def test_stop_inside_an_epoch_and_resume_on_the_gpu_is_exact(catalog) -> None:
-    preset = catalog.get("exp03").with_overrides(samples=100, epochs=1)  # 80 steps: chunks of 32 and 48
+    preset = catalog.get("exp03").with_overrides(samples=50, epochs=1)  # 40 steps: chunks of 32 and 8
     whole: list = []
     assert all(isinstance(e, RunFinished) for e in train_group(preset, SEEDS, GPU, whole.append))
     first: list = []
@@ -281,7 +281,7 @@ def test_a_stopped_gpu_lane_resumed_with_device_cuda_stays_a_gpu_lane(catalog, t
     from fnn_tui.runs.plan import plan
     from fnn_tui.store.runs import Store
 
-    preset = catalog.get("exp03").with_overrides(samples=100, epochs=3)
+    preset = catalog.get("exp03").with_overrides(samples=50, epochs=2)
     stop = StopRequest()
     with Store(tmp_path) as store:
         planned = plan(store, [preset], GPU, [0, 1])
@@ -293,7 +293,7 @@ def test_a_stopped_gpu_lane_resumed_with_device_cuda_stays_a_gpu_lane(catalog, t
     assert result.exit_code == 0, result.output
     with Store(tmp_path) as store:
         record = store.get_run(lane)
-    assert (record.status, record.engine, record.device, record.epochs_done) == ("finished", "fused-cuda", "cuda:0", 3)
+    assert (record.status, record.engine, record.device, record.epochs_done) == ("finished", "fused-cuda", "cuda:0", 2)
 
 
 def test_which_engine_a_group_gets(catalog) -> None:

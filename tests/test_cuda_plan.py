@@ -180,8 +180,8 @@ def test_run_seeds_on_cuda_trains_one_gpu_group_with_the_cpu_kernels_numbers(tmp
     """`run 8 --seeds 3 --device cuda`: one task of three lanes on fused-cuda, each lane its own
     stored run (engine fused-cuda, grouped), with the CPU multi-seed kernel's numbers."""
     gpu, cpu = tmp_path / "gpu", tmp_path / "cpu"
-    # the block kernel (the default), which the simulator runs slowly: half of TINY's samples
-    done = _cli(gpu, "run", "8", "--seeds", "3", "--device", "cuda", "--set", "samples=100", "--set", "epochs=2",
+    # the block kernel (the default), which the simulator runs slowly: a quarter of TINY's samples
+    done = _cli(gpu, "run", "8", "--seeds", "3", "--device", "cuda", "--set", "samples=50", "--set", "epochs=2",
                 kernel="auto")
     assert done.returncode == 0, done.stderr
     assert "cuda:0: the fused-cuda GPU group engine, 3 lanes" in done.stderr, done.stderr
@@ -190,7 +190,7 @@ def test_run_seeds_on_cuda_trains_one_gpu_group_with_the_cpu_kernels_numbers(tmp
     runs = _runs(gpu)
     assert [(r.seed, r.engine, r.device, r.status, bool(r.grouped)) for r in runs] == [
         (s, "fused-cuda", "cuda:0", RunStatus.FINISHED, True) for s in range(3)]
-    _assert_close(_epochs(gpu), _cpu_reference(cpu, catalog, 100, 2), 2)
+    _assert_close(_epochs(gpu), _cpu_reference(cpu, catalog, 50, 2), 2)
 
 
 @simulator
