@@ -125,7 +125,7 @@ async def test_run_a_preset_then_save_the_table(home: Path, tmp_path: Path) -> N
                 break
         await pilot.pause()
         text = target.read_text()
-        assert text.startswith("# made ") and "command: fnn-tui app: ctrl+s in the runs view" in text.splitlines()[0]
+        assert text.startswith("# made ") and "command: fnn-tui app: ctrl+s (the runs list, as sorted)" in text.splitlines()[0]
         rows = list(csv.DictReader(io.StringIO(without_provenance(text))))
         assert len(rows) == 1
         assert rows[0]["preset"] == "exp07" and float(rows[0]["train_loss"]) == run.final.train_loss

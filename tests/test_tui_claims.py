@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from fnn_tui.cli import app as cli_app
 from fnn_tui.core.catalog import Catalog
 from fnn_tui.core.trainer import RunOptions
 from fnn_tui.runs.record import record_run
+from fnn_tui.store.runs import Store
 from fnn_tui.tui.app import FnnApp
 from fnn_tui.tui.screens.claims import ClaimsScreen
+from fnn_tui.tui.screens.dialogs import HelpScreen, SaveScreen
 
 SIZE = (80, 24)
 
@@ -21,7 +26,8 @@ async def _until(pilot, condition, tries: int = 1200) -> None:
     raise AssertionError("the condition never came true")
 
 
-async def test_the_claims_view_shows_eight_verdicts_and_the_highlighted_ones_text(home: Path, catalog: Catalog) -> None:
+async def test_the_claims_view_shows_eight_verdicts_and_the_highlighted_ones_text(home: Path, catalog: Catalog,
+                                                                                  tmp_path: Path) -> None:
     for name in ("exp10", "exp11"):  # conclusion 6's rows, two tiny seeds each
         preset = catalog.get(name).with_overrides(epochs=6, samples=120)
         for seed in range(2):
@@ -48,6 +54,40 @@ async def test_the_claims_view_shows_eight_verdicts_and_the_highlighted_ones_tex
         await pilot.pause()
         detail = str(screen.detail.render())
         assert "notes' rows (exp11 vs exp10)" in detail and "n = 2/2" in detail
+        # ? is this view's help; the lab's keys do not act unseen under it
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen) and "conclusions" in str(app.screen.query_one(".title").render())
+        await pilot.press("r", "t")  # under the help: neither runs nor switches the view below
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen is screen
+        await pilot.press("r", "a", "t")
+        await pilot.pause(0.3)
+        assert app.runs.followed is None and not app.runs.busy
+        assert app.query_one("#views").current == "lab"
+        with Store(home) as store:
+            assert len(store.list_runs()) == 4  # nothing new was queued
+        # ctrl+s saves the verdicts as shown: the section that ends `fnn-tui report -f md`
+        target = tmp_path / "claims.md"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SaveScreen)
+        assert [str(b.label) for b in app.screen.query("RadioButton")] == ["Markdown ✓", "JSON"]
+        app.screen.query_one("#path").value = str(tmp_path / "claims.csv")
+        await pilot.press("enter")  # a format the verdicts have not: said in the dialog
+        await pilot.pause()
+        assert "Markdown or JSON" in str(app.screen.query_one("#error").render())
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter")
+        await _until(pilot, target.exists)
+        await _until(pilot, lambda: app.screen is screen)
+        head, body = target.read_text().split("\n---\n\n", 1)
+        assert 'command: "fnn-tui app: ctrl+s (the notes\' conclusions)"' in head
+        report = CliRunner().invoke(cli_app, ["--home", str(home), "report", "-f", "md"])
+        assert report.exit_code == 0, report.output
+        assert body.startswith("## Does the notes' reasoning hold?") and body in report.stdout
+        assert "| 6 | decay-settles |" in body and "exp10: samples=120, epochs=6" in body
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, ClaimsScreen)

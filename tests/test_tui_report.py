@@ -7,6 +7,8 @@ from pathlib import Path
 
 from fnn_tui.core.catalog import discover
 from fnn_tui.core.presets import load_preset
+from fnn_tui.core.status import RunStatus
+from fnn_tui.core.stopping import StopRequest
 from fnn_tui.core.trainer import RunOptions
 from fnn_tui.runs.record import record_run
 from fnn_tui.store.runs import Store
@@ -124,6 +126,45 @@ async def test_bad_seeds_are_a_notice_and_nothing_runs(home: Path) -> None:
             await _until(pilot, lambda says=says: any(says in str(n.message) for n in app._notifications))
         assert app.runs.followed is None
     assert not list(home.glob("runs/*"))
+
+
+async def test_a_study_that_all_diverged_says_so_not_no_runs(home: Path) -> None:
+    """Row 4's large learning rate diverges every seed: the cells say "all diverged", as the
+    CLI's report does, not "no runs" (there are runs; none has numbers)."""
+    for seed in (0, 1):
+        record_run(home, discover().get("exp04").with_overrides(seed=seed, samples=200, epochs=2),
+                   RunOptions(engine="fused"))
+    with Store(home) as store:
+        assert [r.status for r in store.list_runs()] == ["diverged", "diverged"]
+    app = FnnApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        await pilot.press("t", "b")
+        table = app.query_one(ReportTable)
+        await _until(pilot, lambda: "exp04" in table.reports and table.reports["exp04"].diverged == 2)
+        ratio = [k for k, _ in COLUMNS].index("train_ratio")
+        cells = table.get_row("exp04")
+        assert cells[1].plain == "n 0\n0 dead\n2 div"
+        assert cells[ratio].plain == "—\n15.x\nall diverged"
+        assert table.get_row("exp05")[ratio].plain == "—\n1.03\nno runs"  # no run at all
+        await pilot.pause(0.2)
+        lines = screen_lines(app.export_screenshot())
+        at = next(i for i, line in enumerate(lines) if line.startswith(" exp04"))
+        assert "all diverged" in lines[at + 2] and len(lines[at + 2].rstrip()) <= 80
+    # a third seed stopped before its first step: not every run diverged, none finished
+    stop = StopRequest()
+    stop.set(RunStatus.INTERRUPTED)
+    record_run(home, discover().get("exp04").with_overrides(seed=2, samples=200, epochs=2), RunOptions(engine="fused"),
+               stop_event=stop)
+    app = FnnApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        await pilot.press("t", "b")
+        table = app.query_one(ReportTable)
+        await _until(pilot, lambda: "exp04" in table.reports and table.reports["exp04"].other == 1)
+        cells = table.get_row("exp04")
+        assert cells[1].plain == "n 0+1\n0 dead\n2 div"
+        assert cells[[k for k, _ in COLUMNS].index("train_ratio")].plain == "—\n15.x\nnone finished"
 
 
 def test_report_view_snapshot(snap_compare, home: Path) -> None:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from fnn_tui.cli import app as cli_app
 from fnn_tui.store.runs import Store
 from fnn_tui.tui.app import FnnApp
+from fnn_tui.tui.screens.dialogs import HelpScreen, SaveScreen
 from fnn_tui.tui.screens.sweeps import SweepReportScreen, SweepsScreen
 from fnn_tui.tui.screens.variant import VariantScreen
 from fnn_tui.tui.widgets.preset_list import PresetList
@@ -78,7 +79,7 @@ async def test_the_settings_form_checks_as_you_type_and_runs_the_variant(home: P
                    for r in runs)
 
 
-async def test_the_sweeps_list_and_a_sweeps_report(home: Path) -> None:
+async def test_the_sweeps_list_and_a_sweeps_report(home: Path, tmp_path: Path) -> None:
     made = CliRunner().invoke(cli_app, ["sweep", "8", "--set", "lr=0.001,0.1", "--seeds", "2", "--epochs", "1",
                                         "--samples", "200", "--name", "tiny"])
     assert made.exit_code == 0, made.output
@@ -100,6 +101,24 @@ async def test_the_sweeps_list_and_a_sweeps_report(home: Path) -> None:
         assert all(str(rows.get_row(k)[1]) == "2/0/0" for k in ("lr=0.001", "lr=0.1"))
         title = str(report.query_one("#sweep-title", Label).render())
         assert title.startswith("Sweep tiny: exp08 (samples=200, epochs=1), 2 variants x 2 seeds")
+        # ? is this screen's help; ctrl+s saves the report as `report --sweep tiny -f csv` writes it
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen) and "sweep's report" in str(app.screen.query_one(".title").render())
+        await pilot.press("escape")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SaveScreen) and app.screen.query_one("#path").value.startswith("fnn-sweep-tiny-")
+        target = tmp_path / "tiny.csv"
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter")
+        await _until(pilot, target.exists)
+        await _until(pilot, lambda: app.screen is report)
+        cli = CliRunner().invoke(cli_app, ["--home", str(home), "report", "--sweep", "tiny", "-f", "csv"])
+        assert cli.exit_code == 0, cli.output
+        saved = target.read_text().splitlines()
+        assert saved[0].startswith("# made ") and "command: fnn-tui app: ctrl+s (the report of sweep tiny)" in saved[0]
+        assert saved[1:] == cli.stdout.splitlines()[1:] and len(saved) == 1 + 1 + 2  # provenance, header, 2 variants
         await pilot.press("escape")
         assert isinstance(app.screen, SweepsScreen)
         await pilot.press("escape")

@@ -197,7 +197,7 @@ def claims(
     from fnn_tui.core.trainer import RunOptions
     from fnn_tui.report.claims import load_conclusions
     from fnn_tui.report.provenance import provenance_of, stamped
-    from fnn_tui.report.verdicts import FORMATS, claim_sides, judge, presets_to_train, render
+    from fnn_tui.report.verdicts import FORMATS, claim_sides, counted_run_ids, judge, presets_to_train, render
     from fnn_tui.runs.plan import SeedsError, parse_seeds
     from fnn_tui.store.runs import Store
 
@@ -218,9 +218,7 @@ def claims(
         code = 0 if no_train else _train_missing(s, presets, seed_list, options, jobs or os.cpu_count() or 1)
         with Store(s.home, reading=figures is None) as store:
             results = judge(store, conclusions, all_sides, seeds=seed_list)
-            made = provenance_of(command_line(ctx), store, [
-                r.run_id for result in results for test in (result.notes, result.controlled) if test is not None
-                for side in (test.a, test.b) for r in side.counted()])
+            made = provenance_of(command_line(ctx), store, counted_run_ids(results))
         differs = ", ".join(p for p in (f"{epochs} epoch{'s' if epochs != 1 else ''}" if epochs else "",
                                         f"{samples} samples" if samples else "") if p)
         differs = f"every row run with {differs}" if differs else ""

@@ -20,7 +20,7 @@ from typing import Any
 
 from fnn_tui import __version__
 
-APP_SAVE = "fnn-tui app: ctrl+s in the runs view"  # the app's Save has no command line
+APP_SAVE = "fnn-tui app: ctrl+s"  # the app's Save has no command line; each save names what it saved
 
 
 @dataclass(frozen=True)

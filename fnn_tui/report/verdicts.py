@@ -131,6 +131,12 @@ def row_preset(store: Store, preset: Preset) -> Preset:
     return preset
 
 
+def counted_run_ids(results: Sequence[ClaimResult]) -> list[int]:
+    """The stored runs the verdicts stand on (every side of every test, each seed once)."""
+    return [r.run_id for result in results for test in (result.notes, result.controlled) if test is not None
+            for side in (test.a, test.b) for r in side.counted()]
+
+
 def judge_store(store: Store, catalog: Catalog) -> tuple[list[ClaimResult], str]:
     """The verdicts from every stored run of the conclusions' studies (the report's section
     and the app's view: nothing is trained), and how the settings differ from the notes'

@@ -44,7 +44,7 @@ from fnn_tui.tui.messages import Following, QueueEnded, ResultsLoaded, RunEvent
 from fnn_tui.tui.screens.dialogs import ChoiceScreen, HelpScreen, SaveScreen
 from fnn_tui.tui.screens.plot import PlotScreen, PlotTarget
 from fnn_tui.tui.screens.run_detail import FilterScreen, RunDetailScreen, filtered_rows
-from fnn_tui.tui.screens.sweeps import SweepReportScreen, SweepsScreen
+from fnn_tui.tui.screens.sweeps import SweepsScreen
 from fnn_tui.tui.screens.variant import VariantRequest, VariantScreen
 from fnn_tui.tui.state import RunState
 from fnn_tui.tui.widgets.controls import RunControls
@@ -54,7 +54,6 @@ from fnn_tui.tui.widgets.preset_list import PresetList
 from fnn_tui.tui.widgets.report import ReportTable, row_hint
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
 
-SWEEP_SCREENS = (SweepsScreen, SweepReportScreen)
 HINTS = {
     "results": "Runs list: every stored run, {sort}\no sort  i detail  f filter  ←→ scroll  u resume  p plot  "
                "^s save  b report",
@@ -655,12 +654,9 @@ class FnnApp(App[None]):
 
     def action_help(self) -> None:
         """Show the keys of the screen on show."""
-        if isinstance(self.screen, PlotScreen):
-            screen = "plot"
-        elif self.query_one("#views", ContentSwitcher).current == "results-view":
-            screen = "runs"
-        else:
-            screen = "lab"
+        screen = getattr(self.screen, "HELP", None)  # a screen over the lab names its own help
+        if screen is None:
+            screen = "runs" if self.query_one("#views", ContentSwitcher).current == "results-view" else "lab"
         self.push_screen(HelpScreen(screen))
 
     def action_quit_app(self) -> None:
@@ -728,16 +724,24 @@ class FnnApp(App[None]):
     PLOT_SCREEN_ACTIONS = frozenset({"stop", "help", "quit_app", "command_palette"})
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Over the plot only stop, help and quit (and the palette) apply: the other keys act
-        on the lab or the runs list, which are hidden there."""
-        if isinstance(self.screen, PlotScreen) and action not in self.PLOT_SCREEN_ACTIONS:
-            return False
-        if isinstance(self.screen, SWEEP_SCREENS) and action not in self.PLOT_SCREEN_ACTIONS - {"stop"}:
-            return False  # the sweeps views cover the lab: its keys would act unseen
+        """Over the plot and the help only stop, help and quit (and the palette) apply: the
+        other keys act on the lab or the runs list, which are hidden there. Over the conclusions and the
+        sweeps views (``COVERS_LAB``) not stop either; their own keys (save) are theirs."""
+        if isinstance(self.screen, (PlotScreen, HelpScreen)) and action not in self.PLOT_SCREEN_ACTIONS:
+            return False  # the help covers the screen under it too
+        if getattr(self.screen, "COVERS_LAB", False) and action not in self.PLOT_SCREEN_ACTIONS - {"stop"}:
+            return False  # the lab's keys would act unseen
         return True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The command palette: the app's own commands (each with its key), then Textual's."""
+        """The command palette: the app's own commands (each with its key), then Textual's;
+        over a view that covers the lab, its own Save and the help."""
+        if getattr(screen, "COVERS_LAB", False):
+            if hasattr(screen, "action_save"):
+                yield SystemCommand("Save", "Save what this view shows (ctrl+s)", screen.action_save)
+            yield SystemCommand("Help", "The keys of this screen (?)", self.action_help)
+            yield from super().get_system_commands(screen)
+            return
         if not isinstance(screen, PlotScreen):
             yield SystemCommand("Run", "Train the highlighted preset, every seed in the seeds field (r)",
                                 self.action_run)

@@ -17,8 +17,10 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from fnn_tui.core.catalog import Catalog
-from fnn_tui.report.verdicts import ClaimResult, judge_store
+from fnn_tui.report.provenance import APP_SAVE, provenance_of, stamped
+from fnn_tui.report.verdicts import ClaimResult, counted_run_ids, judge_store, render
 from fnn_tui.store.runs import Store
+from fnn_tui.tui.screens.dialogs import SaveScreen
 
 COLUMNS = ("#", "conclusion", "notes' rows", "controlled", "n")
 
@@ -29,10 +31,21 @@ def judge_home(home: Path, catalog: Catalog) -> tuple[list[ClaimResult], str]:
         return judge_store(store, catalog)
 
 
+def claims_text(store: Store, fmt: str, catalog: Catalog) -> str:
+    """The verdicts as the view shows them (``md``: the section that ends ``fnn-tui report -f
+    md``; or ``json``), with the provenance of the app's Save."""
+    results, differs = judge_store(store, catalog)
+    made = provenance_of(f"{APP_SAVE} (the notes' conclusions)", store, counted_run_ids(results))
+    return stamped(render(results, fmt, differs=differs), fmt, made)
+
+
 class ClaimsScreen(Screen[None]):
     """The eight conclusions and their verdicts; escape or c goes back."""
 
-    BINDINGS = [Binding("escape", "close", "Back"), Binding("c", "close", "Back", show=False)]
+    HELP = "claims"  # its page in the help (dialogs.HELPS)
+    COVERS_LAB = True  # the app's lab keys do not act under it
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("c", "close", "Back", show=False),
+                Binding("ctrl+s", "save", "Save")]
 
     DEFAULT_CSS = """
     ClaimsScreen #claims-table { height: 11; }
@@ -107,6 +120,15 @@ class ClaimsScreen(Screen[None]):
             lines.append(f"controlled ({t.a.label} vs {t.b.label}): {t.verdict.text}: {t.verdict.why}")
         lines.append(f"confounds: {', '.join(c.confounds) or 'none'}")
         self.detail.update(Text("\n".join(lines)))
+
+    def action_save(self) -> None:
+        """Save the verdicts as shown, in Markdown or JSON."""
+        def saved(path: Path | None) -> None:
+            if path is not None:
+                self.app.notify(f"Saved the notes' conclusions to {path}", title="Saved")
+
+        self.app.push_screen(SaveScreen(self.home, what="claims",
+                                        make=lambda store, fmt: claims_text(store, fmt, self.catalog)), saved)
 
     def action_close(self) -> None:
         """Back to the app."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.table import Table
@@ -37,7 +38,22 @@ SAVES = {
     "report": ("Save the report",
                "One row per preset over all its seeds: median (min–max), dead and diverged counts, the notes' "
                "numbers and a verdict; JSON has every run.", "fnn-report"),
+    "claims": ("Save the notes' conclusions",
+               "The eight conclusions' verdicts as this view shows them, from the stored runs, each with its "
+               "sentence, reading and statistics (the section that ends `fnn-tui report -f md`).", "fnn-claims"),
+    "sweep": ("Save the sweep's report",
+              "One row per variant over its seeds, the best marked (as `fnn-tui report --sweep NAME`).",
+              "fnn-sweep"),
 }
+# the formats of each (the rest: Markdown, CSV and JSON)
+SAVE_FORMATS = {"claims": ("md", "json")}
+
+# what ``make`` gets and gives: the store (read only) and the format, the file's text
+TextMaker = Callable[[Store, str], str]
+
+
+class NothingToSave(Exception):
+    """What a ``make`` was to write is not in the store (any more); the message says what."""
 
 
 def _format_label(key: str, chosen: bool) -> str:
@@ -47,19 +63,23 @@ def _format_label(key: str, chosen: bool) -> str:
 
 class SaveScreen(ModalScreen[Path | None]):
     """Ask for a path and a format, then write what the view shows (``what``: the results
-    ``table``, the ``runs`` list's ``rows`` as shown, or the ``report``) atomically, off the
-    UI thread."""
+    ``table``, the ``runs`` list's ``rows`` as shown, the ``report``, or, made by ``make``
+    from the store, the ``claims`` or a ``sweep``'s report) atomically, off the UI thread."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, home: Path, *, what: str = "table", catalog: Catalog | None = None,
-                 rows: list[ResultRow] | None = None) -> None:
+                 rows: list[ResultRow] | None = None, make: TextMaker | None = None,
+                 stem: str | None = None) -> None:
         super().__init__()
         self.home = home
         self.fmt = "md"
         self.what = what
         self.catalog = catalog
         self.rows = rows or []
+        self.make = make
+        self.stem = stem or SAVES[what][2]
+        self.formats = SAVE_FORMATS.get(what, FORMATS)
 
     @property
     def report(self) -> bool:
@@ -67,14 +87,14 @@ class SaveScreen(ModalScreen[Path | None]):
         return self.what == "report"
 
     def compose(self) -> ComposeResult:
-        title, holds, stem = SAVES[self.what]
+        title, holds, _ = SAVES[self.what]
         with Vertical(id="dialog"):
             yield Label(title, classes="title")
             yield Label(holds)
             yield Label("File (the suffix picks the format) — enter or ctrl+s saves, escape cancels")
-            yield Input(value=default_name("md", stem), id="path")
+            yield Input(value=default_name("md", self.stem), id="path")
             with RadioSet(id="format"):
-                for key in FORMATS:
+                for key in self.formats:
                     yield RadioButton(_format_label(key, key == "md"), value=key == "md", name=key)
             yield Label("", id="error")
             with Horizontal(classes="buttons"):
@@ -111,13 +131,20 @@ class SaveScreen(ModalScreen[Path | None]):
             return
         path = Path(text).expanduser()
         fmt = format_for_path(path) or self.fmt  # a typed ".csv" means CSV
+        if fmt not in self.formats:
+            names = " or ".join(FORMAT_LABELS[f] for f in self.formats)
+            self.query_one("#error", Label).update(f"This saves as {names}: not .{fmt}.")
+            return
         self.query_one("#error", Label).update("saving…")
         self._write(path, fmt)
 
     @work(thread=True, exclusive=True, group="save")
     def _write(self, path: Path, fmt: str) -> None:
         try:
-            if self.what == "runs":
+            if self.make is not None:
+                with Store(self.home, reading=True) as store:
+                    text = self.make(store, fmt)
+            elif self.what == "runs":
                 rows = self.rows or []
                 made = provenance(f"{APP_SAVE} (the runs list, as sorted)", devices=(r.device for r in rows),
                                   engines=(r.engine for r in rows))
@@ -141,6 +168,9 @@ class SaveScreen(ModalScreen[Path | None]):
                     text = render(results_table(studies)[0], fmt, made)
             write_atomic(path, text)
         except StoreError as exc:  # the store, not the file: its line says what to do
+            self.app.call_from_thread(self.query_one("#error", Label).update, str(exc))
+            return
+        except NothingToSave as exc:  # what it saves is gone from the store
             self.app.call_from_thread(self.query_one("#error", Label).update, str(exc))
             return
         except OSError as exc:
@@ -227,6 +257,27 @@ PLOT_KEYS = [
     ("ctrl+p", "command palette"),
     ("q", "quit"),
 ]
+CLAIMS_KEYS = [
+    ("up/down", "choose a conclusion: its sentence, reading and statistics show below"),
+    ("ctrl+s", "save the verdicts as shown (Markdown or JSON)"),
+    ("esc / c", "back"),
+    ("ctrl+p", "command palette"),
+    ("q", "quit"),
+]
+SWEEPS_KEYS = [
+    ("up/down", "choose a sweep"),
+    ("enter", "its report: one row per variant over its seeds, the best marked"),
+    ("esc / w", "back"),
+    ("ctrl+p", "command palette"),
+    ("q", "quit"),
+]
+SWEEP_KEYS = [
+    ("up/down", "choose a variant"),
+    ("ctrl+s", "save the report (Markdown, CSV or JSON, as `fnn-tui report --sweep NAME -o FILE`)"),
+    ("esc", "back to the sweeps list"),
+    ("ctrl+p", "command palette"),
+    ("q", "quit"),
+]
 WORDS = ("ratio: the notes' \"acc\", the mean of |y_hat/y|; 1 is perfect. dead: the network predicts a "
          "constant. seeds: N (0..N-1), a list 3,7,11 or a range 0-9; seeds done with the same settings are "
          "skipped. The report's verdict: where the notes' number falls against our runs' min–max. device "
@@ -238,6 +289,17 @@ HELPS = {
              "the table gives the row's settings and min–max. " + WORDS),
     "plot": ("Plot: loss curves and the fitted function", PLOT_KEYS,
              "A study's plot draws every seed faintly and their median boldly. Losses on a log scale."),
+    "claims": ("The notes' conclusions: a verdict each from the stored runs", CLAIMS_KEYS,
+               "Verdicts on P(A better than B) with a 95% bootstrap interval: supported or contradicted when "
+               "the interval lies beyond 0.5, needs about N seeds when the effect points the claimed way but "
+               "the interval holds 0.5, not shown otherwise. Controlled: the base row with only the named "
+               "factor changed. This view trains nothing: `fnn-tui claims` trains the seeds that are missing."),
+    "sweeps": ("Sweeps: every stored sweep", SWEEPS_KEYS,
+               "done: the (variant, seed) pairs with a finished or diverged run, of all the grid's. "
+               "`fnn-tui sweep NAME` trains the rest."),
+    "sweep": ("A sweep's report: one row per variant", SWEEP_KEYS,
+              "Each cell: the median (min–max) over the variant's seeds; n/dead/div: finished, of them dead, "
+              "and diverged. The best variant (lowest median test loss) is marked."),
 }
 
 

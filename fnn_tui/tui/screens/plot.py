@@ -69,6 +69,7 @@ def load_plot(home: Path, target: PlotTarget) -> PlotData:
 class PlotScreen(Screen[None]):
     """The plot view over the whole terminal; escape or p goes back."""
 
+    HELP = "plot"  # its page in the help (dialogs.HELPS)
     BINDINGS = [
         Binding("escape", "close", "Back"),
         Binding("p", "close", "Back", show=False),

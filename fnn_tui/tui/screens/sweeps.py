@@ -15,10 +15,21 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from fnn_tui.core.catalog import Catalog
-from fnn_tui.report.sweeps import SweepReport, cell, chosen_runs, resolve, seeds_text, sweep_report, title
+from fnn_tui.report.provenance import APP_SAVE, provenance_of, stamped
+from fnn_tui.report.sweeps import (
+    SweepReport,
+    cell,
+    chosen_runs,
+    render,
+    resolve,
+    seeds_text,
+    sweep_report,
+    title,
+)
 from fnn_tui.store.db import DB_NAME
 from fnn_tui.store.runs import Store
 from fnn_tui.store.sweeps import get_sweep, list_sweeps
+from fnn_tui.tui.screens.dialogs import NothingToSave, SaveScreen
 
 CSS = """
 SweepsScreen Label, SweepReportScreen Label { height: auto; width: 100%; padding: 0 1; }
@@ -26,9 +37,33 @@ SweepsScreen DataTable, SweepReportScreen DataTable { height: 1fr; }
 """
 
 
+def stored_report(store: Store, name: str, catalog: Catalog) -> SweepReport | None:
+    """The report of the stored sweep ``name`` (None when there is none), its base preset's
+    settings from ``catalog`` where the preset is there."""
+    record = get_sweep(store, name)
+    if record is None:
+        return None
+    sweep = resolve(record)
+    base = next((p for p in catalog.valid() if p.name == sweep.base.name), None)
+    return sweep_report(store, sweep, base)
+
+
+def sweep_text(store: Store, fmt: str, name: str, catalog: Catalog) -> str:
+    """The sweep's report as ``fnn-tui report --sweep NAME`` writes it, with the provenance of
+    the app's Save."""
+    report = stored_report(store, name, catalog)
+    if report is None:
+        raise NothingToSave(f"No stored sweep named {name!r}.")
+    made = provenance_of(f"{APP_SAVE} (the report of sweep {name})", store,
+                         [i for row in report.rows for i in row.runs])
+    return stamped(render(report, fmt), fmt, made)
+
+
 class SweepsScreen(Screen[None]):
     """Every stored sweep: name, preset, grid, seeds and runs done; enter opens its report."""
 
+    HELP = "sweeps"  # its page in the help (dialogs.HELPS)
+    COVERS_LAB = True  # the app's lab keys do not act under it
     BINDINGS = [Binding("escape,w", "close", "Back"), Binding("enter", "open", "Report", show=True)]
     DEFAULT_CSS = CSS
 
@@ -94,7 +129,9 @@ class SweepsScreen(Screen[None]):
 class SweepReportScreen(Screen[None]):
     """One sweep's report: a row per variant, median (min–max) over its seeds."""
 
-    BINDINGS = [Binding("escape", "close", "Back")]
+    HELP = "sweep"  # its page in the help (dialogs.HELPS)
+    COVERS_LAB = True  # the app's lab keys do not act under it
+    BINDINGS = [Binding("escape", "close", "Back"), Binding("ctrl+s", "save", "Save")]
     DEFAULT_CSS = CSS
 
     def __init__(self, home: Path, name: str, catalog: Catalog) -> None:
@@ -125,14 +162,23 @@ class SweepReportScreen(Screen[None]):
 
     @work(thread=True, exit_on_error=False, group="store", name="sweep-report")
     def _load(self) -> None:
-        report = None
         with Store(self.home, reading=True) as store:
-            record = get_sweep(store, self.sweep_name)
-            if record is not None:
-                sweep = resolve(record)
-                base = next((p for p in self.catalog.valid() if p.name == sweep.base.name), None)
-                report = sweep_report(store, sweep, base)
+            report = stored_report(store, self.sweep_name, self.catalog)
         self.app.call_from_thread(self._show, report)
+
+    def action_save(self) -> None:
+        """Save the sweep's report, as `fnn-tui report --sweep NAME -o FILE` does."""
+        if self.report is None:
+            self.app.notify("Nothing to save: no report of this sweep.", severity="warning")
+            return
+
+        def saved(path: Path | None) -> None:
+            if path is not None:
+                self.app.notify(f"Saved the report of sweep {self.sweep_name} to {path}", title="Saved")
+
+        self.app.push_screen(SaveScreen(self.home, what="sweep", stem=f"fnn-sweep-{self.sweep_name}",
+                                        make=lambda store, fmt: sweep_text(store, fmt, self.sweep_name,
+                                                                           self.catalog)), saved)
 
     def _show(self, report: SweepReport | None) -> None:
         self.report = report

@@ -40,24 +40,29 @@ def _range(s: Spread) -> str:
     return f"{s.min:.2g}–{s.max:.2g}"
 
 
-def verdict_word(m: MetricSummary) -> str:
-    """The verdict in at most a dozen characters: "within", "53× below", "0.025 below",
-    "no runs" ("—" when the notes give no number)."""
+def verdict_word(m: MetricSummary, row: PresetReport | None = None) -> str:
+    """The verdict in at most a dozen characters: "within", "53× below", "0.025 below";
+    without a finished run, from ``row``'s counts: "all diverged", "none finished" (some
+    diverged or stopped) or "no runs" ("—" when the notes give no number)."""
     v = m.verdict
     if m.notes is None:
         return "—"
     if v.kind == VerdictKind.NO_RUNS:
+        if row is not None and row.diverged and not row.other:
+            return "all diverged"
+        if row is not None and (row.diverged or row.other):
+            return "none finished"
         return "no runs"
     if v.difference is not None:
         return f"{abs(v.difference):.2g} {v.kind.value}"
     return v.label or v.kind.value
 
 
-def metric_cell(m: MetricSummary) -> Text:
+def metric_cell(m: MetricSummary, row: PresetReport | None = None) -> Text:
     """Three lines: our median, the notes' number, the verdict word."""
     median = _num(m.all.median) if m.all.n else "—"
     notes = m.notes.text if m.notes is not None else "—"
-    return Text.assemble(f"{median}\n{notes}\n", (verdict_word(m), verdict_style(m)), justify="right")
+    return Text.assemble(f"{median}\n{notes}\n", (verdict_word(m, row), verdict_style(m)), justify="right")
 
 
 def report_cells(r: PresetReport) -> list[object]:
@@ -66,7 +71,7 @@ def report_cells(r: PresetReport) -> list[object]:
     n = f"n {r.finished}" + (f"+{r.other}" if r.other else "")
     runs = Text.assemble(n, "\n", (f"{r.dead} dead", "yellow" if r.dead else ""), "\n",
                          (f"{r.diverged} div", "red" if r.diverged else ""))
-    return [r.name + ("*" if r.differs else ""), runs, LABELS, *(metric_cell(m) for m in r.metrics)]
+    return [r.name + ("*" if r.differs else ""), runs, LABELS, *(metric_cell(m, r) for m in r.metrics)]
 
 
 def row_hint(r: PresetReport) -> str:
