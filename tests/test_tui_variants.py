@@ -17,6 +17,8 @@ from fnn_tui.tui.screens.variant import VariantScreen
 from fnn_tui.tui.widgets.preset_list import PresetList
 from fnn_tui.tui.widgets.results import ResultsTable
 
+from .helpers import screen_lines
+
 SIZE = (80, 24)
 
 
@@ -101,6 +103,16 @@ async def test_the_sweeps_list_and_a_sweeps_report(home: Path, tmp_path: Path) -
         assert all(str(rows.get_row(k)[1]) == "2/0/0" for k in ("lr=0.001", "lr=0.1"))
         title = str(report.query_one("#sweep-title", Label).render())
         assert title.startswith("Sweep tiny: exp08 (samples=200, epochs=1), 2 variants x 2 seeds")
+        # wider than 80 columns: right pages sideways by half a screen, the variant's name stays
+        assert rows.virtual_size.width > rows.scrollable_content_region.width
+        await pilot.press("right")
+        await pilot.pause()
+        assert rows.scroll_x == min(rows.scrollable_content_region.width // 2, rows.max_scroll_x) > 1  # not a cell
+        shown = "\n".join(screen_lines(app.export_screenshot()))
+        assert "test ratio" in shown and "lr=0.001" in shown
+        await pilot.press("left")
+        await pilot.pause()
+        assert rows.scroll_x == 0
         # ? is this screen's help; ctrl+s saves the report as `report --sweep tiny -f csv` writes it
         await pilot.press("question_mark")
         await pilot.pause()

@@ -273,6 +273,7 @@ SWEEPS_KEYS = [
 ]
 SWEEP_KEYS = [
     ("up/down", "choose a variant"),
+    ("left/right", "scroll sideways half a screen (more columns)"),
     ("ctrl+s", "save the report (Markdown, CSV or JSON, as `fnn-tui report --sweep NAME -o FILE`)"),
     ("esc", "back to the sweeps list"),
     ("ctrl+p", "command palette"),

@@ -30,6 +30,7 @@ from fnn_tui.store.db import DB_NAME
 from fnn_tui.store.runs import Store
 from fnn_tui.store.sweeps import get_sweep, list_sweeps
 from fnn_tui.tui.screens.dialogs import NothingToSave, SaveScreen
+from fnn_tui.tui.widgets.sideways import SidewaysTable
 
 CSS = """
 SweepsScreen Label, SweepReportScreen Label { height: auto; width: 100%; padding: 0 1; }
@@ -144,7 +145,8 @@ class SweepReportScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Sweep {self.sweep_name}", id="sweep-title")
-            yield DataTable(id="sweep-table", cursor_type="row", zebra_stripes=True)
+            # wider than 80 columns: ← → page sideways, the variant's name stays
+            yield SidewaysTable(id="sweep-table", cursor_type="row", zebra_stripes=True, fixed_columns=1)
             yield Label("", id="sweep-notes")
         yield Footer(compact=True)
 
@@ -194,7 +196,8 @@ class SweepReportScreen(Screen[None]):
                                *(Text(cell(r.metrics[m]), justify="right") for m in ("test_loss", "train_loss",
                                                                                        "test_ratio")),
                                key=r.name)
-        notes = "median (min–max) over finished seeds; * best: lowest median test loss; +N: seeds to do."
+        notes = ("median (min–max) over finished seeds; * best: lowest median test loss; +N: seeds to do; "
+                 "←→ scroll.")
         if report.caution:
             notes += f" Caution: {report.caution}."
         self.query_one("#sweep-notes", Label).update(notes + " esc goes back.")
