@@ -292,8 +292,9 @@ HELPS = {
              "A study's plot draws every seed faintly and their median boldly. Losses on a log scale."),
     "claims": ("The notes' conclusions: a verdict each from the stored runs", CLAIMS_KEYS,
                "Verdicts on P(A better than B) with a 95% bootstrap interval: supported or contradicted when "
-               "the interval lies beyond 0.5, needs about N seeds when the effect points the claimed way but "
-               "the interval holds 0.5, not shown otherwise. Controlled: the base row with only the named "
+               "the interval lies beyond 0.5 (for an \"about equal\" conclusion, supported when it lies within "
+               "0.5 ± its margin), needs about N seeds when the effect points the claimed way and N seeds a side "
+               "would show it, not shown otherwise. Controlled: the base row with only the named "
                "factor changed. This view trains nothing: `fnn-tui claims` trains the seeds that are missing."),
     "sweeps": ("Sweeps: every stored sweep", SWEEPS_KEYS,
                "done: the (variant, seed) pairs with a finished or diverged run, of all the grid's. "
