@@ -56,6 +56,12 @@ async def test_seeds_field_trains_every_seed_once_and_the_report_fills_in(home: 
             runs = store.list_runs()
         assert sorted(r.seed for r in runs) == [0, 1] and all(r.status == "finished" for r in runs)
         assert len({r.study for r in runs}) == 1
+        # the live view and the notices: one line for the queue, not one notice a seed
+        assert str(app.live.status.render()) == "2 runs: 2 finished"
+        assert "2 runs: 2 finished (exp07, seeds 0,1)" in [line.text for line in app.live.log.lines]
+        said = [str(n.message) for n in app._notifications]
+        assert said.count("2 runs: 2 finished (exp07, seeds 0,1)") == 1
+        assert not any(m.startswith("exp07 seed") for m in said), said
         # the report is reloaded as each run starts and ends (how many seeds each load finds
         # depends on how far the background process got: it only grows)
         await _until(pilot, lambda: app.results_shown == app.results_asked)

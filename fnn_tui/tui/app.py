@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from pathlib import Path
 
 from textual import on, work
@@ -18,6 +19,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Header, Input, Label, OptionList, Select
 from textual.worker import Worker, WorkerState
@@ -59,6 +61,11 @@ HINTS = {
                "^s save  b report",
     "report": "Report: each preset over its seeds.  b runs list  p plot  ^s save  ? help",
 }
+
+
+def severity(status: RunStatus) -> SeverityLevel:
+    """A notice's severity for a run's end: finished is news, stopped a warning, bad an error."""
+    return "information" if status == RunStatus.FINISHED else ("error" if status.bad else "warning")
 
 
 class FnnApp(App[None]):
@@ -450,15 +457,17 @@ class FnnApp(App[None]):
         elif isinstance(event, EndEvent):
             self.runs.ended.add(run_id)
             status = end_status(event)
-            started = self.runs.started.get(run_id)
-            preset = started.preset if started is not None else self.live.preset
+            self.runs.outcomes[run_id] = status
+            name = self.runs.run_name(run_id)
             text = self._end_text(run_id, event)
             if run_id == self.runs.current or self.runs.current is None:
-                self.live.end(preset, status, text, index, size)
+                self.live.end(name, status, text, index, size)
                 self.runs.current = None
                 self._show_next_live()
-            severity = "information" if status == RunStatus.FINISHED else ("error" if status.bad else "warning")
-            self.notify(f"{preset} {status.label}: {text}", severity=severity)
+            # a queue of many seeds gets one notice when it ends (on_queue_ended), not one a
+            # seed; a run that did not finish is told at once
+            if size == 1 or status != RunStatus.FINISHED:
+                self.notify(f"{name} {status.label}: {text}", severity=severity(status))
             self.refresh_results()
 
     def _show_next_live(self) -> None:
@@ -480,6 +489,12 @@ class FnnApp(App[None]):
         return end_message(event) or end_status(event).label
 
     def on_queue_ended(self, message: QueueEnded) -> None:
+        outcome = self.runs.outcome()
+        if outcome is not None and not self.runs.quitting:
+            line, what, worst = outcome
+            with suppress(NoMatches):
+                self.live.done(line, what, worst)
+            self.notify(f"{line} ({what})", severity=severity(worst))
         self.runs.idle()
         for controls in self.query(RunControls):  # none while the app is shutting down
             controls.set_enabled(True)

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fnn_tui.core.events import EpochMetrics, RunStarted
+from fnn_tui.core.status import RunStatus
+from fnn_tui.report.sweeps import seeds_text
 
 
 @dataclass
@@ -17,6 +19,7 @@ class RunState:
     ended: set[int] = field(default_factory=set)  # followed runs whose end has arrived
     epochs: dict[int, list[EpochMetrics]] = field(default_factory=dict)  # per followed run
     started: dict[int, RunStarted] = field(default_factory=dict)  # per followed run that left the queue
+    outcomes: dict[int, RunStatus] = field(default_factory=dict)  # per followed run that ended
     # At start-up a thread asks the store whether runs from an earlier session are still
     # going. A run key pressed meanwhile waits for that answer instead of being refused.
     checking: bool = False
@@ -34,11 +37,34 @@ class RunState:
         self.current = None
         self.ended = set()
         self.started = {}
+        self.outcomes = {}
 
     def position(self, run_id: int) -> tuple[int, int]:
         """``(index, size)`` of a run in the followed queue."""
         runs = self.followed or []
         return (runs.index(run_id) if run_id in runs else 0, max(len(runs), 1))
+
+    def run_name(self, run_id: int) -> str:
+        """``exp08 seed 3``: what the live view and the notices call a followed run."""
+        started = self.started.get(run_id)
+        return f"{started.preset} seed {started.seed}" if started is not None else "run"
+
+    def outcome(self) -> tuple[str, str, RunStatus] | None:
+        """What a queue of more than one run came to, once its runs ended: a short line
+        (``4 runs: 3 finished, 1 diverged``), what they were (``exp08, seeds 0-3``) and the
+        worst status among them (for the notice's severity); None for a single run."""
+        if len(self.outcomes) < 2:
+            return None
+        statuses = list(self.outcomes.values())
+        counts = ", ".join(f"{statuses.count(s)} {s.label}" for s in RunStatus if s in statuses)
+        started = [self.started[r] for r in self.outcomes if r in self.started]
+        presets = sorted({e.preset for e in started})
+        seeds = seeds_text({e.seed for e in started})
+        what = (presets[0] if len(presets) == 1 else f"{len(presets)} presets") + \
+            (f", seed{'s' if ',' in seeds or '-' in seeds else ''} {seeds}" if seeds else "")
+        worst = next((s for s in statuses if s.bad), next((s for s in statuses if s != RunStatus.FINISHED),
+                                                           RunStatus.FINISHED))
+        return f"{len(statuses)} runs: {counts}", what, worst
 
     def stop_target(self) -> int | None:
         """The run whose process a Stop goes to: the current one, else the next still to end."""

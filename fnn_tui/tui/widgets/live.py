@@ -105,6 +105,7 @@ class LiveView(Vertical):
     """Everything about the run in progress, driven by the trainer's events."""
 
     preset = ""
+    name = "run"  # the run shown: its preset and seed
     steps = 0  # steps per epoch of the run shown
     epoch_width = EPOCH_WIDTH  # the epoch column, wide enough for the run's last epoch
 
@@ -139,20 +140,19 @@ class LiveView(Vertical):
     def start(self, event: RunStarted, queue_index: int, queue_size: int) -> None:
         """A run begins; its stored epochs (resumed, reattached) follow as epoch events."""
         self.preset = event.preset
+        self.name = f"{event.preset} seed {event.seed}"  # a study trains one preset under several seeds
         self.steps = event.steps_per_epoch
         self.epoch_width = max(EPOCH_WIDTH, len(str(event.epochs)))
         self.query_one("#log-header", Label).update(log_header(self.epoch_width))
-        # the seed is shown because a study trains the same preset under several seeds
-        self.status.update(Text.assemble(("running ", "bold"),
-                                         f"{event.preset} seed {event.seed} on {event.device} ({event.engine})"))
+        self.status.update(Text.assemble(("running ", "bold"), f"{self.name} on {event.device} ({event.engine})"))
         self.run_bar.update(total=event.epochs * event.steps_per_epoch,
                             progress=event.start_epoch * event.steps_per_epoch + event.start_step)
         self.query_one("#queue-progress", ProgressBar).update(total=queue_size, progress=queue_index)
         self.query_one("#train-spark", LossSpark).reset()
         self.query_one("#test-spark", LossSpark).reset()
         self.log.clear()
-        self.log.write(Text(f"{event.preset}: {event.epochs} epochs x {event.steps_per_epoch} steps "
-                            f"on {event.device} ({event.engine})", style="bold"))
+        self.log.write(Text(f"{self.name}: {event.epochs} epochs x {event.steps_per_epoch} steps, "
+                            f"{event.device} ({event.engine})", style="bold"))
 
     def step(self, event: StepProgress) -> None:
         """Progress inside an epoch."""
@@ -165,17 +165,25 @@ class LiveView(Vertical):
         self.query_one("#train-spark", LossSpark).add(m.train_loss)
         self.query_one("#test-spark", LossSpark).add(m.test_loss)
         self.log.write(epoch_line(m, self.epoch_width))
-        self.status.update(f"{self.preset} epoch {m.epoch}/{event.epochs}  loss {m.train_loss:.4g}  {m.seconds:.2f} s/ep")
+        # the run bar has the time left; this line must fit the panel's 46 columns at 80x24
+        self.status.update(f"{self.name} epoch {m.epoch}/{event.epochs}  loss {m.train_loss:.4g}")
 
     def stopping(self) -> None:
         """A stop was asked for and has not arrived yet."""
         self.status.update("stopping…")
 
-    def end(self, preset: str, status: RunStatus, message: str, queue_index: int, queue_size: int) -> None:
-        """A run ended; diverged and failed runs are shown in red."""
-        line = Text(f"{preset} {status.label}: {message}", style=("bold " if status.bad else "") + status.style)
+    def end(self, name: str, status: RunStatus, message: str, queue_index: int, queue_size: int) -> None:
+        """A run ended (``name``: ``exp08 seed 3``); diverged and failed runs are shown in red."""
+        line = Text(f"{name} {status.label}: {message}", style=("bold " if status.bad else "") + status.style)
         self.log.write(line)
         self.status.update(line)
         if status == RunStatus.FINISHED:
             self.run_bar.update(progress=self.run_bar.total or 0)
         self.query_one("#queue-progress", ProgressBar).update(total=queue_size, progress=queue_index + 1)
+
+    def done(self, outcome: str, what: str, worst: RunStatus) -> None:
+        """A queue of several runs ended: the status line says what they came to (the last
+        run's own end line stays in the log above), coloured by the worst of them."""
+        line = Text(outcome, style=("bold " if worst.bad else "") + worst.style)
+        self.status.update(line)
+        self.log.write(Text.assemble(line, f" ({what})"))
