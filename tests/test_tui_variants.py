@@ -93,6 +93,8 @@ async def test_the_sweeps_list_and_a_sweeps_report(home: Path, tmp_path: Path) -
         table = app.screen.query_one("#sweeps-table", DataTable)
         await _until(pilot, lambda: table.row_count == 1)
         assert [str(c) for c in table.get_row("tiny")] == ["tiny", "exp08", "lr 2", "0,1", "4/4"]
+        shown = {b.binding.key: b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
+        assert shown.get("enter") == "Report", shown  # the footer says what enter does
         await pilot.press("enter")
         await _until(pilot, lambda: isinstance(app.screen, SweepReportScreen) and app.screen.report is not None)
         report = app.screen

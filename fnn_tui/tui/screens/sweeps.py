@@ -60,12 +60,19 @@ def sweep_text(store: Store, fmt: str, name: str, catalog: Catalog) -> str:
     return stamped(render(report, fmt), fmt, made)
 
 
+class SweepsTable(DataTable):
+    """The sweeps list's table: its enter (open the report) is shown in the footer, where a
+    plain DataTable's hidden enter would hide the screen's."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Report", show=True)]
+
+
 class SweepsScreen(Screen[None]):
     """Every stored sweep: name, preset, grid, seeds and runs done; enter opens its report."""
 
     HELP = "sweeps"  # its page in the help (dialogs.HELPS)
     COVERS_LAB = True  # the app's lab keys do not act under it
-    BINDINGS = [Binding("escape,w", "close", "Back"), Binding("enter", "open", "Report", show=True)]
+    BINDINGS = [Binding("escape,w", "close", "Back")]  # enter: the table's (SweepsTable)
     DEFAULT_CSS = CSS
 
     def __init__(self, home: Path, catalog: Catalog) -> None:
@@ -77,7 +84,7 @@ class SweepsScreen(Screen[None]):
         with Vertical():
             yield Label("Sweeps: enter shows a sweep's report; esc goes back. "
                         "`fnn-tui sweep` makes them.", id="sweeps-hint")
-            yield DataTable(id="sweeps-table", cursor_type="row", zebra_stripes=True)
+            yield SweepsTable(id="sweeps-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
     @property
