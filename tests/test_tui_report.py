@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from fnn_tui.core.catalog import discover
@@ -190,3 +191,27 @@ def test_report_view_snapshot(snap_compare, home: Path) -> None:
 
     app = FnnApp(home=home, preset_dirs=[FIXTURES])
     assert snap_compare(app, terminal_size=SIZE, run_before=open_report)
+
+
+async def test_a_queue_that_diverges_tells_its_first_divergence_at_once_and_the_rest_once(home: Path,
+                                                                                        tmp_path: Path) -> None:
+    """Row 4 on 200 samples diverges every seed: one notice for the first seed to diverge,
+    one for the queue when it ends (not one a seed), the status line in the worst colour."""
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    text = Path(discover().get("exp04").source).read_text()
+    (presets / "small04.toml").write_text(re.sub(r"(?m)^samples = .*$", "samples = 200", text))
+    app = FnnApp(home=home, preset_dirs=[presets], preset="small04")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        await _type(pilot, "#epochs", "2")
+        await _type(pilot, "#seeds", "2")
+        await pilot.press("r")
+        await _wait_for_runs_to_end(pilot)
+        await _until(pilot, lambda: app.runs.followed is None)
+        with Store(home) as store:
+            assert sorted((r.seed, r.status) for r in store.list_runs()) == [(0, "diverged"), (1, "diverged")]
+        said = [str(n.message) for n in app._notifications]
+        assert len([m for m in said if m.startswith("small04 seed") and " diverged: " in m]) == 1, said
+        assert said.count("2 runs: 2 diverged (small04, seeds 0,1)") == 1, said
+        assert str(app.live.status.render()) == "2 runs: 2 diverged"

@@ -465,8 +465,9 @@ class FnnApp(App[None]):
                 self.runs.current = None
                 self._show_next_live()
             # a queue of many seeds gets one notice when it ends (on_queue_ended), not one a
-            # seed; a run that did not finish is told at once
-            if size == 1 or status != RunStatus.FINISHED:
+            # seed; only its first run to diverge, fail or crash is told at once
+            first_bad = status.bad and sum(s.bad for s in self.runs.outcomes.values()) == 1
+            if size == 1 or first_bad:
                 self.notify(f"{name} {status.label}: {text}", severity=severity(status))
             self.refresh_results()
 
