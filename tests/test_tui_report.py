@@ -59,6 +59,8 @@ async def test_seeds_field_trains_every_seed_once_and_the_report_fills_in(home: 
         assert len({r.study for r in runs}) == 1
         # the live view and the notices: one line for the queue, not one notice a seed
         assert str(app.live.status.render()) == "2 runs: 2 finished"
+        queue = app.live.query_one("#queue-progress")
+        assert (queue.progress, queue.total) == (2, 2)  # runs ended, of the queue's
         assert "2 runs: 2 finished (exp07, seeds 0,1)" in [line.text for line in app.live.log.lines]
         said = [str(n.message) for n in app._notifications]
         assert said.count("2 runs: 2 finished (exp07, seeds 0,1)") == 1

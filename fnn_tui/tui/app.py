@@ -436,13 +436,13 @@ class FnnApp(App[None]):
         # the current one, and passes to another that is training when it ends; every run's
         # epochs reach the runs list and the plots.
         run_id, event = message.run_id, message.event
-        index, size = self.runs.position(run_id)
         if isinstance(event, RunStarted):
             self.runs.started[run_id] = event
             self.runs.epochs[run_id] = []
             if self.runs.current is None:
                 self.runs.current = run_id
-                self.live.start(event, index, size)
+                self.live.start(event)
+            self.live.queue(*self.runs.progress())
             self.refresh_results()
             self._plot_run_started(run_id, event)
         elif isinstance(event, StepProgress):
@@ -460,14 +460,15 @@ class FnnApp(App[None]):
             self.runs.outcomes[run_id] = status
             name = self.runs.run_name(run_id)
             text = self._end_text(run_id, event)
+            self.live.queue(*self.runs.progress())
             if run_id == self.runs.current or self.runs.current is None:
-                self.live.end(name, status, text, index, size)
+                self.live.end(name, status, text)
                 self.runs.current = None
                 self._show_next_live()
             # a queue of many seeds gets one notice when it ends (on_queue_ended), not one a
             # seed; only its first run to diverge, fail or crash is told at once
             first_bad = status.bad and sum(s.bad for s in self.runs.outcomes.values()) == 1
-            if size == 1 or first_bad:
+            if len(self.runs.followed or ()) <= 1 or first_bad:
                 self.notify(f"{name} {status.label}: {text}", severity=severity(status))
             self.refresh_results()
 
@@ -476,9 +477,8 @@ class FnnApp(App[None]):
         for run_id, started in self.runs.started.items():
             if run_id in self.runs.ended:
                 continue
-            index, size = self.runs.position(run_id)
             self.runs.current = run_id
-            self.live.start(started, index, size)
+            self.live.start(started)
             for metrics in self.runs.epochs.get(run_id, []):
                 self.live.epoch(EpochFinished(metrics, started.epochs))
             return
@@ -513,7 +513,7 @@ class FnnApp(App[None]):
             return
         if event.worker.group == "training" and event.state == WorkerState.ERROR:
             error = event.worker.error
-            self.live.end("run", RunStatus.FAILED, f"{type(error).__name__}: {error}", 0, 1)
+            self.live.end("run", RunStatus.FAILED, f"{type(error).__name__}: {error}")
             self.notify(f"{type(error).__name__}: {error}", title="Training failed", severity="error")
             self.on_queue_ended(QueueEnded())
             self.refresh_results()

@@ -39,10 +39,9 @@ class RunState:
         self.started = {}
         self.outcomes = {}
 
-    def position(self, run_id: int) -> tuple[int, int]:
-        """``(index, size)`` of a run in the followed queue."""
-        runs = self.followed or []
-        return (runs.index(run_id) if run_id in runs else 0, max(len(runs), 1))
+    def progress(self) -> tuple[int, int]:
+        """``(ended, size)``: how many followed runs have ended, of how many."""
+        return len(self.ended), max(len(self.followed or []), 1)
 
     def run_name(self, run_id: int) -> str:
         """``exp08 seed 3``: what the live view and the notices call a followed run."""

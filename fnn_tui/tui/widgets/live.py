@@ -137,7 +137,7 @@ class LiveView(Vertical):
         """The epoch log."""
         return self.query_one("#epoch-log", RichLog)
 
-    def start(self, event: RunStarted, queue_index: int, queue_size: int) -> None:
+    def start(self, event: RunStarted) -> None:
         """A run begins; its stored epochs (resumed, reattached) follow as epoch events."""
         self.preset = event.preset
         self.name = f"{event.preset} seed {event.seed}"  # a study trains one preset under several seeds
@@ -147,7 +147,6 @@ class LiveView(Vertical):
         self.status.update(Text.assemble(("running ", "bold"), f"{self.name} on {event.device} ({event.engine})"))
         self.run_bar.update(total=event.epochs * event.steps_per_epoch,
                             progress=event.start_epoch * event.steps_per_epoch + event.start_step)
-        self.query_one("#queue-progress", ProgressBar).update(total=queue_size, progress=queue_index)
         self.query_one("#train-spark", LossSpark).reset()
         self.query_one("#test-spark", LossSpark).reset()
         self.log.clear()
@@ -168,18 +167,21 @@ class LiveView(Vertical):
         # the run bar has the time left; this line must fit the panel's 46 columns at 80x24
         self.status.update(f"{self.name} epoch {m.epoch}/{event.epochs}  loss {m.train_loss:.4g}")
 
+    def queue(self, ended: int, size: int) -> None:
+        """How many runs of the queue have ended, of all (runs of a group or a pool end in any order)."""
+        self.query_one("#queue-progress", ProgressBar).update(total=size, progress=ended)
+
     def stopping(self) -> None:
         """A stop was asked for and has not arrived yet."""
         self.status.update("stopping…")
 
-    def end(self, name: str, status: RunStatus, message: str, queue_index: int, queue_size: int) -> None:
+    def end(self, name: str, status: RunStatus, message: str) -> None:
         """A run ended (``name``: ``exp08 seed 3``); diverged and failed runs are shown in red."""
         line = Text(f"{name} {status.label}: {message}", style=("bold " if status.bad else "") + status.style)
         self.log.write(line)
         self.status.update(line)
         if status == RunStatus.FINISHED:
             self.run_bar.update(progress=self.run_bar.total or 0)
-        self.query_one("#queue-progress", ProgressBar).update(total=queue_size, progress=queue_index + 1)
 
     def done(self, outcome: str, what: str, worst: RunStatus) -> None:
         """A queue of several runs ended: the status line says what they came to (the last
