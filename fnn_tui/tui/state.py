@@ -50,8 +50,9 @@ class RunState:
 
     def outcome(self) -> tuple[str, str, RunStatus] | None:
         """What a queue of more than one run came to, once its runs ended: a short line
-        (``4 runs: 3 finished, 1 diverged``), what they were (``exp08, seeds 0-3``) and the
-        worst status among them (for the notice's severity); None for a single run."""
+        (``4 runs: 3 finished, 1 diverged``), what they were (``exp08, seeds 0-3``; ``exp07 +
+        exp08, seed 0``; ``11 presets, seeds 0-9``) and the worst status among them (for the
+        notice's severity); None for a single run."""
         if len(self.outcomes) < 2:
             return None
         statuses = list(self.outcomes.values())
@@ -59,7 +60,7 @@ class RunState:
         started = [self.started[r] for r in self.outcomes if r in self.started]
         presets = sorted({e.preset for e in started})
         seeds = seeds_text({e.seed for e in started})
-        what = (presets[0] if len(presets) == 1 else f"{len(presets)} presets") + \
+        what = (" + ".join(presets) if len(presets) <= 3 else f"{len(presets)} presets") + \
             (f", seed{'s' if ',' in seeds or '-' in seeds else ''} {seeds}" if seeds else "")
         worst = next((s for s in statuses if s.bad), next((s for s in statuses if s != RunStatus.FINISHED),
                                                            RunStatus.FINISHED))
