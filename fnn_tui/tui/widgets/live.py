@@ -104,7 +104,6 @@ class LossSpark(Horizontal):
 class LiveView(Vertical):
     """Everything about the run in progress, driven by the trainer's events."""
 
-    preset = ""
     name = "run"  # the run shown: its preset and seed
     steps = 0  # steps per epoch of the run shown
     epoch_width = EPOCH_WIDTH  # the epoch column, wide enough for the run's last epoch
@@ -139,7 +138,6 @@ class LiveView(Vertical):
 
     def start(self, event: RunStarted) -> None:
         """A run begins; its stored epochs (resumed, reattached) follow as epoch events."""
-        self.preset = event.preset
         self.name = f"{event.preset} seed {event.seed}"  # a study trains one preset under several seeds
         self.steps = event.steps_per_epoch
         self.epoch_width = max(EPOCH_WIDTH, len(str(event.epochs)))
