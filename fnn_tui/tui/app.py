@@ -455,7 +455,6 @@ class FnnApp(App[None]):
             self.runs_list.live(run_id, event.metrics)
             self._plot_epoch(run_id, event)
         elif isinstance(event, EndEvent):
-            self.runs.ended.add(run_id)
             status = end_status(event)
             self.runs.outcomes[run_id] = status
             name = self.runs.run_name(run_id)

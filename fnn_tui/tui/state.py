@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 from dataclasses import dataclass, field
 
 from fnn_tui.core.events import EpochMetrics, RunStarted
@@ -16,10 +16,9 @@ class RunState:
 
     followed: list[int] | None = None  # the runs the worker follows, in order; None when idle
     current: int | None = None  # the followed run training now: its row in the runs list is live
-    ended: set[int] = field(default_factory=set)  # followed runs whose end has arrived
     epochs: dict[int, list[EpochMetrics]] = field(default_factory=dict)  # per followed run
     started: dict[int, RunStarted] = field(default_factory=dict)  # per followed run that left the queue
-    outcomes: dict[int, RunStatus] = field(default_factory=dict)  # per followed run that ended
+    outcomes: dict[int, RunStatus] = field(default_factory=dict)  # per followed run whose end has arrived
     # At start-up a thread asks the store whether runs from an earlier session are still
     # going. A run key pressed meanwhile waits for that answer instead of being refused.
     checking: bool = False
@@ -35,13 +34,17 @@ class RunState:
         """Start following these runs."""
         self.followed = list(run_ids)
         self.current = None
-        self.ended = set()
         self.started = {}
         self.outcomes = {}
 
+    @property
+    def ended(self) -> KeysView[int]:
+        """The followed runs whose end has arrived (a view: no copy per membership test)."""
+        return self.outcomes.keys()
+
     def progress(self) -> tuple[int, int]:
         """``(ended, size)``: how many followed runs have ended, of how many."""
-        return len(self.ended), max(len(self.followed or []), 1)
+        return len(self.outcomes), max(len(self.followed or []), 1)
 
     def run_name(self, run_id: int) -> str:
         """``exp08 seed 3``: what the live view and the notices call a followed run."""
@@ -59,9 +62,9 @@ class RunState:
         counts = ", ".join(f"{statuses.count(s)} {s.label}" for s in RunStatus if s in statuses)
         started = [self.started[r] for r in self.outcomes if r in self.started]
         presets = sorted({e.preset for e in started})
-        seeds = seeds_text({e.seed for e in started})
+        seeds = {e.seed for e in started}
         what = (" + ".join(presets) if len(presets) <= 3 else f"{len(presets)} presets") + \
-            (f", seed{'s' if ',' in seeds or '-' in seeds else ''} {seeds}" if seeds else "")
+            (f", seed{'s' if len(seeds) > 1 else ''} {seeds_text(seeds)}" if seeds else "")
         worst = next((s for s in statuses if s.bad), next((s for s in statuses if s != RunStatus.FINISHED),
                                                            RunStatus.FINISHED))
         return f"{len(statuses)} runs: {counts}", what, worst
