@@ -17,7 +17,7 @@ from fnn_tui.core.events import EpochFinished
 from fnn_tui.core.status import RunStatus
 from fnn_tui.store.runs import Store
 from fnn_tui.tui.app import FnnApp
-from fnn_tui.tui.messages import ResultsLoaded, RunEvent
+from fnn_tui.tui.messages import Following, QueueEnded, ResultsLoaded, RunEvent
 from fnn_tui.tui.widgets.preset_details import PresetDetails
 from fnn_tui.tui.widgets.preset_list import PresetList
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
@@ -163,6 +163,30 @@ async def test_results_loads_arriving_late_or_out_of_order_keep_the_newest_state
         await pilot.pause()
         await pilot.pause()
         assert table.get_row(str(run.id))[3].plain == "running"
+
+
+async def test_messages_from_threads_landing_while_the_app_shuts_down_are_dropped(home: Path) -> None:
+    """The store's loads and the follower's messages come from threads: one may land after
+    the app began to shut down and its widgets are gone (seen with a load under a busy
+    machine: NoMatches from the runs list, a traceback on quit). It is dropped, quietly."""
+    app = FnnApp(home=home)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        for _ in range(6):
+            await pilot.press("down")
+        await _set_input(pilot, "#epochs", "2")
+        await pilot.press("r")
+        await _wait_for_runs_to_end(pilot)
+        await _wait_idle(pilot)
+        with Store(home) as store:
+            (run,) = store.list_runs()
+            epoch = store.epochs(run.id)[-1]
+    assert not app.is_running and not app.query(ResultsTable)  # shut down: the widgets are gone
+    running = [replace(run, status=RunStatus.RUNNING)]
+    app.on_results_loaded(ResultsLoaded(running, table_rows(running), app.results_asked + 1))
+    app.on_following(Following([run.id]))
+    app.on_run_event(RunEvent(run.id, EpochFinished(epoch, 2)))
+    app.on_queue_ended(QueueEnded())
 
 
 async def test_save_to_an_unwritable_path_stays_in_the_dialog(home: Path, tmp_path: Path) -> None:

@@ -383,7 +383,8 @@ class FnnApp(App[None]):
             self.notify("A run from an earlier session is still training: following it.",
                         severity="warning")
         self.runs.follow(message.run_ids)
-        self._lock_controls()
+        with suppress(NoMatches):  # a queue found while the app shuts down: its widgets are gone
+            self._lock_controls()
 
     def action_stop(self) -> None:
         """Ask the background run to stop at its next chunk of steps; its queue is dropped."""
@@ -535,6 +536,12 @@ class FnnApp(App[None]):
         self.post_message(ResultsLoaded(records, rows, ask, reports, seed_roles(records)))
 
     def on_results_loaded(self, message: ResultsLoaded) -> None:
+        try:
+            self._show_results(message)
+        except NoMatches:  # a load that arrives while the app shuts down: its widgets are gone
+            pass
+
+    def _show_results(self, message: ResultsLoaded) -> None:
         # Loads run in threads and may arrive out of order: an older one would bring back
         # a state (a run still "running") that a newer one has already replaced.
         if message.ask < self.results_shown:
