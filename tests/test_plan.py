@@ -148,6 +148,33 @@ def test_every_preset_stopped_over_every_core_goes_on(tmp_path: Path) -> None:
 # --- what is done, what trains together, and what the command says -------------------------
 
 
+def test_tasks_stand_where_their_first_run_was_asked_for(home: Path, catalog) -> None:
+    """Runs that train alone keep the order they were asked in: exp07, exp08, exp09 on the
+    torch engine were planned 07, 09, 08 (07 and 09 share a network shape, so one key), and a
+    queue a student lined up trained out of order. Lanes of one shape still group, at the place
+    of their first run."""
+    from fnn_tui.core.group import lane_key
+    from fnn_tui.core.trainer import RunOptions
+    from fnn_tui.runs.plan import plan
+
+    tiny = {"samples": 150, "epochs": 2}
+    quick, last = (catalog.get(n).with_overrides(**tiny) for n in ("exp07", "exp09"))
+    slow = catalog.get("exp08").with_overrides(samples=300, epochs=3)
+    assert lane_key(quick) == lane_key(last) != lane_key(slow)
+    with Store(home) as store:
+        alone = plan(store, [quick, slow, last], RunOptions(engine="torch"))
+        presets = {r.id: r.preset for r in store.list_runs()}
+    assert [[presets[i] for i in t.run_ids] for t in alone.tasks] == [["exp07"], ["exp08"], ["exp09"]]
+    assert [t.lanes_kernel for t in alone.tasks] == [False] * 3
+
+    other = catalog.get("exp01").with_overrides(**tiny)
+    with Store(home) as store:
+        grouped = plan(store, [quick, other, last], RunOptions(engine="fused", device="cpu"), seeds=[5, 6])
+        presets = {r.id: r.preset for r in store.list_runs()}
+    assert [[presets[i] for i in t.run_ids] for t in grouped.tasks] == [["exp07"] * 2 + ["exp09"] * 2, ["exp01"] * 2]
+    assert all(t.lanes_kernel for t in grouped.tasks)
+
+
 def test_a_plain_run_of_a_done_seed_trains_nothing_unless_asked(home: Path) -> None:
     tiny = ("--epochs", "2", "--samples", "150")
     first = _cli(home, "run", "8", *tiny)

@@ -342,11 +342,12 @@ def _give_back(store: Store, lanes: list[_Lane]) -> None:
 
 def _tasks(lanes: list[_Lane]) -> list[Task]:
     """Cut the planned runs into tasks: equal engine, device, lane key and position share a
-    task, up to the engine's capacity; the order of first appearance is kept. GPU groups
-    (``fused-cuda``) are cut as evenly as can be (:func:`group_sizes`) and always train as
-    lanes of the kernel, even a group of one."""
+    task, up to the engine's capacity; a task stands where its first run was asked for (so
+    runs that train alone keep the order they were asked in). GPU groups (``fused-cuda``)
+    are cut as evenly as can be (:func:`group_sizes`) and always train as lanes of the
+    kernel, even a group of one."""
     groups: dict[tuple, list[list[_Lane]]] = {}
-    order: list[tuple] = []
+    order: list[tuple[tuple, int]] = []  # (key, chunk) in the order the chunks were begun
     for lane in lanes:
         r = lane.record
         position = None if lane.state is None else (lane.state.epoch, lane.state.step)
@@ -359,16 +360,14 @@ def _tasks(lanes: list[_Lane]) -> list[Task]:
             kind = False  # only the fused engines train lanes (a lane resumed on a torch device goes alone)
         key = (r.engine, r.device, lane_key(lane.preset), position, kind)
         capacity = group_capacity(lane.preset, RunOptions(r.device, r.engine)) if kind is not False else 1
-        chunks = groups.get(key)
-        if chunks is None:
-            groups[key] = chunks = []
-            order.append(key)
+        chunks = groups.setdefault(key, [])
         target = next((c for c in chunks if len(c) < capacity), None)
         if target is None:
+            order.append((key, len(chunks)))
             chunks.append([lane])
         else:
             target.append(lane)
-    for key in order:
+    for key in groups:
         if key[0] == CUDA_GROUP_ENGINE and len(groups[key]) > 1:
             every = [lane for chunk in groups[key] for lane in chunk]
             cut, start = [], 0
@@ -376,8 +375,13 @@ def _tasks(lanes: list[_Lane]) -> list[Task]:
                 cut.append(every[start:start + size])
                 start += size
             groups[key] = cut
-    return [_task(chunk, key[4] is True or (key[4] is None and len(chunk) > 1))
-            for key in order for chunk in groups[key]]
+            # the even cut's chunks all stand where the first one began
+            order = [(k, n) for k, n in order if k != key or n == 0]
+    tasks: list[Task] = []
+    for key, n in order:
+        chunks = groups[key] if key[0] == CUDA_GROUP_ENGINE else [groups[key][n]]
+        tasks.extend(_task(chunk, key[4] is True or (key[4] is None and len(chunk) > 1)) for chunk in chunks)
+    return tasks
 
 
 def _task(chunk: list[_Lane], lanes_kernel: bool) -> Task:
