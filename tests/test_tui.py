@@ -432,6 +432,12 @@ async def test_tui_command_can_start_a_preset_at_once(home: Path) -> None:
         await _wait_for_runs_to_end(pilot)
         log = app.query_one("#epoch-log")
         assert any("finished" in str(line.text) for line in log.lines)
+        # the log's prose wraps to the panel: its first line ("exp07 seed 0: 150 epochs x 800
+        # steps, cpu (fused)", 49 columns) gave the panel a sideways scrollbar at 80x24
+        assert not log.show_horizontal_scrollbar
+        assert log.virtual_size.width <= log.scrollable_content_region.width
+        words = " ".join(str(line.text).strip() for line in log.lines[:3]).split()
+        assert words[:9] == "exp07 seed 0: 150 epochs x 800 steps, cpu".split()
     with Store(home) as store:
         (run,) = store.list_runs()
     assert (run.preset, run.status, run.engine, run.device, run.epochs_done) == ("exp07", "finished", "fused", "cpu", 150)

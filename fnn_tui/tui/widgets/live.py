@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -148,8 +149,14 @@ class LiveView(Vertical):
         self.query_one("#train-spark", LossSpark).reset()
         self.query_one("#test-spark", LossSpark).reset()
         self.log.clear()
-        self.log.write(Text(f"{self.name}: {event.epochs} epochs x {event.steps_per_epoch} steps, "
-                            f"{event.device} ({event.engine})", style="bold"))
+        self.note(Text(f"{self.name}: {event.epochs} epochs x {event.steps_per_epoch} steps, "
+                       f"{event.device} ({event.engine})", style="bold"))
+
+    def note(self, line: Text) -> None:
+        """A line of prose in the log, wrapped to the panel's width: the log does not wrap
+        (an epoch row is one row of a table), and one long line gave it a sideways scrollbar
+        at 80x24 (a Text is never wrapped by an unwrapped log; the Group around it is)."""
+        self.log.write(Group(line))
 
     def step(self, event: StepProgress) -> None:
         """Progress inside an epoch."""
@@ -176,7 +183,7 @@ class LiveView(Vertical):
     def end(self, name: str, status: RunStatus, message: str) -> None:
         """A run ended (``name``: ``exp08 seed 3``); diverged and failed runs are shown in red."""
         line = Text(f"{name} {status.label}: {message}", style=("bold " if status.bad else "") + status.style)
-        self.log.write(line)
+        self.note(line)
         self.status.update(line)
         if status == RunStatus.FINISHED:
             self.run_bar.update(progress=self.run_bar.total or 0)
@@ -186,4 +193,4 @@ class LiveView(Vertical):
         run's own end line stays in the log above), coloured by the worst of them."""
         line = Text(outcome, style=("bold " if worst.bad else "") + worst.style)
         self.status.update(line)
-        self.log.write(Text.assemble(line, f" ({what})"))
+        self.note(Text.assemble(line, f" ({what})"))
