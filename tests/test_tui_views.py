@@ -111,7 +111,8 @@ async def test_palette_has_the_apps_commands_and_help_is_per_screen(home: Path, 
     app = FnnApp(home=home, preset="exp07")
     async with app.run_test(size=SIZE) as pilot:
         await _until(pilot, lambda: not app.runs.checking)
-        for query, title in (("save", "Save"), ("run all", "Run all"), ("report", "Report")):
+        for query, title in (("save", "Save"), ("run all", "Run all"), ("report", "Report"), ("sweep", "Sweeps"),
+                             ("claims", "tuning conclusions"), ("settings", "as a variant"), ("again", "Run again")):
             await pilot.press("ctrl+p")
             await pilot.pause()
             await pilot.press(*query)
@@ -119,6 +120,13 @@ async def test_palette_has_the_apps_commands_and_help_is_per_screen(home: Path, 
             assert title in _screen(app), query
             await pilot.press("escape")
             await pilot.pause()
+        # the palette's Claims opens the notes' conclusions (a key the footer does not show)
+        await pilot.press("ctrl+p", *"claims")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await _until(pilot, lambda: type(app.screen).__name__ == "ClaimsScreen")
+        await pilot.press("escape")
+        await _until(pilot, lambda: type(app.screen).__name__ != "ClaimsScreen")
         # the palette's Report opens the report
         await pilot.press("ctrl+p", *"report")
         await pilot.pause(0.5)

@@ -768,6 +768,13 @@ class FnnApp(App[None]):
             yield SystemCommand("Run", "Train the highlighted preset, every seed in the seeds field (r)",
                                 self.action_run)
             yield SystemCommand("Run all", "Train the marked presets, or every one (a)", self.action_run_all)
+            yield SystemCommand("Run again", "Train the highlighted preset's seeds again, done ones too (R)",
+                                self.action_run_again)
+            yield SystemCommand("Settings", "Change the highlighted preset's settings and run it as a variant (e)",
+                                self.action_edit_settings)
+            yield SystemCommand("Sweeps", "The stored sweeps, each with its report (w)", self.action_sweeps)
+            yield SystemCommand("Claims", "The notes' tuning conclusions, checked on the stored runs (c)",
+                                self.action_claims)
         yield SystemCommand("Stop", "Stop the run in progress; it is stored as cancelled (s)", self.action_stop)
         if not isinstance(screen, PlotScreen):
             yield SystemCommand("Runs list", "Every stored run, sortable (t)", self._show_runs_list)
