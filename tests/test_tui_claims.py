@@ -62,9 +62,9 @@ async def test_the_claims_view_shows_eight_verdicts_and_the_highlighted_ones_tex
         await pilot.press("question_mark")
         await pilot.pause()
         assert app.screen is screen
-        await pilot.press("r", "a", "t")
+        await pilot.press("t", "space")  # the lab's keys do not act under it either
         await pilot.pause(0.3)
-        assert app.runs.followed is None and not app.runs.busy
+        assert app.screen is screen and app.runs.followed is None and not app.runs.busy
         assert app.query_one("#views").current == "lab"
         with Store(home) as store:
             assert len(store.list_runs()) == 4  # nothing new was queued
@@ -91,3 +91,52 @@ async def test_the_claims_view_shows_eight_verdicts_and_the_highlighted_ones_tex
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, ClaimsScreen)
+
+
+async def test_r_in_the_claims_view_trains_what_the_highlighted_conclusion_is_missing(home: Path,
+                                                                                     catalog: Catalog) -> None:
+    """The view trained nothing (only `fnn-tui claims` did): r now trains the highlighted
+    conclusion's studies over the lab's seeds, as judged (the stored rows' settings), and c
+    again shows the verdicts on the new runs."""
+    tiny = {"epochs": 6, "samples": 120}
+    for name in ("exp10", "exp11"):  # conclusion 6's rows, seeds 0 and 1
+        for seed in range(2):
+            record_run(home, catalog.get(name).with_overrides(**tiny, seed=seed), RunOptions(engine="fused"))
+    app = FnnApp(home=home, device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        app.query_one("#seeds").value = "0-2"
+        await pilot.press("c")
+        await _until(pilot, lambda: isinstance(app.screen, ClaimsScreen) and bool(app.screen.results))
+        for _ in range(5):  # conclusion 6, decay-settles
+            await pilot.press("down")
+        await pilot.pause()
+        assert "exp11 vs exp10" in str(app.screen.detail.render())
+        await pilot.press("r")
+        await _until(pilot, lambda: not isinstance(app.screen, ClaimsScreen))
+        await _until(pilot, lambda: app.runs.followed is not None)
+        await _until(pilot, lambda: not app.runs.busy)
+        await app.workers.wait_for_complete()
+        with Store(home) as store:
+            runs = store.list_runs()
+            new = sorted((r.preset, r.seed, r.epochs_done, r.status) for r in runs if r.seed == 2)
+        # seeds 0 and 1 were done: only seed 2 of each row trained, with the rows' stored settings
+        assert len(runs) == 6 and new == [("exp10", 2, 6, "finished"), ("exp11", 2, 6, "finished")]
+        await pilot.press("c")
+        await _until(pilot, lambda: isinstance(app.screen, ClaimsScreen) and bool(app.screen.results))
+        screen = app.screen
+        # it opens again on the conclusion trained, its verdict now over three seeds a side
+        assert screen.table.cursor_row == 5 and screen.table.get_row_at(5)[1] == "decay-settles"
+        assert screen.table.get_row_at(5)[4] == "3/3" and "n = 3/3" in str(screen.detail.render())
+
+
+def test_a_in_the_claims_view_trains_the_studies_of_fnn_tui_claims(home: Path, catalog: Catalog) -> None:
+    """The view's a (every conclusion) hands the app the studies `fnn-tui claims` trains."""
+    from fnn_tui.report.claims import load_conclusions
+    from fnn_tui.report.verdicts import claim_sides, presets_to_train
+    from fnn_tui.tui.screens.claims import judge_home, studies_of
+
+    results, _ = judge_home(home, catalog)
+    ours = [p.study_digest() for p in studies_of(results)]
+    cli = [p.study_digest() for p in presets_to_train(claim_sides(load_conclusions(), catalog))]
+    assert ours == cli and len(ours) == len(set(ours)) > 11  # the eleven rows and the controlled variants

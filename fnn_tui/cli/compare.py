@@ -33,6 +33,7 @@ from fnn_tui.cli.common import (
     settings,
     write_output,
 )
+from fnn_tui.report.claims import SEEDS as CLAIMS_SEEDS
 
 SetOpt = list[str] | None
 
@@ -175,7 +176,7 @@ def _train_missing(s: Settings, presets: list, seeds: list[int], options, jobs: 
 def claims(
     ctx: typer.Context,
     seeds: Annotated[str, typer.Option("--seeds", help="The seeds of every study: N (0..N-1), a list or a range.",
-                                       metavar="SEEDS")] = "10",
+                                       metavar="SEEDS")] = str(CLAIMS_SEEDS),
     no_train: Annotated[bool, typer.Option("--no-train", help="Judge from the stored runs only; train nothing.")] = False,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Every row with this many epochs (not the notes' "
                                                "settings: the output says so).", metavar="N")] = None,

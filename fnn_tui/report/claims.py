@@ -47,6 +47,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CONCLUSIONS_FILE = "claims/conclusions.toml"
+SEEDS = 10  # the seeds (0..9) a conclusion's studies are trained over when none are asked for
 DIRECTIONS = ("better", "worse", "equal")
 SETTING_SECTIONS = ("data", "model", "training")  # what a run computes; the seed is left out
 

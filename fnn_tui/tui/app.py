@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -32,9 +33,11 @@ from fnn_tui.core.group import planned_runs
 from fnn_tui.core.presets import Preset, PresetError
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, engine_cost
+from fnn_tui.report.claims import SEEDS as CLAIMS_SEEDS
 from fnn_tui.report.reproduction import reproduction
 from fnn_tui.report.runinfo import RunFilter
 from fnn_tui.report.studies import load_studies, seed_roles, variant_names
+from fnn_tui.report.sweeps import seeds_text
 from fnn_tui.runs.background import NotRunningError, stop_run
 from fnn_tui.runs.liveness import reap
 from fnn_tui.runs.plan import Plan, SeedsError, parse_seeds, plan, plan_resume
@@ -55,6 +58,9 @@ from fnn_tui.tui.widgets.preset_details import PresetDetails
 from fnn_tui.tui.widgets.preset_list import PresetList
 from fnn_tui.tui.widgets.report import ReportTable, row_hint
 from fnn_tui.tui.widgets.results import ResultsTable, table_rows
+
+if TYPE_CHECKING:
+    from fnn_tui.tui.screens.claims import ClaimsTraining
 
 HINTS = {
     "results": "Runs list: every stored run, {sort}\no sort  i detail  f filter  ←→ scroll  u resume  p plot  "
@@ -112,6 +118,7 @@ class FnnApp(App[None]):
         self.results_shown = 0
         self.records: dict[int, RunRecord] = {}
         self.run_filter = RunFilter()  # what the runs list shows (f)
+        self._claims_row = 0  # the conclusion highlighted when the claims view (c) last closed
         self.loaded: ResultsLoaded | None = None  # the newest load, to filter again without reading
         self.store_error: str | None = None  # the line to print when the store failed under the app
         self.device_said: set[str] = set()
@@ -672,7 +679,33 @@ class FnnApp(App[None]):
             return
         from fnn_tui.tui.screens.claims import ClaimsScreen
 
-        self.push_screen(ClaimsScreen(self.home, self.catalog))
+        screen = ClaimsScreen(self.home, self.catalog, self._claims_row)
+
+        def closed(request: ClaimsTraining | None) -> None:
+            self._claims_row = screen.row
+            self._train_claims(request)
+
+        self.push_screen(screen, closed)
+
+    def _train_claims(self, request: ClaimsTraining | None) -> None:
+        """Train the studies a conclusion's verdicts stand on (the claims view's r and a): over
+        the seeds field's seeds, else seeds 0-9 as `fnn-tui claims`, on the lab's device."""
+        if request is None or not self._can_start(lambda: self._train_claims(request)):
+            return
+        seeds = self._seeds()
+        if seeds == []:
+            return
+        seeds = seeds or list(range(CLAIMS_SEEDS))
+        options = self.query_one(RunControls).options()
+        try:
+            planned_runs([p.with_overrides(seed=s) for p in request.presets for s in seeds], options)
+        except (DeviceError, EngineError) as exc:
+            self.notify(str(exc), title="Cannot run", severity="error")
+            return
+        self.notify(f"{len(request.presets)} {'study' if len(request.presets) == 1 else 'studies'} of "
+                    f"{request.what}, seeds {seeds_text(seeds)}; c shows the verdicts", title="Conclusions")
+        self.runs.follow([])
+        self._plan_and_start(list(request.presets), options, seeds)
 
     def action_help(self) -> None:
         """Show the keys of the screen on show."""

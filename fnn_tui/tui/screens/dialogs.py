@@ -259,6 +259,9 @@ PLOT_KEYS = [
 ]
 CLAIMS_KEYS = [
     ("up/down", "choose a conclusion: its sentence, reading and statistics show below"),
+    ("r", "train what the highlighted conclusion's verdicts are missing: its studies over the lab's seeds "
+          "field, else seeds 0-9, on the lab's device (done seeds are skipped)"),
+    ("a", "the same for all eight conclusions (`fnn-tui claims`)"),
     ("ctrl+s", "save the verdicts as shown (Markdown or JSON)"),
     ("esc / c", "back"),
     ("ctrl+p", "command palette"),
@@ -295,7 +298,8 @@ HELPS = {
                "the interval lies beyond 0.5 (for an \"about equal\" conclusion, supported when it lies within "
                "0.5 ± its margin), needs about N seeds when the effect points the claimed way and N seeds a side "
                "would show it, not shown otherwise. Controlled: the base row with only the named "
-               "factor changed. This view trains nothing: `fnn-tui claims` trains the seeds that are missing."),
+               "factor changed. The verdicts count every stored run of each study; c again after a training "
+               "shows the new ones."),
     "sweeps": ("Sweeps: every stored sweep", SWEEPS_KEYS,
                "done: the (variant, seed) pairs with a finished or diverged run, of all the grid's. "
                "`fnn-tui sweep NAME` trains the rest."),
