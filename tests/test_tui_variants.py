@@ -137,3 +137,92 @@ async def test_the_sweeps_list_and_a_sweeps_report(home: Path, tmp_path: Path) -
         assert isinstance(app.screen, SweepsScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, (SweepsScreen, SweepReportScreen))
+
+
+async def test_the_settings_form_with_several_values_stores_and_trains_a_sweep(home: Path) -> None:
+    """A field given several values makes the form a sweep: the same sweep `fnn-tui sweep`
+    makes (its name, grid and base), trained; made again with another grid, a new name."""
+    app = FnnApp(home=home, preset="exp08", device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        await pilot.press("e")
+        await _until(pilot, lambda: isinstance(app.screen, VariantScreen))
+        form = app.screen
+        for key, value in (("samples", "200"), ("epochs", "1"), ("lr", "0.001,abc")):
+            form.field(key).value = value
+        await pilot.pause()
+        assert _error(app).startswith("--set lr=0.001,abc: training.lr: expected a finite number > 0")
+        form.field("lr").value = "0.001,0.1"
+        form.query_one("#variant-seeds", Input).value = "2"
+        await pilot.pause()
+        says = str(form.query_one("#variant-name", Label).render())
+        assert _error(app) == "" and says.startswith("sweep exp08-lr: lr 2 = 2 variants x 2 seeds = 4 runs"), says
+        form.query_one("#variant-seeds", Input).focus()
+        await pilot.press("enter")
+        await _until(pilot, lambda: not isinstance(app.screen, VariantScreen))
+        await _until(pilot, lambda: app.runs.followed is not None)
+        await app.workers.wait_for_complete()
+        await _until(pilot, lambda: not app.runs.busy)
+        with Store(home) as store:
+            runs = store.list_runs()
+        assert len(runs) == 4 and {r.status.value for r in runs} == {"finished"}
+        assert sorted((r.seed, "lr = 0.1\n" in r.preset_toml) for r in runs) == [(0, False), (0, True), (1, False),
+                                                                                (1, True)]
+        # the command line's sweep of the same settings is this one: stored, nothing left to train
+        cli = CliRunner().invoke(cli_app, ["--home", str(home), "sweep", "8", "--set", "lr=0.001,0.1", "--seeds", "2",
+                                           "--epochs", "1", "--samples", "200"])
+        assert cli.exit_code == 0 and "sweep exp08-lr: all 4 runs are done" in cli.stderr, cli.output
+        # another grid under the same default name: a new sweep beside it
+        await pilot.press("e")
+        await _until(pilot, lambda: isinstance(app.screen, VariantScreen))
+        form = app.screen
+        for key, value in (("samples", "200"), ("epochs", "1"), ("lr", "0.01,0.1")):
+            form.field(key).value = value
+        await pilot.pause()
+        assert str(form.query_one("#variant-name", Label).render()).startswith("sweep exp08-lr: lr 2 = 2 variants x 1 seed")
+        form.field("lr").focus()
+        await pilot.press("enter")
+        await _until(pilot, lambda: not isinstance(app.screen, VariantScreen))
+        await _until(pilot, lambda: app.runs.followed is not None)
+        await app.workers.wait_for_complete()
+        await _until(pilot, lambda: not app.runs.busy)
+        await pilot.press("w")
+        await _until(pilot, lambda: isinstance(app.screen, SweepsScreen))
+        table = app.screen.query_one("#sweeps-table", DataTable)
+        await _until(pilot, lambda: table.row_count == 2)
+        assert [str(c) for c in table.get_row("exp08-lr-2")] == ["exp08-lr-2", "exp08", "lr 2", "0", "2/2"]
+        assert [str(c) for c in table.get_row("exp08-lr")][-1] == "4/4"
+
+
+async def test_r_in_the_sweeps_list_trains_what_the_sweep_is_missing(home: Path) -> None:
+    """A sweep stored with more seeds than trained (`sweep NAME --seeds` adds seeds, a kill
+    stops one): r trains the pairs not done, as `fnn-tui sweep NAME` would."""
+    made = CliRunner().invoke(cli_app, ["--home", str(home), "sweep", "8", "--set", "lr=0.001,0.1", "--seeds", "1",
+                                        "--epochs", "1", "--samples", "200", "--name", "tiny"])
+    assert made.exit_code == 0, made.output
+    from fnn_tui.store.sweeps import get_sweep, save_sweep
+
+    with Store(home) as store:  # seed 1 added, not trained
+        record = get_sweep(store, "tiny")
+        save_sweep(store, name="tiny", preset=record.preset, base_toml=record.base_toml, grid=record.grid, seeds=[0, 1])
+    app = FnnApp(home=home, device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        await _until(pilot, lambda: not app.runs.checking)
+        await pilot.press("w")
+        await _until(pilot, lambda: isinstance(app.screen, SweepsScreen))
+        table = app.screen.query_one("#sweeps-table", DataTable)
+        await _until(pilot, lambda: table.row_count == 1)
+        assert [str(c) for c in table.get_row("tiny")][-1] == "2/4"
+        await pilot.press("r")
+        await _until(pilot, lambda: not isinstance(app.screen, SweepsScreen))
+        await _until(pilot, lambda: app.runs.followed is not None)
+        await app.workers.wait_for_complete()
+        await _until(pilot, lambda: not app.runs.busy)
+        with Store(home) as store:
+            runs = store.list_runs()
+        assert len(runs) == 4 and sorted(r.seed for r in runs) == [0, 0, 1, 1]
+        assert {r.status.value for r in runs} == {"finished"}
+        await pilot.press("w")
+        await _until(pilot, lambda: isinstance(app.screen, SweepsScreen))
+        table = app.screen.query_one("#sweeps-table", DataTable)
+        await _until(pilot, lambda: table.row_count == 1 and str(table.get_row("tiny")[-1]) == "4/4")

@@ -51,11 +51,6 @@ def _seed_list(text: str) -> list[int]:
         raise fail(str(exc)) from None
 
 
-def default_name(preset: str, keys: list[str]) -> str:
-    """``exp08-lr-hidden``: the preset and the swept keys' short names."""
-    return "-".join([preset, *(k.split(".", 1)[1] for k in keys)])
-
-
 @app.command(epilog=examples(
     ("fnn-tui sweep 8 --set lr=0.001,0.01,0.1 --set hidden=[20,20,30],[50,50] --seeds 10", "6 variants x 10 seeds"),
     ("fnn-tui sweep 8 --set lr=log(1e-3,1e-1,5) --dry-run", "the plan and its time, nothing trained"),
@@ -125,7 +120,7 @@ def _request(s: Settings, target: str, sets: list[str], seeds: list[int] | None,
     """What the command line asks for: (the stored sweep it names, or None; the sweep to run)."""
     from fnn_tui.core.sweepfile import read_sweep_file
     from fnn_tui.core.variants import Grid, check_size, parse_grid
-    from fnn_tui.report.sweeps import resolve
+    from fnn_tui.report.sweeps import grid_name, resolve
     from fnn_tui.store.runs import Store
     from fnn_tui.store.sweeps import SweepRecord, get_sweep
 
@@ -162,8 +157,7 @@ def _request(s: Settings, target: str, sets: list[str], seeds: list[int] | None,
     base = base.with_overrides(epochs=epochs, samples=samples, seed=0)
     if not grid.axes:
         raise fail("a sweep needs at least one setting: --set KEY=VALUES")
-    name = name or default_name(base.name, [k for k, values, _ in grid.axes if len(values) > 1] or
-                                [k for k, _, _ in grid.axes])
+    name = name or grid_name(base, grid)
     if not name.strip() or not name.isprintable() or len(name) > 200:
         raise fail(f"--name {name!r}: expected a name of printable characters (at most 200)")
     check_size(grid, len(set(seeds)))  # before any variant is made

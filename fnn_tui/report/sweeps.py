@@ -24,7 +24,7 @@ from fnn_tui.core.status import RunStatus
 from fnn_tui.core.variants import Grid, _show, apply_settings, describe
 from fnn_tui.report.reproduction import METRICS, Spread, spread_of
 from fnn_tui.store.runs import RunRecord, Store
-from fnn_tui.store.sweeps import SweepRecord
+from fnn_tui.store.sweeps import SweepRecord, get_sweep, save_sweep
 
 FORMATS = ("md", "csv", "json")
 RANKED_BY = "test_loss"  # the best variant: the lowest median test loss over its seeds
@@ -45,6 +45,35 @@ class Sweep:
     def swept(self) -> list[str]:
         """The keys with more than one value (the others are shared by every variant)."""
         return [key for key, values, _ in self.grid.axes if len(values) > 1]
+
+
+def default_name(preset: str, keys: list[str]) -> str:
+    """``exp08-lr-hidden``: the preset and the swept keys' short names."""
+    return "-".join([preset, *(k.split(".", 1)[1] for k in keys)])
+
+
+def grid_name(base: Preset, grid: Grid) -> str:
+    """A new sweep's default name: the base preset and the keys it sweeps (every key when
+    none has several values)."""
+    return default_name(base.name, [k for k, values, _ in grid.axes if len(values) > 1] or
+                        [k for k, _, _ in grid.axes])
+
+
+def store_new_sweep(store: Store, base: Preset, grid: Grid, seeds: Iterable[int]) -> Sweep:
+    """Store the sweep of ``grid`` on ``base`` under its default name, or under the first free
+    ``NAME-2``, ``NAME-3``... when that name holds another grid or base; the same sweep made
+    again is the stored one, with the new seeds added. (The app's settings form; the command
+    line asks for ``--name`` instead.)"""
+    base = base.with_overrides(seed=0)
+    first = name = grid_name(base, grid)
+    n = 1
+    while (stored := get_sweep(store, name)) is not None and \
+            (stored.base_toml, stored.grid) != (base.to_toml(), grid.to_data()):
+        n += 1
+        name = f"{first}-{n}"
+    seeds = sorted(set(seeds) | set(stored.seeds if stored is not None else ()))
+    return resolve(save_sweep(store, name=name, preset=base.name, base_toml=base.to_toml(), grid=grid.to_data(),
+                              seeds=seeds))
 
 
 def resolve(record: SweepRecord) -> Sweep:
@@ -173,9 +202,10 @@ def shared_text(sweep: Sweep, catalog_base: Preset | None = None) -> str:
     return ", ".join(p for p in (base_diff, describe(shared_settings)) if p)
 
 
-def shape_text(sweep: Sweep) -> str:
+def shape_text(sweep: Sweep | Grid) -> str:
     """The swept keys and how many values each: ``lr 5 x hidden 2``."""
-    return " x ".join(f"{k.split('.', 1)[1]} {len(v)}" for k, v, _ in sweep.grid.axes if len(v) > 1) or "one variant"
+    grid = sweep if isinstance(sweep, Grid) else sweep.grid
+    return " x ".join(f"{k.split('.', 1)[1]} {len(v)}" for k, v, _ in grid.axes if len(v) > 1) or "one variant"
 
 
 def seeds_text(seeds: Iterable[int]) -> str:

@@ -33,17 +33,20 @@ from fnn_tui.core.group import planned_runs
 from fnn_tui.core.presets import Preset, PresetError
 from fnn_tui.core.status import RunStatus
 from fnn_tui.core.trainer import RunOptions, engine_cost
+from fnn_tui.core.variants import Grid, variants
 from fnn_tui.report.claims import SEEDS as CLAIMS_SEEDS
 from fnn_tui.report.reproduction import reproduction
 from fnn_tui.report.runinfo import RunFilter
 from fnn_tui.report.studies import load_studies, seed_roles, variant_names
-from fnn_tui.report.sweeps import seeds_text
+from fnn_tui.report.sweeps import resolve as resolve_sweep
+from fnn_tui.report.sweeps import seeds_text, store_new_sweep
 from fnn_tui.runs.background import NotRunningError, stop_run
 from fnn_tui.runs.liveness import reap
 from fnn_tui.runs.plan import Plan, SeedsError, parse_seeds, plan, plan_resume
 from fnn_tui.runs.record import ResumeError, end_message, stored_preset
 from fnn_tui.store.db import StoreError
 from fnn_tui.store.runs import RunRecord, Store
+from fnn_tui.store.sweeps import get_sweep
 from fnn_tui.tui import runner
 from fnn_tui.tui.messages import Following, QueueEnded, ResultsLoaded, RunEvent
 from fnn_tui.tui.screens.dialogs import ChoiceScreen, HelpScreen, SaveScreen
@@ -300,19 +303,56 @@ class FnnApp(App[None]):
         if request is None or not self._can_start(lambda: self._run_variant(request)):
             return
         options = self.query_one(RunControls).options()
+        seeds = request.seeds
+        if request.grid is not None:  # a sweep: every variant, seed 0 unless asked (as `fnn-tui sweep`)
+            runs = [v.with_overrides(seed=s) for v in variants(request.preset, request.grid) for s in seeds or [0]]
+        else:
+            runs = [request.preset] if seeds is None else [request.preset.with_overrides(seed=s) for s in seeds]
         try:
-            seeds = request.seeds
-            planned_runs([request.preset] if seeds is None else [request.preset.with_overrides(seed=s) for s in seeds],
-                         options)
+            planned_runs(runs, options)
         except (DeviceError, EngineError) as exc:
             self.notify(str(exc), title="Cannot run", severity="error")
             return
         self.runs.follow([])
-        self._plan_and_start([request.preset], options, request.seeds)
+        if request.grid is not None:
+            self._start_sweep(request.preset, request.grid, seeds or [0], options)
+        else:
+            self._plan_and_start([request.preset], options, request.seeds)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="training", name="training")
+    def _start_sweep(self, base: Preset, grid: Grid | None, seeds: list[int], options: RunOptions,
+                     name: str | None = None) -> None:
+        """Store the sweep of ``grid`` on ``base`` (or take the stored sweep ``name``) and train
+        its pairs not done yet, as `fnn-tui sweep` does."""
+        with Store(self.home) as store:
+            if name is not None:
+                record = get_sweep(store, name)
+                if record is None:
+                    self.call_from_thread(self.notify, f"No stored sweep named {name!r}.", severity="error")
+                    self.post_message(QueueEnded())
+                    return
+                sweep = resolve_sweep(record)
+            else:
+                assert grid is not None
+                sweep = store_new_sweep(store, base, grid, seeds)
+            planned = plan(store, list(sweep.variants), options, list(sweep.seeds))
+        total = len(sweep.variants) * len(sweep.seeds)
+        todo = len(planned.run_ids)
+        self.call_from_thread(self.notify, f"sweep {sweep.name}: {todo} of {total} runs to train" if todo else
+                              f"sweep {sweep.name}: all {total} runs are done", title="Sweep")
+        self._launch(planned)
 
     def action_sweeps(self) -> None:
-        """The stored sweeps; enter opens one's report."""
-        self.push_screen(SweepsScreen(self.home, self.catalog))
+        """The stored sweeps; enter opens one's report, r trains what one is missing."""
+        self.push_screen(SweepsScreen(self.home, self.catalog), self._train_sweep)
+
+    def _train_sweep(self, name: str | None) -> None:
+        """Train the pairs of the stored sweep ``name`` not done yet (the sweeps list's r), on the
+        lab's device."""
+        if name is None or not self._can_start(lambda: self._train_sweep(name)):
+            return
+        self.runs.follow([])
+        self._start_sweep(None, None, [], self.query_one(RunControls).options(), name)
 
     def action_run_all(self) -> None:
         """Queue the marked presets, or every valid one, in order (every seed asked for); runs

@@ -226,8 +226,9 @@ LAB_KEYS = [
     ("r", "run it: the seeds in the seeds field that are not done yet"),
     ("R", "run again: done seeds too, stored as repeats (`run --again`)"),
     ("a", "run all: the marked presets, or every one"),
-    ("e", "its settings as a form (checked as `--set`); enter runs the variant"),
-    ("w", "the sweeps list; enter opens a sweep's report"),
+    ("e", "its settings as a form (checked as `--set`); enter runs the variant, or, with a setting given "
+          "several values (0.001,0.01 or log(1e-3,1e-1,5)), stores and trains the sweep"),
+    ("w", "the sweeps list; enter opens a sweep's report, r trains what it is missing"),
     ("c", "the notes' conclusions, a verdict each from the stored seeds"),
     ("s", "stop: the run in progress is stored as cancelled"),
     ("t", "the runs view: the runs list, or with b the report"),
@@ -270,6 +271,8 @@ CLAIMS_KEYS = [
 SWEEPS_KEYS = [
     ("up/down", "choose a sweep"),
     ("enter", "its report: one row per variant over its seeds, the best marked"),
+    ("r", "train the highlighted sweep's (variant, seed) pairs not done yet, on the lab's device (a stopped "
+          "or killed sweep goes on)"),
     ("esc / w", "back"),
     ("ctrl+p", "command palette"),
     ("q", "quit"),

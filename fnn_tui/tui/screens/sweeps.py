@@ -67,12 +67,13 @@ class SweepsTable(DataTable):
     BINDINGS = [Binding("enter", "select_cursor", "Report", show=True)]
 
 
-class SweepsScreen(Screen[None]):
-    """Every stored sweep: name, preset, grid, seeds and runs done; enter opens its report."""
+class SweepsScreen(Screen[str | None]):
+    """Every stored sweep: name, preset, grid, seeds and runs done; enter opens its report,
+    r goes back with its name for the app to train what it is missing."""
 
     HELP = "sweeps"  # its page in the help (dialogs.HELPS)
     COVERS_LAB = True  # the app's lab keys do not act under it
-    BINDINGS = [Binding("escape,w", "close", "Back")]  # enter: the table's (SweepsTable)
+    BINDINGS = [Binding("escape,w", "close", "Back"), Binding("r", "train", "Train")]  # enter: the table's
     DEFAULT_CSS = CSS
 
     def __init__(self, home: Path, catalog: Catalog) -> None:
@@ -82,8 +83,8 @@ class SweepsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Sweeps: enter shows a sweep's report; esc goes back. "
-                        "`fnn-tui sweep` makes them.", id="sweeps-hint")
+            yield Label("Sweeps: enter shows a sweep's report, r trains what it is missing; esc goes back. "
+                        "e in the lab makes one (a setting given several values).", id="sweeps-hint")
             yield SweepsTable(id="sweeps-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
@@ -117,7 +118,8 @@ class SweepsScreen(Screen[None]):
             self.table.add_row(*row, key=row[0])
         if not rows:
             self.query_one("#sweeps-hint", Label).update(
-                "No sweeps stored yet: `fnn-tui sweep 8 --set lr=0.001,0.01,0.1 --seeds 3` makes one. esc goes back.")
+                "No sweeps stored yet: in the lab, e and a setting given several values (lr 0.001,0.01,0.1) "
+                "makes one, as `fnn-tui sweep 8 --set lr=0.001,0.01,0.1` does. esc goes back.")
 
     def action_open(self) -> None:
         """The highlighted sweep's report."""
@@ -128,6 +130,11 @@ class SweepsScreen(Screen[None]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_open()
+
+    def action_train(self) -> None:
+        """Back to the lab with the highlighted sweep, to train its pairs not done yet."""
+        if self.table.row_count:
+            self.dismiss(str(self.table.coordinate_to_cell_key(self.table.cursor_coordinate).row_key.value))
 
     def action_close(self) -> None:
         """Back to the app."""

@@ -4,6 +4,10 @@ Each field holds one setting in the words of ``--set`` (``0.05``, ``[50,50]``, `
 what is typed is checked as it is typed, by the same functions as ``run --set``
 (:mod:`fnn_tui.core.variants`), so the form shows the same one-line messages. Enter runs the
 variant with the seeds field (empty: one run, seed 0); Escape closes the form.
+
+A field given several values as ``sweep --set`` takes them (``0.001,0.01,0.1``,
+``log(1e-3,1e-1,5)``, ``[20,20],[50,50]``) makes the form a sweep: the grid of the changed
+fields, every variant checked before enter stores it (as ``fnn-tui sweep`` would) and trains it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,18 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
 from fnn_tui.core.presets import Preset, PresetError, preset_to_dict
-from fnn_tui.core.variants import KEYS, _show, apply_settings, label, parse_setting
+from fnn_tui.core.variants import (
+    KEYS,
+    Grid,
+    _show,
+    apply_settings,
+    check_size,
+    label,
+    parse_grid,
+    parse_setting,
+    variants,
+)
+from fnn_tui.report.sweeps import grid_name, shape_text
 from fnn_tui.runs.plan import SeedsError, parse_seeds
 
 FIELDS = tuple(key for key in KEYS if key != "data.seed")  # the seed is the seeds field's
@@ -25,10 +40,12 @@ FIELDS = tuple(key for key in KEYS if key != "data.seed")  # the seed is the see
 
 @dataclass(frozen=True)
 class VariantRequest:
-    """What the form asks to run: the variant and its seeds (``None``: one run, seed 0)."""
+    """What the form asks to run: the variant and its seeds (``None``: one run, seed 0), or,
+    with ``grid``, the sweep of that grid on ``preset`` (the form's base)."""
 
     preset: Preset
     seeds: list[int] | None
+    grid: Grid | None = None
 
 
 def current_text(preset: Preset, key: str) -> str:
@@ -40,7 +57,8 @@ def current_text(preset: Preset, key: str) -> str:
 class VariantScreen(ModalScreen[VariantRequest | None]):
     """A form of every setting of ``preset``, validated as it is typed."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    # enter runs from anywhere in the form (the fields' list itself takes the focus on a tab too)
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "run", "Run", show=False)]
     DEFAULT_CSS = """
     VariantScreen { align: center middle; }
     VariantScreen #variant-form { width: 76; height: auto; max-height: 100%; border: round $accent;
@@ -63,7 +81,7 @@ class VariantScreen(ModalScreen[VariantRequest | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="variant-form"):
-            yield Label(f"Settings of {self.base.name}: change any, enter runs the variant, esc closes",
+            yield Label(f"Settings of {self.base.name} (several values: a sweep); enter runs, esc closes",
                         id="variant-title")
             with VerticalScroll(id="variant-fields"):
                 for key in FIELDS:
@@ -99,29 +117,51 @@ class VariantScreen(ModalScreen[VariantRequest | None]):
         """Validate the whole form: the variant, or the first problem, shown under it."""
         self.request, problem = None, ""
         try:
-            settings: dict[str, object] = {}
-            for text in self.changes():
-                s = parse_setting(text)
-                settings[s.key] = s.value
-            variant = apply_settings(self.base, settings)
             seeds_text = self.query_one("#variant-seeds", Input).value.strip()
             seeds = parse_seeds(seeds_text) if seeds_text else None
-            self.request = VariantRequest(variant, seeds)
+            grid = parse_grid(self.changes())
+            if any(len(values) > 1 for _, values, _ in grid.axes):  # a sweep
+                # the fields of one value are the sweep's base (as `sweep --epochs 1` is), the rest its grid
+                base = apply_settings(self.base, {k: v[0] for k, v, _ in grid.axes if len(v) == 1})
+                grid = Grid(tuple(axis for axis in grid.axes if len(axis[1]) > 1))
+                check_size(grid, len(seeds or [0]))
+                variants(base, grid)  # every combination valid (batch size over samples names itself)
+                self.request = VariantRequest(base, seeds, grid)
+            else:
+                settings: dict[str, object] = {}
+                for text in self.changes():
+                    s = parse_setting(text)
+                    settings[s.key] = s.value
+                self.request = VariantRequest(apply_settings(self.base, settings), seeds)
         except PresetError as exc:
             problem = exc.first_line()
         except SeedsError as exc:
             problem = str(exc).replace("--seeds ", "seeds ")
         self.problem = problem
         self.query_one("#variant-error", Label).update(problem)
-        name = label(self.base, self.request.preset) if self.request else ""
-        self.query_one("#variant-name", Label).update(f"runs: {name}" if name else "")
+        self.query_one("#variant-name", Label).update(self.says())
         for key in FIELDS:  # the field the problem names is marked
             self.field(key).set_class(f" {key}:" in f" {problem}", "-invalid")
+
+    def says(self) -> str:
+        """What enter would do, in a line (``""`` while the form has a problem)."""
+        r = self.request
+        if r is None:
+            return ""
+        if r.grid is None:
+            return f"runs: {label(self.base, r.preset)}"
+        seeds = len(r.seeds or [0])
+        return (f"sweep {grid_name(r.preset, r.grid)}: {shape_text(r.grid)} = {r.grid.size} variants x "
+                f"{seeds} seed{'s' if seeds != 1 else ''} = {r.grid.size * seeds} runs; enter stores and trains it")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.check()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_run()
+
+    def action_run(self) -> None:
+        """Run what the form holds (the variant or the sweep), or say why it cannot."""
         self.check()
         if self.request is None:
             self.notify(self.problem, title="Bad setting", severity="error")
