@@ -47,16 +47,11 @@ class Sweep:
         return [key for key, values, _ in self.grid.axes if len(values) > 1]
 
 
-def default_name(preset: str, keys: list[str]) -> str:
-    """``exp08-lr-hidden``: the preset and the swept keys' short names."""
-    return "-".join([preset, *(k.split(".", 1)[1] for k in keys)])
-
-
 def grid_name(base: Preset, grid: Grid) -> str:
-    """A new sweep's default name: the base preset and the keys it sweeps (every key when
-    none has several values)."""
-    return default_name(base.name, [k for k, values, _ in grid.axes if len(values) > 1] or
-                        [k for k, _, _ in grid.axes])
+    """A new sweep's default name, ``exp08-lr-hidden``: the base preset and the short names
+    of the keys it sweeps (of every key when none has several values)."""
+    keys = [k for k, values, _ in grid.axes if len(values) > 1] or [k for k, _, _ in grid.axes]
+    return "-".join([base.name, *(k.split(".", 1)[1] for k in keys)])
 
 
 def store_new_sweep(store: Store, base: Preset, grid: Grid, seeds: Iterable[int]) -> Sweep:
