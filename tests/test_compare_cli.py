@@ -67,6 +67,10 @@ def test_compare_a_variant_finds_its_own_study_only(rows_10_11) -> None:
                   "--engine", "fused").exit_code == 0
     result = invoke("compare", "10", "10", "--epochs", "6", "--samples", "120", "--set-b", "training.lr=0.05")
     assert result.exit_code == 0 and "| runs counted (finished + diverged) | 3 | 2 |" in result.stdout
+    # --set-b takes what run --set takes: the short key is the same study (it was refused:
+    # "expected SECTION.KEY=VALUE")
+    short = invoke("compare", "10", "10", "--epochs", "6", "--samples", "120", "--set-b", "lr=0.05")
+    assert short.exit_code == 0 and without_provenance(short.stdout) == without_provenance(result.stdout)
 
 
 def test_compare_counts_each_seed_once_and_never_an_excluded_run(rows_10_11, home: Path, catalog) -> None:
@@ -92,8 +96,10 @@ def test_compare_counts_each_seed_once_and_never_an_excluded_run(rows_10_11, hom
 @pytest.mark.parametrize(("args", "message"), [
     (("compare", "10", "nope"), "no preset named 'nope'"),
     (("compare", "10", "11", "--metric", "loss"), "--metric loss: expected one of"),
-    (("compare", "10", "11", "--set-a", "lr"), "expected SECTION.KEY=VALUE"),
-    (("compare", "10", "11", "--set-a", "training.lr=-1"), "training.lr: expected a finite number > 0"),
+    (("compare", "10", "11", "--set-a", "lr"), "--set-a lr: expected key=value"),
+    (("compare", "10", "11", "--set-a", "training.lr=-1"), "--set-a training.lr=-1: training.lr: expected a finite number > 0"),
+    (("compare", "10", "11", "--set-b", "lrr=0.1"), "--set-b lrr=0.1: lrr: unknown key; did you mean 'lr'?"),
+    (("compare", "10", "11", "--set-b", "lr=0.1", "--set-b", "training.lr=0.2"), "training.lr: set twice"),
     (("compare", "10", "11"), "train some first"),
     (("compare", "10", "11", "-f", "xlsx"), "md, csv or json"),
     (("claims", "--seeds", "x"), "--seeds x"),

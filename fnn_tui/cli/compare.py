@@ -9,7 +9,6 @@ planner call (:func:`_train_missing`) and writes the text.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,24 +38,15 @@ SetOpt = list[str] | None
 
 
 def parse_changes(items: list[str] | None, option: str) -> dict[str, Any]:
-    """``key=value`` pairs (``model.hidden=[40,40]``, ``training.lr=0.05``) as settings; the
-    value is read as a TOML value, a bare word as a string (``model.norm=mean-var``)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+    """``key=value`` settings as ``run --set`` takes them (full or short keys, ``none`` clears
+    an optional one), checked the same way; a message names ``option`` (``--set-a``)."""
+    from fnn_tui.core.presets import PresetError
+    from fnn_tui.core.variants import parse_settings
 
-    changes: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        if not sep or "." not in key:
-            raise fail(f"{option} {item}: expected SECTION.KEY=VALUE, e.g. {option} training.lr=0.05")
-        try:
-            value = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text
-        changes[key.strip()] = value
-    return changes
+    try:
+        return parse_settings(items or [])
+    except PresetError as exc:
+        raise PresetError(exc.source.replace("--set", option, 1), exc.problems) from None
 
 
 def _side(store, s: Settings, name: str, changes: dict[str, Any], epochs: int | None, samples: int | None,
@@ -82,7 +72,7 @@ def _side(store, s: Settings, name: str, changes: dict[str, Any], epochs: int | 
 
 
 @app.command(epilog=examples(("fnn-tui compare 10 11", "rows 10 and 11 over their stored seeds"),
-                             ("fnn-tui compare 3 3 --set-b training.lr=0.5 --metric test_loss",
+                             ("fnn-tui compare 3 3 --set-b lr=0.5 --metric test_loss",
                               "row 3 against itself with another learning rate")))
 def compare(
     ctx: typer.Context,
@@ -94,7 +84,7 @@ def compare(
                                                      metavar="METRIC")] = None,
     epoch: Annotated[int | None, typer.Option("--epoch", help="Compare at this epoch (default: the last).",
                                               metavar="N", min=1)] = None,
-    set_a: Annotated[SetOpt, typer.Option("--set-a", help="Change a setting of A: SECTION.KEY=VALUE (repeatable).",
+    set_a: Annotated[SetOpt, typer.Option("--set-a", help="Change a setting of A: KEY=VALUE as `run --set` takes it (repeatable).",
                                           metavar="KEY=VALUE")] = None,
     set_b: Annotated[SetOpt, typer.Option("--set-b", help="Change a setting of B.", metavar="KEY=VALUE")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="The studies trained with this many epochs.",
@@ -118,8 +108,8 @@ def compare(
     for m in metric or []:
         if m not in METRICS:
             raise fail(f"--metric {m}: expected one of {', '.join(METRICS)}")
-    changes_a, changes_b = parse_changes(set_a, "--set-a"), parse_changes(set_b, "--set-b")
     with bad_input(s):
+        changes_a, changes_b = parse_changes(set_a, "--set-a"), parse_changes(set_b, "--set-b")
         with Store(s.home, reading=True) as store:
             side_a = _side(store, s, a, changes_a, epochs, samples, epoch)
             side_b = _side(store, s, b, changes_b, epochs, samples, epoch)
