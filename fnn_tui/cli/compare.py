@@ -49,27 +49,6 @@ def parse_changes(items: list[str] | None, option: str) -> dict[str, Any]:
         raise PresetError(exc.source.replace("--set", option, 1), exc.problems) from None
 
 
-def _side(store, s: Settings, name: str, changes: dict[str, Any], epochs: int | None, samples: int | None,
-          epoch: int | None):
-    from fnn_tui.report.claims import controlled_variant, describe_changes
-    from fnn_tui.report.compare import Side, side_runs, study_records
-    from fnn_tui.report.studies import load_studies
-
-    preset = s.catalog().get(name)
-    label = preset.name
-    if changes or epochs is not None or samples is not None:
-        preset = preset.with_overrides(epochs=epochs, samples=samples)
-        if changes:
-            preset = controlled_variant(preset, changes)
-            label += f" + {describe_changes(changes)}"
-        records, not_counted = study_records(store, preset)
-    else:  # the study the report shows for this preset (its current settings, else its newest)
-        (study,) = load_studies(store, s.catalog(), [preset.name]) or [None]
-        records = list(study.records) if study else []
-        not_counted = tuple(sorted([d[0] for d in study.study.duplicates] + list(study.study.excluded))) if study else ()
-        preset = study.preset if study else preset
-    return Side(label, preset, side_runs(store, records, epoch), not_counted)
-
 
 @app.command(epilog=examples(("fnn-tui compare 10 11", "rows 10 and 11 over their stored seeds"),
                              ("fnn-tui compare 3 3 --set-b lr=0.5 --metric test_loss",
@@ -97,7 +76,7 @@ def compare(
                                                 "omitted.", metavar="FILE")] = None,
 ) -> None:
     """Compare two studies with statistics: counts, medians, intervals, tests and a power note."""
-    from fnn_tui.report.compare import FORMATS, render
+    from fnn_tui.report.compare import FORMATS, preset_side, render
     from fnn_tui.report.compare import compare as compare_sides
     from fnn_tui.report.provenance import provenance_of, stamped
     from fnn_tui.report.reproduction import METRICS
@@ -111,8 +90,8 @@ def compare(
     with bad_input(s):
         changes_a, changes_b = parse_changes(set_a, "--set-a"), parse_changes(set_b, "--set-b")
         with Store(s.home, reading=True) as store:
-            side_a = _side(store, s, a, changes_a, epochs, samples, epoch)
-            side_b = _side(store, s, b, changes_b, epochs, samples, epoch)
+            side_a = preset_side(store, s.catalog(), a, changes_a, epochs=epochs, samples=samples, epoch=epoch)
+            side_b = preset_side(store, s.catalog(), b, changes_b, epochs=epochs, samples=samples, epoch=epoch)
             made = provenance_of(command_line(ctx), store, [r.run_id for side in (side_a, side_b) for r in side.counted()])
         empty = [(side, name, sets) for side, name, sets in ((side_a, a, set_a), (side_b, b, set_b))
                  if not side.counted()]

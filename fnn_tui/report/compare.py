@@ -29,12 +29,14 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
+from fnn_tui.core.catalog import Catalog
 from fnn_tui.core.presets import Preset
 from fnn_tui.core.status import RunStatus
 from fnn_tui.report import stats
 from fnn_tui.report.reproduction import METRICS, TITLES
-from fnn_tui.report.studies import counted_runs
+from fnn_tui.report.studies import counted_runs, load_studies
 from fnn_tui.store.runs import RunRecord, Store
 
 FORMATS = ("md", "csv", "json")
@@ -103,6 +105,31 @@ def study_records(store: Store, preset: Preset,
     counted = counted_runs(records)
     kept = {r.id for r in counted}
     return counted, tuple(sorted(r.id for r in records if r.id not in kept))
+
+
+def preset_side(store: Store, catalog: Catalog, name: str, changes: dict[str, Any] | None = None, *,
+                epochs: int | None = None, samples: int | None = None, epoch: int | None = None) -> Side:
+    """One side of ``compare A B``: the preset ``name`` (a name, number or file the catalog
+    knows), as the report shows its study (its current settings, else its newest), or, with
+    ``changes`` (full keys, as :func:`fnn_tui.core.variants.parse_settings` gives them) or
+    ``epochs``/``samples``, the study of exactly those settings."""
+    from fnn_tui.core.variants import apply_settings
+    from fnn_tui.report.claims import describe_changes  # (claims imports this module)
+
+    preset = catalog.get(name)
+    label = preset.name
+    if changes or epochs is not None or samples is not None:
+        preset = preset.with_overrides(epochs=epochs, samples=samples)
+        if changes:
+            preset = apply_settings(preset, changes)
+            label += f" + {describe_changes(changes)}"
+        records, not_counted = study_records(store, preset)
+    else:
+        (study,) = load_studies(store, catalog, [preset.name]) or [None]
+        records = list(study.records) if study else []
+        not_counted = tuple(sorted([d[0] for d in study.study.duplicates] + list(study.study.excluded))) if study else ()
+        preset = study.preset if study else preset
+    return Side(label, preset, side_runs(store, records, epoch), not_counted)
 
 
 def seeds_pair(a: Preset, b: Preset) -> bool:

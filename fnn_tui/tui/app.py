@@ -97,6 +97,7 @@ class FnnApp(App[None]):
         Binding("c", "claims", "Claims", id="claims", show=False),
         Binding("e", "edit_settings", "Settings", id="edit_settings", show=False),
         Binding("w", "sweeps", "Sweeps", id="sweeps", show=False),
+        Binding("x", "compare", "Compare", id="compare", show=False),
         Binding("ctrl+s", "save", "Save", id="save"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
@@ -727,6 +728,25 @@ class FnnApp(App[None]):
 
         self.push_screen(screen, closed)
 
+    def action_compare(self) -> None:
+        """Compare two presets with statistics: the two marked, or the one marked and the
+        highlighted one."""
+        if len(self.screen_stack) > 1:  # a dialog is open
+            return
+        presets = self.query_one(PresetList)
+        names = [e.name for e in presets.queued()] if presets.marked else []
+        highlighted = presets.entry
+        if len(names) == 1 and highlighted is not None and highlighted.preset is not None and \
+                highlighted.name not in names:
+            names.append(highlighted.name)
+        if len(names) != 2:
+            self.notify(f"Mark two presets with space, then x (or mark one and highlight the other); "
+                        f"{len(names)} marked.", title="Compare", severity="warning")
+            return
+        from fnn_tui.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(self.home, self.catalog, *names))
+
     def _train_claims(self, request: ClaimsTraining | None) -> None:
         """Train the studies a conclusion's verdicts stand on (the claims view's r and a): over
         the seeds field's seeds, else seeds 0-9 as `fnn-tui claims`, on the lab's device."""
@@ -848,6 +868,8 @@ class FnnApp(App[None]):
             yield SystemCommand("Sweeps", "The stored sweeps, each with its report (w)", self.action_sweeps)
             yield SystemCommand("Claims", "The notes' tuning conclusions, checked on the stored runs (c)",
                                 self.action_claims)
+            yield SystemCommand("Compare", "Two marked presets with statistics over their seeds (x)",
+                                self.action_compare)
         yield SystemCommand("Stop", "Stop the run in progress; it is stored as cancelled (s)", self.action_stop)
         if not isinstance(screen, PlotScreen):
             yield SystemCommand("Runs list", "Every stored run, sortable (t)", self._show_runs_list)

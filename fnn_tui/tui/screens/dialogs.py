@@ -41,6 +41,9 @@ SAVES = {
     "claims": ("Save the notes' conclusions",
                "The eight conclusions' verdicts as this view shows them, from the stored runs, each with its "
                "sentence, reading and statistics (the section that ends `fnn-tui report -f md`).", "fnn-claims"),
+    "compare": ("Save the comparison",
+                "The two presets over their stored seeds, per metric: counts, dead and diverged rates, medians, "
+                "intervals, tests and a power note (as `fnn-tui compare A B`).", "fnn-compare"),
     "sweep": ("Save the sweep's report",
               "One row per variant over its seeds, the best marked (as `fnn-tui report --sweep NAME`).",
               "fnn-sweep"),
@@ -230,6 +233,7 @@ LAB_KEYS = [
           "several values (0.001,0.01 or log(1e-3,1e-1,5)), stores and trains the sweep"),
     ("w", "the sweeps list; enter opens a sweep's report, r trains what it is missing"),
     ("c", "the notes' conclusions, a verdict each from the stored seeds"),
+    ("x", "compare two presets with statistics: the two marked, or the one marked and the highlighted one"),
     ("s", "stop: the run in progress is stored as cancelled"),
     ("t", "the runs view: the runs list, or with b the report"),
     ("p", "plot the highlighted preset's newest run"),
@@ -268,6 +272,13 @@ CLAIMS_KEYS = [
     ("ctrl+p", "command palette"),
     ("q", "quit"),
 ]
+COMPARE_KEYS = [
+    ("up/down", "scroll"),
+    ("ctrl+s", "save the comparison (Markdown, CSV or JSON, as `fnn-tui compare A B -o FILE`)"),
+    ("esc / x", "back"),
+    ("ctrl+p", "command palette"),
+    ("q", "quit"),
+]
 SWEEPS_KEYS = [
     ("up/down", "choose a sweep"),
     ("enter", "its report: one row per variant over its seeds, the best marked"),
@@ -303,6 +314,11 @@ HELPS = {
                "would show it, not shown otherwise. Controlled: the base row with only the named "
                "factor changed. The verdicts count every stored run of each study; c again after a training "
                "shows the new ones."),
+    "compare": ("Compare: two presets over their stored seeds", COMPARE_KEYS,
+                "Per metric: runs counted, dead and diverged with Wilson 95% intervals, the median (IQR) of the "
+                "finished runs, the difference of medians with a bootstrap 95% interval, P(A better than B), "
+                "Mann-Whitney and Welch tests, the pairs of the same seed, and how large an effect these "
+                "seeds can show. Each preset's study is the one the report shows."),
     "sweeps": ("Sweeps: every stored sweep", SWEEPS_KEYS,
                "done: the (variant, seed) pairs with a finished or diverged run, of all the grid's. "
                "`fnn-tui sweep NAME` trains the rest."),
