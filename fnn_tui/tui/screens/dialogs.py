@@ -229,11 +229,10 @@ LAB_KEYS = [
     ("r", "run it: the seeds in the seeds field that are not done yet"),
     ("R", "run again: done seeds too, stored as repeats (`run --again`)"),
     ("a", "run all: the marked presets, or every one"),
-    ("e", "its settings as a form (checked as `--set`); enter runs the variant, or, with a setting given "
-          "several values (0.001,0.01 or log(1e-3,1e-1,5)), stores and trains the sweep"),
-    ("w", "the sweeps list; enter opens a sweep's report, r trains what it is missing"),
+    ("e", "settings as a form; enter runs it (several values: a sweep)"),
+    ("w", "the sweeps list: enter a report, r trains what one lacks"),
     ("c", "the notes' conclusions, a verdict each from the stored seeds"),
-    ("x", "compare two presets with statistics: the two marked, or the one marked and the highlighted one"),
+    ("x", "compare the two marked (or one marked and the highlighted)"),
     ("s", "stop: the run in progress is stored as cancelled"),
     ("t", "the runs view: the runs list, or with b the report"),
     ("p", "plot the highlighted preset's newest run"),
@@ -264,9 +263,8 @@ PLOT_KEYS = [
 ]
 CLAIMS_KEYS = [
     ("up/down", "choose a conclusion: its sentence, reading and statistics show below"),
-    ("r", "train what the highlighted conclusion's verdicts are missing: its studies over the lab's seeds "
-          "field, else seeds 0-9, on the lab's device (done seeds are skipped)"),
-    ("a", "the same for all eight conclusions (`fnn-tui claims`)"),
+    ("r", "train what the highlighted one lacks (seeds field, else 0-9)"),
+    ("a", "the same for all eight (`fnn-tui claims`)"),
     ("ctrl+s", "save the verdicts as shown (Markdown or JSON)"),
     ("esc / c", "back"),
     ("ctrl+p", "command palette"),
@@ -321,7 +319,7 @@ HELPS = {
                 "seeds can show. Each preset's study is the one the report shows."),
     "sweeps": ("Sweeps: every stored sweep", SWEEPS_KEYS,
                "done: the (variant, seed) pairs with a finished or diverged run, of all the grid's. "
-               "`fnn-tui sweep NAME` trains the rest."),
+               "r (or `fnn-tui sweep NAME`) trains the rest."),
     "sweep": ("A sweep's report: one row per variant", SWEEP_KEYS,
               "Each cell: the median (min–max) over the variant's seeds; n/dead/div: finished, of them dead, "
               "and diverged. The best variant (lowest median test loss) is marked."),
